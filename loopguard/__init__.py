@@ -1,0 +1,33 @@
+"""loopguard: a circuit breaker for runaway LLM agents."""
+
+from loopguard.config import ConfigError
+from loopguard.guard import Guard
+from loopguard.policy import Policy, PolicySet
+from loopguard.verdict import Action, LoopGuardAbort, Verdict
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # LangChain adapters load on first use: the engine needs none of it
+    if name == "LoopGuardCallbackHandler":
+        from loopguard.integrations.langchain import LoopGuardCallbackHandler
+
+        return LoopGuardCallbackHandler
+    if name == "LoopGuardMiddleware":
+        from loopguard.integrations.middleware import LoopGuardMiddleware
+
+        return LoopGuardMiddleware
+    raise AttributeError(f"module 'loopguard' has no attribute {name!r}")
+
+
+__all__ = [
+    "Action",
+    "ConfigError",
+    "Guard",
+    "LoopGuardAbort",
+    "LoopGuardCallbackHandler",
+    "LoopGuardMiddleware",
+    "Policy",
+    "PolicySet",
+    "Verdict",
+]

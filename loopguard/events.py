@@ -1,0 +1,311 @@
+"""Plain events: what adapters report and the guard consumes.
+
+These mirror the JSON Lines contract in DESIGN.md (version 1). Adapters build them on the hot
+path, so they are slotted dataclasses rather than pydantic models; validation happens once, when a
+recording is read (`from_dict`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+FORMAT_VERSION = 1
+
+ROLES = ("system", "user", "assistant", "tool")
+RUN_STATUSES = ("ok", "error", "aborted")
+
+
+class EventFormatError(ValueError):
+    """A recorded event does not match the JSONL contract; the message names the field."""
+
+
+@dataclass(slots=True)
+class Message:
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            d["tool_calls"] = self.tool_calls
+        return d
+
+
+@dataclass(slots=True)
+class ToolCall:
+    name: str
+    args: dict[str, Any] | str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "args": self.args}
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        # Cache tokens are reported inside input_tokens by LangChain's usage_metadata
+        # (input_token_details), so they are not added again here.
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    """Common fields. `id`/`parent` are the framework's own ids of this call and its parent
+    (LangChain run ids); they are optional in recordings and used to nest spans."""
+
+    type: ClassVar[str] = ""
+    run: str
+    agent: str | None = None
+    ts: float = field(default_factory=time.time)
+    id: str | None = None
+    parent: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"v": FORMAT_VERSION, "type": self.type, "run": self.run,
+                             "agent": self.agent, "ts": self.ts}
+        if self.id is not None:
+            d["id"] = self.id
+        if self.parent is not None:
+            d["parent"] = self.parent
+        d.update(self._payload())
+        return d
+
+    def _payload(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelStart(Event):
+    type: ClassVar[str] = "model_start"
+    model: str
+    messages: list[Message] = field(default_factory=list)
+    max_tokens: int | None = None
+
+    def _payload(self) -> dict[str, Any]:
+        return {"model": self.model, "messages": [m.to_dict() for m in self.messages],
+                "max_tokens": self.max_tokens}
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelEnd(Event):
+    type: ClassVar[str] = "model_end"
+    model: str
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    def _payload(self) -> dict[str, Any]:
+        return {"model": self.model, "text": self.text,
+                "tool_calls": [c.to_dict() for c in self.tool_calls],
+                "usage": self.usage.to_dict()}
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelError(Event):
+    """Extension of the v1 contract: a model call that failed (throttled, cut, aborted)."""
+
+    type: ClassVar[str] = "model_error"
+    model: str
+    error: str
+
+    def _payload(self) -> dict[str, Any]:
+        return {"model": self.model, "error": self.error}
+
+
+@dataclass(slots=True, kw_only=True)
+class Token(Event):
+    type: ClassVar[str] = "token"
+    text: str
+
+    def _payload(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolStart(Event):
+    type: ClassVar[str] = "tool_start"
+    tool: str
+    args: dict[str, Any] | str = field(default_factory=dict)
+
+    def _payload(self) -> dict[str, Any]:
+        return {"tool": self.tool, "args": self.args}
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolEnd(Event):
+    type: ClassVar[str] = "tool_end"
+    tool: str
+    output: str = ""
+
+    def _payload(self) -> dict[str, Any]:
+        return {"tool": self.tool, "output": self.output}
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolError(Event):
+    type: ClassVar[str] = "tool_error"
+    tool: str
+    error: str
+
+    def _payload(self) -> dict[str, Any]:
+        return {"tool": self.tool, "error": self.error}
+
+
+@dataclass(slots=True, kw_only=True)
+class RunEnd(Event):
+    type: ClassVar[str] = "run_end"
+    status: str = "ok"
+
+    def _payload(self) -> dict[str, Any]:
+        return {"status": self.status}
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (ModelStart, ModelEnd, ModelError, Token, ToolStart, ToolEnd, ToolError, RunEnd)
+}
+
+
+# --- reading recordings -------------------------------------------------------------------
+
+def _need(d: dict[str, Any], key: str, kinds: type | tuple[type, ...], what: str) -> Any:
+    if key not in d:
+        raise EventFormatError(f"missing field {key!r} ({what})")
+    value = d[key]
+    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in _as_tuple(kinds):
+        raise EventFormatError(f"field {key!r} must be {what}, got {type(value).__name__}")
+    return value
+
+
+def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kinds if isinstance(kinds, tuple) else (kinds,)
+
+
+def _opt(d: dict[str, Any], key: str, kinds: type | tuple[type, ...], what: str,
+         default: Any = None) -> Any:
+    if d.get(key) is None:
+        return default
+    return _need(d, key, kinds, what)
+
+
+def _messages(raw: Any) -> list[Message]:
+    if not isinstance(raw, list):
+        raise EventFormatError("field 'messages' must be a list of {role, content} objects")
+    out = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise EventFormatError(f"messages[{i}] must be an object")
+        role = m.get("role")
+        if role not in ROLES:
+            raise EventFormatError(f"messages[{i}].role must be one of {', '.join(ROLES)}; "
+                                   f"got {role!r}")
+        content = m.get("content", "")
+        if not isinstance(content, str):
+            raise EventFormatError(f"messages[{i}].content must be a string")
+        calls = m.get("tool_calls")
+        if calls is not None and not isinstance(calls, list):
+            raise EventFormatError(f"messages[{i}].tool_calls must be a list")
+        out.append(Message(role, content, calls or None))
+    return out
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    if not isinstance(raw, list):
+        raise EventFormatError("field 'tool_calls' must be a list of {name, args} objects")
+    out = []
+    for i, c in enumerate(raw):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            raise EventFormatError(f"tool_calls[{i}] must be an object with a string 'name'")
+        args = c.get("args", {})
+        if not isinstance(args, (dict, str)):
+            raise EventFormatError(f"tool_calls[{i}].args must be an object or a string")
+        out.append(ToolCall(c["name"], args))
+    return out
+
+
+def _usage(raw: Any) -> Usage:
+    if raw is None:
+        return Usage()
+    if not isinstance(raw, dict):
+        raise EventFormatError("field 'usage' must be an object")
+    values = {}
+    for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        v = raw.get(key, 0) or 0
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise EventFormatError(f"usage.{key} must be a non-negative integer, got {v!r}")
+        values[key] = v
+    return Usage(**values)
+
+
+def from_dict(d: Any) -> Event:
+    """Build an event from one decoded JSON line; raises EventFormatError naming the field."""
+    if not isinstance(d, dict):
+        raise EventFormatError(f"an event must be a JSON object, got {type(d).__name__}")
+    v = d.get("v")
+    if v != FORMAT_VERSION:
+        raise EventFormatError(f"field 'v' must be {FORMAT_VERSION}, got {v!r}")
+    kind = d.get("type")
+    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise EventFormatError(f"field 'type' must be one of {', '.join(EVENT_TYPES)}; "
+                               f"got {kind!r}")
+    common = {
+        "run": _need(d, "run", str, "a string"),
+        "agent": _opt(d, "agent", str, "a string or null"),
+        "ts": float(_need(d, "ts", (int, float), "seconds since the epoch")),
+        "id": _opt(d, "id", str, "a string"),
+        "parent": _opt(d, "parent", str, "a string"),
+    }
+    if cls is ModelStart:
+        mt = _opt(d, "max_tokens", int, "an integer or null")
+        return ModelStart(**common, model=_need(d, "model", str, "a string"),
+                          messages=_messages(d.get("messages", [])), max_tokens=mt)
+    if cls is ModelEnd:
+        return ModelEnd(**common, model=_need(d, "model", str, "a string"),
+                        text=_opt(d, "text", str, "a string", ""),
+                        tool_calls=_tool_calls(d.get("tool_calls", [])),
+                        usage=_usage(d.get("usage")))
+    if cls is ModelError:
+        return ModelError(**common, model=_need(d, "model", str, "a string"),
+                          error=_opt(d, "error", str, "a string", ""))
+    if cls is Token:
+        return Token(**common, text=_need(d, "text", str, "a string"))
+    if cls is ToolStart:
+        args = d.get("args", {})
+        if not isinstance(args, (dict, str)):
+            raise EventFormatError("field 'args' must be an object or a string")
+        return ToolStart(**common, tool=_need(d, "tool", str, "a string"), args=args)
+    if cls is ToolEnd:
+        return ToolEnd(**common, tool=_need(d, "tool", str, "a string"),
+                       output=_opt(d, "output", str, "a string", ""))
+    if cls is ToolError:
+        return ToolError(**common, tool=_need(d, "tool", str, "a string"),
+                         error=_opt(d, "error", str, "a string", ""))
+    status = d.get("status", "ok")
+    if status not in RUN_STATUSES:
+        raise EventFormatError(f"field 'status' must be one of {', '.join(RUN_STATUSES)}; "
+                               f"got {status!r}")
+    return RunEnd(**common, status=status)

@@ -1,0 +1,253 @@
+"""The guard engine: per-run state, detectors, verdicts. Knows nothing of LangChain."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from loopguard.detectors import Detector, build_detectors
+from loopguard.events import (
+    Event, ModelEnd, ModelError, ModelStart, RunEnd, Token, ToolEnd, ToolError, ToolStart, Usage,
+)
+from loopguard.policy import Policy, PolicySet
+from loopguard.state import RunState
+from loopguard.verdict import Action, LoopGuardAbort, Verdict
+
+logger = logging.getLogger("loopguard")
+
+# Events that would start something paid; an aborted run refuses them all (sticky abort).
+_GATED = (ModelStart, ToolStart, Token)
+# Events between model calls: a verdict on them stops the run before the *next* model call.
+_BETWEEN_CALLS = (ModelStart, ToolStart, ToolEnd, ToolError)
+_MAX_WARNINGS_KEPT = 20
+
+
+class Sink(Protocol):
+    """Observes events and verdicts (telemetry, flight recorder). Never decides."""
+
+    def on_event(self, state: RunState, event: Event) -> None: ...
+
+    def on_verdict(self, state: RunState, event: Event, verdict: Verdict) -> None: ...
+
+    def on_run_end(self, state: RunState, event: RunEnd) -> None: ...
+
+
+Pricer = Callable[[Policy, str, Usage], float | None]
+
+
+class Guard:
+    """Feeds events to the detectors of each run's policy and applies their verdicts.
+
+    Thread-safe: runs are independent (one lock each), and the run table has its own lock.
+    Memory is bounded: a run's state is freed at `RunEnd`, and runs that never report an end
+    are evicted after `run_ttl` seconds without events or when more than `max_runs` are live.
+    """
+
+    def __init__(
+        self,
+        policy: Policy | PolicySet | str | os.PathLike[str] | None = None,
+        *,
+        sinks: Iterable[Sink] = (),
+        pricer: Pricer | None = None,
+        max_runs: int = 10_000,
+        run_ttl: float = 3600.0,
+    ) -> None:
+        if policy is None or isinstance(policy, (str, os.PathLike)):
+            policy = PolicySet.load(policy)
+        self.policies: PolicySet = policy if isinstance(policy, PolicySet) else PolicySet(default=policy)
+        self.sinks: list[Sink] = list(sinks)
+        self._pricer = pricer
+        self.max_runs = max_runs
+        self.run_ttl = run_ttl
+        self._runs: OrderedDict[str, RunState] = OrderedDict()
+        self._lock = threading.Lock()
+        self._dispatch: dict[int, tuple[Policy, dict[type[Event], list[Detector]]]] = {}
+        self._failed: set[str] = set()
+        self.internal_errors = 0
+
+    # --- public API -----------------------------------------------------------------------
+
+    def process(self, event: Event) -> Verdict | None:
+        """Evaluate one event. Returns the strongest warning or shadow verdict, if any.
+
+        Raises `LoopGuardAbort` when the run must stop (enforce mode), and on every later start
+        event of an aborted run. Any other failure inside the guard is logged and swallowed.
+        """
+        try:
+            state = self._state_for(event)
+        except Exception:  # noqa: BLE001 - fail open on the guard's own bugs
+            self._internal_error("run table", None)
+            return None
+        with state.lock:
+            if state.aborted is not None and isinstance(event, _GATED):
+                raise LoopGuardAbort(state.aborted)
+            verdict = self._evaluate(state, event)
+            if verdict is None or verdict.action < Action.ABORT or not verdict.enforced \
+                    or not isinstance(event, (ModelStart, ToolStart)):
+                self._account(state, event)
+            self._notify(state, event, verdict)
+        if type(event) is RunEnd:
+            self._finish(state, event)
+        if verdict is not None and verdict.action is Action.ABORT and verdict.enforced:
+            raise LoopGuardAbort(verdict)
+        return verdict
+
+    def end_run(self, run: str, status: str = "ok", *, ts: float | None = None) -> None:
+        """Report that `run` ended (frees its state)."""
+        state = self._runs.get(run)
+        if state is not None:
+            self.process(RunEnd(run=run, agent=state.agent, status=status,
+                                ts=time.time() if ts is None else ts))
+
+    def get_run(self, run: str) -> RunState | None:
+        return self._runs.get(run)
+
+    @property
+    def active_runs(self) -> int:
+        return len(self._runs)
+
+    def policy_for(self, agent: str | None) -> Policy:
+        return self.policies.for_agent(agent)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _state_for(self, event: Event) -> RunState:
+        runs = self._runs
+        state = runs.get(event.run)
+        if state is not None:
+            state.last_seen = max(state.last_seen, event.ts)
+            return state
+        with self._lock:
+            state = runs.get(event.run)
+            if state is None:
+                self._evict(event.ts)
+                policy = self.policies.for_agent(event.agent)
+                state = runs[event.run] = RunState(event.run, event.agent, policy, event.ts)
+            return state
+
+    def _evict(self, now: float) -> None:
+        runs = self._runs
+        # Runs are in creation order; scan the oldest few rather than the whole table.
+        for run in list(runs)[:64]:
+            state = runs[run]
+            if now - state.last_seen > self.run_ttl:
+                self._drop(run, "evicted after run_ttl without events")
+        while len(runs) >= self.max_runs:
+            oldest = next(iter(runs))
+            self._drop(oldest, f"evicted: more than max_runs={self.max_runs} live runs")
+
+    def _drop(self, run: str, why: str) -> None:
+        state = self._runs.pop(run, None)
+        if state is None:
+            return
+        logger.debug("loopguard: run %s %s", run, why)
+        end = RunEnd(run=run, agent=state.agent, status="error", ts=state.last_seen)
+        for sink in self.sinks:
+            self._call_sink(sink.on_run_end, state, end)
+
+    def _detectors(self, policy: Policy, kind: type[Event]) -> list[Detector]:
+        entry = self._dispatch.get(id(policy))
+        if entry is None or entry[0] is not policy:
+            table: dict[type[Event], list[Detector]] = {}
+            for detector in build_detectors(policy):
+                for t in detector.events:
+                    table.setdefault(t, []).append(detector)
+            entry = self._dispatch[id(policy)] = (policy, table)
+        return entry[1].get(kind, [])
+
+    def _evaluate(self, state: RunState, event: Event) -> Verdict | None:
+        strongest: Verdict | None = None
+        for detector in self._detectors(state.policy, type(event)):
+            try:
+                verdict = detector(state, event)
+            except Exception:  # noqa: BLE001 - a broken detector must not break the agent
+                self._internal_error(f"detector {detector.name}", state)
+                continue
+            if verdict is not None and (strongest is None or verdict.action > strongest.action):
+                strongest = verdict
+                if verdict.action is Action.ABORT:
+                    break
+        if strongest is None:
+            return None
+        strongest.run, strongest.agent = state.run, state.agent
+        strongest.step = state.model_calls + (1 if isinstance(event, _BETWEEN_CALLS) else 0)
+        strongest.usage = state.usage_snapshot()
+        if strongest.action is Action.ABORT:
+            if state.policy.mode == "shadow":
+                strongest.enforced = False
+                if any(v.detector == strongest.detector for v in state.shadow_verdicts):
+                    return None  # report each would-be abort once per run
+                state.shadow_verdicts.append(strongest)
+                logger.warning("loopguard (shadow): would stop run %s (agent %s) at model call "
+                               "%d: [%s] %s", state.run, state.agent, strongest.step,
+                               strongest.detector, strongest.reason)
+            else:
+                state.aborted = strongest
+                logger.error("loopguard: stopping run %s (agent %s) at model call %d: [%s] %s",
+                             state.run, state.agent, strongest.step, strongest.detector,
+                             strongest.reason)
+        else:
+            if len(state.warnings) < _MAX_WARNINGS_KEPT:
+                state.warnings.append(strongest)
+            logger.warning("loopguard: run %s (agent %s): [%s] %s", state.run, state.agent,
+                           strongest.detector, strongest.reason)
+        return strongest
+
+    def _account(self, state: RunState, event: Event) -> None:
+        kind = type(event)
+        if kind is Token:
+            return
+        if kind is ModelStart:
+            state.model_calls += 1
+        elif kind is ModelEnd:
+            state.usage.add(event.usage)  # type: ignore[attr-defined]
+            if self._pricer is not None:
+                try:
+                    cost = self._pricer(state.policy, event.model, event.usage)  # type: ignore[attr-defined]
+                except Exception:  # noqa: BLE001
+                    self._internal_error("pricing", state)
+                    cost = None
+                if cost:
+                    state.cost_usd += cost
+        elif kind is ToolStart:
+            state.tool_calls += 1
+            tool = event.tool  # type: ignore[attr-defined]
+            state.tool_counts[tool] = state.tool_counts.get(tool, 0) + 1
+
+    def _notify(self, state: RunState, event: Event, verdict: Verdict | None) -> None:
+        for sink in self.sinks:
+            self._call_sink(sink.on_event, state, event)
+            if verdict is not None:
+                self._call_sink(sink.on_verdict, state, event, verdict)
+
+    def _finish(self, state: RunState, event: RunEnd) -> None:
+        with self._lock:
+            self._runs.pop(state.run, None)
+        for sink in self.sinks:
+            self._call_sink(sink.on_run_end, state, event)
+
+    def _call_sink(self, method: Callable[..., Any], *args: Any) -> None:
+        try:
+            method(*args)
+        except Exception:  # noqa: BLE001 - sinks observe; they never break a run
+            self._internal_error(f"sink {type(getattr(method, '__self__', method)).__name__}",
+                                 args[0] if args else None)
+
+    def _internal_error(self, where: str, state: RunState | None) -> None:
+        self.internal_errors += 1
+        if state is not None:
+            state.attributes["loopguard.internal_error"] = where
+        if where not in self._failed:  # log the traceback once per failing part
+            self._failed.add(where)
+            logger.exception("loopguard: internal error in %s; continuing without it "
+                             "(fail open)", where)
+        else:
+            logger.debug("loopguard: internal error in %s again", where)
+
+
+__all__ = ["Guard", "Sink", "ModelError"]

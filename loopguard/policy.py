@@ -1,0 +1,109 @@
+"""Policies: what a guarded run may do, per agent.
+
+A `Policy` is a pydantic model with `extra="forbid"`, so a misspelt key is an error, not a
+silently ignored setting. A `PolicySet` holds a default policy and per-agent overrides; an
+override only names the keys it changes, the rest come from the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, model_validator
+
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class Policy(BaseModel):
+    """Limits and detector settings for one agent. Every limit is optional (None = no limit)."""
+
+    model_config = _STRICT
+
+    mode: Literal["enforce", "shadow"] = "enforce"
+    """`enforce` stops runs; `shadow` evaluates everything and only reports would-be aborts."""
+
+    # --- run limits: a hard stop at max_*, a warning at warn_* (default: warn_ratio of max) ---
+    max_model_calls: NonNegativeInt | None = 150
+    warn_model_calls: NonNegativeInt | None = None
+    max_tool_calls: NonNegativeInt | None = 300
+    warn_tool_calls: NonNegativeInt | None = None
+    max_calls_per_tool: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    """Per tool name, e.g. `{web_search = 10}`; warned at warn_ratio of each."""
+    max_seconds: NonNegativeFloat | None = None
+    warn_seconds: NonNegativeFloat | None = None
+    max_tokens: NonNegativeInt | None = None
+    """Input plus output tokens over the whole run (cache tokens are part of input)."""
+    warn_tokens: NonNegativeInt | None = None
+    warn_ratio: float = Field(0.8, gt=0, le=1)
+    """Where a limit without its own warn_* starts warning, as a fraction of the limit."""
+
+    # --- runaway detectors (issue 3): one section per detector, added here ---
+
+    # --- money (issue 4): max_cost_usd, budgets, prices, ledger, added here ---
+
+    # --- telemetry (issue 5): content capture, added here ---
+
+    @model_validator(mode="after")
+    def _warn_below_max(self) -> Policy:
+        for name in ("model_calls", "tool_calls", "seconds", "tokens"):
+            hard, soft = getattr(self, f"max_{name}"), getattr(self, f"warn_{name}")
+            if hard is not None and soft is not None and soft > hard:
+                raise ValueError(f"warn_{name} ({soft}) must not be above max_{name} ({hard})")
+        return self
+
+    def warn_at(self, name: str) -> float | None:
+        """The warning threshold of limit `name` (e.g. "model_calls")."""
+        soft = getattr(self, f"warn_{name}")
+        if soft is not None:
+            return soft
+        hard = getattr(self, f"max_{name}")
+        return None if hard is None else hard * self.warn_ratio
+
+    def merged(self, overrides: Mapping[str, Any]) -> Policy:
+        """A copy with `overrides` (nested dicts allowed) applied and validated."""
+        return Policy.model_validate(_deep_merge(self.model_dump(), overrides))
+
+
+class PolicySet(BaseModel):
+    """A default policy plus per-agent overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: Policy = Field(default_factory=Policy)
+    agents: dict[str, Policy] = Field(default_factory=dict)
+    source: str | None = Field(default=None, exclude=True)
+    """Where it was loaded from, for messages."""
+
+    def for_agent(self, agent: str | None) -> Policy:
+        if agent is not None:
+            found = self.agents.get(agent)
+            if found is not None:
+                return found
+        return self.default
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> PolicySet:
+        """Top-level keys are the default policy; `agents.<name>` tables override it."""
+        from loopguard.config import policy_set_from_mapping
+
+        return policy_set_from_mapping(data, source=source or "<dict>")
+
+    @classmethod
+    def load(cls, path: str | None = None) -> PolicySet:
+        """Load from `path`, else `$LOOPGUARD_CONFIG`, else ./loopguard.toml, ./loopguard.yaml,
+        or [tool.loopguard] in ./pyproject.toml; the built-in default when none exists."""
+        from loopguard.config import load_policy_set
+
+        return load_policy_set(path)
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

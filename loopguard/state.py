@@ -1,0 +1,60 @@
+"""Per-run state kept by the guard. Bounded: detectors keep windows, not histories."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from loopguard.events import Usage
+
+if TYPE_CHECKING:
+    from loopguard.policy import Policy
+    from loopguard.verdict import Verdict
+
+
+class RunState:
+    """What the guard knows of one guarded (root) run."""
+
+    __slots__ = (
+        "run", "agent", "policy", "started", "last_seen", "model_calls", "tool_calls",
+        "tool_counts", "usage", "cost_usd", "aborted", "shadow_verdicts", "warnings", "slots",
+        "lock", "attributes",
+    )
+
+    def __init__(self, run: str, agent: str | None, policy: Policy, now: float) -> None:
+        self.run = run
+        self.agent = agent
+        self.policy = policy
+        self.started = now
+        self.last_seen = now
+        self.model_calls = 0  # model calls that went out (or were allowed to)
+        self.tool_calls = 0
+        self.tool_counts: dict[str, int] = {}
+        self.usage = Usage()
+        self.cost_usd = 0.0
+        self.aborted: Verdict | None = None
+        self.shadow_verdicts: list[Verdict] = []  # would-be aborts in shadow mode (one each)
+        self.warnings: list[Verdict] = []  # bounded: see Guard._record
+        self.slots: dict[str, Any] = {}  # detector name -> its own bounded state
+        self.lock = threading.RLock()
+        self.attributes: dict[str, Any] = {}  # numbers detectors publish (tokens/min, ...)
+
+    def slot(self, name: str, factory: Any) -> Any:
+        """The state of detector `name`, created by `factory()` on first use."""
+        found = self.slots.get(name)
+        if found is None:
+            found = self.slots[name] = factory()
+        return found
+
+    @property
+    def elapsed(self) -> float:
+        return self.last_seen - self.started
+
+    def usage_snapshot(self) -> dict[str, Any]:
+        return {
+            "model_calls": self.model_calls,
+            "tool_calls": self.tool_calls,
+            **self.usage.to_dict(),
+            "cost_usd": round(self.cost_usd, 6),
+            "seconds": round(self.elapsed, 3),
+        }
