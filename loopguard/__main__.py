@@ -1,0 +1,5 @@
+import sys
+
+from loopguard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+"""The `loopguard` command. Each subcommand lives in its own module with `register(sub)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Subcommand modules, in the order `loopguard --help` lists them.
+COMMANDS = ("demo", "replay", "export", "pricing", "budget")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from loopguard import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="loopguard", description="A circuit breaker for runaway LLM agents.")
+    parser.add_argument("--version", action="version", version=f"loopguard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"loopguard.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"loopguard.cli.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
