@@ -1,0 +1,34 @@
+"""Shared test helpers.
+
+In CI (CI=true) a missing optional dependency or service is a failure, not a skip: the Redis and
+OpenTelemetry tests must really run there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(module: str | None = None, *, binary: str | None = None) -> Any:
+    """Import `module` (and/or find `binary` on PATH), skipping locally and failing in CI."""
+    if binary is not None and shutil.which(binary) is None:
+        _missing(f"the {binary!r} program is not on PATH")
+    if module is None:
+        return None
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        _missing(f"cannot import {module!r}: {exc}")
+
+
+def _missing(why: str) -> None:
+    if IN_CI:
+        pytest.fail(f"required in CI: {why}", pytrace=False)
+    pytest.skip(why)
