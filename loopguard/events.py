@@ -82,6 +82,9 @@ class Event:
     ts: float = field(default_factory=time.time)
     id: str | None = None
     parent: str | None = None
+    meta: dict[str, Any] | None = None
+    """Run labels from the framework (LangChain metadata such as thread_id or a tenant key);
+    adapters set it on run_start and model_start only."""
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"v": FORMAT_VERSION, "type": self.type, "run": self.run,
@@ -90,11 +93,24 @@ class Event:
             d["id"] = self.id
         if self.parent is not None:
             d["parent"] = self.parent
+        if self.meta:
+            d["meta"] = self.meta
         d.update(self._payload())
         return d
 
     def _payload(self) -> dict[str, Any]:
         return {}
+
+
+@dataclass(slots=True, kw_only=True)
+class RunStart(Event):
+    """Extension of the v1 contract: a guarded run began (its root chain or agent started)."""
+
+    type: ClassVar[str] = "run_start"
+    name: str | None = None
+
+    def _payload(self) -> dict[str, Any]:
+        return {"name": self.name}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -185,7 +201,7 @@ class RunEnd(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (ModelStart, ModelEnd, ModelError, Token, ToolStart, ToolEnd, ToolError, RunEnd)
+    for cls in (RunStart, ModelStart, ModelEnd, ModelError, Token, ToolStart, ToolEnd, ToolError, RunEnd)
 }
 
 
@@ -278,7 +294,10 @@ def from_dict(d: Any) -> Event:
         "ts": float(_need(d, "ts", (int, float), "seconds since the epoch")),
         "id": _opt(d, "id", str, "a string"),
         "parent": _opt(d, "parent", str, "a string"),
+        "meta": _opt(d, "meta", dict, "an object"),
     }
+    if cls is RunStart:
+        return RunStart(**common, name=_opt(d, "name", str, "a string"))
     if cls is ModelStart:
         mt = _opt(d, "max_tokens", int, "an integer or null")
         return ModelStart(**common, model=_need(d, "model", str, "a string"),

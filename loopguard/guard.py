@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from loopguard.detectors import Detector, build_detectors
 from loopguard.events import (
-    Event, ModelEnd, ModelError, ModelStart, RunEnd, Token, ToolEnd, ToolError, ToolStart, Usage,
+    Event, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolEnd, ToolError, ToolStart, Usage,
 )
 from loopguard.policy import Policy, PolicySet
 from loopguard.state import RunState
@@ -24,6 +24,7 @@ logger = logging.getLogger("loopguard")
 _GATED = (ModelStart, ToolStart, Token)
 # Events between model calls: a verdict on them stops the run before the *next* model call.
 _BETWEEN_CALLS = (ModelStart, ToolStart, ToolEnd, ToolError)
+_PRE_CHECKED = (ModelStart, ToolStart)
 _MAX_WARNINGS_KEPT = 20
 
 
@@ -86,9 +87,13 @@ class Guard:
         with state.lock:
             if state.aborted is not None and isinstance(event, _GATED):
                 raise LoopGuardAbort(state.aborted)
+            # Start events are judged before they count (an abort means the call never went
+            # out); everything else counts first, so detectors see the usage it reports.
+            pre = isinstance(event, _PRE_CHECKED)
+            if not pre:
+                self._account(state, event)
             verdict = self._evaluate(state, event)
-            if verdict is None or verdict.action < Action.ABORT or not verdict.enforced \
-                    or not isinstance(event, (ModelStart, ToolStart)):
+            if pre and (verdict is None or verdict.action < Action.ABORT or not verdict.enforced):
                 self._account(state, event)
             self._notify(state, event, verdict)
         if type(event) is RunEnd:
@@ -202,6 +207,8 @@ class Guard:
         kind = type(event)
         if kind is Token:
             return
+        if event.meta:
+            state.meta.update(event.meta)
         if kind is ModelStart:
             state.model_calls += 1
         elif kind is ModelEnd:
@@ -212,8 +219,11 @@ class Guard:
                 except Exception:  # noqa: BLE001
                     self._internal_error("pricing", state)
                     cost = None
+                state.last_call_cost = cost
                 if cost:
                     state.cost_usd += cost
+        elif kind is RunStart:
+            state.name = event.name  # type: ignore[attr-defined]
         elif kind is ToolStart:
             state.tool_calls += 1
             tool = event.tool  # type: ignore[attr-defined]
@@ -250,4 +260,4 @@ class Guard:
             logger.debug("loopguard: internal error in %s again", where)
 
 
-__all__ = ["Guard", "Sink", "ModelError"]
+__all__ = ["Guard", "Pricer", "Sink"]

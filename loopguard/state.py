@@ -18,7 +18,7 @@ class RunState:
     __slots__ = (
         "run", "agent", "policy", "started", "last_seen", "model_calls", "tool_calls",
         "tool_counts", "usage", "cost_usd", "aborted", "shadow_verdicts", "warnings", "slots",
-        "lock", "attributes",
+        "lock", "attributes", "meta", "last_call_cost", "name",
     )
 
     def __init__(self, run: str, agent: str | None, policy: Policy, now: float) -> None:
@@ -38,6 +38,9 @@ class RunState:
         self.slots: dict[str, Any] = {}  # detector name -> its own bounded state
         self.lock = threading.RLock()
         self.attributes: dict[str, Any] = {}  # numbers detectors publish (tokens/min, ...)
+        self.meta: dict[str, Any] = {}  # run labels (thread_id, tenant, ...) from events' meta
+        self.last_call_cost: float | None = None  # cost of the latest finished model call
+        self.name: str | None = None  # the root run's name, from run_start
 
     def slot(self, name: str, factory: Any) -> Any:
         """The state of detector `name`, created by `factory()` on first use."""
