@@ -1,0 +1,1 @@
+"""Adapters that turn what a framework reports into loopguard events."""

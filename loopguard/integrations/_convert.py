@@ -1,0 +1,112 @@
+"""LangChain objects to loopguard events: one place for both adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from loopguard.events import Message, ToolCall, Usage
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool",
+          "AIMessageChunk": "assistant", "function": "tool", "chat": "user"}
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content, which may be a string or a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, str):
+                parts.append(block)
+            elif isinstance(block, Mapping):
+                text = block.get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+        return "".join(parts)
+    return "" if content is None else str(content)
+
+
+def messages_of(messages: Sequence[Any]) -> list[Message]:
+    out = []
+    for m in messages:
+        calls = getattr(m, "tool_calls", None)
+        out.append(Message(
+            _ROLES.get(getattr(m, "type", ""), "user"),
+            text_of(getattr(m, "content", m)),
+            [{"name": c["name"], "args": c.get("args", {})} for c in calls] if calls else None,
+        ))
+    return out
+
+
+def tool_calls_of(message: Any) -> list[ToolCall]:
+    calls = getattr(message, "tool_calls", None) or ()
+    out = [ToolCall(c.get("name", ""), c.get("args", {})) for c in calls]
+    for bad in getattr(message, "invalid_tool_calls", None) or ():
+        out.append(ToolCall(bad.get("name") or "", bad.get("args") or ""))
+    return out
+
+
+def usage_of(message: Any, llm_output: Mapping[str, Any] | None = None) -> Usage:
+    """Usage from `usage_metadata` (cache tokens from `input_token_details`), else llm_output."""
+    um = getattr(message, "usage_metadata", None)
+    if um:
+        details = um.get("input_token_details") or {}
+        return Usage(
+            int(um.get("input_tokens") or 0),
+            int(um.get("output_tokens") or 0),
+            int(details.get("cache_read") or 0),
+            int(details.get("cache_creation") or 0),
+        )
+    usage = (llm_output or {}).get("usage") or (llm_output or {}).get("token_usage")
+    if isinstance(usage, Mapping):
+        return Usage(
+            int(usage.get("input_tokens") or usage.get("prompt_tokens") or 0),
+            int(usage.get("output_tokens") or usage.get("completion_tokens") or 0),
+        )
+    return Usage()
+
+
+def model_id(metadata: Mapping[str, Any] | None, params: Mapping[str, Any] | None,
+             fallback: str | None) -> str:
+    for source, key in ((metadata, "ls_model_name"), (params, "model_id"), (params, "model"),
+                        (params, "model_name")):
+        if source:
+            value = source.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return fallback or "unknown"
+
+
+def max_tokens_of(metadata: Mapping[str, Any] | None,
+                  params: Mapping[str, Any] | None) -> int | None:
+    for source, key in ((metadata, "ls_max_tokens"), (params, "max_tokens"),
+                        (params, "maxTokens")):
+        if source:
+            value = source.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    return None
+
+
+# Metadata keys worth keeping as run labels (thread_id for conversation budgets, user keys for
+# tenants); LangGraph's per-step bookkeeping is not.
+_SKIP_META_PREFIXES = ("langgraph_", "checkpoint_", "ls_", "lc_", "__")
+
+
+def labels_of(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not metadata:
+        return None
+    out = {k: v for k, v in metadata.items()
+           if isinstance(v, (str, int, float, bool)) and not k.startswith(_SKIP_META_PREFIXES)}
+    provider = metadata.get("ls_provider")
+    if isinstance(provider, str):
+        out["ls_provider"] = provider
+    return out or None
+
+
+def stop_message(verdict: Any) -> str:
+    """What an agent stopped gracefully tells its caller."""
+    return (f"Stopped by loopguard [{verdict.detector}] at model call {verdict.step}: "
+            f"{verdict.reason}")

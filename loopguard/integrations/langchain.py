@@ -1,0 +1,319 @@
+"""The LangChain callback handler: LangChain callbacks in, loopguard events out.
+
+Thin by design: it resolves every LangChain run to its root run, converts what LangChain reports
+into events, and lets the guard judge. Checks that prevent spending run at model start and tool
+start, so a refused call never goes out. One synchronous handler serves sync, async and
+streaming code: it runs inline (no thread hop) and its abort propagates (`raise_error`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from loopguard.events import (
+    Event, Message, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolEnd, ToolError,
+    ToolStart,
+)
+from loopguard.guard import Guard
+from loopguard.integrations._convert import (
+    labels_of, max_tokens_of, messages_of, model_id, text_of, tool_calls_of, usage_of,
+)
+from loopguard.policy import Policy, PolicySet
+from loopguard.verdict import LoopGuardAbort
+
+logger = logging.getLogger("loopguard")
+
+_MAX_TRACKED = 200_000  # LangChain runs whose end never arrives are forgotten past this
+
+
+class _Node:
+    """What the handler remembers of one live LangChain run."""
+
+    __slots__ = ("root", "anchor", "agent", "is_root", "label")
+
+    def __init__(self, root: str, anchor: str, agent: str | None, is_root: bool,
+                 label: str | None = None) -> None:
+        self.root = root  # the guarded run (root LangChain run id)
+        self.anchor = anchor  # nearest enclosing call with a span: a tool run, or the root
+        self.agent = agent
+        self.is_root = is_root
+        self.label = label  # the model id of a model run, the tool name of a tool run
+
+
+class LoopGuardCallbackHandler(BaseCallbackHandler):
+    """Guards every run it sees. Pass it in `config={"callbacks": [handler]}` (sees the whole
+    run tree: recommended) or to a model's constructor (sees that model's calls, grouped by
+    the run that calls the model).
+
+    Args:
+        guard: the engine to use; several handlers may share one.
+        policy: a Policy, PolicySet or path, used when no guard is given (default: loaded from
+            $LOOPGUARD_CONFIG / loopguard.toml / pyproject.toml, else the built-in default).
+        agent: the agent name for every run this handler sees (overrides metadata).
+        record_to: write every event to this JSONL file (the flight recorder).
+        record_content: with False, the recorder replaces text by a stable hash.
+        telemetry: emit OpenTelemetry spans and metrics (True, False, or "annotate" to add
+            loopguard's attributes to spans other instrumentation already made). Default: on
+            when the handler builds its own guard; a given guard keeps its own sinks.
+        tracer_provider, meter_provider: OpenTelemetry providers (default: the global ones).
+    """
+
+    raise_error = True  # the abort must reach the caller
+    run_inline = True  # no executor hop in async code: cheaper, and the abort propagates
+
+    def __init__(
+        self,
+        guard: Guard | None = None,
+        *,
+        policy: Policy | PolicySet | str | os.PathLike[str] | None = None,
+        agent: str | None = None,
+        record_to: str | os.PathLike[str] | None = None,
+        record_content: bool = True,
+        telemetry: bool | str | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+    ) -> None:
+        if guard is not None and policy is not None:
+            raise ValueError("pass either guard or policy, not both (a guard has its policies)")
+        own_guard = guard is None
+        self.guard = guard if guard is not None else Guard(policy)
+        self.agent = agent
+        if record_to is not None:
+            from loopguard.recorder import FlightRecorder
+
+            self.guard.sinks.append(FlightRecorder(record_to, record_content=record_content))
+        if telemetry is None:
+            telemetry = own_guard
+        if telemetry:
+            from loopguard.telemetry.spans import SpanSink
+
+            self.guard.sinks.append(SpanSink(
+                tracer_provider=tracer_provider, meter_provider=meter_provider,
+                mode="annotate" if telemetry == "annotate" else "spans"))
+        self._nodes: dict[UUID, _Node] = {}
+        self._lock = threading.Lock()
+
+    # --- the run tree ---------------------------------------------------------------------
+
+    def _enter(self, run_id: UUID, parent_run_id: UUID | None, name: str | None,
+               metadata: Mapping[str, Any] | None, *, is_tool: bool = False,
+               label: str | None = None) -> _Node:
+        parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+        if parent is not None:
+            root, anchor, agent, is_root = parent.root, parent.anchor, parent.agent, False
+        else:
+            # No parent, or one this handler never saw (attached to a model's constructor):
+            # the outermost run it can see is the guarded run.
+            root = str(parent_run_id if parent_run_id is not None else run_id)
+            anchor, is_root = root, parent_run_id is None
+            agent = self._agent_name(metadata, name)
+        node = _Node(root, str(run_id) if is_tool else anchor, agent, is_root, label)
+        nodes = self._nodes
+        if len(nodes) >= _MAX_TRACKED:
+            with self._lock:
+                for stale in list(nodes)[: _MAX_TRACKED // 10]:
+                    nodes.pop(stale, None)
+        nodes[run_id] = node
+        return node
+
+    def _agent_name(self, metadata: Mapping[str, Any] | None, name: str | None) -> str | None:
+        if self.agent is not None:
+            return self.agent
+        if metadata:
+            for key in ("loopguard_agent", "lc_agent_name"):
+                value = metadata.get(key)
+                if isinstance(value, str) and value:
+                    return value
+        return name
+
+    def _send(self, event: Event, refused: UUID | None = None) -> None:
+        try:
+            self.guard.process(event)
+        except LoopGuardAbort:
+            if refused is not None:
+                # A refused start gets no end or error callback: forget the run now.
+                self._nodes.pop(refused, None)
+            raise
+        except Exception:  # noqa: BLE001 - the guard's own bugs must not break the agent
+            logger.exception("loopguard: internal error in the callback handler (fail open)")
+
+    # --- chains (only the root matters) -------------------------------------------------------
+
+    def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
+                       parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
+                       **kwargs: Any) -> None:
+        try:
+            node = self._enter(run_id, parent_run_id, _name(serialized, kwargs), metadata)
+            if not node.is_root:
+                return
+            event: Event = RunStart(run=node.root, agent=node.agent, id=node.root,
+                                    name=_name(serialized, kwargs), meta=labels_of(metadata))
+        except Exception:  # noqa: BLE001
+            logger.exception("loopguard: internal error in the callback handler (fail open)")
+            return
+        self._send(event)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._leave(run_id, "ok")
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._leave(run_id, "aborted" if isinstance(error, LoopGuardAbort) else "error")
+
+    def _leave(self, run_id: UUID, status: str) -> None:
+        node = self._nodes.pop(run_id, None)
+        if node is not None and node.is_root:
+            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status=status))
+
+    # --- models -----------------------------------------------------------------------------
+
+    def on_chat_model_start(self, serialized: dict[str, Any] | None,
+                            messages: list[list[Any]], *, run_id: UUID,
+                            parent_run_id: UUID | None = None,
+                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._model_start(serialized, lambda: messages_of(messages[0] if messages else ()),
+                          run_id, parent_run_id, metadata, kwargs)
+
+    def on_llm_start(self, serialized: dict[str, Any] | None, prompts: list[str], *,
+                     run_id: UUID, parent_run_id: UUID | None = None,
+                     metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._model_start(serialized, lambda: [Message("user", p) for p in prompts[:1]],
+                          run_id, parent_run_id, metadata, kwargs)
+
+    def _model_start(self, serialized: dict[str, Any] | None, messages: Any, run_id: UUID,
+                     parent_run_id: UUID | None, metadata: dict[str, Any] | None,
+                     kwargs: dict[str, Any]) -> None:
+        try:
+            params = kwargs.get("invocation_params")
+            model = model_id(metadata, params, _name(serialized, kwargs))
+            node = self._enter(run_id, parent_run_id, _name(serialized, kwargs), metadata,
+                               label=model)
+            event = ModelStart(run=node.root, agent=node.agent, id=str(run_id),
+                               parent=node.anchor, model=model, messages=messages(),
+                               max_tokens=max_tokens_of(metadata, params),
+                               meta=labels_of(metadata))
+        except Exception:  # noqa: BLE001
+            logger.exception("loopguard: internal error in the callback handler (fail open)")
+            return
+        self._send(event, refused=run_id)
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.get(run_id)
+        if node is not None and token:
+            self._send(Token(run=node.root, agent=node.agent, id=str(run_id), text=token))
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.pop(run_id, None)
+        if node is None:
+            return
+        try:
+            generations = response.generations[0] if response.generations else []
+            first = generations[0] if generations else None
+            message = getattr(first, "message", None)
+            text = text_of(message.content) if message is not None else (
+                getattr(first, "text", "") or "")
+            event = ModelEnd(run=node.root, agent=node.agent, id=str(run_id),
+                             parent=node.anchor, model=node.label or "unknown", text=text,
+                             tool_calls=tool_calls_of(message),
+                             usage=usage_of(message, response.llm_output))
+        except Exception:  # noqa: BLE001
+            logger.exception("loopguard: internal error in the callback handler (fail open)")
+            event = None
+        if event is not None:
+            self._send(event)
+        if node.is_root:
+            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status="ok"))
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.pop(run_id, None)
+        if node is None:
+            return
+        self._send(ModelError(run=node.root, agent=node.agent, id=str(run_id),
+                              parent=node.anchor, model=node.label or "unknown",
+                              error=f"{type(error).__name__}: {error}"))
+        if node.is_root:
+            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root,
+                              status="aborted" if isinstance(error, LoopGuardAbort) else "error"))
+
+    # --- tools ------------------------------------------------------------------------------
+
+    def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID,
+                      parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
+                      inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        try:
+            tool = _name(serialized, kwargs) or "tool"
+            parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+            node = self._enter(run_id, parent_run_id, tool, metadata, is_tool=True, label=tool)
+            anchor = parent.anchor if parent is not None else node.root
+            event = ToolStart(run=node.root, agent=node.agent, id=str(run_id), parent=anchor,
+                              tool=tool, args=_tool_args(inputs, input_str))
+        except Exception:  # noqa: BLE001
+            logger.exception("loopguard: internal error in the callback handler (fail open)")
+            return
+        self._send(event, refused=run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.pop(run_id, None)
+        if node is not None:
+            content = getattr(output, "content", output)
+            self._send(ToolEnd(run=node.root, agent=node.agent, id=str(run_id),
+                               tool=node.label or "tool", output=text_of(content)))
+            self._end_if_root(node, "ok")
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.pop(run_id, None)
+        if node is not None:
+            self._send(ToolError(run=node.root, agent=node.agent, id=str(run_id),
+                                 tool=node.label or "tool",
+                                 error=f"{type(error).__name__}: {error}"))
+            self._end_if_root(node, "aborted" if isinstance(error, LoopGuardAbort) else "error")
+
+    def _end_if_root(self, node: _Node, status: str) -> None:
+        if node.is_root:
+            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status=status))
+
+    # --- retrievers only matter for the run tree ----------------------------------------------
+
+    def on_retriever_start(self, serialized: dict[str, Any] | None, query: str, *,
+                           run_id: UUID, parent_run_id: UUID | None = None,
+                           metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if parent_run_id is not None:
+            self._enter(run_id, parent_run_id, None, metadata)
+
+    def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
+        self._nodes.pop(run_id, None)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._nodes.pop(run_id, None)
+
+
+def _name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> str | None:
+    name = kwargs.get("name")
+    if isinstance(name, str) and name:
+        return name
+    if serialized:
+        name = serialized.get("name")
+        if isinstance(name, str) and name:
+            return name
+        ids = serialized.get("id")
+        if isinstance(ids, list) and ids:
+            return str(ids[-1])
+    return None
+
+
+def _tool_args(inputs: Mapping[str, Any] | None, input_str: str) -> dict[str, Any] | str:
+    if isinstance(inputs, Mapping):
+        return dict(inputs)
+    try:
+        import json
+
+        parsed = json.loads(input_str)
+    except (TypeError, ValueError):
+        return input_str
+    return parsed if isinstance(parsed, dict) else input_str
