@@ -85,18 +85,9 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         own_guard = guard is None
         self.guard = guard if guard is not None else Guard(policy)
         self.agent = agent
-        if record_to is not None:
-            from loopguard.recorder import FlightRecorder
-
-            self.guard.sinks.append(FlightRecorder(record_to, record_content=record_content))
-        if telemetry is None:
-            telemetry = own_guard
-        if telemetry:
-            from loopguard.telemetry.spans import SpanSink
-
-            self.guard.sinks.append(SpanSink(
-                tracer_provider=tracer_provider, meter_provider=meter_provider,
-                mode="annotate" if telemetry == "annotate" else "spans"))
+        attach_sinks(self.guard, record_to=record_to, record_content=record_content,
+                     telemetry=own_guard if telemetry is None else telemetry,
+                     tracer_provider=tracer_provider, meter_provider=meter_provider)
         self._nodes: dict[UUID, _Node] = {}
         self._lock = threading.Lock()
 
@@ -291,6 +282,21 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._nodes.pop(run_id, None)
+
+
+def attach_sinks(guard: Guard, *, record_to: str | os.PathLike[str] | None,
+                 record_content: bool, telemetry: bool | str, tracer_provider: Any,
+                 meter_provider: Any) -> None:
+    """Add the flight recorder and telemetry sinks an adapter was asked for to `guard`."""
+    if record_to is not None:
+        from loopguard.recorder import FlightRecorder
+
+        guard.sinks.append(FlightRecorder(record_to, record_content=record_content))
+    if telemetry:
+        from loopguard.telemetry.spans import SpanSink
+
+        guard.sinks.append(SpanSink(tracer_provider=tracer_provider, meter_provider=meter_provider,
+                                    mode="annotate" if telemetry == "annotate" else "spans"))
 
 
 def _name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> str | None:

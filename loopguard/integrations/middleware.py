@@ -1,0 +1,332 @@
+"""LangChain v1 agent middleware: the same guard, from inside `create_agent`.
+
+List it last in `middleware=[...]`: the last middleware wraps the model call most closely, so
+every real provider call (each retry of `ModelRetryMiddleware`, each fallback model) passes
+through it and is counted. Tool calls are checked before they run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, NotRequired
+
+from langchain.agents.middleware.types import (
+    AgentMiddleware, AgentState, ModelRequest, ModelResponse, PrivateStateAttr,
+)
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from loopguard.events import (
+    Event, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, ToolEnd, ToolError, ToolStart,
+)
+from loopguard.guard import Guard
+from loopguard.integrations._convert import (
+    labels_of, messages_of, stop_message, text_of, tool_calls_of, usage_of,
+)
+from loopguard.policy import Policy, PolicySet
+from loopguard.verdict import Action, LoopGuardAbort, Verdict
+
+logger = logging.getLogger("loopguard")
+
+ExitBehavior = Literal["error", "end"]
+
+
+class LoopGuardState(AgentState):
+    loopguard_run: NotRequired[Annotated[str, PrivateStateAttr]]
+
+
+class LoopGuardMiddleware(AgentMiddleware):
+    """Guards a `create_agent` agent.
+
+    Args:
+        guard / policy / agent / record_to / telemetry: as for `LoopGuardCallbackHandler`.
+        exit_behavior: "error" raises `LoopGuardAbort` to the caller; "end" makes the agent
+            return normally, its last message saying what was stopped and why.
+        nudge: when a detector asks for it, tell the model once (per detector and run) what it
+            is repeating before the detector escalates to an abort.
+    """
+
+    state_schema = LoopGuardState
+
+    def __init__(
+        self,
+        guard: Guard | None = None,
+        *,
+        policy: Policy | PolicySet | str | os.PathLike[str] | None = None,
+        agent: str | None = None,
+        exit_behavior: ExitBehavior = "error",
+        nudge: bool = True,
+        record_to: str | os.PathLike[str] | None = None,
+        record_content: bool = True,
+        telemetry: bool | str | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+    ) -> None:
+        super().__init__()
+        if exit_behavior not in ("error", "end"):
+            raise ValueError(f"exit_behavior must be 'error' or 'end', got {exit_behavior!r}")
+        if guard is not None and policy is not None:
+            raise ValueError("pass either guard or policy, not both (a guard has its policies)")
+        from loopguard.integrations.langchain import attach_sinks
+
+        own_guard = guard is None
+        self.guard = guard if guard is not None else Guard(policy)
+        attach_sinks(self.guard, record_to=record_to, record_content=record_content,
+                     telemetry=own_guard if telemetry is None else telemetry,
+                     tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self.agent = agent
+        self.exit_behavior = exit_behavior
+        self.nudge = nudge
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        run = str(uuid.uuid4())
+        metadata = _config_metadata()
+        agent = self.agent or metadata.get("loopguard_agent") or metadata.get("lc_agent_name")
+        self._send(RunStart(run=run, agent=agent, id=run, name=agent or "agent",
+                            meta=labels_of(metadata)))
+        return {"loopguard_run": run}
+
+    async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        return self.before_agent(state, runtime)
+
+    def after_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        run = state.get("loopguard_run")
+        if run is not None:
+            aborted = self.guard.get_run(run)
+            status = "aborted" if aborted is not None and aborted.aborted else "ok"
+            self._send(RunEnd(run=run, agent=self._agent(run), id=run, status=status))
+        return None
+
+    async def aafter_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        return self.after_agent(state, runtime)
+
+    # --- model calls ------------------------------------------------------------------------
+
+    def wrap_model_call(self, request: ModelRequest,
+                        handler: Callable[[ModelRequest], ModelResponse]) -> Any:
+        request, call, stopped = self._before_model(request)
+        if stopped is not None:
+            return stopped
+        try:
+            response = handler(request)
+        except LoopGuardAbort as exc:
+            return self._model_failed(call, exc, exc)
+        except Exception as exc:
+            self._model_failed(call, exc, None)
+            raise
+        return self._after_model(call, response)
+
+    async def awrap_model_call(self, request: ModelRequest,
+                               handler: Callable[[ModelRequest], Awaitable[ModelResponse]]) -> Any:
+        request, call, stopped = self._before_model(request)
+        if stopped is not None:
+            return stopped
+        try:
+            response = await handler(request)
+        except LoopGuardAbort as exc:
+            return self._model_failed(call, exc, exc)
+        except Exception as exc:
+            self._model_failed(call, exc, None)
+            raise
+        return self._after_model(call, response)
+
+    def _before_model(self, request: ModelRequest) -> tuple[ModelRequest, _Call, Any]:
+        run = self._run_of(request.state)
+        model = _model_name(request.model)
+        messages = list(request.messages)
+        if request.system_message is not None:
+            messages.insert(0, request.system_message)
+        call = _Call(run, self._agent(run), str(uuid.uuid4()), model)
+        event = ModelStart(run=run, agent=call.agent, id=call.id, parent=run, model=model,
+                           messages=messages_of(messages),
+                           max_tokens=_max_tokens(request), meta=labels_of(_config_metadata()))
+        try:
+            verdict = self._send(event)
+        except LoopGuardAbort as exc:
+            return request, call, self._stop_model(exc)
+        if verdict is not None and verdict.action is Action.NUDGE and self.nudge:
+            text = self._nudge_text(run, verdict)
+            if text is not None:
+                request = request.override(messages=[*request.messages, HumanMessage(text)])
+        return request, call, None
+
+    def _after_model(self, call: _Call, response: Any) -> Any:
+        message = _ai_message(response)
+        event = ModelEnd(run=call.run, agent=call.agent, id=call.id, parent=call.run,
+                         model=call.model, text=text_of(getattr(message, "content", "")),
+                         tool_calls=tool_calls_of(message), usage=usage_of(message))
+        try:
+            self._send(event)
+        except LoopGuardAbort as exc:
+            return self._stop_model(exc)  # the call was made; its tool calls are not run
+        return response
+
+    def _model_failed(self, call: _Call, exc: BaseException, abort: LoopGuardAbort | None) -> Any:
+        try:
+            self._send(ModelError(run=call.run, agent=call.agent, id=call.id, parent=call.run,
+                                  model=call.model, error=f"{type(exc).__name__}: {exc}"))
+        except LoopGuardAbort as late:
+            abort = abort or late
+        if abort is not None:
+            return self._stop_model(abort)
+        return None
+
+    def _stop_model(self, exc: LoopGuardAbort) -> AIMessage:
+        if self.exit_behavior == "error":
+            raise exc
+        return AIMessage(content=stop_message(exc.verdict),
+                         response_metadata={"loopguard": exc.verdict.to_dict()})
+
+    def _nudge_text(self, run: str, verdict: Verdict) -> str | None:
+        state = self.guard.get_run(run)
+        if state is None:
+            return None
+        with state.lock:
+            nudged = state.slot("middleware.nudged", set)
+            if verdict.detector in nudged:
+                return None
+            nudged.add(verdict.detector)
+        text = verdict.evidence.get("message") or verdict.reason
+        return f"[loopguard] {text}"
+
+    # --- tool calls -------------------------------------------------------------------------
+
+    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        call, stopped = self._before_tool(request)
+        if stopped is not None:
+            return stopped
+        try:
+            result = handler(request)
+        except LoopGuardAbort:
+            raise
+        except Exception as exc:
+            self._tool_failed(call, exc)
+            raise
+        return self._after_tool(call, request, result)
+
+    async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        call, stopped = self._before_tool(request)
+        if stopped is not None:
+            return stopped
+        try:
+            result = await handler(request)
+        except LoopGuardAbort:
+            raise
+        except Exception as exc:
+            self._tool_failed(call, exc)
+            raise
+        return self._after_tool(call, request, result)
+
+    def _before_tool(self, request: Any) -> tuple[_Call, Any]:
+        tool_call = request.tool_call
+        run = self._run_of(request.state)
+        call = _Call(run, self._agent(run), str(tool_call.get("id") or uuid.uuid4()),
+                     tool_call.get("name") or "tool")
+        try:
+            self._send(ToolStart(run=run, agent=call.agent, id=call.id, parent=run,
+                                 tool=call.model, args=tool_call.get("args") or {}))
+        except LoopGuardAbort as exc:
+            if self.exit_behavior == "error":
+                raise
+            # The tool does not run; the next model call is refused and ends the agent.
+            return call, ToolMessage(content=stop_message(exc.verdict),
+                                     tool_call_id=tool_call.get("id") or "", name=call.model,
+                                     status="error")
+        return call, None
+
+    def _after_tool(self, call: _Call, request: Any, result: Any) -> Any:
+        status = getattr(result, "status", "success")
+        content = text_of(getattr(result, "content", ""))
+        event: Event = (ToolError(run=call.run, agent=call.agent, id=call.id, tool=call.model,
+                                  error=content) if status == "error" else
+                        ToolEnd(run=call.run, agent=call.agent, id=call.id, tool=call.model,
+                                output=content))
+        try:
+            self._send(event)
+        except LoopGuardAbort as exc:
+            if self.exit_behavior == "error":
+                raise
+            return ToolMessage(content=f"{content}\n\n{stop_message(exc.verdict)}",
+                               tool_call_id=request.tool_call.get("id") or "", name=call.model)
+        return result
+
+    def _tool_failed(self, call: _Call, exc: BaseException) -> None:
+        self._send(ToolError(run=call.run, agent=call.agent, id=call.id, tool=call.model,
+                             error=f"{type(exc).__name__}: {exc}"))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _send(self, event: Event) -> Verdict | None:
+        try:
+            return self.guard.process(event)
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001 - the guard's own bugs must not break the agent
+            logger.exception("loopguard: internal error in the middleware (fail open)")
+            return None
+
+    def _run_of(self, state: Any) -> str:
+        run = state.get("loopguard_run") if isinstance(state, dict) else None
+        if run is None:
+            # before_agent did not run (the middleware was added to a graph by hand):
+            # each call is then its own run, so say so once.
+            logger.warning("loopguard: LoopGuardMiddleware saw no run id in the agent state; "
+                           "add it with create_agent(middleware=[...])")
+            run = str(uuid.uuid4())
+        return run
+
+    def _agent(self, run: str) -> str | None:
+        state = self.guard.get_run(run)
+        return state.agent if state is not None else self.agent
+
+
+class _Call:
+    __slots__ = ("run", "agent", "id", "model")
+
+    def __init__(self, run: str, agent: str | None, id: str, model: str) -> None:
+        self.run, self.agent, self.id, self.model = run, agent, id, model
+
+
+def _config_metadata() -> dict[str, Any]:
+    try:
+        from langgraph.config import get_config
+
+        return dict(get_config().get("metadata") or {})
+    except Exception:  # noqa: BLE001 - outside a graph there is no config
+        return {}
+
+
+def _model_name(model: Any) -> str:
+    try:
+        name = model._get_ls_params().get("ls_model_name")
+    except Exception:  # noqa: BLE001
+        name = None
+    for attr in ("model_id", "model", "model_name"):
+        if name:
+            break
+        name = getattr(model, attr, None)
+    return name if isinstance(name, str) and name else type(model).__name__
+
+
+def _max_tokens(request: ModelRequest) -> int | None:
+    value = request.model_settings.get("max_tokens")
+    if value is None:
+        try:
+            value = request.model._get_ls_params().get("ls_max_tokens")
+        except Exception:  # noqa: BLE001
+            value = None
+    return value if isinstance(value, int) else None
+
+
+def _ai_message(response: Any) -> Any:
+    if isinstance(response, AIMessage):
+        return response
+    inner = getattr(response, "model_response", response)
+    for message in getattr(inner, "result", ()) or ():
+        if isinstance(message, AIMessage):
+            return message
+    return None
