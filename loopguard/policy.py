@@ -44,6 +44,9 @@ class Policy(BaseModel):
     # --- money (issue 4): max_cost_usd, budgets, prices, ledger, added here ---
 
     # --- telemetry (issue 5): content capture, added here ---
+    capture_content: bool = False
+    """Export prompt and completion text, tool arguments and tool results on telemetry spans
+    (also switched on by OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)."""
 
     @model_validator(mode="after")
     def _warn_below_max(self) -> Policy:
