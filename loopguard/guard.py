@@ -97,7 +97,13 @@ class Guard:
                 self._account(state, event)
             self._notify(state, event, verdict)
         if type(event) is RunEnd:
+            ended_ok = event.status == "ok"  # type: ignore[attr-defined]
             self._finish(state, event)
+            if state.aborted is not None and ended_ok:
+                # Something between the abort and the caller (a retry wrapper that returns an
+                # error message, a tool node that handles errors) let the run finish as if
+                # nothing happened. It did not: the caller still gets the abort.
+                raise LoopGuardAbort(state.aborted)
         if verdict is not None and verdict.action is Action.ABORT and verdict.enforced:
             raise LoopGuardAbort(verdict)
         return verdict
@@ -238,6 +244,8 @@ class Guard:
     def _finish(self, state: RunState, event: RunEnd) -> None:
         with self._lock:
             self._runs.pop(state.run, None)
+        if state.aborted is not None:
+            event.status = "aborted"
         for sink in self.sinks:
             self._call_sink(sink.on_run_end, state, event)
 

@@ -96,8 +96,12 @@ class LoopGuardMiddleware(AgentMiddleware):
     def after_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         run = state.get("loopguard_run")
         if run is not None:
-            aborted = self.guard.get_run(run)
-            status = "aborted" if aborted is not None and aborted.aborted else "ok"
+            guarded = self.guard.get_run(run)
+            aborted = guarded is not None and guarded.aborted is not None
+            # With exit_behavior="end" an aborted run ends gracefully, on purpose. With "error",
+            # a wrapper that swallowed the abort (ModelRetryMiddleware's on_failure="continue")
+            # cannot make the run end normally: the guard raises the abort again at "ok".
+            status = "aborted" if aborted and self.exit_behavior == "end" else "ok"
             self._send(RunEnd(run=run, agent=self._agent(run), id=run, status=status))
         return None
 
