@@ -1,0 +1,138 @@
+"""langchain-aws's ChatBedrockConverse (invoke and stream) on FakeBedrock, guarded by loopguard."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("langchain_aws")
+
+from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
+
+from loopguard import Guard, LoopGuardAbort, LoopGuardCallbackHandler, Policy  # noqa: E402
+from loopguard.events import ModelEnd, Token  # noqa: E402
+from loopguard.testing import FakeBedrock, Fault, Reply, ToolUse  # noqa: E402
+
+
+class Recorder:
+    """A sink that keeps every event the guard sees."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def on_event(self, state, event) -> None:
+        self.events.append(event)
+
+    def on_verdict(self, state, event, verdict) -> None:
+        pass
+
+    def on_run_end(self, state, event) -> None:
+        pass
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def guarded(policy: Policy | None = None) -> tuple[LoopGuardCallbackHandler, Recorder]:
+    recorder = Recorder()
+    return LoopGuardCallbackHandler(Guard(policy or Policy(), sinks=[recorder])), recorder
+
+
+CACHED = Reply(text="Sunny.", input_tokens=40, output_tokens=3, cache_read_tokens=1200,
+               cache_write_tokens=300)
+
+
+def test_invoke_text_and_cache_tokens_reach_usage_metadata_and_loopguard():
+    handler, recorder = guarded()
+    with FakeBedrock([CACHED]) as fake:
+        message = fake.chat_model().invoke("weather?", config={"callbacks": [handler]})
+    assert message.content == "Sunny."
+    # langchain-aws counts cache tokens into input_tokens and details them
+    assert message.usage_metadata["input_tokens"] == 40 + 1200 + 300
+    assert message.usage_metadata["input_token_details"] == {"cache_read": 1200,
+                                                             "cache_creation": 300}
+    (end,) = recorder.of(ModelEnd)
+    assert end.usage.to_dict() == {"input_tokens": 1540, "output_tokens": 3,
+                                   "cache_read_tokens": 1200, "cache_write_tokens": 300}
+    assert fake.requests[0].operation == "Converse"
+
+
+def test_stream_text_tool_call_and_cache_tokens():
+    reply = Reply(text="Let me check the weather in Paris for you.",
+                  tool_calls=[ToolUse("get_weather", {"city": "Paris", "units": "metric"})],
+                  input_tokens=40, output_tokens=30, cache_read_tokens=1200, cache_write_tokens=0)
+    handler, recorder = guarded()
+    with FakeBedrock([reply]) as fake:
+        model = fake.chat_model().bind_tools([get_weather])
+        chunks = list(model.stream("weather?", config={"callbacks": [handler]}))
+    message = chunks[0]
+    for chunk in chunks[1:]:
+        message += chunk
+    assert fake.requests[0].operation == "ConverseStream"
+    assert message.tool_calls == [{"name": "get_weather", "args": {"city": "Paris",
+                                   "units": "metric"}, "id": "tooluse_0000_0",
+                                   "type": "tool_call"}]
+    assert message.usage_metadata["input_token_details"]["cache_read"] == 1200
+    assert message.response_metadata["stopReason"] == "tool_use"
+    tokens = "".join(t.text for t in recorder.of(Token))
+    assert tokens.startswith("Let me check the weather")
+    (end,) = recorder.of(ModelEnd)
+    assert end.usage.cache_read_tokens == 1200 and end.usage.input_tokens == 1240
+    assert [c.name for c in end.tool_calls] == ["get_weather"]
+    assert end.tool_calls[0].args == {"city": "Paris", "units": "metric"}
+
+
+def test_prompt_cache_through_a_system_cache_point():
+    system = SystemMessage(content=[{"type": "text", "text": "You are a careful assistant. " * 40},
+                                    {"cachePoint": {"type": "default"}}])
+    with FakeBedrock(["one", "two"]) as fake:
+        model = fake.chat_model()
+        first = model.invoke([system, HumanMessage("hi")]).usage_metadata["input_token_details"]
+        second = model.invoke([system, HumanMessage("hi")]).usage_metadata["input_token_details"]
+    assert first["cache_creation"] > 200 and first["cache_read"] == 0
+    assert second["cache_read"] == first["cache_creation"] and second["cache_creation"] == 0
+
+
+def test_mid_stream_abort_closes_the_stream():
+    """loopguard raises from on_llm_new_token; langchain-aws closes the response, and the
+    server sees the client hang up long before it sent the whole answer."""
+    long_answer = Reply(text="again " * 300, words_per_chunk=1, chunk_delay=0.01)
+    handler, recorder = guarded(Policy(max_seconds=0.5))
+    with FakeBedrock([long_answer]) as fake:
+        with pytest.raises(LoopGuardAbort) as info:
+            for _ in fake.chat_model().stream("talk", config={"callbacks": [handler]}):
+                pass
+        assert fake.wait_idle(timeout=10)
+    call = fake.calls[0]
+    assert info.value.verdict.detector == "limits"
+    assert info.value.verdict.evidence["limit"] == "max_seconds"
+    assert call.outcome == "client_closed"
+    assert 0 < call.events_sent < call.events_total
+    assert recorder.of(Token)  # it was streaming when it stopped
+
+
+def test_faults_surface_through_the_chat_model():
+    from botocore.exceptions import ClientError, EventStreamError
+
+    with FakeBedrock([Fault.throttle(), Fault.stream_error(after_events=2),
+                      Fault.cut(after_events=2), Fault.cut()]) as fake:
+        model = fake.chat_model()
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            model.invoke("hi")
+        with pytest.raises(EventStreamError, match="modelStreamErrorException"):
+            list(model.stream("hi"))
+        with pytest.raises(Exception) as cut:
+            list(model.stream("hi"))
+        assert not isinstance(cut.value, ClientError)
+        with pytest.raises(ValueError, match="No 'output' key"):
+            model.invoke("hi")
+
+
+def test_retries_when_the_model_is_given_them():
+    with FakeBedrock([Fault.throttle(), Reply(text="ok")]) as fake:
+        assert fake.chat_model(retries=1).invoke("hi").content == "ok"
+    assert [c.outcome for c in fake.calls] == ["error", "complete"]
+
+
+def get_weather(city: str, units: str = "metric") -> str:
+    """Get the weather for a city."""
+    return f"{city}: sunny"
