@@ -17,7 +17,16 @@ if TYPE_CHECKING:
 # Each builder returns a detector for the policy, or None when the policy switches it off.
 _BUILDERS: list[Callable[[Policy], Detector | None]] = [
     lambda policy: RunLimits(),
+    # Keep last: the money check reserves budget, so it must only see calls nothing else
+    # refused (the guard stops at the first abort). Issue 4; loopguard/budget.py.
+    lambda policy: _budget_check(policy),
 ]
+
+
+def _budget_check(policy: Policy) -> Detector | None:
+    from loopguard.budget import build_budget_check
+
+    return build_budget_check(policy)
 
 
 def build_detectors(policy: Policy) -> list[Detector]:
