@@ -9,7 +9,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from loopguard.detectors.base import Detector
+from loopguard.detectors.cycle import Cycle
+from loopguard.detectors.errors import RepeatedErrors
+from loopguard.detectors.growth import Growth
 from loopguard.detectors.limits import RunLimits
+from loopguard.detectors.similarity import Similarity
+from loopguard.detectors.stream import StreamRepeat
+from loopguard.detectors.tool_repeat import ToolRepeat
+from loopguard.detectors.velocity import Velocity
 
 if TYPE_CHECKING:
     from loopguard.policy import Policy
@@ -17,6 +24,14 @@ if TYPE_CHECKING:
 # Each builder returns a detector for the policy, or None when the policy switches it off.
 _BUILDERS: list[Callable[[Policy], Detector | None]] = [
     lambda policy: RunLimits(),
+    # Runaway detectors (issue 3), each switched by its section's `enabled`.
+    lambda policy: Similarity(policy.similarity) if policy.similarity.enabled else None,
+    lambda policy: ToolRepeat(policy.tool_repeat) if policy.tool_repeat.enabled else None,
+    lambda policy: Cycle(policy.cycle) if policy.cycle.enabled else None,
+    lambda policy: RepeatedErrors(policy.errors) if policy.errors.enabled else None,
+    lambda policy: Velocity(policy.velocity) if policy.velocity.enabled else None,
+    lambda policy: Growth(policy.growth) if policy.growth.enabled else None,
+    lambda policy: StreamRepeat(policy.stream) if policy.stream.enabled else None,
     # Keep last: the money check reserves budget, so it must only see calls nothing else
     # refused (the guard stops at the first abort). Issue 4; loopguard/budget.py.
     lambda policy: _budget_check(policy),
@@ -33,4 +48,7 @@ def build_detectors(policy: Policy) -> list[Detector]:
     return [d for d in (build(policy) for build in _BUILDERS) if d is not None]
 
 
-__all__ = ["Detector", "RunLimits", "build_detectors"]
+__all__ = [
+    "Cycle", "Detector", "Growth", "RepeatedErrors", "RunLimits", "Similarity", "StreamRepeat",
+    "ToolRepeat", "Velocity", "build_detectors",
+]

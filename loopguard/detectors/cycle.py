@@ -1,0 +1,122 @@
+"""Cycles of tool calls: A,B,A,B or A,B,C,A,B,C ... of any period up to `max_period`.
+
+Each finished tool call is a symbol: the tool, its canonical arguments and its result (or
+error). Two symbols match when tool and result are the same, the numbers and ids in the
+arguments are the same, and the arguments are at least `threshold` alike (so a query reworded
+slightly still matches). For every period p the detector keeps how many consecutive calls have
+matched the call p places before, so each call costs `max_period` comparisons, whatever the
+length of the run. Period 1 (the same call again) is `tool_repeat`'s; a cycle whose results
+change (reading two files that are being written) is progress and never matches.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from loopguard.detectors._calls import PendingCalls
+from loopguard.detectors._escalation import Escalation, escalate
+from loopguard.events import Event, ToolEnd, ToolError, ToolStart
+from loopguard.normalize import anchors, digest, normalize, normalize_light
+from loopguard.state import RunState
+from loopguard.verdict import Action, Verdict
+
+try:
+    from rapidfuzz.distance import Indel as _Indel
+except ImportError:  # pragma: no cover - rapidfuzz is a core dependency
+    _Indel = None
+
+
+class CycleConfig(Escalation):
+    """Policy section `cycle`. Repeats count whole repetitions of the cycle."""
+
+    min_period: int = Field(2, ge=1, le=32)
+    """Shortest cycle reported (1 would duplicate `tool_repeat`)."""
+    max_period: int = Field(6, ge=1, le=32)
+    """Longest cycle looked for, in tool calls."""
+    threshold: float = Field(0.85, gt=0, le=1)
+    """Indel similarity (0..1) at which two calls' arguments are near-identical."""
+
+    @model_validator(mode="after")
+    def _periods(self) -> CycleConfig:
+        if self.min_period > self.max_period:
+            raise ValueError(f"min_period ({self.min_period}) must not be above max_period "
+                             f"({self.max_period})")
+        return self
+
+
+@dataclass(slots=True, frozen=True)
+class _Call:
+    tool: str
+    args: str
+    anchors: tuple[str, ...]
+    outcome: str
+    step: int
+
+
+class _Slot:
+    __slots__ = ("calls", "history", "runs", "starts", "emitted")
+
+    def __init__(self, max_period: int) -> None:
+        self.calls = PendingCalls()
+        self.history: deque[_Call] = deque(maxlen=max_period + 1)
+        self.runs = [0] * (max_period + 1)  # runs[p]: calls in a row matching the one p before
+        self.starts = [0] * (max_period + 1)  # starts[p]: model call where that run's cycle began
+        self.emitted: dict[object, Action] = {}
+
+
+class Cycle:
+    name: ClassVar[str] = "cycle"
+    events: ClassVar[tuple[type[Event], ...]] = (ToolStart, ToolEnd, ToolError)
+
+    def __init__(self, config: CycleConfig) -> None:
+        self.config = config
+
+    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+        cfg = self.config
+        slot: _Slot = state.slot(self.name, lambda: _Slot(cfg.max_period))
+        if type(event) is ToolStart:
+            slot.calls.start(event, state.model_calls)  # type: ignore[arg-type]
+            return None
+        args, step = slot.calls.finish(event, state.model_calls)  # type: ignore[arg-type]
+        outcome = (digest(normalize_light(event.output)) if type(event) is ToolEnd  # type: ignore[attr-defined]
+                   else "error:" + digest(normalize(event.error)))  # type: ignore[attr-defined]
+        call = _Call(event.tool, args, anchors(args), outcome, step)  # type: ignore[attr-defined]
+        history, runs = slot.history, slot.runs
+        history.append(call)
+        n = len(history)
+        for p in range(1, cfg.max_period + 1):
+            if p < n and self._same(call, history[-1 - p]):
+                if runs[p] == 0:
+                    slot.starts[p] = history[-1 - p].step
+                runs[p] += 1
+            else:
+                runs[p] = 0
+        period = next((p for p in range(1, cfg.max_period + 1) if runs[p] >= p), 0)
+        if period < cfg.min_period:
+            if period == 0:
+                slot.emitted.clear()
+            return None
+        repeated = runs[period]
+        tools = [c.tool for c in list(history)[-period:]]
+        pattern = " -> ".join(tools)
+        return escalate(
+            cfg, slot.emitted, period, self.name, repeated, period,
+            f"tool calls cycle with period {period} ({pattern}), repeated {repeated // period} "
+            "times with the same results",
+            f"You are going in circles: the sequence {pattern} has repeated "
+            f"{repeated // period} times with the same results. Change approach or finish.",
+            start_step=slot.starts[period], similarity=1.0, tools=tools)
+
+    def _same(self, a: _Call, b: _Call) -> bool:
+        if a.tool != b.tool or a.outcome != b.outcome or a.anchors != b.anchors:
+            return False
+        if a.args == b.args:
+            return True
+        if _Indel is None:
+            return False
+        return _Indel.normalized_similarity(a.args, b.args,
+                                            score_cutoff=self.config.threshold) > 0

@@ -1,0 +1,116 @@
+"""Identical tool calls: the same call returning the same result is no progress.
+
+Calls are keyed by tool name and canonical arguments (keys sorted, strings folded), so
+`{"a": 1, "b": 2}` and `{"b": 2, "a": 1}` are the same call. Results are compared after masking
+what changes on every call anyway (timestamps, UUIDs, request ids); other numbers are kept.
+
+- The same call returning the same result (or the same error) again is a repeat; it escalates
+  warn, nudge, abort (`*_repeats`).
+- The same call returning a *new* result is progress: an agent polling a job. Polling has its
+  own, looser cap (`max_polls`), so an agent that polls a long job is not stopped, but one that
+  polls forever is.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import ClassVar
+
+from pydantic import Field, PositiveInt
+
+from loopguard.detectors._calls import PendingCalls
+from loopguard.detectors._escalation import Escalation, escalate
+from loopguard.events import Event, ToolEnd, ToolError, ToolStart
+from loopguard.normalize import digest, normalize, normalize_light
+from loopguard.state import RunState
+from loopguard.verdict import Action, Verdict, abort, warn
+
+_MAX_KEYS = 64
+
+
+class ToolRepeatConfig(Escalation):
+    """Policy section `tool_repeat`. Repeats count identical calls with identical results."""
+
+    warn_polls: PositiveInt | None = 20
+    """Warn when one call has returned a new result this many times (polling)."""
+    max_polls: PositiveInt | None = Field(40)
+    """Abort when one call has returned a new result this many times (polling forever)."""
+
+
+class _Record:
+    __slots__ = ("outcome", "stale", "polls", "since", "polls_warned")
+
+    def __init__(self, outcome: str, step: int) -> None:
+        self.outcome = outcome
+        self.stale = 0  # consecutive repeats of the same result
+        self.polls = 0  # times this call returned something new
+        self.since = step  # model call where the current run of same results began
+        self.polls_warned = False
+
+
+class _Slot:
+    __slots__ = ("calls", "records", "emitted")
+
+    def __init__(self) -> None:
+        self.calls = PendingCalls()
+        self.records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
+        self.emitted: dict[object, Action] = {}
+
+
+class ToolRepeat:
+    name: ClassVar[str] = "tool_repeat"
+    events: ClassVar[tuple[type[Event], ...]] = (ToolStart, ToolEnd, ToolError)
+
+    def __init__(self, config: ToolRepeatConfig) -> None:
+        self.config = config
+
+    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+        slot: _Slot = state.slot(self.name, _Slot)
+        if type(event) is ToolStart:
+            slot.calls.start(event, state.model_calls)  # type: ignore[arg-type]
+            return None
+        args, step = slot.calls.finish(event, state.model_calls)  # type: ignore[arg-type]
+        if type(event) is ToolEnd:
+            outcome = digest(normalize_light(event.output))
+        else:
+            outcome = "error:" + digest(normalize(event.error))  # type: ignore[attr-defined]
+        key = (event.tool, args)  # type: ignore[attr-defined]
+        record = slot.records.get(key)
+        if record is None:
+            slot.records[key] = _Record(outcome, step)
+            if len(slot.records) > _MAX_KEYS:
+                slot.records.popitem(last=False)
+            return None
+        slot.records.move_to_end(key)
+        if record.outcome == outcome:
+            record.stale += 1
+        else:
+            record.outcome, record.stale, record.since = outcome, 0, step
+            record.polls += 1
+            return self._polling(event.tool, args, record)  # type: ignore[attr-defined]
+        call = _show(event.tool, args)  # type: ignore[attr-defined]
+        same = "error" if outcome.startswith("error:") else "result"
+        return escalate(
+            self.config, slot.emitted, key, self.name, record.stale, 1,
+            f"{call} returned the same {same} {record.stale + 1} times",
+            f"You have called {call} {record.stale + 1} times with the same {same}. "
+            "Change approach or finish.",
+            start_step=record.since, similarity=1.0, tool=event.tool)  # type: ignore[attr-defined]
+
+    def _polling(self, tool: str, args: str, record: _Record) -> Verdict | None:
+        cfg = self.config
+        if cfg.max_polls is not None and record.polls >= cfg.max_polls:
+            return abort(self.name, f"{_show(tool, args)} was polled {record.polls + 1} times "
+                         f"(max_polls={cfg.max_polls})", tool=tool, polls=record.polls + 1,
+                         repeats=record.polls, period=1, start_step=record.since)
+        if cfg.warn_polls is not None and record.polls >= cfg.warn_polls and not record.polls_warned:
+            record.polls_warned = True
+            return warn(self.name, f"{_show(tool, args)} polled {record.polls + 1} times; the "
+                        f"limit is {cfg.max_polls}", tool=tool, polls=record.polls + 1,
+                        repeats=record.polls, period=1)
+        return None
+
+
+def _show(tool: str, args: str, limit: int = 80) -> str:
+    shown = args if len(args) <= limit else args[: limit - 3] + "..."
+    return f"{tool}({shown})"

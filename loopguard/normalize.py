@@ -1,0 +1,113 @@
+"""Text normalisation for the repeat detectors.
+
+Two strengths, because numbers mean different things in different places:
+
+- `normalize(text)`: for what the model *says* and error messages. Case and whitespace are
+  folded, and timestamps, UUIDs, long hex ids and every number become placeholders, so
+  "Attempt 3 failed at 12:01:07" and "attempt 4 failed at 12:01:09" compare equal.
+- `normalize_light(text)`: for tool results. Only noise that changes on every call (timestamps,
+  UUIDs, hex ids such as request ids) is masked; other numbers are kept, because a number that
+  changes in a result ("45% done" -> "60% done") is progress, not a repeat.
+
+`anchors(text)` lists the numbers and ids that name *what* a call is about (an order number, a
+page, a job id); two calls with different anchors are different work, however alike their words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+_WS = re.compile(r"\s+")
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
+_TIMESTAMP = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?\b"
+    r"|\b\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"
+    r"|\b1[5-9]\d{8}(?:\.\d+)?\b",  # epoch seconds, 2017..2033
+    re.I)
+# A hex id has at least 8 hex characters and a digit (so "deadbeef" words stay, "ab12cd34" goes).
+_HEXID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_ANCHOR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+                     r"|\d+(?:\.\d+)?", re.I)
+
+
+def _mask_noise(text: str) -> str:
+    text = _UUID.sub("<uuid>", text)
+    text = _TIMESTAMP.sub("<ts>", text)
+    return _HEXID.sub("<id>", text)
+
+
+def normalize(text: str) -> str:
+    """Fold case and whitespace; mask timestamps, UUIDs, hex ids and numbers."""
+    return _NUMBER.sub("#", _mask_noise(_WS.sub(" ", text).strip().lower()))
+
+
+def normalize_light(text: str) -> str:
+    """Fold case and whitespace; mask timestamps, UUIDs and hex ids; keep other numbers."""
+    return _mask_noise(_WS.sub(" ", text).strip().lower())
+
+
+def anchors(text: str) -> tuple[str, ...]:
+    """Numbers and UUIDs in `text` (timestamps excluded), in order of appearance."""
+    return tuple(_ANCHOR.findall(_TIMESTAMP.sub(" ", text.lower())))
+
+
+def canonical_args(args: dict[str, Any] | str) -> str:
+    """Tool arguments as one canonical string: keys sorted, strings folded (case, whitespace).
+
+    Numbers and ids are kept: they say which item a call works on. Unparsable arguments (a
+    string) are folded the same way.
+    """
+    if isinstance(args, str):
+        return _WS.sub(" ", args).strip().lower()
+    try:
+        return json.dumps(_fold(args), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=str)
+    except (TypeError, ValueError):  # e.g. non-string keys mixed with string keys
+        return _WS.sub(" ", str(args)).strip().lower()
+
+
+def _fold(value: Any) -> Any:
+    if isinstance(value, str):
+        return _WS.sub(" ", value).strip().lower()
+    if isinstance(value, dict):
+        return {str(k): _fold(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_fold(v) for v in value]
+    return value
+
+
+def digest(text: str) -> str:
+    """A stable short hash: 'sha256:' and the first 16 hex digits."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+# Function words and the filler agents put around a repeated action ("let me try again"):
+# dropping them lets a rephrased thought match the thought it repeats.
+_STOPWORDS = frozenset("""
+a an the and or but if then so of to in on at by for from with about into over as is are was
+were be been being am do does did done have has had having i me my we our you your it its this
+that these those there here what which who whom how why when where will would shall should can
+could may might must not no nor just now again also still yet very too more most once once more
+let lets let's try trying tried retry check checking look looking see seeing going go get getting
+need needs want okay ok well sure please one another same first next time step use using call
+calling ill i'll i'm im ive i've we'll we're
+""".split())
+_WORD = re.compile(r"[a-z0-9_<>#]+(?:'[a-z]+)?")
+
+
+def content_words(text: str, *, drop: frozenset[str] = frozenset()) -> set[str]:
+    """The distinct content words of normalised `text`, without function words or `drop`."""
+    return {w for w in _WORD.findall(normalize(text))
+            if len(w) > 1 and w not in _STOPWORDS and w not in drop}
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, keeping its head and its tail."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + " " + text[-half:]
