@@ -12,6 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, model_validator
 
+from loopguard.detectors.cycle import CycleConfig  # runaway detectors (issue 3)
+from loopguard.detectors.errors import ErrorsConfig  # runaway detectors (issue 3)
+from loopguard.detectors.growth import GrowthConfig  # runaway detectors (issue 3)
+from loopguard.detectors.similarity import SimilarityConfig  # runaway detectors (issue 3)
+from loopguard.detectors.stream import StreamConfig  # runaway detectors (issue 3)
+from loopguard.detectors.tool_repeat import ToolRepeatConfig  # runaway detectors (issue 3)
+from loopguard.detectors.velocity import VelocityConfig  # runaway detectors (issue 3)
+
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -40,6 +48,22 @@ class Policy(BaseModel):
     """Where a limit without its own warn_* starts warning, as a fraction of the limit."""
 
     # --- runaway detectors (issue 3): one section per detector, added here ---
+    # Each is a table in the policy file ([similarity], [agents.x.cycle], ...); the knobs are
+    # documented on the config classes and in docs/detectors.md.
+    similarity: SimilarityConfig = Field(default_factory=SimilarityConfig)
+    """Near-duplicate model calls, judged on what each call adds and returns."""
+    tool_repeat: ToolRepeatConfig = Field(default_factory=ToolRepeatConfig)
+    """The same tool call returning the same result; polling has its own looser cap."""
+    cycle: CycleConfig = Field(default_factory=CycleConfig)
+    """Tool-call cycles (A,B,A,B; A,B,C,A,B,C; ...) with the same results."""
+    errors: ErrorsConfig = Field(default_factory=ErrorsConfig)
+    """The same tool failing with the same error again and again."""
+    velocity: VelocityConfig = Field(default_factory=VelocityConfig)
+    """Tokens and dollars per minute, and bursts."""
+    growth: GrowthConfig = Field(default_factory=GrowthConfig)
+    """Outputs growing step after step."""
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    """A streamed answer repeating itself; a cap on one answer's output tokens."""
 
     # --- money (issue 4): max_cost_usd, budgets, prices, ledger, added here ---
 
