@@ -1,0 +1,23 @@
+"""Prices as data, the cost of a call, and the guard's default pricer."""
+
+from loopguard.pricing.cost import cost_usd, projected_cost_usd
+from loopguard.pricing.pricer import PolicyPricer, default_pricer
+from loopguard.pricing.spec import LongContextSpec, PriceSpec
+from loopguard.pricing.table import Price, PriceTable, Resolved, UnknownModel, normalise, packaged_table
+from loopguard.pricing.usage import usage_from_metadata
+
+__all__ = [
+    "LongContextSpec",
+    "PolicyPricer",
+    "Price",
+    "PriceSpec",
+    "PriceTable",
+    "Resolved",
+    "UnknownModel",
+    "cost_usd",
+    "default_pricer",
+    "normalise",
+    "packaged_table",
+    "projected_cost_usd",
+    "usage_from_metadata",
+]

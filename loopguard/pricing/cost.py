@@ -1,0 +1,39 @@
+"""The cost of a call from its usage, and the projected cost of a call before it goes out.
+
+Usage follows LangChain's usage_metadata: `input_tokens` INCLUDES the cache-read and cache-write
+tokens (input_token_details). langchain-aws ChatBedrockConverse computes it as
+inputTokens + cacheReadInputTokens + cacheWriteInputTokens. So each token is billed once:
+  uncached input = input_tokens - cache_read - cache_write   at the input price
+  cache_read                                                 at the cache-read price
+  cache_write                                                at the cache-write price
+  output_tokens                                              at the output price
+A model without a cache price that still reports cache tokens has them billed at the input price.
+"""
+
+from __future__ import annotations
+
+from loopguard.events import Usage
+from loopguard.pricing.table import Price
+
+PER = 1_000_000
+
+
+def cost_usd(price: Price, usage: Usage) -> float:
+    """USD for one call. The long-context tier applies to the whole request when its input
+    (cache tokens included) is above the tier's threshold."""
+    p = price.for_input(usage.input_tokens)
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    # Some providers report cache tokens apart from input_tokens; never bill a negative remainder.
+    uncached = max(usage.input_tokens - cached, 0)
+    read = p.cache_read if p.cache_read is not None else p.input
+    write = p.cache_write if p.cache_write is not None else p.input
+    return (uncached * p.input + usage.cache_read_tokens * read
+            + usage.cache_write_tokens * write + usage.output_tokens * p.output) / PER
+
+
+def projected_cost_usd(price: Price, input_tokens: int, output_tokens: int) -> float:
+    """An upper bound for a call not yet made: every input token at the dearest input-side rate
+    (a cache write costs more than plain input), every output token at the output rate."""
+    p = price.for_input(input_tokens)
+    dearest_input = max(p.input, p.cache_write or 0.0)
+    return (input_tokens * dearest_input + output_tokens * p.output) / PER

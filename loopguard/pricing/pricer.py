@@ -1,0 +1,90 @@
+"""The guard's default pricer: the run policy's prices applied to each finished model call."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from loopguard.events import Usage
+from loopguard.pricing.cost import cost_usd
+from loopguard.pricing.table import Price, PriceTable, Resolved, UnknownModel, normalise, packaged_table
+
+if TYPE_CHECKING:
+    from loopguard.policy import Policy
+
+logger = logging.getLogger("loopguard")
+
+
+class PolicyPricer:
+    """`(policy, model, usage) -> USD or None`, as the guard's `Pricer` protocol asks.
+
+    Prices come from the packaged table, overridden and extended by the policy's `prices`, with
+    the policy's `model_aliases` (application inference-profile ARNs) applied first. A model
+    without a price is priced at the policy's `fallback_price` if it has one, else not at all
+    (None); either way the `loopguard` logger warns once per model, never $0 in silence.
+    """
+
+    def __init__(self, table: PriceTable | None = None) -> None:
+        self._base = table
+        self._tables: dict[int, tuple[Policy, PriceTable]] = {}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, policy: Policy, model: str, usage: Usage) -> float | None:
+        found = self.resolve(policy, model)
+        return None if found is None else cost_usd(found.price, usage)
+
+    def table_for(self, policy: Policy) -> PriceTable:
+        entry = self._tables.get(id(policy))
+        if entry is None or entry[0] is not policy:
+            base = self._base if self._base is not None else packaged_table()
+            entry = (policy, base.with_overrides(policy.prices))
+            with self._lock:
+                if len(self._tables) > 256:  # policies are few; this only bounds a leak
+                    self._tables.clear()
+                self._tables[id(policy)] = entry
+        return entry[1]
+
+    def resolve(self, policy: Policy, model: str) -> Resolved | None:
+        """The price of `model` under `policy`, the fallback price, or None (warned once)."""
+        try:
+            return self.table_for(policy).resolve(model, policy.model_aliases)
+        except UnknownModel as exc:
+            reason = str(exc)
+        fallback = policy.fallback_price
+        if fallback is not None:
+            self._warn_once(model, f"loopguard: {reason}; pricing it at fallback_price "
+                                   f"(input {fallback.input:g}, output {fallback.output:g} USD/MTok)")
+            try:
+                scope, base = normalise(model, policy.model_aliases)
+                shown = f"{scope}.{base}" if scope else base
+            except UnknownModel:
+                shown = model
+            return Resolved(shown, Price.from_spec(fallback), "fallback_price")
+        action = ("calls to it are refused (unknown_model = 'block')"
+                  if policy.unknown_model == "block" else
+                  "its calls are not costed and dollar caps cannot count them "
+                  "(unknown_model = 'warn')")
+        self._warn_once(model, f"loopguard: {reason}; {action}")
+        return None
+
+    def _warn_once(self, model: str, message: str) -> None:
+        if model in self._warned:
+            return
+        with self._lock:
+            if len(self._warned) > 10_000:
+                self._warned.clear()
+            self._warned.add(model)
+        logger.warning("%s", message)
+
+
+_default: PolicyPricer | None = None
+
+
+def default_pricer() -> PolicyPricer:
+    """The process-wide pricer over the packaged table (what `Guard(pricer=None)` uses)."""
+    global _default
+    if _default is None:
+        _default = PolicyPricer()
+    return _default

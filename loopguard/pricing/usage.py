@@ -1,0 +1,31 @@
+"""Usage from LangChain's `usage_metadata` (what adapters hand the guard)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from loopguard.events import Usage
+
+
+def usage_from_metadata(meta: Mapping[str, Any] | None) -> Usage:
+    """Build a Usage from an AIMessage's usage_metadata.
+
+    `input_tokens` already includes cache tokens (LangChain convention; langchain-aws adds
+    cacheRead/cacheWrite to Bedrock's inputTokens). Cache writes are `cache_creation`, except that
+    langchain-aws sets cache_creation to 0 when Bedrock reports a per-TTL breakdown and puts the
+    tokens in `ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens` instead; all are writes.
+    """
+    if not meta:
+        return Usage()
+    details = meta.get("input_token_details") or {}
+    write = sum(_int(details.get(k)) for k in
+                ("cache_creation", "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"))
+    return Usage(input_tokens=_int(meta.get("input_tokens")),
+                 output_tokens=_int(meta.get("output_tokens")),
+                 cache_read_tokens=_int(details.get("cache_read")),
+                 cache_write_tokens=write)
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0

@@ -1,0 +1,115 @@
+"""Cost of every Bedrock Claude id, in every id form, against figures computed by hand.
+
+The usage of each check: 10,000 input tokens of which 4,000 are cache reads and 2,000 cache
+writes (so 4,000 uncached), and 1,000 output tokens; "plain" is 10,000 in / 1,000 out with no
+cache. Each expected figure below was computed by hand from the provider's price page, e.g.
+Claude 3.5 Haiku: 4000*0.80 + 4000*0.08 + 2000*1.00 + 1000*4 = 9,520 micro-USD = $0.00952.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from loopguard.events import Usage
+from loopguard.pricing import cost_usd, packaged_table, projected_cost_usd
+
+CACHED = Usage(input_tokens=10_000, output_tokens=1_000, cache_read_tokens=4_000,
+               cache_write_tokens=2_000)
+PLAIN = Usage(input_tokens=10_000, output_tokens=1_000)
+
+# base id -> (cached, plain) in USD at the listed (global / in-region) price, and for the 4.5
+# generation (cached, plain) at the 10% dearer geographic and in-region endpoints.
+BEDROCK = {
+    # no prompt caching on Bedrock: reported cache tokens are billed at the input price
+    "anthropic.claude-3-haiku-20240307": (0.00375, 0.00375, None),
+    "anthropic.claude-3-sonnet-20240229": (0.045, 0.045, None),
+    "anthropic.claude-3-opus-20240229": (0.225, 0.225, None),
+    "anthropic.claude-3-5-sonnet-20240620": (0.045, 0.045, None),
+    "anthropic.claude-3-5-haiku-20241022": (0.00952, 0.012, None),
+    "anthropic.claude-3-5-sonnet-20241022": (0.0357, 0.045, None),
+    "anthropic.claude-3-7-sonnet-20250219": (0.0357, 0.045, None),
+    "anthropic.claude-sonnet-4-20250514": (0.0357, 0.045, None),
+    "anthropic.claude-opus-4-20250514": (0.1785, 0.225, None),
+    "anthropic.claude-opus-4-1-20250805": (0.1785, 0.225, None),
+    # 4000*1 + 4000*0.10 + 2000*1.25 + 1000*5 = 11,900 ; regional x1.1 = 13,090
+    "anthropic.claude-haiku-4-5-20251001": (0.0119, 0.015, (0.01309, 0.0165)),
+    "anthropic.claude-sonnet-4-5-20250929": (0.0357, 0.045, (0.03927, 0.0495)),
+    # 4000*5 + 4000*0.5 + 2000*6.25 + 1000*25 = 59,500 ; regional 65,450
+    "anthropic.claude-opus-4-5-20251101": (0.0595, 0.075, (0.06545, 0.0825)),
+}
+GEOGRAPHIC = ("us.", "eu.", "apac.")
+
+
+def _cases():
+    for base, (cached, plain, regional) in BEDROCK.items():
+        forms = {"": regional, "global.": None}
+        forms.update({p: regional for p in GEOGRAPHIC})
+        for prefix, dearer in forms.items():
+            for suffix in ("", "-v1:0"):
+                want = dearer or (cached, plain)
+                yield pytest.param(prefix + base + suffix, *want, id=prefix + base + suffix)
+
+
+@pytest.mark.parametrize(("model", "cached", "plain"), list(_cases()))
+def test_bedrock_cost_by_hand(model: str, cached: float, plain: float) -> None:
+    price = packaged_table().resolve(model).price
+    assert cost_usd(price, CACHED) == pytest.approx(cached, rel=1e-9)
+    assert cost_usd(price, PLAIN) == pytest.approx(plain, rel=1e-9)
+
+
+@pytest.mark.parametrize(("model", "cached"), [
+    # 4000*0.25 + 4000*0.03 + 2000*0.30 + 1000*1.25 = 2,970
+    ("claude-3-haiku-20240307", 0.00297),
+    ("claude-3-5-haiku-latest", 0.00952),
+    ("claude-3-5-sonnet-20241022", 0.0357),
+    ("claude-sonnet-4-5", 0.0357),
+    ("claude-opus-4-1-20250805", 0.1785),
+    ("claude-opus-4-5", 0.0595),
+    ("claude-haiku-4-5", 0.0119),
+    ("claude-3-opus-20240229", 0.1785),
+])
+def test_anthropic_api_cost_by_hand(model: str, cached: float) -> None:
+    assert cost_usd(packaged_table().resolve(model).price, CACHED) == pytest.approx(cached)
+
+
+def test_openai_cached_input() -> None:
+    # gpt-4o: 6000*2.50 + 4000*1.25 + 1000*10 (no cache writes reported) = 30,000
+    usage = Usage(input_tokens=10_000, output_tokens=1_000, cache_read_tokens=4_000)
+    price = packaged_table().resolve("gpt-4o-2024-08-06").price
+    assert cost_usd(price, usage) == pytest.approx(0.030)
+
+
+@pytest.mark.parametrize(("model", "want"), [
+    # 150000*6 + 100000*0.60 + 50000*7.50 + 2000*22.50 = 1,380,000 micro-USD
+    ("anthropic.claude-sonnet-4-20250514-v1:0", 1.38),
+    ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", 1.38),
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", 1.518),
+    ("claude-sonnet-4-5-20250929", 1.38),
+])
+def test_long_context_tier_bills_the_whole_request(model: str, want: float) -> None:
+    usage = Usage(input_tokens=300_000, output_tokens=2_000, cache_read_tokens=100_000,
+                  cache_write_tokens=50_000)
+    assert cost_usd(packaged_table().resolve(model).price, usage) == pytest.approx(want)
+
+
+def test_long_context_threshold_is_strictly_above_200k() -> None:
+    price = packaged_table().resolve("anthropic.claude-sonnet-4-20250514-v1:0").price
+    at = Usage(input_tokens=200_000)
+    over = Usage(input_tokens=200_001)
+    assert cost_usd(price, at) == pytest.approx(0.6)  # 200000 * 3
+    assert cost_usd(price, over) == pytest.approx(1.200006)  # 200001 * 6
+
+
+def test_cache_tokens_never_billed_twice() -> None:
+    # all input was cache reads: only the read price applies (3.7 Sonnet: 0.30/MTok)
+    price = packaged_table().resolve("us.anthropic.claude-3-7-sonnet-20250219-v1:0").price
+    usage = Usage(input_tokens=1_000_000, cache_read_tokens=1_000_000)
+    assert cost_usd(price, usage) == pytest.approx(0.30)
+
+
+def test_projection_bounds_the_real_cost() -> None:
+    price = packaged_table().resolve("anthropic.claude-3-5-haiku-20241022-v1:0").price
+    # every input token at the dearest input-side rate (cache write 1.00), output at 4.00
+    assert projected_cost_usd(price, 10_000, 1_000) == pytest.approx(0.014)
+    assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, CACHED)
+    assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, PLAIN)
