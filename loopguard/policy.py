@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, model_validator
 
+from loopguard.ledger.budgets import BudgetSpec  # money (issue 4)
+from loopguard.pricing.spec import PriceSpec  # money (issue 4)
 from loopguard.detectors.cycle import CycleConfig  # runaway detectors (issue 3)
 from loopguard.detectors.errors import ErrorsConfig  # runaway detectors (issue 3)
 from loopguard.detectors.growth import GrowthConfig  # runaway detectors (issue 3)
@@ -66,6 +68,41 @@ class Policy(BaseModel):
     """A streamed answer repeating itself; a cap on one answer's output tokens."""
 
     # --- money (issue 4): max_cost_usd, budgets, prices, ledger, added here ---
+    # (models in loopguard/pricing/spec.py and loopguard/ledger/budgets.py; docs/money.md)
+    max_cost_usd: NonNegativeFloat | None = None
+    """Dollars per run, checked before each model call against its projected cost."""
+    warn_cost_usd: NonNegativeFloat | None = None
+    unknown_model: Literal["warn", "block"] = "warn"
+    """A model without a price: `warn` (once, the call is not costed) or `block` (refused)."""
+    fallback_price: PriceSpec | None = None
+    """Price for models missing from the table (USD per million tokens)."""
+    prices: dict[str, PriceSpec] = Field(default_factory=dict)
+    """Override or add prices, by model id: `{"my-model" = {input = 1.0, output = 2.0}}`."""
+    model_aliases: dict[str, str] = Field(default_factory=dict)
+    """Model ids to price as another, e.g. an application inference-profile ARN to its model."""
+    output_estimate_tokens: int = Field(4096, gt=0)
+    """Projected output of a call without max_tokens (the cost check before the call)."""
+    budgets: list[BudgetSpec] = Field(default_factory=list)
+    """Budgets beyond one run: per conversation, agent, tenant or global; per run, hour, day,
+    month or in total; in dollars and/or tokens. Kept in `ledger`."""
+    ledger: str = "memory://"
+    """Where budgets live: memory://, sqlite:///path.db, redis://host:port/db, rediss://..."""
+    on_ledger_error: Literal["closed", "open"] = "closed"
+    """Ledger unreachable: `closed` refuses paid calls; `open` counts locally and warns."""
+    reservation_ttl: float = Field(600.0, gt=0)
+    """Seconds a reservation is held; longer than your slowest model call."""
+
+    @model_validator(mode="after")
+    def _money_checks(self) -> Policy:
+        hard, soft = self.max_cost_usd, self.warn_cost_usd
+        if hard is not None and soft is not None and soft > hard:
+            raise ValueError(f"warn_cost_usd ({soft}) must not be above max_cost_usd ({hard})")
+        if self.budgets or self.ledger != "memory://":
+            from loopguard.ledger import ledger_class
+
+            ledger_class(self.ledger)  # an unknown scheme is a config error, not a runtime one
+        return self
+
 
     # --- telemetry (issue 5): content capture, added here ---
     capture_content: bool = False

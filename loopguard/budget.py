@@ -1,0 +1,249 @@
+"""The money check: dollar and token caps enforced before each paid call.
+
+At model start it projects the call's cost (input tokens estimated as `loopguard.tokens`
+documents, output = the call's max_tokens or the policy's output_estimate_tokens), checks the
+run's max_cost_usd, and reserves the projection against every budget the run falls under, all
+or none, refusing the call if any would go over. At model end it settles each reservation to
+the call's real cost; on model error, run end and eviction it releases what is still held.
+It runs last among the detectors, so it reserves only for calls nothing else refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from loopguard.events import Event, ModelEnd, ModelError, ModelStart, RunEnd
+from loopguard.ledger import Claim, LedgerUnavailable, shared_ledger
+from loopguard.ledger.base import NANO
+from loopguard.ledger.memory import MemoryLedger
+from loopguard.ledger.resilient import Resilient
+from loopguard.pricing import default_pricer, projected_cost_usd
+from loopguard.pricing.pricer import PolicyPricer
+from loopguard.tokens import estimate_input_tokens
+from loopguard.verdict import Verdict, abort, warn
+
+if TYPE_CHECKING:
+    from loopguard.ledger.budgets import BudgetSpec
+    from loopguard.policy import Policy
+    from loopguard.state import RunState
+
+logger = logging.getLogger("loopguard")
+_DEGRADED_LOG_EVERY = 60.0  # seconds between repeated "ledger unreachable" errors
+
+
+@dataclass(slots=True)
+class _Held:
+    """One call's reservation: where it is held and what it projected."""
+
+    rid: str
+    usd: float
+    tokens: int
+    claims: tuple[Claim, ...] = ()
+    specs: tuple[BudgetSpec, ...] = ()
+    local: bool = False  # held in the local fallback ledger (fail-open while unreachable)
+
+
+@dataclass(slots=True)
+class _Slot:
+    held: OrderedDict[str, _Held] = field(default_factory=OrderedDict)
+    warned: set[str] = field(default_factory=set)
+
+    @property
+    def reserved_usd(self) -> float:
+        return sum(h.usd for h in self.held.values())
+
+
+class _Ledgers:
+    """Per URI: the shared ledger wrapped to keep settlements through outages, and a local
+    memory ledger used while it is unreachable under on_ledger_error = "open"."""
+
+    def __init__(self) -> None:
+        self._remote: dict[str, Resilient] = {}
+        self._local: dict[str, MemoryLedger] = {}
+        self._last_error: dict[str, float] = {}
+
+    def remote(self, uri: str) -> Resilient:
+        found = self._remote.get(uri)
+        if found is None:
+            found = self._remote[uri] = Resilient(shared_ledger(uri))
+        return found
+
+    def local(self, uri: str) -> MemoryLedger:
+        return self._local.setdefault(uri, MemoryLedger(f"memory://fallback-for/{uri}"))
+
+    def should_log(self, uri: str, now: float) -> bool:
+        if now - self._last_error.get(uri, 0.0) >= _DEGRADED_LOG_EVERY:
+            self._last_error[uri] = now
+            return True
+        return False
+
+
+LEDGERS = _Ledgers()
+
+
+class BudgetCheck:
+    name: ClassVar[str] = "budget"
+    events: ClassVar[tuple[type[Event], ...]] = (ModelStart, ModelEnd, ModelError, RunEnd)
+
+    def __init__(self, pricer: PolicyPricer | None = None, ledgers: _Ledgers | None = None) -> None:
+        self.pricer = pricer or default_pricer()
+        self.ledgers = ledgers or LEDGERS
+
+    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+        slot: _Slot = state.slot(self.name, _Slot)
+        kind = type(event)
+        if kind is ModelStart:
+            return self._start(state, slot, event)  # type: ignore[arg-type]
+        if kind is ModelEnd:
+            self._end(state, slot, event)  # type: ignore[arg-type]
+        elif kind is ModelError:
+            held = self._pop(slot, event.id)
+            if held is not None:
+                self._release(state.policy, held)
+        else:  # RunEnd, also sent by the guard when it evicts a run
+            while slot.held:
+                self._release(state.policy, slot.held.popitem(last=False)[1])
+        return None
+
+    # --- model start: project, check, reserve ---------------------------------------------
+
+    def _start(self, state: RunState, slot: _Slot, event: ModelStart) -> Verdict | None:
+        policy = state.policy
+        found = self.pricer.resolve(policy, event.model)
+        if found is None and policy.unknown_model == "block":
+            return abort(self.name, f"no price for model {event.model!r} and "
+                         f"unknown_model = 'block'", limit="unknown_model", model=event.model)
+        in_tokens = estimate_input_tokens(event.messages)
+        out_tokens = event.max_tokens or policy.output_estimate_tokens
+        usd = 0.0 if found is None else projected_cost_usd(found.price, in_tokens, out_tokens)
+        tokens = in_tokens + out_tokens
+        projection = {"projected_usd": round(usd, 6), "projected_tokens": tokens,
+                      "projected_input_tokens": in_tokens, "projected_output_tokens": out_tokens}
+        if found is None:
+            state.attributes["loopguard.unpriced_model"] = event.model
+
+        run_total = state.cost_usd + slot.reserved_usd + usd
+        if policy.max_cost_usd is not None and run_total > policy.max_cost_usd:
+            return abort(self.name, f"model call could bring the run to ${run_total:.4f}, over "
+                         f"max_cost_usd=${policy.max_cost_usd:g}", limit="max_cost_usd",
+                         spent_usd=round(state.cost_usd, 6),
+                         reserved_usd=round(slot.reserved_usd, 6), max=policy.max_cost_usd,
+                         **projection)
+
+        held = _Held(uuid.uuid4().hex, usd, tokens)
+        if policy.budgets:
+            verdict = self._reserve(state, event, held, projection)
+            if verdict is not None:
+                return verdict
+        slot.held[event.id or held.rid] = held
+        return self._soft(state, slot, run_total, held)
+
+    def _reserve(self, state: RunState, event: ModelStart, held: _Held,
+                 projection: dict[str, Any]) -> Verdict | None:
+        policy = state.policy
+        meta = {**state.meta, **(event.meta or {})}  # start events come before accounting
+        specs = tuple(policy.budgets)
+        claims = tuple(b.claim(b.ledger_key(run=state.run, agent=state.agent, meta=meta,
+                                            ts=event.ts), held.usd, held.tokens, event.ts, up=True)
+                       for b in specs)
+        try:
+            denied = self.ledgers.remote(policy.ledger).reserve(
+                held.rid, claims, policy.reservation_ttl)
+        except LedgerUnavailable as exc:
+            if policy.on_ledger_error == "closed":
+                return abort(self.name, f"budget ledger unreachable ({exc}); paid calls are "
+                             f"refused (on_ledger_error = 'closed')", limit="ledger",
+                             ledger=policy.ledger, **projection)
+            self._degraded(state, policy, exc)
+            held.local = True
+            denied = self.ledgers.local(policy.ledger).reserve(
+                held.rid, claims, policy.reservation_ttl)
+        if denied is not None:
+            spec = specs[[c.key for c in claims].index(denied.key)]
+            over = ("max_usd" if spec.max_usd is not None and
+                    denied.spent_usd_n + denied.reserved_usd_n + _nano(held.usd)
+                    > _nano(spec.max_usd) else "max_tokens")
+            limit = spec.max_usd if over == "max_usd" else spec.max_tokens
+            return abort(self.name, f"model call would exceed budget {spec.label} "
+                         f"({over}={limit:g}) on {denied.key}", limit=f"budget.{over}",
+                         budget=spec.label, key=denied.key, max=limit,
+                         spent_usd=denied.spent_usd_n / NANO,
+                         reserved_usd=denied.reserved_usd_n / NANO,
+                         spent_tokens=denied.spent_tokens,
+                         reserved_tokens=denied.reserved_tokens, **projection)
+        held.claims, held.specs = claims, specs
+        return None
+
+    def _soft(self, state: RunState, slot: _Slot, run_total: float, held: _Held) -> Verdict | None:
+        policy = state.policy
+        threshold = policy.warn_at("cost_usd")
+        if threshold is not None and run_total >= threshold and "run" not in slot.warned:
+            slot.warned.add("run")
+            return warn(self.name, f"run cost could reach ${run_total:.4f}; the limit is "
+                        f"${policy.max_cost_usd:g}" if policy.max_cost_usd is not None else
+                        f"run cost could reach ${run_total:.4f}", limit="cost_usd",
+                        value=round(run_total, 6), max=policy.max_cost_usd)
+        return None
+
+    # --- model end: settle to the real cost -----------------------------------------------
+
+    def _end(self, state: RunState, slot: _Slot, event: ModelEnd) -> None:
+        policy = state.policy
+        held = self._pop(slot, event.id)
+        usd = state.last_call_cost or 0.0  # the guard priced this call before detectors ran
+        tokens = event.usage.total_tokens
+        if held is not None and held.specs:
+            specs, keys = held.specs, [c.key for c in held.claims]
+        elif policy.budgets:  # no reservation (shadow mode, replay without starts): spend anyway
+            specs = tuple(policy.budgets)
+            keys = [b.ledger_key(run=state.run, agent=state.agent, meta=state.meta, ts=event.ts)
+                    for b in specs]
+        else:
+            return
+        claims = [b.claim(k, usd, tokens, event.ts, up=False) for b, k in zip(specs, keys)]
+        rid = held.rid if held is not None else uuid.uuid4().hex
+        if held is not None and held.local:
+            self.ledgers.local(policy.ledger).settle(rid, claims)
+        # The spend goes to the shared ledger even when the reservation was local; if it is
+        # unreachable, Resilient keeps it and replays it later.
+        self.ledgers.remote(policy.ledger).settle(rid, claims)
+
+    def _release(self, policy: Policy, held: _Held) -> None:
+        if not held.claims:
+            return
+        if held.local:
+            self.ledgers.local(policy.ledger).release(held.rid, held.claims)
+        else:
+            self.ledgers.remote(policy.ledger).release(held.rid, held.claims)
+
+    @staticmethod
+    def _pop(slot: _Slot, call_id: str | None) -> _Held | None:
+        if call_id is not None and call_id in slot.held:
+            return slot.held.pop(call_id)
+        if slot.held:  # recordings without call ids: calls end in the order they started
+            return slot.held.popitem(last=False)[1]
+        return None
+
+    def _degraded(self, state: RunState, policy: Policy, exc: Exception) -> None:
+        state.attributes["loopguard.ledger_degraded"] = policy.ledger
+        if self.ledgers.should_log(policy.ledger, time.time()):
+            logger.error("loopguard: budget ledger %s unreachable (%s); counting budgets in "
+                         "this process only (on_ledger_error = 'open'). Spend is kept and "
+                         "written to the ledger when it is back.", policy.ledger, exc)
+
+
+def _nano(usd: float) -> int:
+    return round(usd * NANO)
+
+
+def build_budget_check(policy: Policy) -> BudgetCheck | None:
+    """The money check, or None when the policy sets no money limit at all."""
+    if (policy.max_cost_usd is None and policy.warn_cost_usd is None and not policy.budgets
+            and policy.unknown_model != "block"):
+        return None
+    return BudgetCheck()

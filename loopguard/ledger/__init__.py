@@ -1,0 +1,60 @@
+"""Ledgers: budget spend that outlives a run, picked by URI like the `limits` library does.
+
+  memory://             one process (default)
+  sqlite:///path.db     survives a restart; several processes on one host
+  redis://host:port/db  a fleet of workers (rediss:// for TLS)
+
+`SCHEMES` maps a URI scheme to its class; register another backend by adding to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from urllib.parse import urlsplit
+
+from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable, usd_to_nano
+from loopguard.ledger.budgets import BudgetSpec
+
+# scheme -> "module:Class", imported on first use (redis-py is optional)
+SCHEMES: dict[str, str] = {
+    "memory": "loopguard.ledger.memory:MemoryLedger",
+    "sqlite": "loopguard.ledger.sqlite:SqliteLedger",
+    "redis": "loopguard.ledger.redis:RedisLedger",
+    "rediss": "loopguard.ledger.redis:RedisLedger",
+}
+
+_open: dict[str, Ledger] = {}
+_lock = threading.Lock()
+
+
+def ledger_class(uri: str) -> type[Ledger]:
+    scheme = urlsplit(uri).scheme
+    target = SCHEMES.get(scheme)
+    if target is None:
+        raise ValueError(f"unknown ledger URI {uri!r}; accepted schemes: "
+                         + ", ".join(f"{s}://" for s in SCHEMES))
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_ledger(uri: str) -> Ledger:
+    """A new ledger for `uri`."""
+    return ledger_class(uri)(uri)
+
+
+def shared_ledger(uri: str) -> Ledger:
+    """The process's one ledger per URI (so memory:// budgets are shared by every guard)."""
+    found = _open.get(uri)
+    if found is None:
+        with _lock:
+            found = _open.get(uri)
+            if found is None:
+                found = _open[uri] = open_ledger(uri)
+    return found
+
+
+__all__ = [
+    "SCHEMES", "BudgetSpec", "Claim", "Denied", "KeyUsage", "Ledger", "LedgerUnavailable",
+    "ledger_class", "open_ledger", "shared_ledger", "usd_to_nano",
+]

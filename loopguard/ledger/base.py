@@ -1,0 +1,105 @@
+"""What a ledger is: budget keys holding spend and time-limited reservations.
+
+Amounts are integers: dollars in nano-USD (1e-9), tokens as counts, so every backend compares
+exactly (no float drift between Python, SQLite and Lua). A reservation is all or none: it is
+recorded against every key it names only if none of them would go over its limit.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+NANO = 1_000_000_000
+
+
+def usd_to_nano(usd: float, *, up: bool = False) -> int:
+    """Reservations round up (a cap is never overshot by rounding); settlements round."""
+    return math.ceil(usd * NANO - 1e-6) if up else round(usd * NANO)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An amount against one budget key, with that key's limits (None = no limit)."""
+
+    key: str
+    usd_n: int = 0
+    tokens: int = 0
+    max_usd_n: int | None = None
+    max_tokens: int | None = None
+    expire_at: float | None = None
+    """When the key itself may be forgotten (its window is long past); None = never."""
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """Why a reservation was refused: the first key that would go over, and its totals."""
+
+    key: str
+    spent_usd_n: int
+    reserved_usd_n: int
+    spent_tokens: int
+    reserved_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    key: str
+    spent_usd_n: int = 0
+    reserved_usd_n: int = 0
+    spent_tokens: int = 0
+    reserved_tokens: int = 0
+    reservations: int = 0
+
+    @property
+    def spent_usd(self) -> float:
+        return self.spent_usd_n / NANO
+
+    @property
+    def reserved_usd(self) -> float:
+        return self.reserved_usd_n / NANO
+
+    def to_dict(self) -> dict[str, object]:
+        return {"key": self.key, "spent_usd": self.spent_usd, "reserved_usd": self.reserved_usd,
+                "spent_tokens": self.spent_tokens, "reserved_tokens": self.reserved_tokens,
+                "reservations": self.reservations}
+
+
+class LedgerUnavailable(RuntimeError):
+    """The ledger's storage cannot be reached; the policy's on_ledger_error decides."""
+
+
+class Ledger(ABC):
+    """Storage of budget spend. Backends register a URI scheme in `loopguard.ledger`."""
+
+    uri: str
+
+    @abstractmethod
+    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
+                now: float | None = None) -> Denied | None:
+        """Reserve every claim under reservation id `rid` for `ttl` seconds, or none of them.
+        Returns None on success, else the first key that would go over its limit."""
+
+    @abstractmethod
+    def settle(self, rid: str, claims: Sequence[Claim]) -> None:
+        """End reservation `rid` on each claim's key and add the claim's amounts as spent.
+        A reservation already expired (or never made) is not an error: the spend is added."""
+
+    def release(self, rid: str, claims: Sequence[Claim]) -> None:
+        """End reservation `rid` on the claims' keys without spending (the call failed or
+        never went out)."""
+        self.settle(rid, [Claim(c.key, expire_at=c.expire_at) for c in claims])
+
+    @abstractmethod
+    def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
+        """Totals of `keys`, or of every key starting with `prefix`; expired reservations are
+        reclaimed first."""
+
+    @abstractmethod
+    def reset(self, prefix: str = "") -> int:
+        """Forget every key starting with `prefix` (spend and reservations); returns how many."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release connections."""

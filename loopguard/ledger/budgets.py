@@ -1,0 +1,105 @@
+"""Budgets beyond one run: what a budget covers (scope) and for how long (period).
+
+A budget's ledger key names its scope, the scope's value and its window, e.g.
+  loopguard:budget:tenant=acme:day=2026-11-29
+  loopguard:budget:global:hour=2026-11-29T13
+  loopguard:budget:conversation=thread-42:total
+so a new hour, day or month (UTC) is simply a new key; old keys expire on their own.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, model_validator
+
+from loopguard.ledger.base import Claim, usd_to_nano
+
+PREFIX = "loopguard:budget:"
+Scope = Literal["global", "agent", "tenant", "conversation"]
+Period = Literal["run", "hour", "day", "month", "total"]
+NONE_LABEL = "_none_"  # runs without the scope's label share one bucket (never skip a cap)
+_KEEP = {"run": 86_400, "hour": 86_400, "day": 2 * 86_400, "month": 35 * 86_400}
+
+
+class BudgetSpec(BaseModel):
+    """One budget: a dollar and/or token limit on a scope over a period (UTC windows)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: Scope = "global"
+    period: Period = "day"
+    max_usd: PositiveFloat | None = None
+    max_tokens: PositiveInt | None = None
+    key: str | None = None
+    """The run label that names the scope's value: for `tenant` required (the metadata key
+    holding your tenant id); for `conversation` it defaults to LangGraph's `thread_id`."""
+    name: str | None = None
+    """Shown in verdicts; defaults to `<scope>/<period>`."""
+
+    @model_validator(mode="after")
+    def _check(self) -> BudgetSpec:
+        if self.max_usd is None and self.max_tokens is None:
+            raise ValueError("a budget needs max_usd, max_tokens or both")
+        if self.scope == "tenant" and not self.key:
+            raise ValueError("a tenant budget needs key = <the metadata key of your tenant id>")
+        if self.key and self.scope not in ("tenant", "conversation"):
+            raise ValueError(f"key applies to tenant and conversation budgets, not {self.scope}")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.scope}/{self.period}"
+
+    def scope_value(self, agent: str | None, meta: dict[str, Any]) -> str | None:
+        if self.scope == "global":
+            return None
+        if self.scope == "agent":
+            value: Any = agent
+        else:
+            value = meta.get(self.key or "thread_id")
+        return NONE_LABEL if value is None or value == "" else str(value)
+
+    def ledger_key(self, *, run: str, agent: str | None, meta: dict[str, Any],
+                   ts: float) -> str:
+        value = self.scope_value(agent, meta)
+        scope = self.scope if value is None else f"{self.scope}={quote(value, safe='')}"
+        return f"{PREFIX}{scope}:{window(self.period, ts, run)}"
+
+    def claim(self, key: str, usd: float, tokens: int, ts: float, *, up: bool) -> Claim:
+        return Claim(key, usd_to_nano(usd, up=up), tokens,
+                     None if self.max_usd is None else usd_to_nano(self.max_usd),
+                     self.max_tokens, expire_at=expire_at(self.period, ts))
+
+
+def window(period: str, ts: float, run: str) -> str:
+    t = datetime.fromtimestamp(ts, UTC)
+    if period == "hour":
+        return f"hour={t:%Y-%m-%dT%H}"
+    if period == "day":
+        return f"day={t:%Y-%m-%d}"
+    if period == "month":
+        return f"month={t:%Y-%m}"
+    if period == "run":
+        return f"run={quote(run, safe='')}"
+    return "total"
+
+
+def expire_at(period: str, ts: float) -> float | None:
+    """When a window's key can be dropped: a while after the window ends (None = never)."""
+    if period == "total":
+        return None
+    t = datetime.fromtimestamp(ts, UTC)
+    if period == "hour":
+        end = t.replace(minute=0, second=0, microsecond=0).timestamp() + 3600
+    elif period == "day":
+        end = t.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() + 86_400
+    elif period == "month":
+        days = calendar.monthrange(t.year, t.month)[1]
+        end = t.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp() + days * 86_400
+    else:  # run: kept a day after the run's last call
+        end = ts
+    return end + _KEEP[period]

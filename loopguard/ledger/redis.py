@@ -1,0 +1,125 @@
+"""redis:// and rediss:// : a fleet of workers sharing budgets.
+
+Each reservation is ONE EVALSHA of lua/reserve.lua, atomic on the server: it checks every budget
+key the call falls under and reserves on all of them or none. Reservations carry an expiry (a
+sorted set per key), so a worker killed mid-call gives its reservation back after the TTL; the
+scripts reclaim expired reservations before they look at a key.
+
+Keys are plain (no hash tags): a reservation spanning several budget keys needs them on one
+node, so Redis Cluster is not supported; use a single primary (with replicas) per ledger.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable
+
+ZSET_SUFFIX = ":exp"
+
+
+@functools.cache
+def _script(name: str) -> str:
+    lua = resources.files("loopguard.ledger").joinpath("lua")
+    text = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    if name in ("reserve", "usage"):
+        text = lua.joinpath("reclaim.lua").read_text(encoding="utf-8") + "\n" + text
+    return text
+
+
+class RedisLedger(Ledger):
+    def __init__(self, uri: str, *, socket_timeout: float = 2.0) -> None:
+        try:
+            import redis
+        except ImportError:
+            raise ImportError("the redis:// ledger needs redis-py: "
+                              "pip install 'langchain-loopguard[redis]'") from None
+        self.uri = uri
+        self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
+        self._client = redis.Redis.from_url(uri, socket_timeout=socket_timeout,
+                                            socket_connect_timeout=socket_timeout)
+        # register_script sends EVALSHA and reloads the script after a NOSCRIPT reply.
+        self._reserve = self._client.register_script(_script("reserve"))
+        self._settle = self._client.register_script(_script("settle"))
+        self._usage = self._client.register_script(_script("usage"))
+        self._pid = os.getpid()
+
+    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
+                now: float | None = None) -> Denied | None:
+        if not claims:
+            return None
+        now = time.time() if now is None else now
+        args: list[Any] = [repr(now), repr(now + ttl), rid]
+        for c in claims:
+            args += [c.usd_n, c.tokens, -1 if c.max_usd_n is None else c.max_usd_n,
+                     -1 if c.max_tokens is None else c.max_tokens, _at(c.expire_at)]
+        result = self._call(self._reserve, _keys(c.key for c in claims), args)
+        if int(result[0]) == 1:
+            return None
+        i = int(result[1]) - 1
+        return Denied(claims[i].key, int(result[2]), int(result[3]), int(result[4]),
+                      int(result[5]))
+
+    def settle(self, rid: str, claims: Sequence[Claim]) -> None:
+        if not claims:
+            return
+        args: list[Any] = [rid]
+        for c in claims:
+            args += [c.usd_n, c.tokens, _at(c.expire_at)]
+        self._call(self._settle, _keys(c.key for c in claims), args)
+
+    def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
+        if keys is None:
+            keys = sorted({k.decode() if isinstance(k, bytes) else k
+                           for k in self._call(self._scan, prefix)} )
+        if not keys:
+            return []
+        flat = self._call(self._usage, _keys(keys), [repr(time.time())])
+        return [KeyUsage(k, *(int(x) for x in flat[5 * i:5 * i + 5])) for i, k in enumerate(keys)]
+
+    def reset(self, prefix: str = "") -> int:
+        keys = self._call(self._scan, prefix)
+        if keys:
+            self._call(self._client.delete, *_keys(keys))
+        return len(keys)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _scan(self, prefix: str) -> list[str]:
+        found = set()
+        for k in self._client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+            k = k.decode() if isinstance(k, bytes) else k
+            found.add(k.removesuffix(ZSET_SUFFIX))
+        return sorted(found)
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        if os.getpid() != self._pid:  # a forked child must not share the parent's sockets
+            self._client.connection_pool.reset()
+            self._pid = os.getpid()
+        try:
+            if fn in (self._reserve, self._settle, self._usage):
+                return fn(keys=args[0], args=args[1])
+            return fn(*args)
+        except self._errors as exc:
+            raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
+
+
+def _keys(names: Any) -> list[str]:
+    out = []
+    for name in names:
+        out += [name, name + ZSET_SUFFIX]
+    return out
+
+
+def _at(expire_at: float | None) -> int:
+    return 0 if expire_at is None else int(expire_at) + 1
+
+
+def _glob_escape(s: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in s)

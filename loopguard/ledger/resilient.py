@@ -1,0 +1,65 @@
+"""A ledger that keeps what was spent when its storage is unreachable.
+
+Settlements and releases that fail are queued and replayed, in order, before the next
+operation that reaches the storage; so a spend recorded during an outage is added once the
+ledger is back. Reservations are not queued: the caller decides (fail closed or open).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+
+from loopguard.ledger.base import Claim, Denied, Ledger, LedgerUnavailable
+
+logger = logging.getLogger("loopguard")
+MAX_BACKLOG = 100_000
+
+
+class Resilient:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.uri = ledger.uri
+        self._backlog: deque[tuple[str, str, tuple[Claim, ...]]] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
+                now: float | None = None) -> Denied | None:
+        self._flush()
+        return self.ledger.reserve(rid, claims, ttl, now)
+
+    def settle(self, rid: str, claims: Sequence[Claim]) -> None:
+        self._do("settle", rid, tuple(claims))
+
+    def release(self, rid: str, claims: Sequence[Claim]) -> None:
+        self._do("release", rid, tuple(claims))
+
+    def _do(self, op: str, rid: str, claims: tuple[Claim, ...]) -> None:
+        try:
+            self._flush()
+            getattr(self.ledger, op)(rid, claims)
+        except LedgerUnavailable as exc:
+            with self._lock:
+                if len(self._backlog) >= MAX_BACKLOG:
+                    dropped = self._backlog.popleft()
+                    logger.error("loopguard: ledger %s backlog full; dropped a %s of %s",
+                                 self.uri, dropped[0], dropped[1])
+                self._backlog.append((op, rid, claims))
+            logger.warning("loopguard: ledger %s unreachable (%s); %s of %s kept to replay "
+                           "(%d waiting)", self.uri, exc, op, rid, len(self._backlog))
+
+    def _flush(self) -> None:
+        if not self._backlog:
+            return
+        with self._lock:
+            while self._backlog:
+                op, rid, claims = self._backlog[0]
+                getattr(self.ledger, op)(rid, claims)  # raises LedgerUnavailable: stays queued
+                self._backlog.popleft()
+            logger.warning("loopguard: ledger %s reachable again; backlog replayed", self.uri)

@@ -1,0 +1,161 @@
+"""sqlite:///path.db : budgets that survive a restart, shared by processes on one host.
+
+Every reservation is one `BEGIN IMMEDIATE` transaction (it takes the database's write lock
+before it reads, so two processes cannot both read the same total and both reserve). WAL mode
+lets readers proceed meanwhile; the busy timeout makes writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from urllib.parse import unquote, urlsplit
+
+from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS budget (
+  key TEXT PRIMARY KEY,
+  spent_n INTEGER NOT NULL DEFAULT 0,
+  spent_t INTEGER NOT NULL DEFAULT 0,
+  expire_at REAL
+);
+CREATE TABLE IF NOT EXISTS reservation (
+  rid TEXT NOT NULL,
+  key TEXT NOT NULL,
+  usd_n INTEGER NOT NULL,
+  tokens INTEGER NOT NULL,
+  expires REAL NOT NULL,
+  PRIMARY KEY (rid, key)
+);
+CREATE INDEX IF NOT EXISTS reservation_by_key ON reservation (key, expires);
+"""
+
+
+def path_from_uri(uri: str) -> str:
+    """sqlite:///relative.db, sqlite:////abs/path.db (as SQLAlchemy spells them)."""
+    parts = urlsplit(uri)
+    path = unquote(parts.path)
+    if parts.netloc:
+        raise ValueError(f"{uri!r}: a sqlite ledger URI has no host; write sqlite:///file.db "
+                         f"(relative) or sqlite:////abs/file.db (absolute)")
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise ValueError(f"{uri!r}: no database file; write sqlite:///file.db")
+    return path
+
+
+class SqliteLedger(Ledger):
+    def __init__(self, uri: str, *, busy_timeout: float = 30.0) -> None:
+        self.uri = uri
+        self.path = path_from_uri(uri)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()  # one connection per thread (and per process)
+        with self._tx() as db:  # create the schema up front, so a bad path fails here
+            db.execute("SELECT 1")
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None or self._local.pid != os.getpid():
+            try:
+                db = sqlite3.connect(self.path, timeout=self.busy_timeout,
+                                     isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+            except sqlite3.Error as exc:
+                raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
+            self._local.db, self._local.pid = db, os.getpid()
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk gone
+            raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                db.execute("ROLLBACK")
+                raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
+
+    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
+                now: float | None = None) -> Denied | None:
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            for c in claims:
+                db.execute("DELETE FROM reservation WHERE key = ? AND expires <= ?", (c.key, now))
+                sn, st, rn, rt = _totals(db, c.key)
+                if ((c.max_usd_n is not None and sn + rn + c.usd_n > c.max_usd_n)
+                        or (c.max_tokens is not None and st + rt + c.tokens > c.max_tokens)):
+                    return Denied(c.key, sn, rn, st, rt)
+            for c in claims:
+                _ensure(db, c)
+                db.execute("INSERT OR REPLACE INTO reservation VALUES (?, ?, ?, ?, ?)",
+                           (rid, c.key, c.usd_n, c.tokens, now + ttl))
+        return None
+
+    def settle(self, rid: str, claims: Sequence[Claim]) -> None:
+        with self._tx() as db:
+            for c in claims:
+                db.execute("DELETE FROM reservation WHERE rid = ? AND key = ?", (rid, c.key))
+                _ensure(db, c)
+                db.execute("UPDATE budget SET spent_n = spent_n + ?, spent_t = spent_t + ? "
+                           "WHERE key = ?", (c.usd_n, c.tokens, c.key))
+
+    def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM reservation WHERE expires <= ?", (now,))
+            db.execute("DELETE FROM budget WHERE expire_at < ? AND key NOT IN "
+                       "(SELECT key FROM reservation)", (now,))
+            if keys is None:
+                keys = [r[0] for r in db.execute(
+                    "SELECT key FROM budget WHERE substr(key, 1, ?) = ? ORDER BY key",
+                    (len(prefix), prefix))]
+            out = []
+            for key in keys:
+                sn, st, rn, rt = _totals(db, key)
+                (count,) = db.execute("SELECT COUNT(*) FROM reservation WHERE key = ?",
+                                      (key,)).fetchone()
+                out.append(KeyUsage(key, sn, rn, st, rt, count))
+            return out
+
+    def reset(self, prefix: str = "") -> int:
+        with self._tx() as db:
+            n = db.execute("DELETE FROM budget WHERE substr(key, 1, ?) = ?",
+                           (len(prefix), prefix)).rowcount
+            db.execute("DELETE FROM reservation WHERE substr(key, 1, ?) = ?",
+                       (len(prefix), prefix))
+            return n
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def _totals(db: sqlite3.Connection, key: str) -> tuple[int, int, int, int]:
+    row = db.execute("SELECT spent_n, spent_t FROM budget WHERE key = ?", (key,)).fetchone()
+    sn, st = row if row else (0, 0)
+    rn, rt = db.execute("SELECT COALESCE(SUM(usd_n), 0), COALESCE(SUM(tokens), 0) "
+                        "FROM reservation WHERE key = ?", (key,)).fetchone()
+    return sn, st, rn, rt
+
+
+def _ensure(db: sqlite3.Connection, c: Claim) -> None:
+    db.execute("INSERT OR IGNORE INTO budget (key, expire_at) VALUES (?, ?)",
+               (c.key, c.expire_at))
