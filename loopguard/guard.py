@@ -15,6 +15,7 @@ from loopguard.events import (
     Event, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolEnd, ToolError, ToolStart, Usage,
 )
 from loopguard.policy import Policy, PolicySet
+from loopguard.pricing import default_pricer
 from loopguard.state import RunState
 from loopguard.verdict import Action, LoopGuardAbort, Verdict
 
@@ -62,7 +63,8 @@ class Guard:
             policy = PolicySet.load(policy)
         self.policies: PolicySet = policy if isinstance(policy, PolicySet) else PolicySet(default=policy)
         self.sinks: list[Sink] = list(sinks)
-        self._pricer = pricer
+        # Money (issue 4): by default each call is priced from the run policy's price table.
+        self._pricer: Pricer = pricer if pricer is not None else default_pricer()
         self.max_runs = max_runs
         self.run_ttl = run_ttl
         self._runs: OrderedDict[str, RunState] = OrderedDict()
@@ -158,6 +160,13 @@ class Guard:
             return
         logger.debug("loopguard: run %s %s", run, why)
         end = RunEnd(run=run, agent=state.agent, status="error", ts=state.last_seen)
+        # Detectors that hold something outside the run (budget reservations) let it go.
+        with state.lock:
+            for detector in self._detectors(state.policy, RunEnd):
+                try:
+                    detector(state, end)
+                except Exception:  # noqa: BLE001
+                    self._internal_error(f"detector {detector.name}", state)
         for sink in self.sinks:
             self._call_sink(sink.on_run_end, state, end)
 
@@ -228,6 +237,8 @@ class Guard:
                 state.last_call_cost = cost
                 if cost:
                     state.cost_usd += cost
+                elif cost is None:  # no price: the pricer warned once; the run says so too
+                    state.attributes["loopguard.unpriced_model"] = event.model  # type: ignore[attr-defined]
         elif kind is RunStart:
             state.name = event.name  # type: ignore[attr-defined]
         elif kind is ToolStart:
