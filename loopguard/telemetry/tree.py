@@ -68,7 +68,7 @@ class _Call:
 
 
 class _Run:
-    __slots__ = ("root", "calls", "pending", "capture", "failed")
+    __slots__ = ("root", "calls", "pending", "capture", "failed", "refused")
 
     def __init__(self, root: Any, capture: bool) -> None:
         self.root = root
@@ -78,6 +78,7 @@ class _Run:
         self.pending: _Call | None = None
         self.capture = capture
         self.failed = False  # the root's error status is already set
+        self.refused: set[str] = set()  # calls refused at their start: any later end is stray
 
 
 def _key(event: Event, kind: str) -> str:
@@ -177,6 +178,8 @@ class SpanTree:
 
     def _model_end(self, state: RunState, run: _Run, event: ModelEnd) -> None:
         call = run.calls.pop(_key(event, "model"), None)
+        if call is None and _key(event, "model") in run.refused:
+            return
         if call is None:  # its start was never seen: a zero-length span still shows the call
             call = _Call(self.backend.start(f"chat {event.model}", CLIENT,
                                             self._parent(run, event), event.ts,
@@ -289,6 +292,7 @@ class SpanTree:
                     self.backend.set_error(call.span, f"refused: [{verdict.detector}] "
                                                       f"{verdict.reason}")
                     run.calls.pop(key, None)  # type: ignore[arg-type]
+                    run.refused.add(key)  # type: ignore[arg-type]
                     self.backend.end(call.span, event.ts)
                     call = None
                 else:

@@ -1,0 +1,139 @@
+"""Fixtures: an SDK tracer provider with the in-memory exporter, a metric reader, and helpers
+that build the events of a run."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from loopguard.events import (
+    Message, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolCall, ToolEnd,
+    ToolError, ToolStart, Usage,
+)
+
+T0 = 1_800_000_000.0  # event times: fixed, so span times can be checked exactly
+RUN = "0192f0c4-1111-7000-8000-000000000001"
+
+
+class Otel:
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+
+    def spans(self) -> list[Any]:
+        return list(self.exporter.get_finished_spans())
+
+    def span(self, name: str) -> Any:
+        found = [s for s in self.spans() if s.name == name]
+        assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.spans()]}"
+        return found[0]
+
+    def points(self, metric: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        out = []
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == metric:
+                        out.extend(m.data.data_points)
+        return out
+
+
+@pytest.fixture
+def otel() -> Otel:
+    o = Otel()
+    yield o
+    o.tracer_provider.shutdown()
+    o.meter_provider.shutdown()
+
+
+_VOCAB = ("apple river mountain violet engine harbor quartz lantern meadow orbit canyon "
+          "falcon pepper marble cobalt willow thunder saddle velvet glacier ember parcel "
+          "summit tundra pilot rocket garden copper silver anchor beacon cactus dolphin "
+          "fossil jasmine kettle lemon mosaic nectar oyster").split()
+
+
+def _words(seed: str) -> str:
+    # Unrelated texts per call: a repeat detector must not see a loop in these runs.
+    digest = hashlib.sha256(seed.encode()).digest()
+    return " ".join(_VOCAB[b % len(_VOCAB)] for b in digest[:12])
+
+
+class Script:
+    """Builds a run's events with ids, parents and increasing timestamps."""
+
+    def __init__(self, run: str = RUN, agent: str | None = "researcher") -> None:
+        self.run, self.agent = run, agent
+        self.ts = T0
+        self._ids = itertools.count(1)
+
+    def _common(self, dt: float, **kw: Any) -> dict[str, Any]:
+        self.ts += dt
+        return {"run": self.run, "agent": self.agent, "ts": self.ts, **kw}
+
+    def new_id(self) -> str:
+        return f"0192f0c4-2222-7000-8000-{next(self._ids):012d}"
+
+    def run_start(self, name: str = "agent", meta: dict | None = None) -> RunStart:
+        return RunStart(**self._common(0.0, id=self.run, meta=meta), name=name)
+
+    def model_start(self, call: str, parent: str | None = None, model: str =
+                    "anthropic.claude-3-5-haiku-20241022-v1:0", dt: float = 0.1,
+                    text: str | None = None, meta: dict | None = None) -> ModelStart:
+        # Distinct texts per call by default, so no repeat detector sees a loop.
+        return ModelStart(**self._common(dt, id=call, parent=parent or self.run, meta=meta),
+                          model=model, messages=[Message("system", "be brief"),
+                                                 Message("user", text or _words(str(call)))],
+                          max_tokens=256)
+
+    def model_end(self, call: str, parent: str | None = None, model: str =
+                  "anthropic.claude-3-5-haiku-20241022-v1:0", dt: float = 1.5,
+                  text: str | None = None, tool_calls: list[ToolCall] | None = None,
+                  usage: Usage | None = None) -> ModelEnd:
+        return ModelEnd(**self._common(dt, id=call, parent=parent or self.run), model=model,
+                        text=_words(f"{call}a") if text is None else text,
+                        tool_calls=tool_calls or [],
+                        usage=usage or Usage(120, 30, 100, 0))
+
+    def model_error(self, call: str, error: str, dt: float = 0.5) -> ModelError:
+        return ModelError(**self._common(dt, id=call, parent=self.run),
+                          model="anthropic.claude-3-5-haiku-20241022-v1:0", error=error)
+
+    def token(self, call: str, text: str, dt: float = 0.05) -> Token:
+        return Token(**self._common(dt, id=call), text=text)
+
+    def tool_start(self, call: str, tool: str = "calculator", args: Any = None,
+                   dt: float = 0.01) -> ToolStart:
+        return ToolStart(**self._common(dt, id=call, parent=self.run), tool=tool,
+                         args=args if args is not None else {"expression": "2+2"})
+
+    def tool_end(self, call: str, tool: str = "calculator", output: str = "4",
+                 dt: float = 0.2) -> ToolEnd:
+        return ToolEnd(**self._common(dt, id=call), tool=tool, output=output)
+
+    def tool_error(self, call: str, tool: str = "calculator", error: str = "ValueError: bad",
+                   dt: float = 0.2) -> ToolError:
+        return ToolError(**self._common(dt, id=call), tool=tool, error=error)
+
+    def run_end(self, status: str = "ok", dt: float = 0.1) -> RunEnd:
+        return RunEnd(**self._common(dt, id=self.run), status=status)
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script()
+
+
+def ns(ts: float) -> int:
+    return int(ts * 1e9)
