@@ -1,0 +1,58 @@
+"""`loopguard demo`: a real LangChain agent on the real Bedrock client (against FakeBedrock,
+offline) runs away, loopguard stops it, and the summary says what it would have cost."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+DEFAULT_SCENARIO = "search-loop"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from loopguard.testing.scenarios import SCENARIOS
+
+    runaway = [n for n, s in SCENARIOS.items() if s.runaway]
+    listing = "; ".join(f"{n}: {SCENARIOS[n].summary}" for n in runaway)
+    parser = subparsers.add_parser(
+        "demo", help="watch loopguard stop a runaway agent (offline, about 10 seconds)",
+        description="Runs a create_agent agent with langchain-aws ChatBedrockConverse against "
+                    "a local fake Bedrock server, under loopguard's default policy. No AWS "
+                    "account or network needed.")
+    parser.add_argument("--scenario", choices=runaway, default=DEFAULT_SCENARIO,
+                        help=f"how the agent runs away (default {DEFAULT_SCENARIO}). {listing}")
+    parser.add_argument("--healthy", action="store_true",
+                        help="run an agent that finishes on its own; loopguard lets it be")
+    parser.add_argument("--no-live", action="store_true",
+                        help="plain lines instead of the live view (the default when stdout "
+                             "is not a terminal)")
+    parser.add_argument("--model", default=None,
+                        help="Bedrock model id the fake serves and prices are taken for "
+                             "(default: Claude Sonnet 4 via the us. inference profile)")
+    parser.add_argument("--traces", type=Path, default=Path("loopguard-traces.json"),
+                        help="Jaeger JSON file for the traces when OTEL_EXPORTER_OTLP_ENDPOINT "
+                             "is not set (default: ./loopguard-traces.json)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from loopguard.demo import run as demo_run
+        from loopguard.demo.summary import write_summary
+    except ImportError as exc:
+        print(f"loopguard demo needs the agent, AWS and CLI extras: pip install "
+              f"'langchain-loopguard[all]' ({exc})", file=sys.stderr)
+        return 1
+    out = sys.stdout
+    live = out.isatty() and not args.no_live
+    # The guard logs every verdict; the demo shows them itself.
+    logging.getLogger("loopguard").setLevel(logging.CRITICAL)
+    # LangChain logs every exception a callback raises, the deliberate abort included.
+    logging.getLogger("langchain_core.callbacks.manager").setLevel(logging.ERROR)
+    scenario = "healthy" if args.healthy else args.scenario
+    result = demo_run.run(scenario, out=out, live=live, traces_path=args.traces,
+                          model=args.model or demo_run.DEMO_MODEL)
+    write_summary(result, out)
+    return 0
