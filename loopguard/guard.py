@@ -45,7 +45,8 @@ Pricer = Callable[[Policy, str, Usage], float | None]
 class Guard:
     """Feeds events to the detectors of each run's policy and applies their verdicts.
 
-    Thread-safe: runs are independent (one lock each), and the run table has its own lock.
+    `detectors` adds your own detectors (see `loopguard.detectors.base.Detector`) to every
+    policy's. Thread-safe: runs are independent (one lock each), and the run table has its own lock.
     Memory is bounded: a run's state is freed at `RunEnd`, and runs that never report an end
     are evicted after `run_ttl` seconds without events or when more than `max_runs` are live.
     """
@@ -55,6 +56,7 @@ class Guard:
         policy: Policy | PolicySet | str | os.PathLike[str] | None = None,
         *,
         sinks: Iterable[Sink] = (),
+        detectors: Iterable[Detector] = (),
         pricer: Pricer | None = None,
         max_runs: int = 10_000,
         run_ttl: float = 3600.0,
@@ -63,6 +65,7 @@ class Guard:
             policy = PolicySet.load(policy)
         self.policies: PolicySet = policy if isinstance(policy, PolicySet) else PolicySet(default=policy)
         self.sinks: list[Sink] = list(sinks)
+        self.extra_detectors: list[Detector] = list(detectors)  # run after the policy's own
         # Money (issue 4): by default each call is priced from the run policy's price table.
         self._pricer: Pricer = pricer if pricer is not None else default_pricer()
         self.max_runs = max_runs
@@ -174,7 +177,7 @@ class Guard:
         entry = self._dispatch.get(id(policy))
         if entry is None or entry[0] is not policy:
             table: dict[type[Event], list[Detector]] = {}
-            for detector in build_detectors(policy):
+            for detector in [*build_detectors(policy), *self.extra_detectors]:
                 for t in detector.events:
                     table.setdefault(t, []).append(detector)
             entry = self._dispatch[id(policy)] = (policy, table)

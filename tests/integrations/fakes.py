@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -94,10 +95,18 @@ def tool_call(name: str, **args: Any) -> AIMessage:
         {"name": name, "args": args, "id": f"call_{next(_ids)}", "type": "tool_call"}])
 
 
-def looping_model(**kwargs: Any) -> ScriptedChatModel:
-    """A model stuck asking for the same search forever."""
-    return ScriptedChatModel(replies=[lambda msgs, n: tool_call("search", query="weather")],
-                             **kwargs)
+_TOPICS = ("volcanoes", "tides", "glaciers", "monsoons", "aurora", "lightning", "deserts",
+           "coral reefs", "jet streams", "hurricanes", "fog banks", "sea ice", "geysers",
+           "dust storms", "permafrost", "heat domes", "sandbars", "typhoons", "rainbows",
+           "avalanches")
+
+
+def endless_model(**kwargs: Any) -> ScriptedChatModel:
+    """A model that never finishes but never repeats itself either: each call searches a new
+    topic. Only the plain run limits can stop it, which is what the limit tests need."""
+    return ScriptedChatModel(
+        replies=[lambda msgs, n: tool_call("search", query=_TOPICS[(n - 1) % len(_TOPICS)])],
+        **kwargs)
 
 
 class ToolCounter:
@@ -110,6 +119,12 @@ class ToolCounter:
         def search(query: str) -> str:
             """Search the web."""
             self.calls += 1
-            return f"results for {query}"
+            # distinct text per query, as a real search returns
+            words = hashlib.sha256(query.encode()).hexdigest()
+            return f"{query}: " + " ".join(_WORDS[int(c, 16)] for c in words[:12])
 
         self.tool = search
+
+
+_WORDS = ("alpha", "basin", "cirrus", "delta", "ember", "fjord", "gale", "humid", "isobar",
+          "jetty", "katabatic", "lagoon", "mistral", "nimbus", "ozone", "plume")
