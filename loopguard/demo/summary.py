@@ -91,7 +91,9 @@ def _projections(result: DemoResult, out: TextIO) -> None:
           f"tokens per call) would have run to:", file=out)
     for label, limit in rows:
         proj = project(calls, limit, label, price)
-        print(f"  {label:<52} {limit:>6,} model calls  {_cost(proj)}", file=out)
+        late = ("  (this limit would have stopped it sooner than loopguard did)"
+                if limit < n else "")
+        print(f"  {label:<52} {limit:>6,} model calls  {_cost(proj)}{late}", file=out)
     note = ("How: AgentExecutor makes one model call per iteration. A model/tools agent makes "
             "one model call per two LangGraph super-steps (model, tools, model, ...), so a "
             "recursion_limit of L allows (L+1)//2 model calls.")

@@ -14,13 +14,32 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+_RESULTS = (
+    ("ACME X100 widget", "shop.example.com/acme-x100",
+     "The ACME X100 is our best-selling general purpose widget. See the product page for the "
+     "current price, stock and delivery times. Free returns within 30 days."),
+    ("ACME X100 review: a solid widget", "reviews.example.com/x100",
+     "We tested the X100 for three months. Build quality is excellent, the price is fair for "
+     "what you get, and the two-year warranty is better than most competitors offer."),
+    ("X100 price history", "prices.example.com/x100",
+     "Price history chart for the ACME X100 across twelve shops. Interactive chart only; "
+     "enable JavaScript to see prices."),
+    ("ACME X100 vs X200: which should you buy?", "blog.example.com/x100-vs-x200",
+     "The X200 adds a second motor and a bigger tank. For most homes the X100 is enough; "
+     "we compare noise, power draw, size and the price of spare parts."),
+    ("ACME X100 manual (PDF)", "acme.example.com/manuals/x100.pdf",
+     "Installation, safety notes, maintenance schedule and troubleshooting for the X100 "
+     "widget, model years 2024 to 2026."),
+)
+
+
 @tool
 def web_search(query: str) -> str:
-    """Search the web and return the top results with their URLs."""
-    return (f"Results for {query!r}:\n"
-            "1. ACME X100 - shop.example.com/acme-x100 - price shown on the product page\n"
-            "2. ACME X100 review - reviews.example.com/x100 - 'a solid widget'\n"
-            f"3. Price history - prices.example.com/x100?ref={_digest(query)} - chart only")
+    """Search the web and return the top results with their URLs and snippets."""
+    lines = [f"Top results for {query!r} (search id {_digest(query)}):"]
+    for n, (title, url, snippet) in enumerate(_RESULTS, 1):
+        lines.append(f"{n}. {title}\n   https://{url}\n   {snippet}")
+    return "\n".join(lines)
 
 
 @tool
