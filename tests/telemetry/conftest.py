@@ -137,3 +137,83 @@ def script() -> Script:
 
 def ns(ts: float) -> int:
     return int(ts * 1e9)
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP trace receiver on loopback: decodes each ExportTraceServiceRequest."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+        )
+
+        self.requests: list[Any] = []
+        self.paths: list[str] = []
+        self.content_types: list[str] = []
+        received = threading.Condition()
+        self._received = received
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with received:
+                    outer.paths.append(self.path)
+                    outer.content_types.append(self.headers.get("Content-Type", ""))
+                    if self.path == "/v1/traces":
+                        outer.requests.append(ExportTraceServiceRequest.FromString(body))
+                    received.notify_all()
+                reply = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spans(self) -> list[Any]:
+        return [span for req in self.requests for rs in req.resource_spans
+                for ss in rs.scope_spans for span in ss.spans]
+
+    def resources(self) -> list[dict[str, Any]]:
+        return [attrs(rs.resource.attributes) for req in self.requests
+                for rs in req.resource_spans]
+
+    def wait_for(self, n_spans: int, timeout: float = 10.0) -> list[Any]:
+        with self._received:
+            self._received.wait_for(lambda: len(self.spans()) >= n_spans, timeout)
+        return self.spans()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def attrs(kvs: Any) -> dict[str, Any]:
+    """OTLP KeyValues as a dict of plain values."""
+    out = {}
+    for kv in kvs:
+        v = kv.value
+        out[kv.key] = getattr(v, v.WhichOneof("value")) if v.WhichOneof("value") else None
+    return out
+
+
+@pytest.fixture
+def otlp_receiver():
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()

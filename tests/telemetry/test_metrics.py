@@ -1,0 +1,71 @@
+"""Metrics through the OpenTelemetry metrics API, read back with the SDK's in-memory reader."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopguard.events import Usage
+from loopguard.guard import Guard
+from loopguard.policy import Policy
+from loopguard.telemetry import semconv as sc
+from loopguard.telemetry.spans import SpanSink
+from loopguard.verdict import LoopGuardAbort
+
+
+def run(otel, script, policy):
+    s = script
+    guard = Guard(policy, sinks=[SpanSink(tracer_provider=otel.tracer_provider,
+                                          meter_provider=otel.meter_provider)],
+                  pricer=lambda p, model, usage: 0.5)
+    m1, t1, m2, m3 = s.new_id(), s.new_id(), s.new_id(), s.new_id()
+    events = [s.run_start(), s.model_start(m1), s.model_end(m1, dt=2.0, usage=Usage(100, 10)),
+              s.tool_start(t1), s.tool_end(t1), s.model_start(m2),
+              s.model_error(m2, "ThrottlingException: slow down", dt=0.3),
+              s.model_start(m3), s.model_end(m3, dt=1.0, usage=Usage(200, 20)),
+              s.model_start(s.new_id()), s.run_end("aborted")]
+    for e in events:
+        try:
+            guard.process(e)
+        except LoopGuardAbort:
+            pass
+
+
+def test_genai_and_loopguard_metrics(otel, script):
+    run(otel, script, Policy(max_model_calls=3, warn_model_calls=2))
+
+    tokens = otel.points(sc.METRIC_TOKEN_USAGE)
+    by_type = {p.attributes[sc.TOKEN_TYPE]: p for p in tokens}
+    assert by_type["input"].sum == 300 and by_type["input"].count == 2
+    assert by_type["output"].sum == 30
+    assert by_type["input"].attributes[sc.PROVIDER_NAME] == "aws.bedrock"
+    assert by_type["input"].attributes[sc.OPERATION_NAME] == "chat"
+    assert list(by_type["input"].explicit_bounds) == list(sc.TOKEN_BUCKETS)
+
+    durations = otel.points(sc.METRIC_OPERATION_DURATION)
+    ok = [p for p in durations if sc.ERROR_TYPE not in p.attributes]
+    failed = [p for p in durations if p.attributes.get(sc.ERROR_TYPE) == "ThrottlingException"]
+    assert ok[0].count == 2 and ok[0].sum == pytest.approx(3.0)
+    assert failed[0].count == 1 and failed[0].sum == pytest.approx(0.3)
+
+    cost = otel.points(sc.METRIC_COST)
+    assert sum(p.value for p in cost) == pytest.approx(1.0)  # two priced calls
+    assert cost[0].attributes[sc.AGENT_NAME] == "researcher"
+
+    calls = otel.points(sc.METRIC_MODEL_CALLS)
+    assert sum(p.value for p in calls) == 3  # two answered, one failed; the refused one not
+    tools = otel.points(sc.METRIC_TOOL_CALLS)
+    assert [(p.attributes[sc.TOOL_NAME], p.value) for p in tools] == [("calculator", 1)]
+
+    warnings = otel.points(sc.METRIC_WARNINGS)
+    limit_warnings = [p for p in warnings if p.attributes[sc.LG_DETECTOR] == "limits"]
+    assert limit_warnings and limit_warnings[0].attributes[sc.AGENT_NAME] == "researcher"
+    [aborts] = otel.points(sc.METRIC_ABORTS)
+    assert aborts.value == 1
+    assert aborts.attributes == {sc.LG_DETECTOR: "limits", sc.LG_ACTION: "abort",
+                                 sc.AGENT_NAME: "researcher", sc.LG_ENFORCED: True}
+
+
+def test_shadow_aborts_are_counted_as_not_enforced(otel, script):
+    run(otel, script, Policy(mode="shadow", max_model_calls=3))
+    [aborts] = otel.points(sc.METRIC_ABORTS)
+    assert aborts.attributes[sc.LG_ENFORCED] is False
