@@ -217,3 +217,68 @@ def otlp_receiver():
     receiver = OtlpReceiver()
     yield receiver
     receiver.close()
+
+
+_HEX = set("0123456789abcdef")
+_TAG_TYPES = {"string": str, "bool": bool, "int64": int, "float64": float}
+
+
+def _check_tag(tag: dict[str, Any], where: str) -> None:
+    assert set(tag) == {"key", "type", "value"}, where
+    assert isinstance(tag["key"], str) and tag["key"], where
+    kind = _TAG_TYPES[tag["type"]]
+    value = tag["value"]
+    assert isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), \
+        f"{where}: {tag}"
+
+
+def validate_jaeger(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Check a document against Jaeger's JSON trace format (as its UI's JSON upload reads it);
+    returns all spans."""
+    assert set(doc) == {"data"} and isinstance(doc["data"], list)
+    all_spans = []
+    for trace in doc["data"]:
+        tid = trace["traceID"]
+        assert len(tid) == 32 and set(tid) <= _HEX and tid != "0" * 32
+        assert trace["warnings"] is None
+        processes = trace["processes"]
+        for pid, process in processes.items():
+            assert isinstance(process["serviceName"], str) and process["serviceName"]
+            for tag in process["tags"]:
+                _check_tag(tag, f"process {pid}")
+        ids = {s["spanID"] for s in trace["spans"]}
+        assert len(ids) == len(trace["spans"])
+        roots = 0
+        for span in trace["spans"]:
+            where = f"span {span.get('operationName')}"
+            assert set(span) == {"traceID", "spanID", "operationName", "references",
+                                 "startTime", "duration", "tags", "logs", "processID",
+                                 "warnings", "flags"}, where
+            assert span["traceID"] == tid
+            assert len(span["spanID"]) == 16 and set(span["spanID"]) <= _HEX
+            assert isinstance(span["operationName"], str) and span["operationName"]
+            assert isinstance(span["startTime"], int) and not isinstance(span["startTime"], bool)
+            assert 10**15 < span["startTime"] < 10**17, "microseconds since the epoch"
+            assert isinstance(span["duration"], int) and span["duration"] >= 0
+            assert span["processID"] in processes and span["flags"] == 1
+            assert span["warnings"] is None
+            if not span["references"]:
+                roots += 1
+            for ref in span["references"]:
+                assert ref == {"refType": "CHILD_OF", "traceID": tid, "spanID": ref["spanID"]}
+                assert ref["spanID"] in ids
+            for tag in span["tags"]:
+                _check_tag(tag, where)
+            for log in span["logs"]:
+                assert set(log) == {"timestamp", "fields"}
+                assert isinstance(log["timestamp"], int) and 10**15 < log["timestamp"] < 10**17
+                for tag in log["fields"]:
+                    _check_tag(tag, f"{where} log")
+        assert roots == 1
+        all_spans.extend(trace["spans"])
+    return all_spans
+
+
+def tags(span_or_log: dict[str, Any]) -> dict[str, Any]:
+    items = span_or_log.get("tags", span_or_log.get("fields"))
+    return {t["key"]: t["value"] for t in items}

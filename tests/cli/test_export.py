@@ -1,0 +1,84 @@
+"""`loopguard export FILE.jsonl --format jaeger -o traces.json`."""
+
+from __future__ import annotations
+
+import json
+
+from loopguard.cli import main
+from tests.telemetry.conftest import Script, tags, validate_jaeger
+
+
+def _record(path, events):
+    path.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events))
+
+
+def _recording(tmp_path):
+    s = Script()
+    m1, t1, m2, t2 = (s.new_id() for _ in range(4))
+    events = [s.run_start(), s.model_start(m1), s.model_end(m1), s.tool_start(t1),
+              s.tool_end(t1), s.model_start(m2), s.model_end(m2), s.tool_start(t2),
+              s.tool_end(t2), s.run_end()]
+    path = tmp_path / "run.jsonl"
+    _record(path, events)
+    return path, events
+
+
+def test_export_recording_to_jaeger(tmp_path, capsys):
+    path, events = _recording(tmp_path)
+    out = tmp_path / "traces.json"
+    assert main(["export", str(path), "--format", "jaeger", "-o", str(out),
+                 "--service-name", "replayed"]) == 0
+    assert "wrote 5 spans in 1 trace(s)" in capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    spans = validate_jaeger(doc)
+    assert doc["data"][0]["processes"]["p1"]["serviceName"] == "replayed"
+    assert sorted(s["operationName"] for s in spans) == sorted(
+        ["invoke_agent researcher"] + ["chat anthropic.claude-3-5-haiku-20241022-v1:0"] * 2
+        + ["execute_tool calculator"] * 2)
+    [root] = [s for s in spans if not s["references"]]
+    assert root["startTime"] == round(events[0].ts * 1e6)
+    assert "error" not in tags(root)
+
+
+def test_export_judges_the_recording_with_a_policy(tmp_path, capsys):
+    path, events = _recording(tmp_path)
+    policy = tmp_path / "strict.toml"
+    policy.write_text("max_tool_calls = 1\n")
+    assert main(["export", str(path), "--policy", str(policy)]) == 0  # to stdout
+    doc = json.loads(capsys.readouterr().out)
+    spans = validate_jaeger(doc)
+    [root] = [s for s in spans if not s["references"]]
+    assert tags(root)["error.type"] == "LoopGuardAbort"
+    [log] = root["logs"]
+    assert tags(log)["event"] == "loopguard.abort"
+    assert tags(log)["loopguard.evidence.max"] == 1
+    refused = [s for s in spans if tags(s).get("loopguard.refused")]
+    assert len(refused) == 1 and refused[0]["startTime"] == round(events[7].ts * 1e6)
+
+
+def test_a_recording_cut_off_mid_run_still_ends(tmp_path, capsys):
+    s = Script()
+    m = s.new_id()
+    events = [s.run_start(), s.model_start(m)]
+    path = tmp_path / "cut.jsonl"
+    _record(path, events)
+    assert main(["export", str(path)]) == 0
+    spans = validate_jaeger(json.loads(capsys.readouterr().out))
+    assert len(spans) == 2
+    assert all(tags(sp).get("error") is True for sp in spans)
+    assert all(sp["startTime"] + sp["duration"] == round(events[-1].ts * 1e6) for sp in spans)
+
+
+def test_bad_line_is_named(tmp_path, capsys):
+    path, _ = _recording(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[2] = json.dumps({"v": 1, "type": "model_end", "run": "r", "ts": 1.0})
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["export", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3:" in err and "'model'" in err
+
+
+def test_missing_file(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nope.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
