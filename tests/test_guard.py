@@ -1,0 +1,160 @@
+"""The engine on its own: plain events in, verdicts out."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from loopguard import Guard, LoopGuardAbort, Policy
+from loopguard.events import (
+    EventFormatError, Message, ModelEnd, ModelStart, RunEnd, RunStart, ToolCall, ToolEnd,
+    ToolStart, Usage, from_dict,
+)
+from loopguard.verdict import Action
+
+# Loop detectors off: these tests are about the engine and the plain limits.
+QUIET = {"max_model_calls": 3, "max_tool_calls": None}
+
+
+def start(run: str = "r", ts: float = 0.0, **kw: object) -> ModelStart:
+    return ModelStart(run=run, ts=ts, model="m", **kw)  # type: ignore[arg-type]
+
+
+def test_limit_is_checked_before_the_call_and_counts_exactly() -> None:
+    guard = Guard(Policy(**QUIET))
+    for i in range(3):
+        guard.process(start(ts=i))
+    with pytest.raises(LoopGuardAbort) as info:
+        guard.process(start(ts=3))
+    verdict = info.value.verdict
+    assert (verdict.detector, verdict.step, verdict.usage["model_calls"]) == ("limits", 4, 3)
+    assert verdict.evidence == {"limit": "max_model_calls", "value": 4, "max": 3}
+
+
+def test_abort_is_sticky_until_the_run_ends() -> None:
+    guard = Guard(Policy(**QUIET))
+    for i in range(3):
+        guard.process(start(ts=i))
+    with pytest.raises(LoopGuardAbort):
+        guard.process(start())
+    with pytest.raises(LoopGuardAbort):
+        guard.process(ToolStart(run="r", tool="t"))
+    with pytest.raises(LoopGuardAbort):  # the run "finished" as if nothing happened: re-raised
+        guard.process(RunEnd(run="r", status="ok"))
+    assert guard.active_runs == 0
+    guard.process(start())  # a new run of the same id starts clean
+
+
+def test_aborted_run_end_is_quiet() -> None:
+    guard = Guard(Policy(**QUIET))
+    for i in range(3):
+        guard.process(start(ts=i))
+    with pytest.raises(LoopGuardAbort):
+        guard.process(start())
+    assert guard.process(RunEnd(run="r", status="aborted")) is None
+    assert guard.active_runs == 0
+
+
+def test_warning_once_at_the_threshold(caplog: pytest.LogCaptureFixture) -> None:
+    guard = Guard(Policy(max_model_calls=10, warn_model_calls=2))
+    verdicts = [guard.process(start(ts=i)) for i in range(5)]
+    warns = [v for v in verdicts if v is not None]
+    assert len(warns) == 1 and warns[0].action is Action.WARN and warns[0].step == 2
+    assert any(r.name == "loopguard" and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_shadow_mode_stops_nothing_and_reports_once(caplog: pytest.LogCaptureFixture) -> None:
+    guard = Guard(Policy(mode="shadow", **QUIET))
+    verdicts = [guard.process(start(ts=i)) for i in range(6)]
+    shadow = [v for v in verdicts if v is not None and v.action is Action.ABORT]
+    assert len(shadow) == 1 and not shadow[0].enforced and shadow[0].step == 4
+    state = guard.get_run("r")
+    assert state is not None and state.model_calls == 6 and state.aborted is None
+    assert state.shadow_verdicts == shadow
+    assert "would stop run r" in caplog.text
+    guard.process(RunEnd(run="r"))  # no abort re-raised at the end in shadow mode
+
+
+def test_tool_limits_and_per_tool_limits() -> None:
+    guard = Guard(Policy(max_tool_calls=5, max_calls_per_tool={"search": 2}))
+    guard.process(ToolStart(run="r", tool="search"))
+    guard.process(ToolStart(run="r", tool="search"))
+    guard.process(ToolStart(run="r", tool="read"))
+    with pytest.raises(LoopGuardAbort, match="max_calls_per_tool.search=2"):
+        guard.process(ToolStart(run="r", tool="search"))
+
+
+def test_max_seconds_uses_event_time() -> None:
+    guard = Guard(Policy(max_seconds=60))
+    guard.process(RunStart(run="r", ts=1000.0))
+    guard.process(start(ts=1030.0))
+    with pytest.raises(LoopGuardAbort, match="max_seconds=60"):
+        guard.process(start(ts=1061.0))
+
+
+def test_max_tokens_projects_the_next_call() -> None:
+    guard = Guard(Policy(max_tokens=1000))
+    guard.process(start())
+    guard.process(ModelEnd(run="r", model="m", usage=Usage(600, 100)))
+    # 700 used; a call with max_tokens=400 could reach 1,100 + its input: refused up front
+    with pytest.raises(LoopGuardAbort) as info:
+        guard.process(start(max_tokens=400, messages=[Message("user", "x" * 35)]))
+    assert info.value.verdict.evidence["projected"] == 700 + 14 + 400
+
+
+def test_runs_are_independent_and_freed() -> None:
+    guard = Guard(Policy(**QUIET))
+    for run in ("a", "b"):
+        for i in range(3):
+            guard.process(start(run=run, ts=i))
+    assert guard.active_runs == 2
+    guard.end_run("a")
+    guard.end_run("b")
+    assert guard.active_runs == 0
+
+
+def test_idle_runs_are_evicted_after_the_ttl_and_size_is_bounded() -> None:
+    guard = Guard(Policy(), run_ttl=10, max_runs=50)
+    guard.process(start(run="old", ts=0))
+    guard.process(start(run="new", ts=100))
+    assert guard.get_run("old") is None and guard.get_run("new") is not None
+    for i in range(200):
+        guard.process(start(run=f"r{i}", ts=100 + i * 0.001))
+    assert guard.active_runs <= 50
+
+
+def test_events_round_trip_through_json() -> None:
+    events = [
+        RunStart(run="r", agent="a", ts=1.5, name="agent", meta={"thread_id": "t"}),
+        ModelStart(run="r", agent="a", ts=2.0, id="m1", parent="r", model="m",
+                   messages=[Message("user", "hi"), Message("assistant", "", [{"name": "t",
+                                                                               "args": {}}])],
+                   max_tokens=10),
+        ModelEnd(run="r", ts=3.0, id="m1", model="m", text="x",
+                 tool_calls=[ToolCall("t", {"a": 1})], usage=Usage(1, 2, 3, 4)),
+        ToolStart(run="r", tool="t", args={"a": 1}),
+        ToolEnd(run="r", tool="t", output="out"),
+        RunEnd(run="r", status="aborted"),
+    ]
+    for event in events:
+        line = json.dumps(event.to_dict())
+        assert from_dict(json.loads(line)) == event
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ({"v": 2, "type": "token"}, "field 'v' must be 1"),
+    ({"v": 1, "type": "nope", "run": "r", "ts": 1}, "field 'type' must be one of"),
+    ({"v": 1, "type": "token", "ts": 1}, "missing field 'run'"),
+    ({"v": 1, "type": "token", "run": "r", "ts": "x", "text": "a"}, "field 'ts' must be"),
+    ({"v": 1, "type": "model_end", "run": "r", "ts": 1, "model": "m",
+      "usage": {"input_tokens": -1}}, "usage.input_tokens must be a non-negative integer"),
+    ({"v": 1, "type": "model_start", "run": "r", "ts": 1, "model": "m",
+      "messages": [{"role": "robot", "content": ""}]}, "messages[0].role must be one of"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_bad_recorded_events_are_named(raw: object, says: str) -> None:
+    with pytest.raises(EventFormatError, match=None) as info:
+        from_dict(raw)
+    assert says in str(info.value)
