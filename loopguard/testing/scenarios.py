@@ -57,8 +57,8 @@ def _snowball(request: Request) -> Reply:
                                      {"url": f"https://archive.example.com/report/part-{part}"})])
 
 
-_REPEAT = ("I have checked the order status and the order is on its way. "
-           "To confirm, let me summarise once more: ")
+_REPEAT = ("I have checked the order status and the order is on its way.\n"
+           "To confirm, let me summarise once more:\n")
 
 
 def _stream_repeat(request: Request) -> Reply:

