@@ -9,8 +9,10 @@ Two strengths, because numbers mean different things in different places:
   UUIDs, hex ids such as request ids) is masked; other numbers are kept, because a number that
   changes in a result ("45% done" -> "60% done") is progress, not a repeat.
 
-`anchors(text)` lists the numbers and ids that name *what* a call is about (an order number, a
-page, a job id); two calls with different anchors are different work, however alike their words.
+`identifiers(text)` lists the tokens that name *what* a call is about: numbers, ids, paths,
+snake_case names, addresses (an order number, a page, a job id, `src/tax.py`, `test_vat`). Two
+steps with different identifiers are different work, however alike their words; plain words
+may be rephrased.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ _TIMESTAMP = re.compile(
 # A hex id has at least 8 hex characters and a digit (so "deadbeef" words stay, "ab12cd34" goes).
 _HEXID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_ANCHOR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-                     r"|\d+(?:\.\d+)?", re.I)
+_TOKEN = re.compile(r"[\w./:@#-]+")
+_IDENTIFIER = re.compile(r"\d|_|/|@|\w\.\w")
 
 
 def _mask_noise(text: str) -> str:
@@ -50,9 +52,15 @@ def normalize_light(text: str) -> str:
     return _mask_noise(_WS.sub(" ", text).strip().lower())
 
 
-def anchors(text: str) -> tuple[str, ...]:
-    """Numbers and UUIDs in `text` (timestamps excluded), in order of appearance."""
-    return tuple(_ANCHOR.findall(_TIMESTAMP.sub(" ", text.lower())))
+def identifiers(text: str) -> tuple[str, ...]:
+    """Identifier-like tokens of `text` (with a digit, `_`, `/`, `@` or an inner dot), in order;
+    timestamps are left out. Mask noise first (`normalize_light`) to leave out UUIDs too."""
+    found = []
+    for token in _TOKEN.findall(_TIMESTAMP.sub(" ", text.lower())):
+        token = token.strip(".:-#")
+        if token and _IDENTIFIER.search(token):
+            found.append(token)
+    return tuple(found)
 
 
 def canonical_args(args: dict[str, Any] | str) -> str:
@@ -99,10 +107,14 @@ calling ill i'll i'm im ive i've we'll we're
 _WORD = re.compile(r"[a-z0-9_<>#]+(?:'[a-z]+)?")
 
 
-def content_words(text: str, *, drop: frozenset[str] = frozenset()) -> set[str]:
-    """The distinct content words of normalised `text`, without function words or `drop`."""
-    return {w for w in _WORD.findall(normalize(text))
-            if len(w) > 1 and w not in _STOPWORDS and w not in drop}
+def words(normalized: str) -> list[str]:
+    """The words of already normalised text, in order."""
+    return _WORD.findall(normalized)
+
+
+def content_words(text: str) -> set[str]:
+    """The distinct content words of `text` (normalised), without function words."""
+    return {w for w in _WORD.findall(normalize(text)) if len(w) > 1 and w not in _STOPWORDS}
 
 
 def clip(text: str, limit: int) -> str:

@@ -1,8 +1,8 @@
 """Cycles of tool calls: A,B,A,B or A,B,C,A,B,C ... of any period up to `max_period`.
 
 Each finished tool call is a symbol: the tool, its canonical arguments and its result (or
-error). Two symbols match when tool and result are the same, the numbers and ids in the
-arguments are the same, and the arguments are at least `threshold` alike (so a query reworded
+error). Two symbols match when tool and result are the same, the identifiers in the arguments
+(numbers, ids, paths, snake_case names) are the same, and the arguments are at least `threshold` alike (so a query reworded
 slightly still matches). For every period p the detector keeps how many consecutive calls have
 matched the call p places before, so each call costs `max_period` comparisons, whatever the
 length of the run. Period 1 (the same call again) is `tool_repeat`'s; a cycle whose results
@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from loopguard.detectors._calls import PendingCalls
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, ToolEnd, ToolError, ToolStart
-from loopguard.normalize import anchors, digest, normalize, normalize_light
+from loopguard.normalize import digest, identifiers, normalize, normalize_light
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
 
@@ -52,7 +52,7 @@ class CycleConfig(Escalation):
 class _Call:
     tool: str
     args: str
-    anchors: tuple[str, ...]
+    ids: tuple[str, ...]
     outcome: str
     step: int
 
@@ -84,7 +84,7 @@ class Cycle:
         args, step = slot.calls.finish(event, state.model_calls)  # type: ignore[arg-type]
         outcome = (digest(normalize_light(event.output)) if type(event) is ToolEnd  # type: ignore[attr-defined]
                    else "error:" + digest(normalize(event.error)))  # type: ignore[attr-defined]
-        call = _Call(event.tool, args, anchors(args), outcome, step)  # type: ignore[attr-defined]
+        call = _Call(event.tool, args, identifiers(args), outcome, step)  # type: ignore[attr-defined]
         history, runs = slot.history, slot.runs
         history.append(call)
         n = len(history)
@@ -112,7 +112,7 @@ class Cycle:
             start_step=slot.starts[period], similarity=1.0, tools=tools)
 
     def _same(self, a: _Call, b: _Call) -> bool:
-        if a.tool != b.tool or a.outcome != b.outcome or a.anchors != b.anchors:
+        if a.tool != b.tool or a.outcome != b.outcome or a.ids != b.ids:
             return False
         if a.args == b.args:
             return True

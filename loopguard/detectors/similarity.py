@@ -1,16 +1,23 @@
-"""Repeated steps: near-duplicate model calls, judged on what each call adds and returns.
+"""Repeated steps: near-duplicate model calls, judged on what each call does and gets back.
 
 An agent's prompt grows every step, so two whole prompts of a healthy agent are always alike.
-This detector looks only at what is *new* in each call (the messages appended since the run's
-previous call, less the model's own previous answer) and at what the call returns (text and
-tool calls). A step is a near-duplicate of an earlier one in the window when
+This detector looks at steps instead: a step is what one model call returned (its text and tool
+calls) together with what the environment answered (the messages appended before the next
+call, so results are paired with the call that caused them). Step k is judged when call k+1
+starts, so an abort means call k+1 never goes out. Two steps are near-duplicates when
 
-- it calls the same tools, with the same numbers and ids in the arguments and the same numbers
-  in the new tool results (a different order number or a new "45% done" is different work), and
-- the content words of the two steps (normalised, function words dropped, so a rephrased
-  thought still matches) are at least `threshold` alike by rapidfuzz's Indel similarity.
+- they call the same tools with the same identifiers (numbers, ids, paths, snake_case names) in
+  the arguments, and the results hold the same identifiers (a different order number or a new
+  "45% done" is different work),
+- what the model did is at least `threshold` alike by rapidfuzz's Indel similarity: for a tool
+  step its arguments with their words sorted (a reworded query still matches), for an answer
+  its content words (function words dropped, so a rephrased thought still matches), and
+- the environment's answers are at least `input_threshold` alike, in order (words of the
+  query echoed in a result do not count), so a file that changes is not a repeat.
 
-It fires when more than `abort_repeats` of the last `window` steps are near-duplicates.
+It fires when more than `abort_repeats` of the last `window` steps are near-duplicates of an
+earlier step in the window; each step is compared with at most `window` others, so the cost
+does not grow with the run.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from pydantic import Field
 
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, Message, ModelEnd, ModelStart
-from loopguard.normalize import anchors, canonical_args, clip, content_words
+from loopguard.normalize import (
+    canonical_args, clip, content_words, identifiers, normalize, normalize_light, words,
+)
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
 
@@ -37,30 +46,40 @@ class SimilarityConfig(Escalation):
     """Policy section `similarity`. Repeats count near-duplicate steps in the window."""
 
     threshold: float = Field(0.85, gt=0, le=1)
-    """Indel similarity (0..1) of two steps' content words at which they are near-duplicates."""
+    """How alike (0..1) the model's words in two steps must be for a near-duplicate."""
+    input_threshold: float = Field(0.95, gt=0, le=1)
+    """How alike (0..1) the environment's answers in two steps must be for a near-duplicate."""
     window: int = Field(8, ge=2, le=64)
-    """How many recent model calls each call is compared with."""
+    """How many recent steps each step is compared with."""
     max_chars: int = Field(4000, ge=200, le=100_000)
-    """Characters of a step's new input and of its output that are compared (head and tail)."""
+    """Characters of a step's output and of its results that are compared (head and tail)."""
+
+
+@dataclass(slots=True)
+class _Output:
+    index: int
+    words: str  # what it did: sorted argument words, or an answer's sorted content words
+    names: tuple[str, ...]
+    ids: tuple[str, ...]
+    arg_words: frozenset[str]
+    empty: bool
 
 
 @dataclass(slots=True)
 class _Step:
-    index: int
-    words: str  # sorted content words
-    names: tuple[str, ...]
-    anchors: tuple[str, ...]
-    empty: bool
+    out: _Output
+    result: str  # the environment's answer, normalised, in order
+    ids: tuple[str, ...]
 
 
 class _Slot:
-    __slots__ = ("seen", "new_input", "steps", "flags", "emitted")
+    __slots__ = ("seen", "pending", "steps", "flags", "emitted")
 
     def __init__(self, window: int) -> None:
         self.seen = 0  # messages in the previous prompt
-        self.new_input: list[Message] = []
+        self.pending: _Output | None = None  # the last call's output, awaiting its results
         self.steps: deque[_Step] = deque(maxlen=window)
-        self.flags: deque[_Step | None] = deque(maxlen=window)  # the step each one repeats
+        self.flags: deque[int | None] = deque(maxlen=window)  # the step each one repeats
         self.emitted: dict[object, Action] = {}
 
 
@@ -72,76 +91,90 @@ class Similarity:
         self.config = config
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
-        slot = state.slot(self.name, lambda: _Slot(self.config.window))
-        if type(event) is ModelStart:
-            slot.new_input = _new_messages(event.messages, slot.seen)
-            slot.seen = len(event.messages)
+        slot: _Slot = state.slot(self.name, lambda: _Slot(self.config.window))
+        if type(event) is ModelEnd:
+            slot.pending = self._output(state, event)  # type: ignore[arg-type]
             return None
-        return self._judge(state, slot, self._step(state, slot, event))  # type: ignore[arg-type]
+        messages = event.messages  # type: ignore[attr-defined]
+        new = _new_messages(messages, slot.seen)
+        slot.seen = len(messages)
+        out, slot.pending = slot.pending, None
+        if out is None:
+            return None
+        return self._judge(state, slot, self._step(out, new))
 
-    def _step(self, state: RunState, slot: _Slot, event: ModelEnd) -> _Step:
+    def _output(self, state: RunState, event: ModelEnd) -> _Output:
         limit = self.config.max_chars
         calls = [(c.name, canonical_args(c.args)) for c in event.tool_calls]
-        arg_text = " ".join(a for _, a in calls)
-        inputs = clip("\n".join(m.content for m in slot.new_input), limit)
+        arg_text = clip(" ".join(a for _, a in calls), limit)
+        names = tuple(sorted(n for n, _ in calls))
+        if calls:
+            # A tool step is what it does: its arguments, words sorted (a reworded query still
+            # matches). The commentary around a call is ignored.
+            said = " ".join(sorted(words(normalize(arg_text))))
+        else:
+            said = " ".join(sorted(content_words(clip(event.text, limit))))
+        return _Output(state.model_calls, said, names, identifiers(arg_text),
+                       frozenset(words(normalize(arg_text))), not event.text.strip() and not calls)
+
+    def _step(self, out: _Output, new: list[Message]) -> _Step:
+        text = clip("\n".join(m.content for m in new), self.config.max_chars)
         # Results echo the query ("no results for X"): the query's words are the call's, not news.
-        words = content_words(inputs, drop=frozenset(content_words(arg_text)))
-        words |= content_words(clip(event.text, limit) + " " + clip(arg_text, limit))
-        words.update(calls_names := tuple(sorted(n for n, _ in calls)))
-        return _Step(
-            index=state.model_calls,
-            words=" ".join(sorted(words)),
-            names=calls_names,
-            anchors=anchors(clip(arg_text, limit)) + ("|",) + anchors(inputs),
-            empty=not event.text.strip() and not calls,
-        )
+        result = " ".join(w for w in words(normalize(text)) if w not in out.arg_words)
+        return _Step(out, result, out.ids + ("|",) + identifiers(normalize_light(text)))
 
     def _judge(self, state: RunState, slot: _Slot, step: _Step) -> Verdict | None:
         best, score = self._closest(slot, step)
         slot.steps.append(step)
-        slot.flags.append(best)
-        if best is not None:
-            state.attributes["loopguard.similarity"] = round(score, 3)
+        slot.flags.append(best.out.index if best is not None else None)
         repeats = [f for f in slot.flags if f is not None]
         if not repeats:
             slot.emitted.clear()
             return None
         if best is None:
             return None
-        first = min(f.index for f in repeats)
-        period = step.index - best.index
-        what = "an empty answer" if step.empty else (
-            f"the same step (calling {', '.join(step.names)})" if step.names else "the same answer")
+        state.attributes["loopguard.similarity"] = round(score, 3)
+        index = step.out.index
+        period = index - best.out.index
+        what = ("an empty answer" if step.out.empty else
+                f"the same step (calling {', '.join(step.out.names)})" if step.out.names else
+                "the same answer")
         return escalate(
             self.config, slot.emitted, None, self.name, len(repeats), 1,
-            f"{len(repeats)} of the last {len(slot.flags)} model calls repeat an earlier one "
-            f"(similarity {score:.2f}; this call repeats call {best.index})",
-            f"You are repeating yourself: this is {what} as {period} step(s) ago, and "
-            f"{len(repeats)} of your last {len(slot.flags)} steps repeated earlier ones. "
-            "Change approach or finish.",
-            start_step=first, period=period, repeats=len(repeats),
+            f"{len(repeats)} of the last {len(slot.flags)} steps repeat an earlier one "
+            f"(step {index} repeats step {best.out.index}, similarity {score:.2f})",
+            f"You are repeating yourself: step {index} was {what} as step {best.out.index}, with "
+            f"the same result, and {len(repeats)} of your last {len(slot.flags)} steps repeated "
+            "earlier ones. Change approach or finish.",
+            start_step=min(repeats), period=period, repeats=len(repeats),
             similarity=round(score, 3))
 
     def _closest(self, slot: _Slot, step: _Step) -> tuple[_Step | None, float]:
         best, best_score = None, 0.0
-        cutoff = self.config.threshold
         for earlier in reversed(slot.steps):
-            if earlier.names != step.names or earlier.anchors != step.anchors:
+            if earlier.out.names != step.out.names or earlier.ids != step.ids:
                 continue
-            if step.empty or earlier.empty:
-                score = 1.0 if step.empty and earlier.empty else 0.0
-            elif earlier.words == step.words:
-                score = 1.0
-            elif _Indel is None:
-                continue
-            else:
-                score = _Indel.normalized_similarity(earlier.words, step.words,
-                                                     score_cutoff=cutoff)
-            if score >= cutoff and score > best_score:
+            score = min(self._alike(earlier.out, step.out),
+                        _similar(earlier.result, step.result, self.config.input_threshold))
+            if score > best_score:
                 best, best_score = earlier, score
                 if score == 1.0:
                     break
         return best, best_score
+
+    def _alike(self, a: _Output, b: _Output) -> float:
+        if a.empty or b.empty:
+            return 1.0 if a.empty and b.empty else 0.0
+        return _similar(a.words, b.words, self.config.threshold)
+
+
+def _similar(a: str, b: str, cutoff: float) -> float:
+    """Indel similarity of `a` and `b` if at least `cutoff`, else 0."""
+    if a == b:
+        return 1.0
+    if _Indel is None:
+        return 0.0
+    return _Indel.normalized_similarity(a, b, score_cutoff=cutoff)
 
 
 def _new_messages(messages: list[Message], seen: int) -> list[Message]:

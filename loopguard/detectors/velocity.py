@@ -36,7 +36,7 @@ class VelocityConfig(BaseModel):
     """Abort when the window holds more than this many dollars per minute (needs prices)."""
     burst_seconds: float = Field(10.0, gt=0, le=600)
     """Length of the short window of the burst rule."""
-    burst_tokens: PositiveInt | None = 600_000
+    burst_tokens: PositiveInt | None = 500_000
     """Abort when the short window holds more than this many tokens."""
     warn_ratio: float = Field(0.5, gt=0, le=1)
     """Warn (once per rule and run) at this fraction of each limit."""
