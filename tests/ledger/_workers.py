@@ -1,0 +1,70 @@
+"""Worker processes for the shared-budget tests (module-level so any start method can run them)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from typing import Any
+
+from loopguard import Guard, LoopGuardAbort, Policy
+from loopguard.events import Message, ModelEnd, ModelStart, Usage
+from loopguard.tokens import estimate_input_tokens
+
+MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+_RUNAWAY = ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream")
+
+
+def budget_policy(uri: str, cap_usd: float, tenant_key: str = "tenant", ttl: float = 60.0) -> Policy:
+    """Only the money check: the runaway detectors are off, so refusals are the budget's."""
+    off = {name: {"enabled": False} for name in _RUNAWAY if name in Policy.model_fields}
+    return Policy.model_validate({
+        **off, "max_model_calls": None, "ledger": uri, "reservation_ttl": ttl,
+        "budgets": [{"scope": "tenant", "key": tenant_key, "period": "day", "max_usd": cap_usd}],
+    })
+
+
+def spend(uri: str, cap_usd: float, tenant: str, calls: int, seed: int, out: Any) -> None:
+    """Make `calls` small model calls against the shared daily tenant budget; report
+    (calls that went out, calls refused, dollars spent as the guard priced them)."""
+    rng = random.Random(seed)
+    guard = Guard(budget_policy(uri, cap_usd))
+    went = refused = 0
+    spent = 0.0
+    run_no = 0
+    for i in range(calls):
+        run = f"w{seed}-r{run_no}"
+        messages = [Message("user", f"question {seed}/{i} " + "x" * rng.randint(20, 200))]
+        try:
+            guard.process(ModelStart(run=run, model=MODEL, messages=messages, max_tokens=200,
+                                     id=f"{run}-{i}", meta={"tenant": tenant}))
+        except LoopGuardAbort:
+            refused += 1
+            guard.end_run(run, "aborted")
+            run_no += 1
+            continue
+        # the provider's count is at most the documented estimate, the output at most max_tokens
+        usage = Usage(input_tokens=estimate_input_tokens(messages) - rng.randint(0, 5),
+                      output_tokens=rng.randint(20, 200))
+        guard.process(ModelEnd(run=run, model=MODEL, usage=usage, id=f"{run}-{i}"))
+        spent += guard.get_run(run).last_call_cost or 0.0
+        went += 1
+        if i % 4 == 3:
+            guard.end_run(run)
+            run_no += 1
+    out.put((went, refused, spent))
+
+
+def hold_and_wait(uri: str, cap_usd: float, tenant: str, ttl: float, ready: Any) -> None:
+    """Reserve through the guard (a model call starts) and never finish: killed mid-call."""
+    guard = Guard(budget_policy(uri, cap_usd, ttl=ttl))
+    guard.process(ModelStart(run="doomed", model=MODEL, messages=[Message("user", "hi")],
+                             max_tokens=4000, id="call-1", meta={"tenant": tenant}))
+    ready.set()
+    while True:
+        time.sleep(1)
+
+
+def kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)

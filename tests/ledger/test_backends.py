@@ -1,0 +1,112 @@
+"""The ledger contract, the same on every backend (memory, sqlite, redis)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from loopguard.ledger import Claim, open_ledger, usd_to_nano
+from loopguard.ledger.base import Ledger
+
+
+@pytest.fixture
+def ledger(ledger_uri: str) -> Ledger:
+    led = open_ledger(ledger_uri)
+    led.reset(_PREFIX)
+    yield led
+    led.reset(_PREFIX)
+    led.close()
+
+
+_PREFIX = "test:"
+
+
+def key(name: str) -> str:
+    return f"{_PREFIX}{name}"
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+def usage_of(ledger: Ledger, name: str):
+    (u,) = ledger.usage([key(name)])
+    return u
+
+
+def test_reserve_settle_release(ledger: Ledger) -> None:
+    a = Claim(key("a"), usd_to_nano(0.4), 100, max_usd_n=usd_to_nano(1.0))
+    r1, r2 = rid(), rid()
+    assert ledger.reserve(r1, [a], ttl=60) is None
+    assert ledger.reserve(r2, [a], ttl=60) is None
+    u = usage_of(ledger, "a")
+    assert (u.reserved_usd_n, u.reserved_tokens, u.reservations) == (usd_to_nano(0.8), 200, 2)
+    # a third 0.4 would make 1.2 > 1.0
+    denied = ledger.reserve(rid(), [a], ttl=60)
+    assert denied is not None and denied.key == key("a")
+    assert denied.reserved_usd_n == usd_to_nano(0.8)
+    ledger.settle(r1, [Claim(key("a"), usd_to_nano(0.25), 80)])
+    ledger.release(r2, [a])
+    u = usage_of(ledger, "a")
+    assert (u.spent_usd_n, u.spent_tokens, u.reserved_usd_n, u.reservations) == (
+        usd_to_nano(0.25), 80, 0, 0)
+
+
+def test_all_or_none_across_keys(ledger: Ledger) -> None:
+    roomy = Claim(key("roomy"), 10, 0, max_usd_n=1000)
+    tight = Claim(key("tight"), 10, 0, max_usd_n=5)
+    denied = ledger.reserve(rid(), [roomy, tight], ttl=60)
+    assert denied is not None and denied.key == key("tight")
+    assert usage_of(ledger, "roomy").reserved_usd_n == 0  # nothing held on the other key
+
+
+def test_token_limit(ledger: Ledger) -> None:
+    c = Claim(key("t"), 0, 600, max_tokens=1000)
+    assert ledger.reserve(rid(), [c], ttl=60) is None
+    assert ledger.reserve(rid(), [c], ttl=60) is not None
+
+
+def test_expired_reservation_is_reclaimed(ledger: Ledger) -> None:
+    c = Claim(key("ttl"), 10, 0, max_usd_n=10)
+    now = time.time()
+    assert ledger.reserve(rid(), [c], ttl=30, now=now) is None
+    assert ledger.reserve(rid(), [c], ttl=30, now=now + 1) is not None
+    assert ledger.reserve(rid(), [c], ttl=30, now=now + 31) is None  # the first one expired
+
+
+def test_settle_after_expiry_still_counts(ledger: Ledger) -> None:
+    c = Claim(key("late"), 10, 1, max_usd_n=100)
+    r = rid()
+    now = time.time()
+    assert ledger.reserve(r, [c], ttl=1, now=now - 10) is None  # long expired
+    ledger.settle(r, [Claim(key("late"), 7, 1)])
+    u = usage_of(ledger, "late")
+    assert (u.spent_usd_n, u.reserved_usd_n) == (7, 0)
+
+
+def test_usage_by_prefix_and_reset(ledger: Ledger) -> None:
+    ledger.settle(rid(), [Claim(key("p:1"), 5, 1), Claim(key("p:2"), 6, 2)])
+    ledger.settle(rid(), [Claim(key("q:1"), 7, 3)])
+    found = {u.key: u.spent_usd_n for u in ledger.usage(prefix=key("p:"))}
+    assert found == {key("p:1"): 5, key("p:2"): 6}
+    assert ledger.reset(key("p:")) == 2
+    assert ledger.usage(prefix=key("p:")) == []
+    assert usage_of(ledger, "q:1").spent_usd_n == 7
+
+
+def test_large_amounts_stay_exact(ledger: Ledger) -> None:
+    # $5M in nano-USD is 5e15: beyond Lua's %.14g formatting, within doubles' exact range
+    big = usd_to_nano(5_000_000)
+    c = Claim(key("big"), big, 0, max_usd_n=big + 1)
+    r = rid()
+    assert ledger.reserve(r, [c], ttl=60) is None
+    ledger.settle(r, [Claim(key("big"), big - 3, 0)])
+    u = usage_of(ledger, "big")
+    assert (u.spent_usd_n, u.reserved_usd_n) == (big - 3, 0)
+
+
+def test_unknown_scheme_names_the_accepted_ones() -> None:
+    with pytest.raises(ValueError, match="memory://, sqlite://, redis://, rediss://"):
+        open_ledger("mongodb://localhost")
