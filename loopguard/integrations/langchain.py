@@ -196,8 +196,13 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.get(run_id)
-        if node is not None and token:
-            self._send(Token(run=node.root, agent=node.agent, id=str(run_id), text=token))
+        if node is None or not token:
+            return
+        if type(token) is not str:  # ChatBedrockConverse streams content blocks, not strings
+            token = text_of(token)
+            if not token:
+                return
+        self._send(Token(run=node.root, agent=node.agent, id=str(run_id), text=token))
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)

@@ -79,9 +79,6 @@ def test_stream_text_tool_call_and_cache_tokens():
     assert end.tool_calls[0].args == {"city": "Paris", "units": "metric"}
 
 
-@pytest.mark.xfail(strict=True, reason="LoopGuardCallbackHandler.on_llm_new_token passes "
-                   "LangChain's chunk content (a list of blocks for ChatBedrockConverse) as "
-                   "Token.text; the contract says a string")
 def test_streamed_tokens_reach_loopguard_as_text():
     handler, recorder = guarded()
     with FakeBedrock([Reply(text="Let me check the weather in Paris for you.")]) as fake:
