@@ -144,7 +144,8 @@ class AnnotateBackend:
         ours = _ours(attrs)
         if ours:
             target.attrs.update(ours)
-            self._resolve(target)
+        if target.attrs or target.events or target.error is not None:
+            self._resolve(target)  # at a call's end their span is still open: hand over now
 
     def add_event(self, target: _Target, name: str, ts: float, attrs: dict[str, Any]) -> None:
         target.events.append((name, ts, attrs))

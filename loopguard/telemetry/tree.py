@@ -238,12 +238,15 @@ class SpanTree:
         if call is None:
             return
         etype = None
+        attrs: dict[str, Any] = {}
         if type(event) is ToolError:
-            etype = error_type(event.error)
-            self.backend.set(call.span, {sc.ERROR_TYPE: etype})
+            etype = attrs[sc.ERROR_TYPE] = error_type(event.error)
             self.backend.set_error(call.span, event.error[:_MAX_DESCRIPTION])
         elif run.capture:
-            self.backend.set(call.span, {sc.TOOL_CALL_RESULT: event.output})  # type: ignore[union-attr]
+            attrs[sc.TOOL_CALL_RESULT] = event.output  # type: ignore[union-attr]
+        # Set even when empty: it is the call's last moment with its span surely open, which
+        # annotate mode needs to hand over what it kept.
+        self.backend.set(call.span, attrs)
         self._finish(run, call, event)
         if self.metrics is not None:
             self.metrics.tool_end(state.agent, event.tool, etype)

@@ -1,0 +1,149 @@
+"""The handler's telemetry on a real agent (create_agent + ChatBedrockConverse on FakeBedrock),
+alone and beside OpenInference's and OpenLLMetry's LangChain instrumentation."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from loopguard import LoopGuardCallbackHandler, LoopGuardAbort, Policy
+from loopguard.telemetry import semconv as sc
+from tests.conftest import require
+
+MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+
+
+@pytest.fixture
+def instrumentation(request, otel):
+    """None, or OpenInference / OpenLLMetry instrumenting LangChain on the test's provider."""
+    if request.param is None:
+        yield None
+        return
+    if request.param == "openinference":
+        module = require("openinference.instrumentation.langchain")
+        instrumentor = module.LangChainInstrumentor()
+    else:
+        module = require("opentelemetry.instrumentation.langchain")
+        instrumentor = module.LangchainInstrumentor()
+    from langchain_core.callbacks import BaseCallbackManager
+
+    original = BaseCallbackManager.__dict__["__init__"]
+    instrumentor.instrument(tracer_provider=otel.tracer_provider)
+    try:
+        yield request.param
+    finally:
+        instrumentor.uninstrument()
+        # OpenLLMetry's uninstrument leaves its callback-manager hook in place, and a second
+        # instrument() then adds nothing: restore LangChain as it was.
+        BaseCallbackManager.__init__ = original
+
+
+def run_agent(otel, telemetry=True, *, stream=False, policy=None):
+    require("langchain.agents")
+    require("langchain_aws")
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+
+    from loopguard.testing import FakeBedrock, Reply
+
+    @tool
+    def web_search(query: str) -> str:
+        """Search the web."""
+        return f"results for {query}"
+
+    script = [Reply.calling("web_search", f"Searching for topic {i} now.", query=f"topic {i}")
+              for i in range(5)]
+    handler = LoopGuardCallbackHandler(
+        policy=policy or Policy(max_tool_calls=2), agent="researcher",
+        tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider,
+        telemetry=telemetry)
+    before = trace.get_current_span()
+    with FakeBedrock(script) as fake:
+        agent = create_agent(fake.chat_model(MODEL, streaming=stream) if stream
+                             else fake.chat_model(MODEL), [web_search])
+        with pytest.raises(LoopGuardAbort):
+            agent.invoke({"messages": [("user", "research this")]},
+                         config={"callbacks": [handler]})
+    # No context is left attached, whoever else instruments the run.
+    assert trace.get_current_span() is before
+    return otel.spans()
+
+
+def ours(spans):
+    return [s for s in spans if s.instrumentation_scope.name == "loopguard"]
+
+
+@pytest.mark.parametrize("instrumentation", [None, "openinference", "openllmetry"],
+                         indirect=True)
+def test_loopguard_spans_are_right_beside_other_instrumentation(otel, instrumentation):
+    spans = run_agent(otel)
+    mine = ours(spans)
+    if instrumentation is not None:
+        assert len(spans) > len(mine)  # theirs are there too
+    [root] = [s for s in mine if s.name == "invoke_agent researcher"]
+    chats = [s for s in mine if s.name == f"chat {MODEL}"]
+    tools = [s for s in mine if s.name == "execute_tool web_search"]
+    assert len(mine) == 1 + len(chats) + len(tools)
+    assert len(chats) == 3 and len(tools) == 3  # the third tool call was refused
+    for s in chats + tools:
+        assert s.parent.span_id == root.context.span_id
+        assert s.context.trace_id == root.context.trace_id
+        assert root.start_time <= s.start_time <= s.end_time <= root.end_time
+    assert root.status.status_code is StatusCode.ERROR
+    assert root.attributes[sc.ERROR_TYPE] == "LoopGuardAbort"
+    assert [e.name for e in root.events] == ["loopguard.abort"]
+    for chat in chats:
+        assert chat.attributes[sc.PROVIDER_NAME] == "aws.bedrock"  # from LangChain's ls_provider
+        assert chat.attributes[sc.USAGE_INPUT_TOKENS] > 0
+        assert chat.attributes[sc.USAGE_OUTPUT_TOKENS] > 0
+    [refused] = [t for t in tools if t.attributes.get(sc.LG_REFUSED)]
+    assert refused.status.status_code is StatusCode.ERROR
+    assert sum(1 for t in tools if any(e.name == "loopguard.warning" for e in t.events)) == 1
+
+
+def test_streamed_call_has_time_to_first_chunk(otel):
+    spans = run_agent(otel, stream=True)
+    chats = [s for s in ours(spans) if s.name == f"chat {MODEL}"]
+    assert chats and all(c.attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] >= 0 for c in chats)
+
+
+@pytest.mark.parametrize("instrumentation", ["openinference", "openllmetry"], indirect=True)
+def test_annotate_mode_puts_loopguard_on_their_spans(otel, instrumentation):
+    spans = run_agent(otel, telemetry="annotate")
+    assert ours(spans) == []  # no second tree
+    costed = [s for s in spans if sc.LG_RUN_COST in s.attributes]
+    assert costed, "the model calls' spans carry loopguard's attributes"
+    assert all("ChatBedrockConverse" in s.name for s in costed if sc.LG_CALL_COST in s.attributes)
+    assert len([s for s in costed if sc.LG_CALL_COST in s.attributes]) == 3
+    warned = [s for s in spans if any(e.name == "loopguard.warning" for e in s.events)]
+    assert len(warned) == 1 and "web_search" in warned[0].name
+    [root] = [s for s in spans if s.attributes.get(sc.LG_RUN_ID)]
+    assert root.attributes[sc.ERROR_TYPE] == "LoopGuardAbort"
+    assert root.status.status_code is StatusCode.ERROR
+    [abort] = [e for e in root.events if e.name == "loopguard.abort"]
+    assert abort.attributes[sc.LG_DETECTOR] == "limits"
+    # Their names and gen_ai attributes are left alone.
+    assert not any(s.name.startswith("invoke_agent researcher") for s in spans)
+
+
+def test_annotate_mode_without_other_instrumentation_uses_the_current_span(otel):
+    tracer = otel.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as request:
+        spans_before = len(otel.spans())
+        from loopguard.events import ModelEnd, ModelStart, RunEnd, Usage
+        from loopguard.guard import Guard
+        from loopguard.telemetry.spans import SpanSink
+
+        guard = Guard(Policy(), sinks=[SpanSink(tracer_provider=otel.tracer_provider,
+                                                mode="annotate", metrics=False)])
+        guard.process(ModelStart(run="r", agent="a", id="m", model="gpt-4o", ts=1.0e9))
+        guard.process(ModelEnd(run="r", agent="a", id="m", model="gpt-4o", ts=1.0e9 + 1,
+                               usage=Usage(3, 4)))
+        guard.process(RunEnd(run="r", agent="a", ts=1.0e9 + 2))
+        assert len(otel.spans()) == spans_before  # none made
+    [span] = otel.spans()
+    assert span is not None and span.name == "request"
+    assert span.attributes[sc.LG_RUN_ID] == "r"
+    assert span.attributes[sc.LG_RUN_STATUS] == "ok"
+    assert request.get_span_context().span_id == span.context.span_id
