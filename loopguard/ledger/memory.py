@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Sequence
@@ -14,15 +15,31 @@ from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger
 class _Key:
     spent_n: int = 0
     spent_t: int = 0
-    held: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # rid -> (n, t, expiry)
+    res_n: int = 0  # sums of live reservations, kept so a check is O(1)
+    res_t: int = 0
+    held: dict[str, tuple[int, int]] = field(default_factory=dict)  # rid -> amounts
+    expiries: list[tuple[float, str]] = field(default_factory=list)  # heap of (expiry, rid)
     expire_at: float | None = None
 
-    def reclaim(self, now: float) -> None:
-        for rid in [r for r, (_, _, exp) in self.held.items() if exp <= now]:
-            del self.held[rid]
+    def hold(self, rid: str, n: int, t: int, expiry: float) -> None:
+        self.held[rid] = (n, t)
+        self.res_n += n
+        self.res_t += t
+        heapq.heappush(self.expiries, (expiry, rid))
 
-    def reserved(self) -> tuple[int, int]:
-        return sum(h[0] for h in self.held.values()), sum(h[1] for h in self.held.values())
+    def drop(self, rid: str) -> None:
+        amounts = self.held.pop(rid, None)
+        if amounts is not None:
+            self.res_n -= amounts[0]
+            self.res_t -= amounts[1]
+        # its heap entry is skipped when it comes up (lazy deletion)
+
+    def reclaim(self, now: float) -> None:
+        heap = self.expiries
+        while heap and heap[0][0] <= now:
+            self.drop(heapq.heappop(heap)[1])
+        if not self.held:
+            heap.clear()
 
 
 class MemoryLedger(Ledger):
@@ -30,6 +47,7 @@ class MemoryLedger(Ledger):
         self.uri = uri
         self._keys: dict[str, _Key] = {}
         self._lock = threading.Lock()
+        self._next_sweep = 0.0
 
     def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
                 now: float | None = None) -> Denied | None:
@@ -39,26 +57,26 @@ class MemoryLedger(Ledger):
             for c in claims:
                 k = self._keys.get(c.key) or _Key()
                 k.reclaim(now)
-                rn, rt = k.reserved()
-                if ((c.max_usd_n is not None and k.spent_n + rn + c.usd_n > c.max_usd_n)
-                        or (c.max_tokens is not None and k.spent_t + rt + c.tokens > c.max_tokens)):
-                    return Denied(c.key, k.spent_n, rn, k.spent_t, rt)
+                if ((c.max_usd_n is not None and k.spent_n + k.res_n + c.usd_n > c.max_usd_n)
+                        or (c.max_tokens is not None
+                            and k.spent_t + k.res_t + c.tokens > c.max_tokens)):
+                    return Denied(c.key, k.spent_n, k.res_n, k.spent_t, k.res_t)
             for c in claims:
-                k = self._key(c)
-                k.held[rid] = (c.usd_n, c.tokens, now + ttl)
+                self._key(c).hold(rid, c.usd_n, c.tokens, now + ttl)
         return None
 
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:
         with self._lock:
             for c in claims:
                 k = self._key(c)
-                k.held.pop(rid, None)
+                k.drop(rid)
                 k.spent_n += c.usd_n
                 k.spent_t += c.tokens
 
     def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
         now = time.time()
         with self._lock:
+            self._next_sweep = 0.0
             self._forget_old(now)
             names = list(keys) if keys is not None else sorted(
                 k for k in self._keys if k.startswith(prefix))
@@ -66,8 +84,7 @@ class MemoryLedger(Ledger):
             for name in names:
                 k = self._keys.get(name) or _Key()
                 k.reclaim(now)
-                rn, rt = k.reserved()
-                out.append(KeyUsage(name, k.spent_n, rn, k.spent_t, rt, len(k.held)))
+                out.append(KeyUsage(name, k.spent_n, k.res_n, k.spent_t, k.res_t, len(k.held)))
             return out
 
     def reset(self, prefix: str = "") -> int:
@@ -86,7 +103,9 @@ class MemoryLedger(Ledger):
         return k
 
     def _forget_old(self, now: float) -> None:
+        if now < self._next_sweep:  # sweep old windows at most once a minute
+            return
+        self._next_sweep = now + 60
         for name in [n for n, k in self._keys.items()
                      if k.expire_at is not None and k.expire_at < now and not k.held]:
             del self._keys[name]
-

@@ -17,11 +17,15 @@ from urllib.parse import unquote, urlsplit
 
 from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable
 
+# budget.res_n / res_t are the sums of the key's live reservations, kept in step with the
+# reservation table inside each transaction, so a check does not scan the reservations.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget (
   key TEXT PRIMARY KEY,
   spent_n INTEGER NOT NULL DEFAULT 0,
   spent_t INTEGER NOT NULL DEFAULT 0,
+  res_n INTEGER NOT NULL DEFAULT 0,
+  res_t INTEGER NOT NULL DEFAULT 0,
   expire_at REAL
 );
 CREATE TABLE IF NOT EXISTS reservation (
@@ -96,29 +100,33 @@ class SqliteLedger(Ledger):
         now = time.time() if now is None else now
         with self._tx() as db:
             for c in claims:
-                db.execute("DELETE FROM reservation WHERE key = ? AND expires <= ?", (c.key, now))
+                _reclaim(db, c.key, now)
                 sn, st, rn, rt = _totals(db, c.key)
                 if ((c.max_usd_n is not None and sn + rn + c.usd_n > c.max_usd_n)
                         or (c.max_tokens is not None and st + rt + c.tokens > c.max_tokens)):
                     return Denied(c.key, sn, rn, st, rt)
             for c in claims:
                 _ensure(db, c)
-                db.execute("INSERT OR REPLACE INTO reservation VALUES (?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO reservation VALUES (?, ?, ?, ?, ?)",
                            (rid, c.key, c.usd_n, c.tokens, now + ttl))
+                db.execute("UPDATE budget SET res_n = res_n + ?, res_t = res_t + ? WHERE key = ?",
+                           (c.usd_n, c.tokens, c.key))
         return None
 
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:
         with self._tx() as db:
             for c in claims:
-                db.execute("DELETE FROM reservation WHERE rid = ? AND key = ?", (rid, c.key))
                 _ensure(db, c)
+                _unreserve(db, "rid = ? AND key = ?", (rid, c.key), c.key)
                 db.execute("UPDATE budget SET spent_n = spent_n + ?, spent_t = spent_t + ? "
                            "WHERE key = ?", (c.usd_n, c.tokens, c.key))
 
     def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
         now = time.time()
         with self._tx() as db:
-            db.execute("DELETE FROM reservation WHERE expires <= ?", (now,))
+            for (key,) in db.execute("SELECT DISTINCT key FROM reservation WHERE expires <= ?",
+                                     (now,)).fetchall():
+                _reclaim(db, key, now)
             db.execute("DELETE FROM budget WHERE expire_at < ? AND key NOT IN "
                        "(SELECT key FROM reservation)", (now,))
             if keys is None:
@@ -149,11 +157,23 @@ class SqliteLedger(Ledger):
 
 
 def _totals(db: sqlite3.Connection, key: str) -> tuple[int, int, int, int]:
-    row = db.execute("SELECT spent_n, spent_t FROM budget WHERE key = ?", (key,)).fetchone()
-    sn, st = row if row else (0, 0)
-    rn, rt = db.execute("SELECT COALESCE(SUM(usd_n), 0), COALESCE(SUM(tokens), 0) "
-                        "FROM reservation WHERE key = ?", (key,)).fetchone()
-    return sn, st, rn, rt
+    row = db.execute("SELECT spent_n, spent_t, res_n, res_t FROM budget WHERE key = ?",
+                     (key,)).fetchone()
+    return row if row else (0, 0, 0, 0)
+
+
+def _reclaim(db: sqlite3.Connection, key: str, now: float) -> None:
+    """Give back the key's expired reservations (a worker that died mid-call)."""
+    _unreserve(db, "key = ? AND expires <= ?", (key, now), key)
+
+
+def _unreserve(db: sqlite3.Connection, where: str, args: tuple, key: str) -> None:
+    n, t = db.execute(f"SELECT COALESCE(SUM(usd_n), 0), COALESCE(SUM(tokens), 0) "
+                      f"FROM reservation WHERE {where}", args).fetchone()
+    db.execute(f"DELETE FROM reservation WHERE {where}", args)
+    if n or t:
+        db.execute("UPDATE budget SET res_n = res_n - ?, res_t = res_t - ? WHERE key = ?",
+                   (n, t, key))
 
 
 def _ensure(db: sqlite3.Connection, c: Claim) -> None:
