@@ -1,0 +1,106 @@
+"""Every example runs offline (on FakeBedrock) and says what it should."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NAMES = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+
+pytest.importorskip("langchain_aws")
+pytest.importorskip("langchain_classic")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """All examples at once, each a subprocess in its own empty directory, offline. (Each
+    spends most of its ~3 CPU-seconds importing LangChain and boto3.)"""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "LOOPGUARD_", "AWS_"))}
+
+    def run(name: str) -> tuple[subprocess.CompletedProcess, Path]:
+        cwd = tmp_path_factory.mktemp(name)
+        return subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py")], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=120), cwd
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(NAMES, pool.map(run, NAMES)))
+
+
+def output(runs, name: str) -> str:
+    done, _ = runs[name]
+    assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def stopped(text: str) -> tuple[str, int]:
+    m = re.search(r"stopped by (\w+) at model call (\d+)", text)
+    assert m, text
+    return m.group(1), int(m.group(2))
+
+
+def test_every_example_is_tested():
+    assert set(NAMES) == {"agent_executor", "create_agent_handler", "create_agent_middleware",
+                          "jaeger_export", "langgraph_graph", "per_agent_policies",
+                          "shadow_mode"}
+
+
+def test_create_agent_handler(runs):
+    text = output(runs, "create_agent_handler")
+    detector, step = stopped(text)
+    assert detector in {"tool_repeat", "similarity", "cycle"} and step <= 6
+    assert re.search(r"spent: \d+ model calls, [\d,]+ input tokens, \$0\.\d{4}", text)
+
+
+def test_create_agent_middleware_ends_gracefully(runs):
+    text = output(runs, "create_agent_middleware")
+    assert "the agent returned normally" in text
+    assert re.search(r"last message: Stopped by loopguard \[\w+\] at model call \d+", text)
+
+
+def test_langgraph_graph_stops_at_the_dollar_cap(runs):
+    text = output(runs, "langgraph_graph")
+    detector, _ = stopped(text)
+    assert detector == "budget" and "max_cost_usd=$0.25" in text
+    spent = float(re.search(r"spent: \$(\d+\.\d+) of the \$0.25 cap", text).group(1))
+    assert 0 < spent <= 0.25
+
+
+def test_agent_executor_stops_before_its_own_limit(runs):
+    text = output(runs, "agent_executor")
+    _, step = stopped(text)
+    assert step < 15 and "AgentExecutor's own limit: 15 iterations" in text
+
+
+def test_per_agent_policies(runs):
+    text = output(runs, "per_agent_policies")
+    assert re.search(r"researcher: stopped by budget .*max_cost_usd=\$0\.3\b", text)
+    assert re.search(r"support: stopped by limits .*max_calls_per_tool\.web_search=2", text)
+    assert "concierge: finished (max_cost_usd=2.0): The ACME X100 costs $249.00" in text
+
+
+def test_shadow_mode_stops_nothing(runs):
+    text = output(runs, "shadow_mode")
+    assert re.search(r"shadow: would have stopped the run at model call \d+: \[\w+\]", text)
+    # 25 super-steps of a model/tools agent: 13 model calls, none refused
+    assert "LangGraph's recursion limit ended the run after 13 model calls" in text
+
+
+def test_jaeger_export_writes_a_trace_file(runs):
+    text = output(runs, "jaeger_export")
+    m = re.search(r"wrote (\d+) spans to (\S+):", text)
+    assert m, text
+    doc = json.loads((runs["jaeger_export"][1] / m.group(2)).read_text())
+    (trace,) = doc["data"]
+    names = [s["operationName"] for s in trace["spans"]]
+    assert names.count("invoke_agent shopper") == 1
+    assert "execute_tool web_search" in names and any(n.startswith("chat ") for n in names)
+    assert len(names) == int(m.group(1))
