@@ -11,6 +11,7 @@ It runs last among the detectors, so it reserves only for calls nothing else ref
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from loopguard.events import Event, ModelEnd, ModelError, ModelStart, RunEnd
-from loopguard.ledger import Claim, LedgerUnavailable, shared_ledger
+from loopguard.ledger import Claim, LedgerUnavailable
 from loopguard.ledger.base import NANO
 from loopguard.ledger.memory import MemoryLedger
 from loopguard.ledger.resilient import Resilient
@@ -66,15 +67,23 @@ class _Ledgers:
         self._remote: dict[str, Resilient] = {}
         self._local: dict[str, MemoryLedger] = {}
         self._last_error: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def remote(self, uri: str) -> Resilient:
         found = self._remote.get(uri)
         if found is None:
-            found = self._remote[uri] = Resilient(shared_ledger(uri))
+            with self._lock:
+                found = self._remote.get(uri)
+                if found is None:
+                    found = self._remote[uri] = Resilient(uri)
         return found
 
     def local(self, uri: str) -> MemoryLedger:
-        return self._local.setdefault(uri, MemoryLedger(f"memory://fallback-for/{uri}"))
+        found = self._local.get(uri)
+        if found is None:
+            with self._lock:
+                found = self._local.setdefault(uri, MemoryLedger(f"memory://fallback/{uri}"))
+        return found
 
     def should_log(self, uri: str, now: float) -> bool:
         if now - self._last_error.get(uri, 0.0) >= _DEGRADED_LOG_EVERY:
@@ -223,8 +232,8 @@ class BudgetCheck:
 
     @staticmethod
     def _pop(slot: _Slot, call_id: str | None) -> _Held | None:
-        if call_id is not None and call_id in slot.held:
-            return slot.held.pop(call_id)
+        if call_id is not None:
+            return slot.held.pop(call_id, None)
         if slot.held:  # recordings without call ids: calls end in the order they started
             return slot.held.popitem(last=False)[1]
         return None

@@ -267,3 +267,10 @@ def test_sqlite_budget_survives_a_restart(tmp_path) -> None:
     reopened = open_ledger(uri)
     (u,) = reopened.usage(prefix=PREFIX)
     assert u.spent_usd == pytest.approx(0.00208)
+
+
+def test_unopenable_sqlite_ledger_fails_closed(tmp_path) -> None:
+    uri = f"sqlite:///{tmp_path}/no/such/dir/b.db"
+    guard = Guard(policy(ledger=uri, budgets=[{"max_usd": 1}]))
+    with pytest.raises(LoopGuardAbort, match="unreachable"):
+        guard.process(start("r", 0))

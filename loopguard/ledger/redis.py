@@ -40,7 +40,9 @@ class RedisLedger(Ledger):
             raise ImportError("the redis:// ledger needs redis-py: "
                               "pip install 'langchain-loopguard[redis]'") from None
         self.uri = uri
-        self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
+        # Any server-side refusal (a read-only replica after failover, OOM, auth) counts as
+        # unreachable too: the policy's on_ledger_error decides, the guard never guesses.
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError,)
         self._client = redis.Redis.from_url(uri, socket_timeout=socket_timeout,
                                             socket_connect_timeout=socket_timeout)
         # register_script sends EVALSHA and reloads the script after a NOSCRIPT reply.

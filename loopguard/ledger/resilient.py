@@ -19,11 +19,22 @@ MAX_BACKLOG = 100_000
 
 
 class Resilient:
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.uri = ledger.uri
+    """Wraps the process's shared ledger for `uri`, opened on first use (a ledger that cannot
+    even be opened is unreachable like any other)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._ledger: Ledger | None = None
         self._backlog: deque[tuple[str, str, tuple[Claim, ...]]] = deque()
         self._lock = threading.Lock()
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            from loopguard.ledger import shared_ledger
+
+            self._ledger = shared_ledger(self.uri)
+        return self._ledger
 
     @property
     def backlog(self) -> int:

@@ -85,15 +85,13 @@ class SqliteLedger(Ledger):
             raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
         try:
             yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:  # disk full, I/O error, corrupt file
+            _rollback(db)
+            raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
-        else:
-            try:
-                db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                db.execute("ROLLBACK")
-                raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
 
     def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
                 now: float | None = None) -> Denied | None:
@@ -154,6 +152,13 @@ class SqliteLedger(Ledger):
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    try:
+        db.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # nothing to roll back (the failure ended the transaction)
 
 
 def _totals(db: sqlite3.Connection, key: str) -> tuple[int, int, int, int]:

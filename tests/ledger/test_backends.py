@@ -110,3 +110,22 @@ def test_large_amounts_stay_exact(ledger: Ledger) -> None:
 def test_unknown_scheme_names_the_accepted_ones() -> None:
     with pytest.raises(ValueError, match="memory://, sqlite://, redis://, rediss://"):
         open_ledger("mongodb://localhost")
+
+
+def test_redis_reservation_is_one_evalsha(redis_url: str) -> None:
+    ledger = open_ledger(redis_url)
+    claims = [Claim(key("one:a"), 1, 1, max_usd_n=100), Claim(key("one:b"), 1, 1, max_tokens=100)]
+    ledger.reserve(rid(), claims, ttl=60)  # loads the script (NOSCRIPT, then SCRIPT LOAD)
+    client = ledger._client
+    sent: list[str] = []
+    real = client.execute_command
+
+    def counting(*args, **kwargs):
+        sent.append(str(args[0]).upper())
+        return real(*args, **kwargs)
+
+    client.execute_command = counting
+    for _ in range(10):
+        assert ledger.reserve(rid(), claims, ttl=60) is None
+    assert sent == ["EVALSHA"] * 10  # one round trip per reservation, whatever the key count
+    ledger.reset(key("one:"))
