@@ -117,13 +117,17 @@ def _naive_memory_threads(key: str, attempts: int, workers: int) -> int:
 
 def _loopguard_worker(uri: str, key: str, attempts: int) -> None:
     ledger = open_ledger(uri)
+    _loopguard_calls(ledger, key, attempts)
+    ledger.close()
+
+
+def _loopguard_calls(ledger, key: str, attempts: int) -> None:
     claim = Claim(key, CALL_N, 0, max_usd_n=CAP_N)
     for _ in range(attempts):
         rid = uuid.uuid4().hex
         if ledger.reserve(rid, [claim], ttl=60) is None:
-            time.sleep(CALL_SECONDS)
+            time.sleep(CALL_SECONDS)               # the model call
             ledger.settle(rid, [claim])
-    ledger.close()
 
 
 def _run_procs(target, args_list) -> None:
@@ -142,7 +146,7 @@ def overshoot(backend: str, uri: str, workers: int, attempts: int) -> tuple[floa
 
         naive = _naive_memory_threads(key, attempts, workers) / NANO
         ledger = open_ledger(uri)
-        threads = [threading.Thread(target=_lg_thread, args=(ledger, key, attempts))
+        threads = [threading.Thread(target=_loopguard_calls, args=(ledger, key, attempts))
                    for _ in range(workers)]
         for t in threads:
             t.start()
@@ -168,15 +172,6 @@ def overshoot(backend: str, uri: str, workers: int, attempts: int) -> tuple[floa
     _run_procs(_loopguard_worker, [(uri, key, attempts)] * workers)
     (u,) = open_ledger(uri).usage([key])
     return naive, u.spent_usd
-
-
-def _lg_thread(ledger, key: str, attempts: int) -> None:
-    claim = Claim(key, CALL_N, 0, max_usd_n=CAP_N)
-    for _ in range(attempts):
-        rid = uuid.uuid4().hex
-        if ledger.reserve(rid, [claim], ttl=60) is None:
-            time.sleep(CALL_SECONDS)
-            ledger.settle(rid, [claim])
 
 
 # --- setup --------------------------------------------------------------------------------

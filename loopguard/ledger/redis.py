@@ -27,9 +27,7 @@ ZSET_SUFFIX = ":exp"
 def _script(name: str) -> str:
     lua = resources.files("loopguard.ledger").joinpath("lua")
     text = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    if name in ("reserve", "usage"):
-        text = lua.joinpath("reclaim.lua").read_text(encoding="utf-8") + "\n" + text
-    return text
+    return lua.joinpath("reclaim.lua").read_text(encoding="utf-8") + "\n" + text
 
 
 class RedisLedger(Ledger):
