@@ -17,8 +17,8 @@ may be rephrased.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import re
 from typing import Any
 
@@ -32,21 +32,33 @@ _TIMESTAMP = re.compile(
 # A hex id has at least 8 hex characters and a digit (so "deadbeef" words stay, "ab12cd34" goes).
 _HEXID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Identifiers are tokens with a digit, an underscore, a slash, an @ or an inner dot: 42,
+# job-7f3a, src/tax.py, test_vat, a@b.com.
 _TOKEN = re.compile(r"[\w./:@#-]+")
-_IDENTIFIER = re.compile(r"\d|_|/|@|\w\.\w")
+_IDENTIFYING = re.compile(r"\d|_|/|@|\w\.\w")
+
+
+_DIGIT = re.compile(r"\d")
 
 
 def _mask_noise(text: str) -> str:
+    if not _DIGIT.search(text):  # every pattern below needs a digit; most prose has none
+        return text
     text = _UUID.sub("<uuid>", text)
     text = _TIMESTAMP.sub("<ts>", text)
     return _HEXID.sub("<id>", text)
 
 
+# Cached: the same tool output is looked at by several detectors (and again in the next
+# prompt); str hashes are cached by Python, so a hit costs one dict lookup.
+@functools.lru_cache(maxsize=512)
 def normalize(text: str) -> str:
     """Fold case and whitespace; mask timestamps, UUIDs, hex ids and numbers."""
-    return _NUMBER.sub("#", _mask_noise(_WS.sub(" ", text).strip().lower()))
+    light = normalize_light(text)
+    return _NUMBER.sub("#", light) if _DIGIT.search(light) else light
 
 
+@functools.lru_cache(maxsize=512)
 def normalize_light(text: str) -> str:
     """Fold case and whitespace; mask timestamps, UUIDs and hex ids; keep other numbers."""
     return _mask_noise(_WS.sub(" ", text).strip().lower())
@@ -55,12 +67,11 @@ def normalize_light(text: str) -> str:
 def identifiers(text: str) -> tuple[str, ...]:
     """Identifier-like tokens of `text` (with a digit, `_`, `/`, `@` or an inner dot), in order;
     timestamps are left out. Mask noise first (`normalize_light`) to leave out UUIDs too."""
-    found = []
-    for token in _TOKEN.findall(_TIMESTAMP.sub(" ", text.lower())):
-        token = token.strip(".:-#")
-        if token and _IDENTIFIER.search(token):
-            found.append(token)
-    return tuple(found)
+    text = text.lower()
+    if _DIGIT.search(text):
+        text = _TIMESTAMP.sub(" ", text)
+    found = _IDENTIFYING.search
+    return tuple(t for t in (m.strip(".:-#") for m in _TOKEN.findall(text)) if found(t))
 
 
 def canonical_args(args: dict[str, Any] | str) -> str:
@@ -70,24 +81,35 @@ def canonical_args(args: dict[str, Any] | str) -> str:
     string) are folded the same way.
     """
     if isinstance(args, str):
-        return _WS.sub(" ", args).strip().lower()
-    try:
-        return json.dumps(_fold(args), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          default=str)
-    except (TypeError, ValueError):  # e.g. non-string keys mixed with string keys
-        return _WS.sub(" ", str(args)).strip().lower()
+        return _fold_text(args)
+    last = _last_args  # several detectors canonicalise the same event's arguments in a row
+    if last[0] is args:
+        return last[1]
+    result = _canon(args)
+    globals()["_last_args"] = (args, result)
+    return result
 
 
-def _fold(value: Any) -> Any:
+_last_args: tuple[object, str] = (None, "")
+
+
+def _fold_text(text: str) -> str:
+    return _WS.sub(" ", text).strip().lower()
+
+
+def _canon(value: Any) -> str:
+    # JSON-like, built by hand: json.dumps(sort_keys=True) costs several times more, and this
+    # runs for every tool call.
     if isinstance(value, str):
-        return _WS.sub(" ", value).strip().lower()
+        return '"' + _fold_text(value) + '"'
     if isinstance(value, dict):
-        return {str(k): _fold(v) for k, v in value.items()}
+        return "{" + ",".join(f"{k}:{_canon(value[k])}" for k in sorted(value, key=str)) + "}"
     if isinstance(value, (list, tuple)):
-        return [_fold(v) for v in value]
-    return value
+        return "[" + ",".join(_canon(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) or value is None else str(value)
 
 
+@functools.lru_cache(maxsize=512)
 def digest(text: str) -> str:
     """A stable short hash: 'sha256:' and the first 16 hex digits."""
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -108,14 +108,15 @@ class Similarity:
         calls = [(c.name, canonical_args(c.args)) for c in event.tool_calls]
         arg_text = clip(" ".join(a for _, a in calls), limit)
         names = tuple(sorted(n for n, _ in calls))
+        arg_words = words(normalize(arg_text)) if calls else []
         if calls:
             # A tool step is what it does: its arguments, words sorted (a reworded query still
             # matches). The commentary around a call is ignored.
-            said = " ".join(sorted(words(normalize(arg_text))))
+            said = " ".join(sorted(arg_words))
         else:
             said = " ".join(sorted(content_words(clip(event.text, limit))))
-        return _Output(state.model_calls, said, names, identifiers(arg_text),
-                       frozenset(words(normalize(arg_text))), not event.text.strip() and not calls)
+        return _Output(state.model_calls, said, names, identifiers(arg_text) if calls else (),
+                       frozenset(arg_words), not calls and not event.text.strip())
 
     def _step(self, out: _Output, new: list[Message]) -> _Step:
         text = clip("\n".join(m.content for m in new), self.config.max_chars)

@@ -98,7 +98,10 @@ class StreamRepeat:
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
         slot: _Slot = state.slot(self.name, _Slot)
         if type(event) is not Token:
-            slot.reset(state.model_calls + (1 if type(event) is ModelStart else 0))
+            step = state.model_calls + (1 if type(event) is ModelStart else 0)
+            if slot.chars:  # nothing to forget when the last call did not stream
+                slot.reset(step)
+            slot.step = step
             return None
         text = event.text  # type: ignore[attr-defined]
         slot.chars += len(text)

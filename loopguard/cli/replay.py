@@ -1,0 +1,128 @@
+"""`loopguard replay FILE... [--policy PATH] [--json] [--strict]`: recorded runs, offline.
+
+Prints one line per run (with --json, one JSON object per run: run, agent, action, detector,
+reason, step, cost_usd). A corrupt line is reported on stderr as FILE:LINE: reason and skipped;
+the other events still replay (with --strict the replay stops there instead).
+
+Exit status: 0 when every line was read; 1 when corrupt lines were seen (runs are still
+reported, unless --strict stopped the replay); 2 for usage errors (a missing file, a policy
+that does not load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from loopguard.replay import LineError, Replayer, RunResult, read_events, total_bytes
+
+
+class _Strict(Exception):
+    pass
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "replay", help="run recorded events (JSONL) through the guard offline",
+        description="Replay flight-recorder files (JSON Lines, format v1) through the guard "
+                    "under a policy and report what it would do to each run.")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL recordings")
+    parser.add_argument("--policy", metavar="PATH",
+                        help="policy file (default: $LOOPGUARD_CONFIG, ./loopguard.toml, ...)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first corrupt line instead of skipping it")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from loopguard.config import ConfigError
+    from loopguard.guard import Guard
+    from loopguard.policy import PolicySet
+
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        print(f"loopguard replay: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        policies = PolicySet.load(args.policy)
+    except ConfigError as exc:
+        print(f"loopguard replay: {exc}", file=sys.stderr)
+        return 2
+    errors: list[LineError] = []
+
+    def on_error(error: LineError) -> None:
+        errors.append(error)
+        print(str(error), file=sys.stderr)
+        if args.strict:
+            raise _Strict
+
+    replayer = Replayer(Guard(policies))
+    with _progress(total_bytes(args.files)) as advance:
+        try:
+            for path in args.files:
+                for event in read_events(path, on_error=on_error, on_bytes=advance):
+                    replayer.feed(event)
+        except _Strict:
+            print("loopguard replay: stopped at the first corrupt line (--strict)",
+                  file=sys.stderr)
+            return 1
+    results = replayer.finish()
+    if args.json:
+        for result in results:
+            print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        _print_table(results, replayer, errors)
+    return 1 if errors else 0
+
+
+def _print_table(results: list[RunResult], replayer: Replayer, errors: list[LineError]) -> None:
+    rows = [(r.run, r.agent or "-", r.action, r.detector or "-", str(r.step), f"{r.cost_usd:.4f}",
+             r.reason or "") for r in results]
+    head = ("run", "agent", "action", "detector", "step", "cost_usd", "reason")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+              for i, h in enumerate(head)]
+    widths[-1] = 0
+    for row in (head, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    counts = {a: sum(1 for r in results if r.action == a) for a in ("abort", "warn", "ok")}
+    print(f"\n{len(results)} runs, {replayer.events:,} events: {counts['abort']} stopped, "
+          f"{counts['warn']} warned, {counts['ok']} ok"
+          + (f"; {len(errors)} corrupt lines skipped" if errors else ""))
+
+
+class _progress:
+    """A rich progress bar over the bytes read, only when stderr is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not sys.stderr.isatty():
+            return None
+        try:
+            from rich.progress import BarColumn, Progress, TimeRemainingColumn
+        except ImportError:
+            return None
+        self._bar = Progress("replaying", BarColumn(), "{task.percentage:>3.0f}%",
+                             TimeRemainingColumn(), transient=True)
+        self._bar.start()
+        task = self._bar.add_task("replay", total=self.total)
+        pending = [0]
+
+        def advance(n: int) -> None:
+            pending[0] += n
+            if pending[0] >= 1 << 16:  # redraw per 64 KiB, not per line
+                self._bar.advance(task, pending[0])
+                pending[0] = 0
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
