@@ -1,11 +1,21 @@
 """Metrics through the OpenTelemetry metrics API: the GenAI client histograms plus loopguard's
-counters (cost, calls, warnings, aborts by detector and agent)."""
+counters (cost, calls, warnings, aborts by detector and agent).
+
+The counters are summed here and reported by observable counters when the SDK collects: a
+synchronous `Counter.add` costs tens of microseconds in the SDK (attribute hashing, exemplars)
+on every call, a dict update under a lock almost nothing. The two histograms have no observable
+form and are recorded as calls finish.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from loopguard.telemetry import semconv as sc
 from loopguard.verdict import Action
@@ -13,6 +23,38 @@ from loopguard.verdict import Action
 if TYPE_CHECKING:
     from loopguard.events import Usage
     from loopguard.verdict import Verdict
+
+logger = logging.getLogger("loopguard")
+
+_MAX_SERIES = 4096  # distinct attribute sets per counter; agents, models and tools are few
+
+
+class _Sums:
+    """Cumulative sums per attribute set, reported by an observable counter."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.values: dict[tuple[tuple[str, Any], ...], float] = {}
+        self.lock = threading.Lock()
+        self._full = False
+
+    def add(self, value: float, key: tuple[tuple[str, Any], ...]) -> None:
+        with self.lock:
+            values = self.values
+            if key in values:
+                values[key] += value
+            elif len(values) < _MAX_SERIES:
+                values[key] = value
+            elif not self._full:
+                self._full = True
+                logger.warning("loopguard: metric %s has %d attribute sets; new ones are "
+                               "dropped", self.name, _MAX_SERIES)
+
+    def observe(self, options: CallbackOptions) -> Iterator[Observation]:
+        with self.lock:
+            items = list(self.values.items())
+        for key, value in items:
+            yield Observation(value, dict(key))
 
 
 class Metrics:
@@ -28,23 +70,28 @@ class Metrics:
         self.duration = meter.create_histogram(
             sc.METRIC_OPERATION_DURATION, unit="s", description="Model call latency",
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS))
-        self.cost = meter.create_counter(
-            sc.METRIC_COST, unit="USD", description="Cost of model calls")
-        self.model_calls = meter.create_counter(
-            sc.METRIC_MODEL_CALLS, unit="{call}", description="Model calls that went out")
-        self.tool_calls = meter.create_counter(
-            sc.METRIC_TOOL_CALLS, unit="{call}", description="Tool calls that ran")
-        self.warnings = meter.create_counter(
-            sc.METRIC_WARNINGS, unit="{warning}", description="Warnings by detector and agent")
-        self.aborts = meter.create_counter(
-            sc.METRIC_ABORTS, unit="{abort}",
-            description="Aborts by detector and agent (shadow-mode would-be aborts included, "
-                        "with loopguard.enforced=false)")
+        self.cost = self._counter(meter, sc.METRIC_COST, "USD", "Cost of model calls")
+        self.model_calls = self._counter(meter, sc.METRIC_MODEL_CALLS, "{call}",
+                                         "Model calls that went out")
+        self.tool_calls = self._counter(meter, sc.METRIC_TOOL_CALLS, "{call}",
+                                        "Tool calls that ran")
+        self.warnings = self._counter(meter, sc.METRIC_WARNINGS, "{warning}",
+                                      "Warnings by detector and agent")
+        self.aborts = self._counter(meter, sc.METRIC_ABORTS, "{abort}",
+                                    "Aborts by detector and agent (shadow-mode would-be aborts "
+                                    "included, with loopguard.enforced=false)")
         # Attribute sets are built once per distinct key: the hot path only looks them up.
-        self._cache: dict[tuple[Any, ...], tuple[dict[str, Any], ...]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    @staticmethod
+    def _counter(meter: Any, name: str, unit: str, description: str) -> _Sums:
+        sums = _Sums(name)
+        meter.create_observable_counter(name, callbacks=[sums.observe], unit=unit,
+                                        description=description)
+        return sums
 
     def _chat_attrs(self, agent: str | None, provider: str | None, model: str,
-                    response_model: str | None, error: str | None) -> tuple[dict[str, Any], ...]:
+                    response_model: str | None, error: str | None) -> tuple[Any, ...]:
         key = (agent, provider, model, response_model, error)
         found = self._cache.get(key)
         if found is None:
@@ -55,12 +102,12 @@ class Metrics:
                 base[sc.RESPONSE_MODEL] = response_model
             if error:
                 base[sc.ERROR_TYPE] = error
-            ours = {k: v for k, v in ((sc.AGENT_NAME, agent), (sc.REQUEST_MODEL, model),
-                                      (sc.PROVIDER_NAME, provider), (sc.ERROR_TYPE, error))
-                    if v is not None}
+            ours = tuple((k, v) for k, v in ((sc.AGENT_NAME, agent), (sc.REQUEST_MODEL, model),
+                                             (sc.PROVIDER_NAME, provider), (sc.ERROR_TYPE, error))
+                         if v is not None)
             found = (base, {**base, sc.TOKEN_TYPE: sc.TOKEN_INPUT},
                      {**base, sc.TOKEN_TYPE: sc.TOKEN_OUTPUT}, ours)
-            if len(self._cache) < 4096:  # bounded: model ids and agents are few
+            if len(self._cache) < _MAX_SERIES:
                 self._cache[key] = found
         return found
 
@@ -77,19 +124,19 @@ class Metrics:
             self.cost.add(cost, ours)
 
     def tool_end(self, agent: str | None, tool: str, error: str | None) -> None:
-        attrs = {sc.TOOL_NAME: tool}
+        key = ((sc.TOOL_NAME, tool),)
         if agent:
-            attrs[sc.AGENT_NAME] = agent
+            key += ((sc.AGENT_NAME, agent),)
         if error:
-            attrs[sc.ERROR_TYPE] = error
-        self.tool_calls.add(1, attrs)
+            key += ((sc.ERROR_TYPE, error),)
+        self.tool_calls.add(1, key)
 
     def verdict(self, agent: str | None, verdict: Verdict) -> None:
-        attrs = {sc.LG_DETECTOR: verdict.detector, sc.LG_ACTION: str(verdict.action)}
+        key: tuple[tuple[str, Any], ...] = ((sc.LG_DETECTOR, verdict.detector),
+                                            (sc.LG_ACTION, str(verdict.action)))
         if agent:
-            attrs[sc.AGENT_NAME] = agent
+            key += ((sc.AGENT_NAME, agent),)
         if verdict.action is Action.ABORT:
-            attrs[sc.LG_ENFORCED] = verdict.enforced
-            self.aborts.add(1, attrs)
+            self.aborts.add(1, key + ((sc.LG_ENFORCED, verdict.enforced),))
         else:
-            self.warnings.add(1, attrs)
+            self.warnings.add(1, key)
