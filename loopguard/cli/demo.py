@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_SCENARIO = "search-loop"
@@ -47,12 +49,24 @@ def run(args: argparse.Namespace) -> int:
         return 1
     out = sys.stdout
     live = out.isatty() and not args.no_live
-    # The guard logs every verdict; the demo shows them itself.
-    logging.getLogger("loopguard").setLevel(logging.CRITICAL)
-    # LangChain logs every exception a callback raises, the deliberate abort included.
-    logging.getLogger("langchain_core.callbacks.manager").setLevel(logging.ERROR)
     scenario = "healthy" if args.healthy else args.scenario
-    result = demo_run.run(scenario, out=out, live=live, traces_path=args.traces,
-                          model=args.model or demo_run.DEMO_MODEL)
+    with _quiet_logs():
+        result = demo_run.run(scenario, out=out, live=live, traces_path=args.traces,
+                              model=args.model or demo_run.DEMO_MODEL)
     write_summary(result, out)
     return 0
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The guard logs every verdict and LangChain logs every exception a callback raises (the
+    deliberate abort included); the demo shows both itself."""
+    levels = {"loopguard": logging.CRITICAL, "langchain_core.callbacks.manager": logging.ERROR}
+    saved = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)

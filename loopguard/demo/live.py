@@ -50,7 +50,7 @@ class RunView:
     @property
     def cost_usd(self) -> float | None:
         costs = [c.cost_usd for c in self.calls]
-        return None if any(c is None for c in costs) or not costs else sum(costs)  # type: ignore[misc]
+        return None if any(c is None for c in costs) else sum(costs)  # type: ignore[misc]
 
     @property
     def tokens_per_minute(self) -> float:

@@ -14,7 +14,7 @@ from loopguard.demo.tools import tools_for
 from loopguard.detectors import build_detectors
 from loopguard.guard import Guard
 from loopguard.policy import Policy
-from loopguard.testing import FakeBedrock, Scenario
+from loopguard.testing import Call, FakeBedrock, Scenario
 from loopguard.testing.scenarios import get
 from loopguard.verdict import LoopGuardAbort, Verdict
 
@@ -48,6 +48,8 @@ class DemoResult:
     traces: str
     recursion_limit: int | None
     policy: Policy
+    cut_stream: Call | None = None
+    """The fake server's record of a stream loopguard closed mid-answer, if it did."""
 
 
 def build_agent(llm: Any, scenario: Scenario) -> Any:
@@ -92,8 +94,9 @@ def run(scenario_name: str, *, out: TextIO, live: bool, traces_path: Path,
     verdict: Verdict | None = None
     answer: str | None = None
     started = time.monotonic()
-    # On a terminal the fake model streams at a readable pace; elsewhere as fast as it can.
-    with FakeBedrock(scenario.name, chunk_delay=0.004 if live else 0.0) as fake:
+    # The fake model streams at a pace a terminal can show (and, like a real model, slower
+    # than the client reads, so an abort mid-answer leaves most of it unsent).
+    with FakeBedrock(scenario.name, chunk_delay=0.004 if live else 0.002) as fake:
         llm = fake.chat_model(model, streaming=True, max_tokens=4096)
         agent = build_agent(llm, scenario)
         with renderer:
@@ -103,11 +106,13 @@ def run(scenario_name: str, *, out: TextIO, live: bool, traces_path: Path,
                 answer = result["messages"][-1].text
             except LoopGuardAbort as exc:
                 verdict = exc.verdict
+        fake.wait_idle(timeout=2.0)
+        cut = next((c for c in fake.calls if c.outcome == "client_closed"), None)
     seconds = time.monotonic() - started
     if telemetry is not None:
         telemetry.shutdown()  # flush the batch exporter before the process ends
     return DemoResult(scenario, model, view, verdict, answer, seconds, traces,
-                      (getattr(agent, "config", None) or {}).get("recursion_limit"), policy)
+                      (getattr(agent, "config", None) or {}).get("recursion_limit"), policy, cut)
 
 
 __all__ = ["DEMO_MODEL", "DemoResult", "SYSTEM_PROMPT", "build_agent", "run", "trace_sink"]

@@ -56,13 +56,22 @@ def write_summary(result: DemoResult, out: TextIO) -> None:
             shown = ", ".join(f"{k}={_short(v)}" for k, v in verdict.evidence.items())
             p(f"  evidence: {shown}")
     u = _usage(view)
-    p(f"  spent: {final.get('model_calls', len(view.calls))} model calls, "
-      f"{final.get('tool_calls', view.tool_calls)} tool calls, {u.total_tokens:,} tokens "
+    p(f"  spent: {_n(final.get('model_calls', len(view.calls)), 'model call')}, "
+      f"{_n(final.get('tool_calls', view.tool_calls), 'tool call')}, {u.total_tokens:,} tokens "
       f"(input {u.input_tokens:,}, of which cache read {u.cache_read_tokens:,} and cache write "
       f"{u.cache_write_tokens:,}; output {u.output_tokens:,}), "
       f"{fmt_usd(view.cost_usd)} at {result.model} prices, in {result.seconds:.1f} s")
+    cut = result.cut_stream
+    if cut is not None:
+        p(f"  the aborted answer: loopguard closed the stream after {view.streamed_chars:,} "
+          f"characters; the server saw the client hang up after {cut.events_sent} of "
+          f"{cut.events_total} events, so the rest of that answer (it was to be "
+          f"{cut.usage.get('outputTokens', 0):,} output tokens) was never sent. A call cut "
+          f"mid-stream reports no usage, so it is not in the counts above.")
     if verdict is not None and view.calls:
         _projections(result, out)
+    elif verdict is not None:
+        p("  No model call finished, so there is no per-call pattern to project.")
     p(f"  traces: {_where(result.traces)}")
 
 
@@ -119,6 +128,10 @@ def _usage(view) -> Usage:
     for call in view.calls:
         total.add(call.usage)
     return total
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _short(value: object) -> str:

@@ -15,6 +15,7 @@ import json
 import re
 import select
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -96,9 +97,7 @@ class FakeBedrock:
         if self._server is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
-        server.daemon_threads = True
-        server.block_on_close = False
+        server = _Server(("127.0.0.1", self._port), handler)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="FakeBedrock",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -276,6 +275,17 @@ def validate(request: Request) -> str | None:
         return "The toolConfig field must be defined when using toolUse and toolResult " \
                "content blocks."
     return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (an aborted stream, a closed keep-alive connection) is normal.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
