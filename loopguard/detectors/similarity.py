@@ -15,7 +15,8 @@ starts, so an abort means call k+1 never goes out. Two steps are near-duplicates
 - the environment's answers are at least `input_threshold` alike, in order (words of the
   query echoed in a result do not count), so a file that changes is not a repeat.
 
-It fires when more than `abort_repeats` of the last `window` steps are near-duplicates of an
+An empty answer (no text, no tool call) repeats any earlier empty answer. It fires when more
+than `abort_repeats` of the last `window` steps are near-duplicates of an
 earlier step in the window; each step is compared with at most `window` others, so the cost
 does not grow with the run.
 """
@@ -153,6 +154,8 @@ class Similarity:
     def _closest(self, slot: _Slot, step: _Step) -> tuple[_Step | None, float]:
         best, best_score = None, 0.0
         for earlier in reversed(slot.steps):
+            if step.out.empty and earlier.out.empty:  # a model answering nothing, again
+                return earlier, 1.0
             if earlier.out.names != step.out.names or earlier.ids != step.ids:
                 continue
             score = min(self._alike(earlier.out, step.out),

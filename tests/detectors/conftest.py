@@ -1,0 +1,51 @@
+"""Helpers for the detector tests: the benchmark's run simulator, and a feeder that collects
+verdicts instead of raising."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from loopguard import Guard, LoopGuardAbort, Policy  # noqa: E402
+from loopguard.events import Event  # noqa: E402
+from loopguard.verdict import Verdict  # noqa: E402
+
+
+def feed(events: Iterable[Event], policy: Policy | None = None, **overrides: object
+         ) -> tuple[list[Verdict], Verdict | None]:
+    """Run `events` through a guard; returns (warnings and nudges, the abort or None).
+
+    Events after an abort are not fed (they would never have happened)."""
+    if policy is None:
+        policy = Policy(**overrides)  # type: ignore[arg-type]
+    guard = Guard(policy)
+    verdicts: list[Verdict] = []
+    for event in events:
+        try:
+            verdict = guard.process(event)
+        except LoopGuardAbort as stop:
+            return verdicts, stop.verdict
+        if verdict is not None:
+            verdicts.append(verdict)
+    return verdicts, None
+
+
+def only(name: str, **section: object) -> Policy:
+    """A policy in which only the runaway detector `name` runs (plus plain limits, off)."""
+    names = ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream")
+    data: dict[str, object] = {n: {"enabled": n == name} for n in names}
+    data[name] = {"enabled": True, **section}
+    return Policy(max_model_calls=None, max_tool_calls=None, **data)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> Iterable[None]:
+    logging.disable(logging.CRITICAL)
+    yield
+    logging.disable(logging.NOTSET)

@@ -1,0 +1,34 @@
+"""growth: outputs growing step after step."""
+
+from __future__ import annotations
+
+from loopguard.events import ModelEnd, Usage
+from loopguard.verdict import Action
+from tests.detectors.conftest import feed, only
+
+
+def _outputs(sizes: list[int]) -> list:
+    return [ModelEnd(run="r", model="m", ts=i, usage=Usage(100, s)) for i, s in enumerate(sizes)]
+
+
+def test_snowballing_output_escalates() -> None:
+    verdicts, stop = feed(_outputs([600, 1000, 1700, 2900, 5000, 8500]), only("growth"))
+    assert [v.action for v in verdicts] == [Action.WARN, Action.NUDGE]
+    assert stop is not None and stop.evidence["start_step"] == 1
+    assert stop.evidence["sizes"][0] == 600
+
+
+def test_steady_long_outputs_are_fine() -> None:
+    verdicts, stop = feed(_outputs([1500, 1400, 1600, 1450, 1550] * 4), only("growth"))
+    assert verdicts == [] and stop is None
+
+
+def test_small_outputs_growing_are_conversation() -> None:
+    verdicts, stop = feed(_outputs([10, 20, 40, 80, 160, 320, 640]), only("growth"))
+    assert verdicts == [] and stop is None
+
+
+def test_a_pause_in_growth_resets() -> None:
+    verdicts, stop = feed(_outputs([1000, 1400, 2000, 1900, 2600, 3500, 3000, 4000]),
+                          only("growth"))
+    assert stop is None

@@ -1,0 +1,119 @@
+"""similarity: near-duplicate steps (what a call did, and what came back)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from _scenarios import Sim
+from loopguard.events import Message, ModelEnd, ModelStart
+from loopguard.verdict import Action
+from tests.detectors.conftest import feed, only
+
+
+def test_rephrased_thoughts_with_reworded_query_are_repeats() -> None:
+    s = Sim("t", "find the on-call engineer")
+    queries = ["payments on-call", "on-call payments", "Payments on call", "on call payments"]
+    thoughts = ["Let me look it up.", "I'll search again.", "Searching once more.", "Try again."]
+    for i in range(6):
+        s.step(thoughts[i % 4], [("directory", {"q": queries[i % 4]}, "0 results.")])
+    verdicts, stop = feed(s.done("runaway", "").events, only("similarity"))
+    assert [v.action for v in verdicts] == [Action.WARN, Action.NUDGE]
+    assert stop is not None and stop.detector == "similarity"
+    assert stop.evidence["start_step"] == 1 and stop.evidence["repeats"] == 3
+    assert stop.evidence["similarity"] >= 0.85 and stop.evidence["period"] >= 1
+    assert "directory" in verdicts[-1].evidence["message"]
+    # step 4 was the third repeat; it is judged when call 5 starts, which never goes out
+    assert stop.step == 5
+
+
+def test_a_different_identifier_is_different_work() -> None:
+    s = Sim("t", "process orders")
+    for i in range(10):
+        s.step("Next order.", [("get_order", {"id": 5000 + i}, "status: delayed")])
+    verdicts, stop = feed(s.done("healthy", "").events, only("similarity"))
+    assert verdicts == [] and stop is None
+
+
+def test_a_changed_result_is_progress() -> None:
+    s = Sim("t", "wait for the build")
+    for stage in ("compiling", "linking", "testing", "packaging", "uploading", "done"):
+        s.step("Read the log.", [("read_file", {"path": "build.log"}, f"stage: {stage}")])
+    verdicts, stop = feed(s.done("healthy", "").events, only("similarity"))
+    assert verdicts == [] and stop is None
+
+
+def test_ping_pong_is_caught_with_its_period() -> None:
+    s = Sim("t", "task")
+    for _ in range(4):
+        s.step("a", [("read", {"path": "a.txt"}, "alpha")])
+        s.step("b", [("read", {"path": "b.txt"}, "beta")])
+    _, stop = feed(s.done("runaway", "").events, only("similarity"))
+    assert stop is not None and stop.evidence["period"] == 2
+
+
+def test_repeated_answers_to_continue_are_caught() -> None:
+    s = Sim("t", "write notes")
+    for _ in range(6):
+        s.step("I need more information before I can write the notes.", user="Continue.")
+    _, stop = feed(s.done("runaway", "").events, only("similarity"))
+    assert stop is not None
+
+
+def test_empty_answers_are_repeats() -> None:
+    s = Sim("t", "classify")
+    for i in range(6):
+        s.step("", user=f"Please answer (attempt {i}).")
+    _, stop = feed(s.done("runaway", "").events, only("similarity"))
+    assert stop is not None and "empty answer" in stop.evidence["message"]
+
+
+def test_only_new_messages_count_and_a_shrunk_prompt_is_handled() -> None:
+    # A healthy run whose history is summarised (the prompt shrinks) half way.
+    system = Message("system", "s")
+    events = []
+    history: list[Message] = [system, Message("user", "start")]
+    for i in range(12):
+        if i == 6:
+            history = [system, Message("user", "summary of steps 1-6"), Message("assistant", "ok")]
+        history.append(Message("user", f"question {i}: what about topic {chr(97 + i)}?"))
+        events.append(ModelStart(run="r", model="m", messages=list(history), ts=i))
+        answer = f"topic {chr(97 + i)} is covered in chapter {i}"
+        events.append(ModelEnd(run="r", model="m", text=answer, ts=i + 0.5))
+        history.append(Message("assistant", answer))
+    verdicts, stop = feed(events, only("similarity"))
+    assert verdicts == [] and stop is None
+
+
+def test_window_bounds_what_is_compared() -> None:
+    s = Sim("t", "task")
+    for i in range(30):  # the same step every 10 steps: outside a window of 8
+        if i % 10 == 0:
+            s.step("check", [("status", {"x": "same"}, "unchanged")])
+        else:
+            s.step(f"work {i}", [("work", {"item": i}, f"done {i}")])
+    verdicts, stop = feed(s.done("healthy", "").events, only("similarity", window=8))
+    assert verdicts == [] and stop is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["search", "read", "fetch"]),
+                          st.integers(0, 10**6)), min_size=1, max_size=40,
+                unique_by=lambda t: t[1]))
+def test_steps_on_distinct_items_never_trigger(calls: list[tuple[str, int]]) -> None:
+    s = Sim("t", "batch")
+    for tool, item in calls:
+        s.step("Next item.", [(tool, {"item": item}, f"item {item}: processed")])
+    verdicts, stop = feed(s.done("healthy", "").events, only("similarity"))
+    assert verdicts == [] and stop is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=20, max_size=80),
+                min_size=1, max_size=25, unique=True))
+def test_distinct_tool_results_never_trigger(results: list[str]) -> None:
+    s = Sim("t", "research")
+    for i, result in enumerate(results):
+        s.step("Search.", [("search", {"q": "topic"}, f"{result} page {i}")])
+    verdicts, stop = feed(s.done("healthy", "").events, only("similarity"))
+    assert stop is None and verdicts == []
