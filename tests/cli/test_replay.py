@@ -1,0 +1,90 @@
+"""`loopguard replay`: output, errors as FILE:LINE, exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopguard.cli import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from _scenarios import batch_orders, exact_repeat  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _quiet():  # type: ignore[no-untyped-def]
+    logging.disable(logging.CRITICAL)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+def _write(path: Path, *scenarios, extra: str = "") -> Path:  # type: ignore[no-untyped-def]
+    with path.open("w") as f:
+        for scenario in scenarios:
+            for event in scenario.events:
+                f.write(json.dumps(event.to_dict()) + "\n")
+        f.write(extra)
+    return path
+
+
+def test_json_prints_one_object_per_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "a.jsonl", exact_repeat(), batch_orders())
+    assert main(["replay", "--json", str(path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["agent"], r["action"], r["step"]) for r in rows] == [
+        ("exact-repeat", "abort", 6), ("batch-orders", "ok", 31)]
+    assert rows[0]["detector"] == "tool_repeat" and rows[0]["cost_usd"] > 0
+    assert set(rows[0]) == {"run", "agent", "action", "detector", "reason", "step", "cost_usd"}
+
+
+def test_corrupt_lines_are_reported_and_the_rest_replays(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "a.jsonl", exact_repeat(), extra="not json\n")
+    second = _write(tmp_path / "b.jsonl", batch_orders())
+    assert main(["replay", "--json", str(path), str(second)]) == 1
+    out = capsys.readouterr()
+    assert f"{path}:{len(exact_repeat().events) + 1}: invalid JSON" in out.err
+    assert len(out.out.splitlines()) == 2
+
+
+def test_strict_stops_at_the_first_corrupt_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "a.jsonl", extra='{"v": 2}\n')
+    _write(path.with_name("b.jsonl"), exact_repeat())
+    assert main(["replay", "--strict", "--json", str(path), str(path.with_name("b.jsonl"))]) == 1
+    out = capsys.readouterr()
+    assert f"{path}:1: field 'v' must be 1" in out.err and out.out == ""
+
+
+def test_table_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "a.jsonl", exact_repeat(), batch_orders())
+    assert main(["replay", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "abort" in out and "tool_repeat" in out and "2 runs" in out and "1 stopped" in out
+
+
+def test_policy_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "loopguard.toml"
+    policy.write_text("mode = 'enforce'\n[tool_repeat]\nenabled = false\n[similarity]\n"
+                      "enabled = false\n")
+    path = _write(tmp_path / "a.jsonl", exact_repeat())
+    assert main(["replay", "--json", "--policy", str(policy), str(path)]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["action"] == "ok"
+
+
+def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cycle]\nnope = 1\n")
+    path = _write(tmp_path / "a.jsonl", exact_repeat())
+    assert main(["replay", "--policy", str(bad), str(path)]) == 2
+    assert "cycle.nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["replay"])
+    assert info.value.code == 2
