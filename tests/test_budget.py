@@ -14,7 +14,7 @@ from loopguard.ledger import SCHEMES, open_ledger, shared_ledger
 from loopguard.ledger.budgets import PREFIX, BudgetSpec, expire_at, window
 from loopguard.ledger.memory import MemoryLedger
 from loopguard.ledger.base import LedgerUnavailable
-from tests.ledger.conftest import free_port
+from tests.ledger.conftest import free_port, redis_url  # noqa: F401 - redis-server fixture
 from tests.ledger._workers import _RUNAWAY
 
 HAIKU = "us.anthropic.claude-3-5-haiku-20241022-v1:0"  # 0.80 in / 4.00 out / 1.00 cache write
@@ -274,3 +274,43 @@ def test_unopenable_sqlite_ledger_fails_closed(tmp_path) -> None:
     guard = Guard(policy(ledger=uri, budgets=[{"max_usd": 1}]))
     with pytest.raises(LoopGuardAbort, match="unreachable"):
         guard.process(start("r", 0))
+
+
+def test_the_documented_policy_loads(tmp_path) -> None:
+    from pathlib import Path
+
+    from loopguard import PolicySet
+
+    doc = (Path(__file__).parents[1] / "docs" / "money.md").read_text(encoding="utf-8")
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = tmp_path / "loopguard.toml"
+    cfg.write_text(example)
+    p = PolicySet.load(str(cfg)).default
+    assert p.max_cost_usd == 2.0 and p.unknown_model == "block"
+    assert [b.scope for b in p.budgets] == ["tenant", "conversation"]
+    assert p.prices["my-finetune"].output == 4.0
+
+
+def test_bad_budget_in_a_file_names_the_key_path(tmp_path) -> None:
+    from loopguard import ConfigError, PolicySet
+
+    cfg = tmp_path / "loopguard.toml"
+    cfg.write_text('[[budgets]]\nscope = "team"\nmax_usd = 5\n')
+    with pytest.raises(ConfigError, match=r"budgets\.0\.scope.*'global'.*'agent'") as info:
+        PolicySet.load(str(cfg))
+    assert info.value.line == 2
+
+
+def test_redis_window_keys_expire(redis_url: str) -> None:
+    import redis as redis_py
+
+    guard = Guard(policy(ledger=redis_url, budgets=[{"period": "hour", "max_usd": 1},
+                                                    {"period": "total", "max_usd": 1}]))
+    run = uuid.uuid4().hex
+    guard.process(start(run, 0))
+    guard.process(end(run, 0, USAGE))
+    client = redis_py.Redis.from_url(redis_url)
+    hour_key = f"{PREFIX}global:{window('hour', datetime.now(UTC).timestamp(), run)}"
+    assert 0 < client.ttl(hour_key) <= 2 * 3600 + 86_400  # a day after the hour ends
+    assert client.ttl(f"{PREFIX}global:total") == -1  # a total never expires
+    client.delete(hour_key, f"{PREFIX}global:total")
