@@ -8,21 +8,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from loopguard import Guard, LoopGuardAbort, Policy
+from loopguard import Guard, LoopGuardAbort
 from loopguard.events import Message, ModelEnd, ModelError, ModelStart, Usage
 from loopguard.ledger import SCHEMES, open_ledger, shared_ledger
 from loopguard.ledger.budgets import PREFIX, BudgetSpec, expire_at, window
-from loopguard.ledger.memory import MemoryLedger
 from loopguard.ledger.base import LedgerUnavailable
+from loopguard.ledger.memory import MemoryLedger
 from tests.ledger.conftest import free_port, redis_url  # noqa: F401 - redis-server fixture
-from tests.ledger._workers import _RUNAWAY
+from tests.ledger._workers import money_policy as policy
 
 HAIKU = "us.anthropic.claude-3-5-haiku-20241022-v1:0"  # 0.80 in / 4.00 out / 1.00 cache write
-
-
-def policy(**money) -> Policy:
-    off = {name: {"enabled": False} for name in _RUNAWAY if name in Policy.model_fields}
-    return Policy.model_validate({**off, "max_model_calls": None, **money})
 
 
 def mem() -> str:
@@ -314,3 +309,35 @@ def test_redis_window_keys_expire(redis_url: str) -> None:
     assert 0 < client.ttl(hour_key) <= 2 * 3600 + 86_400  # a day after the hour ends
     assert client.ttl(f"{PREFIX}global:total") == -1  # a total never expires
     client.delete(hour_key, f"{PREFIX}global:total")
+
+
+def test_real_bedrock_client_is_stopped_before_the_call_that_would_cross_a_budget(tmp_path) -> None:
+    """ChatBedrockConverse on FakeBedrock, through the callback handler: each invoke is its own
+    run; a tenant's daily budget in SQLite stops the first call that could cross it, before it
+    reaches the server, and the spend is the cache-aware cost of what was really used."""
+    pytest.importorskip("langchain_aws")
+    from loopguard import LoopGuardCallbackHandler
+    from loopguard.testing import FakeBedrock, Reply
+
+    uri = f"sqlite:///{tmp_path}/tenants.db"
+    # 3.5 Haiku, in-region: 40*0.80 + 1200*0.08 + 300*1.00 + 100*4.00 = 828 micro-USD per call
+    reply = Reply(text="Sunny.", input_tokens=40, output_tokens=100, cache_read_tokens=1200,
+                  cache_write_tokens=300)
+    # the projection of "weather?": 4 + ceil(8/3.5) = 7 tokens * 1.00 + 500 * 4.00 = 2,007
+    handler = LoopGuardCallbackHandler(Guard(policy(ledger=uri, budgets=[
+        {"scope": "tenant", "key": "tenant", "max_usd": 0.005}])))
+    config = {"callbacks": [handler], "metadata": {"tenant": "acme"}}
+    went = 0
+    with FakeBedrock([reply] * 10) as fake:
+        model = fake.chat_model(max_tokens=500)
+        with pytest.raises(LoopGuardAbort) as info:
+            for _ in range(10):
+                model.invoke("weather?", config=config)
+                went += 1
+        served = len(fake.requests)
+    # after 4 calls (3,312 spent) a fifth could reach 5,319 > 5,000: refused before it goes out
+    assert went == 4 and served == 4
+    assert info.value.verdict.evidence["key"].startswith(f"{PREFIX}tenant=acme:day=")
+    (u,) = open_ledger(uri).usage(prefix=f"{PREFIX}tenant=acme:")
+    assert u.spent_usd == pytest.approx(4 * 0.000828)
+    assert u.reserved_usd_n == 0

@@ -16,13 +16,15 @@ MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 _RUNAWAY = ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream")
 
 
-def budget_policy(uri: str, cap_usd: float, tenant_key: str = "tenant", ttl: float = 60.0) -> Policy:
+def money_policy(**money: Any) -> Policy:
     """Only the money check: the runaway detectors are off, so refusals are the budget's."""
     off = {name: {"enabled": False} for name in _RUNAWAY if name in Policy.model_fields}
-    return Policy.model_validate({
-        **off, "max_model_calls": None, "ledger": uri, "reservation_ttl": ttl,
-        "budgets": [{"scope": "tenant", "key": tenant_key, "period": "day", "max_usd": cap_usd}],
-    })
+    return Policy.model_validate({**off, "max_model_calls": None, **money})
+
+
+def budget_policy(uri: str, cap_usd: float, tenant_key: str = "tenant", ttl: float = 60.0) -> Policy:
+    return money_policy(ledger=uri, reservation_ttl=ttl, budgets=[
+        {"scope": "tenant", "key": tenant_key, "period": "day", "max_usd": cap_usd}])
 
 
 def spend(uri: str, cap_usd: float, tenant: str, calls: int, seed: int, out: Any) -> None:
