@@ -22,6 +22,8 @@ import hashlib
 import re
 from typing import Any
 
+from rapidfuzz.distance import Indel
+
 _WS = re.compile(r"\s+")
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 _TIMESTAMP = re.compile(
@@ -137,6 +139,13 @@ def words(normalized: str) -> list[str]:
 def content_words(text: str) -> set[str]:
     """The distinct content words of `text` (normalised), without function words."""
     return {w for w in _WORD.findall(normalize(text)) if len(w) > 1 and w not in _STOPWORDS}
+
+
+def similar(a: str, b: str, cutoff: float) -> float:
+    """rapidfuzz's Indel similarity (0..1) of `a` and `b` if at least `cutoff`, else 0."""
+    if a == b:
+        return 1.0
+    return Indel.normalized_similarity(a, b, score_cutoff=cutoff)
 
 
 def clip(text: str, limit: int) -> str:

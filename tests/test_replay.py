@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
-import pytest
 
 from loopguard import Guard, Policy, PolicySet
 from loopguard.events import ModelEnd, RunEnd, Usage
@@ -16,12 +14,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from _scenarios import batch_orders, exact_repeat, ping_pong  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _quiet():  # type: ignore[no-untyped-def]
-    logging.disable(logging.CRITICAL)
-    yield
-    logging.disable(logging.NOTSET)
 
 
 def test_interleaved_runs_are_replayed_independently() -> None:

@@ -20,14 +20,9 @@ from pydantic import Field, model_validator
 from loopguard.detectors._calls import PendingCalls
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, ToolEnd, ToolError, ToolStart
-from loopguard.normalize import digest, identifiers, normalize, normalize_light
+from loopguard.normalize import digest, identifiers, normalize, normalize_light, similar
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
-
-try:
-    from rapidfuzz.distance import Indel as _Indel
-except ImportError:  # pragma: no cover - rapidfuzz is a core dependency
-    _Indel = None
 
 
 class CycleConfig(Escalation):
@@ -114,9 +109,4 @@ class Cycle:
     def _same(self, a: _Call, b: _Call) -> bool:
         if a.tool != b.tool or a.outcome != b.outcome or a.ids != b.ids:
             return False
-        if a.args == b.args:
-            return True
-        if _Indel is None:
-            return False
-        return _Indel.normalized_similarity(a.args, b.args,
-                                            score_cutoff=self.config.threshold) > 0
+        return similar(a.args, b.args, self.config.threshold) > 0

@@ -32,15 +32,10 @@ from pydantic import Field
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, Message, ModelEnd, ModelStart
 from loopguard.normalize import (
-    canonical_args, clip, content_words, identifiers, normalize, normalize_light, words,
+    canonical_args, clip, content_words, identifiers, normalize, normalize_light, similar, words,
 )
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
-
-try:
-    from rapidfuzz.distance import Indel as _Indel
-except ImportError:  # pragma: no cover - rapidfuzz is a core dependency
-    _Indel = None
 
 
 class SimilarityConfig(Escalation):
@@ -159,7 +154,7 @@ class Similarity:
             if earlier.out.names != step.out.names or earlier.ids != step.ids:
                 continue
             score = min(self._alike(earlier.out, step.out),
-                        _similar(earlier.result, step.result, self.config.input_threshold))
+                        similar(earlier.result, step.result, self.config.input_threshold))
             if score > best_score:
                 best, best_score = earlier, score
                 if score == 1.0:
@@ -169,16 +164,7 @@ class Similarity:
     def _alike(self, a: _Output, b: _Output) -> float:
         if a.empty or b.empty:
             return 1.0 if a.empty and b.empty else 0.0
-        return _similar(a.words, b.words, self.config.threshold)
-
-
-def _similar(a: str, b: str, cutoff: float) -> float:
-    """Indel similarity of `a` and `b` if at least `cutoff`, else 0."""
-    if a == b:
-        return 1.0
-    if _Indel is None:
-        return 0.0
-    return _Indel.normalized_similarity(a, b, score_cutoff=cutoff)
+        return similar(a.words, b.words, self.config.threshold)
 
 
 def _new_messages(messages: list[Message], seen: int) -> list[Message]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -15,12 +14,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from _scenarios import batch_orders, exact_repeat  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _quiet():  # type: ignore[no-untyped-def]
-    logging.disable(logging.CRITICAL)
-    yield
-    logging.disable(logging.NOTSET)
 
 
 def _write(path: Path, *scenarios, extra: str = "") -> Path:  # type: ignore[no-untyped-def]

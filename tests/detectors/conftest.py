@@ -3,12 +3,9 @@ verdicts instead of raising."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -42,10 +39,3 @@ def only(name: str, **section: object) -> Policy:
     data: dict[str, object] = {n: {"enabled": n == name} for n in names}
     data[name] = {"enabled": True, **section}
     return Policy(max_model_calls=None, max_tool_calls=None, **data)  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterable[None]:
-    logging.disable(logging.CRITICAL)
-    yield
-    logging.disable(logging.NOTSET)
