@@ -91,15 +91,13 @@ class Metrics:
         return sums
 
     def _chat_attrs(self, agent: str | None, provider: str | None, model: str,
-                    response_model: str | None, error: str | None) -> tuple[Any, ...]:
-        key = (agent, provider, model, response_model, error)
+                    error: str | None) -> tuple[Any, ...]:
+        key = (agent, provider, model, error)
         found = self._cache.get(key)
         if found is None:
             base = {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: model}
             if provider:
                 base[sc.PROVIDER_NAME] = provider
-            if response_model:
-                base[sc.RESPONSE_MODEL] = response_model
             if error:
                 base[sc.ERROR_TYPE] = error
             ours = tuple((k, v) for k, v in ((sc.AGENT_NAME, agent), (sc.REQUEST_MODEL, model),
@@ -112,9 +110,9 @@ class Metrics:
         return found
 
     def model_end(self, agent: str | None, provider: str | None, model: str,
-                  response_model: str | None, usage: Usage | None, cost: float | None,
-                  seconds: float, error: str | None) -> None:
-        base, tin, tout, ours = self._chat_attrs(agent, provider, model, response_model, error)
+                  usage: Usage | None, cost: float | None, seconds: float,
+                  error: str | None) -> None:
+        base, tin, tout, ours = self._chat_attrs(agent, provider, model, error)
         self.duration.record(max(0.0, seconds), base)
         self.model_calls.add(1, ours)
         if usage is not None:

@@ -166,8 +166,6 @@ class SpanTree:
         attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: event.model}
         if provider:
             attrs[sc.PROVIDER_NAME] = provider
-        if state.agent:
-            attrs[sc.AGENT_NAME] = state.agent
         if event.max_tokens is not None:
             attrs[sc.REQUEST_MAX_TOKENS] = event.max_tokens
         if run.capture:
@@ -188,7 +186,6 @@ class SpanTree:
                          event.ts, event.model, sc.provider_name(event.model, None))
         usage = event.usage
         attrs: dict[str, Any] = {
-            sc.RESPONSE_MODEL: event.model,
             sc.USAGE_INPUT_TOKENS: usage.input_tokens,
             sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
             sc.LG_RUN_COST: state.cost_usd,
@@ -207,8 +204,7 @@ class SpanTree:
         self._finish(run, call, event)
         if self.metrics is not None:
             self.metrics.model_end(state.agent, call.provider, call.model or event.model,
-                                   event.model, usage, state.last_call_cost,
-                                   event.ts - call.start, None)
+                                   usage, state.last_call_cost, event.ts - call.start, None)
 
     def _model_error(self, state: RunState, run: _Run, event: ModelError) -> None:
         call = run.calls.pop(_key(event, "model"), None)
@@ -220,13 +216,11 @@ class SpanTree:
         self._finish(run, call, event)
         if self.metrics is not None:
             self.metrics.model_end(state.agent, call.provider, call.model or event.model,
-                                   None, None, None, event.ts - call.start, etype)
+                                   None, None, event.ts - call.start, etype)
 
     def _tool_start(self, state: RunState, run: _Run, event: ToolStart) -> None:
         attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.TOOL_NAME: event.tool,
                                  sc.TOOL_TYPE: "function"}
-        if state.agent:
-            attrs[sc.AGENT_NAME] = state.agent
         if run.capture:
             attrs[sc.TOOL_CALL_ARGUMENTS] = content.attr_value(event.args)
         span = self.backend.start(f"execute_tool {event.tool}", INTERNAL,

@@ -69,14 +69,30 @@ def test_a_recording_cut_off_mid_run_still_ends(tmp_path, capsys):
     assert all(sp["startTime"] + sp["duration"] == round(events[-1].ts * 1e6) for sp in spans)
 
 
-def test_bad_line_is_named(tmp_path, capsys):
+def test_a_corrupt_line_is_named_and_skipped(tmp_path, capsys):
     path, _ = _recording(tmp_path)
     lines = path.read_text().splitlines()
-    lines[2] = json.dumps({"v": 1, "type": "model_end", "run": "r", "ts": 1.0})
+    lines.insert(2, json.dumps({"v": 1, "type": "model_end", "run": "r", "ts": 1.0}))
+    lines.insert(3, "{not json")
     path.write_text("\n".join(lines) + "\n")
-    assert main(["export", str(path)]) == 2
-    err = capsys.readouterr().err
+    assert main(["export", str(path)]) == 1
+    out, err = capsys.readouterr()
     assert f"{path}:3:" in err and "'model'" in err
+    assert f"{path}:4:" in err
+    assert len(validate_jaeger(json.loads(out))) == 5  # the rest is still exported
+
+
+def test_several_recordings_and_a_bad_policy(tmp_path, capsys):
+    path, _ = _recording(tmp_path)
+    other = tmp_path / "other.jsonl"
+    other.write_text(path.read_text().replace("0192f0c4-1111", "0192f0c4-3333"))
+    assert main(["export", str(path), str(other)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(validate_jaeger(doc)) == 10 and len(doc["data"]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("max_tool_calls = -1\n")
+    assert main(["export", str(path), "--policy", str(bad)]) == 2
+    assert "max_tool_calls" in capsys.readouterr().err
 
 
 def test_missing_file(tmp_path, capsys):
