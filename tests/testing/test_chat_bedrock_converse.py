@@ -100,22 +100,34 @@ def test_prompt_cache_through_a_system_cache_point():
 
 
 def test_mid_stream_abort_closes_the_stream():
-    """loopguard raises from on_llm_new_token; langchain-aws closes the response, and the
-    server sees the client hang up long before it sent the whole answer."""
-    long_answer = Reply(text="again " * 300, words_per_chunk=1, chunk_delay=0.01)
-    handler, recorder = guarded(Policy(max_seconds=0.5))
-    with FakeBedrock([long_answer]) as fake:
+    """The stream detector raises from on_llm_new_token; langchain-aws closes the response, and
+    the server sees the client hang up long before it sent the whole answer."""
+    degenerate = Reply(text="The order is on its way.\n" * 200, words_per_chunk=1,
+                       chunk_delay=0.005)
+    handler, recorder = guarded(Policy())
+    with FakeBedrock([degenerate]) as fake:
         with pytest.raises(LoopGuardAbort) as info:
-            for _ in fake.chat_model().stream("talk", config={"callbacks": [handler]}):
+            for _ in fake.chat_model().stream("where is it?", config={"callbacks": [handler]}):
                 pass
         assert fake.wait_idle(timeout=10)
     call = fake.calls[0]
-    # "again again again ..." is a streaming loop: the stream detector stops it (max_seconds is
-    # the backstop it never needs)
     assert info.value.verdict.detector == "stream"
     assert call.outcome == "client_closed"
     assert 0 < call.events_sent < call.events_total
-    assert recorder.of(Token)  # it was streaming when it stopped
+    streamed = "".join(t.text for t in recorder.of(Token))
+    assert streamed.startswith("The order is on its way.\n") and len(streamed) < 5 * 200
+
+
+def test_time_limit_aborts_mid_stream_too():
+    long_answer = Reply(text=" ".join(f"w{i}" for i in range(400)), words_per_chunk=1,
+                        chunk_delay=0.01)
+    handler, _ = guarded(Policy(max_seconds=0.5))
+    with FakeBedrock([long_answer]) as fake:
+        with pytest.raises(LoopGuardAbort) as info:
+            list(fake.chat_model().stream("talk", config={"callbacks": [handler]}))
+        assert fake.wait_idle(timeout=10)
+    assert info.value.verdict.evidence["limit"] == "max_seconds"
+    assert fake.calls[0].outcome == "client_closed"
 
 
 def test_faults_surface_through_the_chat_model():
@@ -144,3 +156,16 @@ def test_retries_when_the_model_is_given_them():
 def get_weather(city: str, units: str = "metric") -> str:
     """Get the weather for a city."""
     return f"{city}: sunny"
+
+
+async def test_async_invoke_and_stream():
+    """ainvoke/astream run the sync boto3 client in an executor; the fake serves both."""
+    handler, recorder = guarded()
+    with FakeBedrock([CACHED, Reply(text="streamed reply")]) as fake:
+        model = fake.chat_model()
+        message = await model.ainvoke("weather?", config={"callbacks": [handler]})
+        chunks = [c async for c in model.astream("again", config={"callbacks": [handler]})]
+    assert message.usage_metadata["input_token_details"]["cache_read"] == 1200
+    assert "".join(c.text for c in chunks) == "streamed reply"
+    assert [r.operation for r in fake.requests] == ["Converse", "ConverseStream"]
+    assert len(recorder.of(ModelEnd)) == 2
