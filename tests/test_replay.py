@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 from loopguard import Guard, Policy, PolicySet
 from loopguard.events import ModelEnd, RunEnd, Usage
 from loopguard.replay import LineError, Replayer, read_events, replay_events

@@ -164,8 +164,8 @@ class StreamRepeat:
         slot.items[key] = count
         if count >= cfg.list_repeats:
             return abort(self.name, f"the list item {key[:60]!r} was streamed {count} times in "
-                         "one answer", period=1, repeats=count - 1, start_step=slot.step,
-                         passage=key[:200])
+                         "one answer", repeats=count - 1, start_step=slot.step,
+                         passage=key[:200], similarity=1.0)
         return None
 
     def _periodic(self, slot: _Slot) -> Verdict | None:
@@ -176,7 +176,7 @@ class StreamRepeat:
         period, copies = found
         passage = slot.prose[-period:].strip()
         evidence = dict(period_chars=period, repeats=copies - 1, start_step=slot.step,
-                        passage=passage[:200], similarity=1.0, period=1)
+                        passage=passage[:200], similarity=1.0)
         reason = f"the answer repeats a {period}-character passage {copies} times: {passage[:60]!r}"
         if cfg.abort_repeats is not None and copies >= cfg.abort_repeats:
             return abort(self.name, reason, **evidence)

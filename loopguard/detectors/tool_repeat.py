@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import ClassVar
 
-from pydantic import Field, PositiveInt
+from pydantic import PositiveInt, model_validator
 
 from loopguard.detectors._calls import PendingCalls
 from loopguard.detectors._escalation import Escalation, escalate
@@ -33,8 +33,16 @@ class ToolRepeatConfig(Escalation):
 
     warn_polls: PositiveInt | None = 20
     """Warn when one call has returned a new result this many times (polling)."""
-    max_polls: PositiveInt | None = Field(40)
+    max_polls: PositiveInt | None = 40
     """Abort when one call has returned a new result this many times (polling forever)."""
+
+    @model_validator(mode="after")
+    def _polls_ordered(self) -> ToolRepeatConfig:
+        if self.warn_polls is not None and self.max_polls is not None \
+                and self.warn_polls > self.max_polls:
+            raise ValueError(f"warn_polls ({self.warn_polls}) must not be above max_polls "
+                             f"({self.max_polls})")
+        return self
 
 
 class _Record:

@@ -44,3 +44,14 @@ def test_default_policy_builds_every_runaway_detector() -> None:
     names = {d.name for d in build_detectors(PolicySet().default)}
     assert {"similarity", "tool_repeat", "cycle", "errors", "velocity", "growth",
             "stream"} <= names
+
+
+def test_every_knob_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "detectors.md").read_text()
+    policy = PolicySet().default
+    for section in ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth",
+                    "stream"):
+        assert f"[{section}]" in docs
+        for key, field in type(getattr(policy, section)).model_fields.items():
+            assert key in docs, f"{section}.{key} is not in docs/detectors.md"
+            assert field.description or key in docs
