@@ -125,7 +125,7 @@ def _loopguard_calls(ledger, key: str, attempts: int) -> None:
     claim = Claim(key, CALL_N, 0, max_usd_n=CAP_N)
     for _ in range(attempts):
         rid = uuid.uuid4().hex
-        if ledger.reserve(rid, [claim], ttl=60) is None:
+        if ledger.reserve(rid, [claim], ttl=60).ok:
             time.sleep(CALL_SECONDS)               # the model call
             ledger.settle(rid, [claim])
 

@@ -26,7 +26,7 @@ from loopguard.ledger.resilient import Resilient
 from loopguard.pricing import default_pricer, projected_cost_usd
 from loopguard.pricing.pricer import PolicyPricer
 from loopguard.tokens import estimate_input_tokens
-from loopguard.verdict import Verdict, abort, warn
+from loopguard.verdict import Action, Verdict, abort, warn
 
 if TYPE_CHECKING:
     from loopguard.ledger.budgets import BudgetSpec
@@ -67,6 +67,7 @@ class _Ledgers:
         self._remote: dict[str, Resilient] = {}
         self._local: dict[str, MemoryLedger] = {}
         self._last_error: dict[str, float] = {}
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
 
     def remote(self, uri: str) -> Resilient:
@@ -84,6 +85,15 @@ class _Ledgers:
             with self._lock:
                 found = self._local.setdefault(uri, MemoryLedger(f"memory://fallback/{uri}"))
         return found
+
+    def first_warning(self, what: str) -> bool:
+        with self._lock:
+            if what in self._warned:
+                return False
+            if len(self._warned) > 10_000:  # bounded; keys roll over with their windows
+                self._warned.clear()
+            self._warned.add(what)
+            return True
 
     def should_log(self, uri: str, now: float) -> bool:
         if now - self._last_error.get(uri, 0.0) >= _DEGRADED_LOG_EVERY:
@@ -145,12 +155,13 @@ class BudgetCheck:
                          **projection)
 
         held = _Held(uuid.uuid4().hex, usd, tokens)
+        budget_warning = None
         if policy.budgets:
-            verdict = self._reserve(state, event, held, projection)
-            if verdict is not None:
-                return verdict
+            budget_warning = self._reserve(state, event, held, projection)
+            if budget_warning is not None and budget_warning.action is Action.ABORT:
+                return budget_warning
         slot.held[event.id or held.rid] = held
-        return self._soft(state, slot, run_total, held)
+        return self._soft(state, slot, run_total) or budget_warning
 
     def _reserve(self, state: RunState, event: ModelStart, held: _Held,
                  projection: dict[str, Any]) -> Verdict | None:
@@ -161,7 +172,7 @@ class BudgetCheck:
                                             ts=event.ts), held.usd, held.tokens, event.ts, up=True)
                        for b in specs)
         try:
-            denied = self.ledgers.remote(policy.ledger).reserve(
+            outcome = self.ledgers.remote(policy.ledger).reserve(
                 held.rid, claims, policy.reservation_ttl)
         except LedgerUnavailable as exc:
             if policy.on_ledger_error == "closed":
@@ -170,13 +181,15 @@ class BudgetCheck:
                              ledger=policy.ledger, **projection)
             self._degraded(state, policy, exc)
             held.local = True
-            denied = self.ledgers.local(policy.ledger).reserve(
+            outcome = self.ledgers.local(policy.ledger).reserve(
                 held.rid, claims, policy.reservation_ttl)
+        denied = outcome.denied
         if denied is not None:
-            spec = specs[[c.key for c in claims].index(denied.key)]
-            over = ("max_usd" if spec.max_usd is not None and
-                    denied.spent_usd_n + denied.reserved_usd_n + _nano(held.usd)
-                    > _nano(spec.max_usd) else "max_tokens")
+            i = [c.key for c in claims].index(denied.key)
+            spec, claim = specs[i], claims[i]
+            over = ("max_usd" if claim.max_usd_n is not None and
+                    denied.spent_usd_n + denied.reserved_usd_n + claim.usd_n > claim.max_usd_n
+                    else "max_tokens")
             limit = spec.max_usd if over == "max_usd" else spec.max_tokens
             return abort(self.name, f"model call would exceed budget {spec.label} "
                          f"({over}={limit:g}) on {denied.key}", limit=f"budget.{over}",
@@ -186,9 +199,28 @@ class BudgetCheck:
                          spent_tokens=denied.spent_tokens,
                          reserved_tokens=denied.reserved_tokens, **projection)
         held.claims, held.specs = claims, specs
+        return self._nearly_spent(policy, specs, claims, outcome.used)
+
+    def _nearly_spent(self, policy: Policy, specs: tuple[BudgetSpec, ...],
+                      claims: tuple[Claim, ...], used: tuple[tuple[int, int], ...]) -> Verdict | None:
+        """A warning when a budget is at warn_ratio of a limit; once per key per process (a
+        key names its window, so each new day or hour warns again)."""
+        for spec, claim, (usd_n, tokens) in zip(specs, claims, used):
+            for name, value, limit in (("max_usd", usd_n, claim.max_usd_n),
+                                       ("max_tokens", tokens, claim.max_tokens)):
+                if limit is None or value < limit * policy.warn_ratio:
+                    continue
+                if not self.ledgers.first_warning(f"{policy.ledger} {claim.key} {name}"):
+                    continue
+                shown = (f"${value / NANO:.4f} of ${limit / NANO:g}" if name == "max_usd"
+                         else f"{value} of {limit} tokens")
+                return warn(self.name, f"budget {spec.label} on {claim.key} is at {shown} "
+                            f"(spent and reserved)", limit=f"budget.{name}", budget=spec.label,
+                            key=claim.key, value=value / NANO if name == "max_usd" else value,
+                            max=spec.max_usd if name == "max_usd" else spec.max_tokens)
         return None
 
-    def _soft(self, state: RunState, slot: _Slot, run_total: float, held: _Held) -> Verdict | None:
+    def _soft(self, state: RunState, slot: _Slot, run_total: float) -> Verdict | None:
         policy = state.policy
         threshold = policy.warn_at("cost_usd")
         if threshold is not None and run_total >= threshold and "run" not in slot.warned:
@@ -244,10 +276,6 @@ class BudgetCheck:
             logger.error("loopguard: budget ledger %s unreachable (%s); counting budgets in "
                          "this process only (on_ledger_error = 'open'). Spend is kept and "
                          "written to the ledger when it is back.", policy.ledger, exc)
-
-
-def _nano(usd: float) -> int:
-    return round(usd * NANO)
 
 
 def build_budget_check(policy: Policy) -> BudgetCheck | None:

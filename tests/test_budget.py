@@ -341,3 +341,20 @@ def test_real_bedrock_client_is_stopped_before_the_call_that_would_cross_a_budge
     (u,) = open_ledger(uri).usage(prefix=f"{PREFIX}tenant=acme:")
     assert u.spent_usd == pytest.approx(4 * 0.000828)
     assert u.reserved_usd_n == 0
+
+
+def test_a_budget_near_its_limit_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    uri = mem()
+    guard = Guard(policy(ledger=uri, budgets=[{"scope": "global", "max_usd": 0.01}]))
+    verdicts = []
+    for i in range(2):
+        verdicts.append(guard.process(start("r", i)))
+        guard.process(end("r", i, USAGE))
+    # first call holds 4,104 (< 8,000 = warn_ratio 0.8 of 10,000); the second 2,080 + 4,104
+    assert verdicts[0] is None and verdicts[1] is None
+    v = guard.process(start("r", 2))  # 4,160 + 4,104 = 8,264 >= 8,000
+    assert v is not None and v.evidence["limit"] == "budget.max_usd"
+    assert "global" in v.evidence["key"]
+    guard.process(end("r", 2, USAGE))
+    guard.end_run("r")
+    assert guard.process(start("r2", 0, max_tokens=10)) is None  # warned once per key

@@ -13,7 +13,9 @@ import importlib
 import threading
 from urllib.parse import urlsplit
 
-from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable, usd_to_nano
+from loopguard.ledger.base import (
+    Claim, Denied, KeyUsage, Ledger, LedgerUnavailable, Reservation, usd_to_nano,
+)
 from loopguard.ledger.budgets import BudgetSpec
 
 # scheme -> "module:Class", imported on first use (redis-py is optional)
@@ -56,5 +58,6 @@ def shared_ledger(uri: str) -> Ledger:
 
 __all__ = [
     "SCHEMES", "BudgetSpec", "Claim", "Denied", "KeyUsage", "Ledger", "LedgerUnavailable",
+    "Reservation",
     "ledger_class", "open_ledger", "shared_ledger", "usd_to_nano",
 ]

@@ -45,6 +45,19 @@ class Denied:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a reserve call did. `denied` is None when every claim was reserved; `used` then
+    holds, per claim, its key's spent + reserved (usd_n, tokens), this reservation included."""
+
+    denied: Denied | None = None
+    used: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.denied is None
+
+
+@dataclass(frozen=True, slots=True)
 class KeyUsage:
     key: str
     spent_usd_n: int = 0
@@ -78,9 +91,9 @@ class Ledger(ABC):
 
     @abstractmethod
     def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Denied | None:
-        """Reserve every claim under reservation id `rid` for `ttl` seconds, or none of them.
-        Returns None on success, else the first key that would go over its limit."""
+                now: float | None = None) -> Reservation:
+        """Reserve every claim under reservation id `rid` for `ttl` seconds, or none of them;
+        when refused, `denied` names the first key that would go over its limit."""
 
     @abstractmethod
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger
+from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, Reservation
 
 
 @dataclass(slots=True)
@@ -50,7 +50,7 @@ class MemoryLedger(Ledger):
         self._next_sweep = 0.0
 
     def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Denied | None:
+                now: float | None = None) -> Reservation:
         now = time.time() if now is None else now
         with self._lock:
             self._forget_old(now)
@@ -60,10 +60,13 @@ class MemoryLedger(Ledger):
                 if ((c.max_usd_n is not None and k.spent_n + k.res_n + c.usd_n > c.max_usd_n)
                         or (c.max_tokens is not None
                             and k.spent_t + k.res_t + c.tokens > c.max_tokens)):
-                    return Denied(c.key, k.spent_n, k.res_n, k.spent_t, k.res_t)
+                    return Reservation(Denied(c.key, k.spent_n, k.res_n, k.spent_t, k.res_t))
+            used = []
             for c in claims:
-                self._key(c).hold(rid, c.usd_n, c.tokens, now + ttl)
-        return None
+                k = self._key(c)
+                k.hold(rid, c.usd_n, c.tokens, now + ttl)
+                used.append((k.spent_n + k.res_n, k.spent_t + k.res_t))
+        return Reservation(used=tuple(used))
 
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable
+from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable, Reservation
 
 ZSET_SUFFIX = ":exp"
 
@@ -50,9 +50,9 @@ class RedisLedger(Ledger):
         self._pid = os.getpid()
 
     def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Denied | None:
+                now: float | None = None) -> Reservation:
         if not claims:
-            return None
+            return Reservation()
         now = time.time() if now is None else now
         args: list[Any] = [repr(now), repr(now + ttl), rid]
         for c in claims:
@@ -60,10 +60,11 @@ class RedisLedger(Ledger):
                      -1 if c.max_tokens is None else c.max_tokens, _at(c.expire_at)]
         result = self._call(self._reserve, _keys(c.key for c in claims), args)
         if int(result[0]) == 1:
-            return None
+            flat = [int(x) for x in result[1:]]
+            return Reservation(used=tuple(zip(flat[0::2], flat[1::2])))
         i = int(result[1]) - 1
-        return Denied(claims[i].key, int(result[2]), int(result[3]), int(result[4]),
-                      int(result[5]))
+        return Reservation(Denied(claims[i].key, int(result[2]), int(result[3]),
+                                  int(result[4]), int(result[5])))
 
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:
         if not claims:

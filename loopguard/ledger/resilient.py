@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 
-from loopguard.ledger.base import Claim, Denied, Ledger, LedgerUnavailable
+from loopguard.ledger.base import Claim, Ledger, LedgerUnavailable, Reservation
 
 logger = logging.getLogger("loopguard")
 MAX_BACKLOG = 100_000
@@ -41,7 +41,7 @@ class Resilient:
         return len(self._backlog)
 
     def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Denied | None:
+                now: float | None = None) -> Reservation:
         self._flush()
         return self.ledger.reserve(rid, claims, ttl, now)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
-from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable
+from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable, Reservation
 
 # budget.res_n / res_t are the sums of the key's live reservations, kept in step with the
 # reservation table inside each transaction, so a check does not scan the reservations.
@@ -94,7 +94,7 @@ class SqliteLedger(Ledger):
             raise
 
     def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Denied | None:
+                now: float | None = None) -> Reservation:
         now = time.time() if now is None else now
         with self._tx() as db:
             for c in claims:
@@ -102,14 +102,17 @@ class SqliteLedger(Ledger):
                 sn, st, rn, rt = _totals(db, c.key)
                 if ((c.max_usd_n is not None and sn + rn + c.usd_n > c.max_usd_n)
                         or (c.max_tokens is not None and st + rt + c.tokens > c.max_tokens)):
-                    return Denied(c.key, sn, rn, st, rt)
+                    return Reservation(Denied(c.key, sn, rn, st, rt))
+            used = []
             for c in claims:
                 _ensure(db, c)
                 db.execute("INSERT INTO reservation VALUES (?, ?, ?, ?, ?)",
                            (rid, c.key, c.usd_n, c.tokens, now + ttl))
                 db.execute("UPDATE budget SET res_n = res_n + ?, res_t = res_t + ? WHERE key = ?",
                            (c.usd_n, c.tokens, c.key))
-        return None
+                sn, st, rn, rt = _totals(db, c.key)
+                used.append((sn + rn, st + rt))
+        return Reservation(used=tuple(used))
 
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:
         with self._tx() as db:

@@ -39,12 +39,12 @@ def usage_of(ledger: Ledger, name: str):
 def test_reserve_settle_release(ledger: Ledger) -> None:
     a = Claim(key("a"), usd_to_nano(0.4), 100, max_usd_n=usd_to_nano(1.0))
     r1, r2 = rid(), rid()
-    assert ledger.reserve(r1, [a], ttl=60) is None
-    assert ledger.reserve(r2, [a], ttl=60) is None
+    assert ledger.reserve(r1, [a], ttl=60).ok
+    assert ledger.reserve(r2, [a], ttl=60).ok
     u = usage_of(ledger, "a")
     assert (u.reserved_usd_n, u.reserved_tokens, u.reservations) == (usd_to_nano(0.8), 200, 2)
     # a third 0.4 would make 1.2 > 1.0
-    denied = ledger.reserve(rid(), [a], ttl=60)
+    denied = ledger.reserve(rid(), [a], ttl=60).denied
     assert denied is not None and denied.key == key("a")
     assert denied.reserved_usd_n == usd_to_nano(0.8)
     ledger.settle(r1, [Claim(key("a"), usd_to_nano(0.25), 80)])
@@ -54,33 +54,40 @@ def test_reserve_settle_release(ledger: Ledger) -> None:
         usd_to_nano(0.25), 80, 0, 0)
 
 
+def test_a_reservation_reports_each_keys_total(ledger: Ledger) -> None:
+    ledger.settle(rid(), [Claim(key("u:a"), 100, 10)])
+    a, b = Claim(key("u:a"), 5, 1, max_usd_n=1000), Claim(key("u:b"), 7, 2, max_tokens=1000)
+    assert ledger.reserve(rid(), [a, b], ttl=60).used == ((105, 11), (7, 2))
+    assert ledger.reserve(rid(), [a, b], ttl=60).used == ((110, 12), (14, 4))
+
+
 def test_all_or_none_across_keys(ledger: Ledger) -> None:
     roomy = Claim(key("roomy"), 10, 0, max_usd_n=1000)
     tight = Claim(key("tight"), 10, 0, max_usd_n=5)
-    denied = ledger.reserve(rid(), [roomy, tight], ttl=60)
+    denied = ledger.reserve(rid(), [roomy, tight], ttl=60).denied
     assert denied is not None and denied.key == key("tight")
     assert usage_of(ledger, "roomy").reserved_usd_n == 0  # nothing held on the other key
 
 
 def test_token_limit(ledger: Ledger) -> None:
     c = Claim(key("t"), 0, 600, max_tokens=1000)
-    assert ledger.reserve(rid(), [c], ttl=60) is None
-    assert ledger.reserve(rid(), [c], ttl=60) is not None
+    assert ledger.reserve(rid(), [c], ttl=60).ok
+    assert not ledger.reserve(rid(), [c], ttl=60).ok
 
 
 def test_expired_reservation_is_reclaimed(ledger: Ledger) -> None:
     c = Claim(key("ttl"), 10, 0, max_usd_n=10)
     now = time.time()
-    assert ledger.reserve(rid(), [c], ttl=30, now=now) is None
-    assert ledger.reserve(rid(), [c], ttl=30, now=now + 1) is not None
-    assert ledger.reserve(rid(), [c], ttl=30, now=now + 31) is None  # the first one expired
+    assert ledger.reserve(rid(), [c], ttl=30, now=now).ok
+    assert not ledger.reserve(rid(), [c], ttl=30, now=now + 1).ok
+    assert ledger.reserve(rid(), [c], ttl=30, now=now + 31).ok  # the first one expired
 
 
 def test_settle_after_expiry_still_counts(ledger: Ledger) -> None:
     c = Claim(key("late"), 10, 1, max_usd_n=100)
     r = rid()
     now = time.time()
-    assert ledger.reserve(r, [c], ttl=1, now=now - 10) is None  # long expired
+    assert ledger.reserve(r, [c], ttl=1, now=now - 10).ok  # long expired
     ledger.settle(r, [Claim(key("late"), 7, 1)])
     u = usage_of(ledger, "late")
     assert (u.spent_usd_n, u.reserved_usd_n) == (7, 0)
@@ -101,7 +108,7 @@ def test_large_amounts_stay_exact(ledger: Ledger) -> None:
     big = usd_to_nano(5_000_000)
     c = Claim(key("big"), big, 0, max_usd_n=big + 1)
     r = rid()
-    assert ledger.reserve(r, [c], ttl=60) is None
+    assert ledger.reserve(r, [c], ttl=60).ok
     ledger.settle(r, [Claim(key("big"), big - 3, 0)])
     u = usage_of(ledger, "big")
     assert (u.spent_usd_n, u.reserved_usd_n) == (big - 3, 0)
@@ -126,6 +133,6 @@ def test_redis_reservation_is_one_evalsha(redis_url: str) -> None:
 
     client.execute_command = counting
     for _ in range(10):
-        assert ledger.reserve(rid(), claims, ttl=60) is None
+        assert ledger.reserve(rid(), claims, ttl=60).ok
     assert sent == ["EVALSHA"] * 10  # one round trip per reservation, whatever the key count
     ledger.reset(key("one:"))

@@ -4,7 +4,9 @@
 --   reservation; the zset scores each reservation id by its expiry.
 -- ARGV: now, expiry, rid, then per key: usd_n, tokens, max_usd_n (-1 = none),
 --   max_tokens (-1 = none), key_expire_at (0 = never).
--- Needs reclaim.lua prepended. Returns {1} or {0, index of the first key over its limit, spent_n, res_n, spent_t, res_t}.
+-- Needs reclaim.lua prepended. Returns {1, then per key: spent_n + res_n, spent_t + res_t
+-- (this reservation included)} or {0, index of the first key over its limit, spent_n, res_n,
+-- spent_t, res_t}.
 -- Amounts travel as decimal strings and are added with HINCRBY so that Lua's doubles never
 -- format a large integer in exponent notation.
 local now = ARGV[1]
@@ -26,12 +28,16 @@ for i = 1, n do
   end
 end
 
+local used = {1}
 for i = 1, n do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
   local a = 3 + (i - 1) * 5
   local u, t = ARGV[a + 1], ARGV[a + 2]
-  redis.call('HINCRBY', h, 'res_n', u)
-  redis.call('HINCRBY', h, 'res_t', t)
+  local rn = redis.call('HINCRBY', h, 'res_n', u)
+  local rt = redis.call('HINCRBY', h, 'res_t', t)
+  local v = redis.call('HMGET', h, 'spent_n', 'spent_t')
+  table.insert(used, tonumber(v[1] or '0') + rn)
+  table.insert(used, tonumber(v[2] or '0') + rt)
   redis.call('HSET', h, 'r:' .. rid, u .. ':' .. t)
   redis.call('ZADD', z, expiry, rid)
   local kx = ARGV[a + 5]
@@ -41,4 +47,4 @@ for i = 1, n do
     redis.call('EXPIREAT', z, kx)
   end
 end
-return {1}
+return used
