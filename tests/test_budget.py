@@ -358,3 +358,15 @@ def test_a_budget_near_its_limit_warns_once(caplog: pytest.LogCaptureFixture) ->
     guard.process(end("r", 2, USAGE))
     guard.end_run("r")
     assert guard.process(start("r2", 0, max_tokens=10)) is None  # warned once per key
+
+
+def test_a_run_period_budget_is_per_run_and_per_scope() -> None:
+    uri = mem()
+    guard = Guard(policy(ledger=uri, budgets=[{"scope": "tenant", "key": "org", "period": "run",
+                                               "max_usd": 0.005}]))
+    guard.process(start("a", 0, meta={"org": "acme"}))  # 4,104 held
+    with pytest.raises(LoopGuardAbort):
+        guard.process(start("a", 1))  # the run's label came with its first call
+    guard.process(start("b", 0, meta={"org": "acme"}))  # another run: its own window
+    keys = sorted(u.key for u in shared_ledger(uri).usage(prefix=PREFIX))
+    assert keys == [f"{PREFIX}tenant=acme:run=a", f"{PREFIX}tenant=acme:run=b"]
