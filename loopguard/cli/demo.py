@@ -4,6 +4,7 @@ offline) runs away, loopguard stops it, and the summary says what it would have 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from collections.abc import Iterator
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
               f"'langchain-loopguard[all]' ({exc})", file=sys.stderr)
         return 1
     out = sys.stdout
-    live = out.isatty() and not args.no_live
+    # The live view needs rich (the `cli` extra); without it the plain lines still tell it all.
+    live = out.isatty() and not args.no_live and importlib.util.find_spec("rich") is not None
     scenario = "healthy" if args.healthy else args.scenario
     with _quiet_logs():
         result = demo_run.run(scenario, out=out, live=live, traces_path=args.traces,

@@ -52,8 +52,10 @@ def write_summary(result: DemoResult, out: TextIO) -> None:
     else:
         p(f"loopguard stopped the run at model call {verdict.step}: "
           f"[{verdict.detector}] {verdict.reason}")
-        if verdict.evidence:
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in verdict.evidence.items())
+        # "message" is the nudge a detector would give the model, not evidence.
+        evidence = {k: v for k, v in verdict.evidence.items() if k != "message"}
+        if evidence:
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in evidence.items())
             p(f"  evidence: {shown}")
     u = _usage(view)
     p(f"  spent: {_n(final.get('model_calls', len(view.calls)), 'model call')}, "
