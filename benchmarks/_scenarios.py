@@ -429,6 +429,35 @@ def edit_test_progress() -> Scenario:
     return s.done("healthy", "edit/test ping-pong that makes progress each round")
 
 
+def debug_same_failure() -> Scenario:
+    s = Sim("debug-same-failure", "Fix the rounding bug in the invoice total.")
+    fixes = ["use Decimal and quantize to cents", "round half up instead of half even",
+             "sum the line items before applying the tax", "convert prices from floats to ints",
+             "apply the discount after rounding each line"]
+    failure = "1 failed: test_invoice_total (expected 10.05, got 10.04)"
+    s.step("Reproduce it.", [("run_tests", {"path": "tests/test_invoice.py"}, failure)])
+    for fix in fixes:  # different attempts, the same failure each time: exploring, not looping
+        s.step(f"Try: {fix}.", [("edit_file", {"path": "src/invoice.py", "patch": fix},
+                                 "Edited src/invoice.py")])
+        s.step("Run the test.", [("run_tests", {"path": "tests/test_invoice.py"}, failure)])
+    s.step("Try: keep cents as integers end to end.",
+           [("edit_file", {"path": "src/invoice.py", "patch": "keep integer cents everywhere"},
+             "Edited src/invoice.py")])
+    s.step("Run the test.", [("run_tests", {"path": "tests/test_invoice.py"}, "all 14 passed")])
+    s.step("Fixed: totals are kept in integer cents.")
+    return s.done("healthy", "five different fixes, the same failing test after each")
+
+
+def scroll_page() -> Scenario:
+    s = Sim("scroll-page", "Find the pricing table on the vendor's long page.")
+    rng = random.Random(12)
+    s.step("Open it.", [("open_url", {"url": "https://vendor.example/plans"}, _prose(rng, 30))])
+    for _ in range(14):  # the same call, a new part of the page each time
+        s.step("Scroll on.", [("scroll", {"direction": "down"}, _prose(rng, 30))])
+    s.step("Found it.", [("extract_table", {"selector": "#pricing"}, "Basic $10, Pro $25")])
+    return s.done("healthy", "the same scroll call 14 times, new content each time")
+
+
 def steady_big_context() -> Scenario:
     s = Sim("steady-big-context", "Review the monorepo for deprecated API use.", seconds=6.0)
     rng = random.Random(4)
@@ -483,8 +512,8 @@ def streamed_code_table() -> Scenario:
 
 HEALTHY: list[Callable[[], Scenario]] = [
     batch_orders, batch_translate, poll_until_done, research_run, transient_error, changing_file,
-    pagination, batch_with_failures, edit_test_progress, steady_big_context, long_document,
-    chat_session, streamed_long_list, streamed_code_table,
+    pagination, batch_with_failures, edit_test_progress, debug_same_failure, scroll_page,
+    steady_big_context, long_document, chat_session, streamed_long_list, streamed_code_table,
 ]
 
 

@@ -16,8 +16,8 @@ starts, so an abort means call k+1 never goes out. Two steps are near-duplicates
   query echoed in a result do not count), so a file that changes is not a repeat.
 
 An empty answer (no text, no tool call) repeats any earlier empty answer. It fires when more
-than `abort_repeats` of the last `window` steps are near-duplicates of an
-earlier step in the window; each step is compared with at most `window` others, so the cost
+than `abort_repeats` of the last `span` steps are near-duplicates of an earlier step (looked
+for among the last `window`); each step is compared with at most `window` others, so the cost
 does not grow with the run.
 """
 
@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, Message, ModelEnd, ModelStart
@@ -46,9 +46,21 @@ class SimilarityConfig(Escalation):
     input_threshold: float = Field(0.95, gt=0, le=1)
     """How alike (0..1) the environment's answers in two steps must be for a near-duplicate."""
     window: int = Field(8, ge=2, le=64)
-    """How many recent steps each step is compared with."""
+    """How many recent steps each step is compared with (the longest loop period found)."""
+    span: int = Field(4, ge=2, le=64)
+    """Repeats are counted over this many recent steps: a loop leaves few fresh steps in it,
+    an agent trying different things between two identical steps leaves many."""
     max_chars: int = Field(4000, ge=200, le=100_000)
     """Characters of a step's output and of its results that are compared (head and tail)."""
+
+    @model_validator(mode="after")
+    def _span_fits(self) -> SimilarityConfig:
+        for key in ("warn_repeats", "nudge_repeats", "abort_repeats"):
+            value = getattr(self, key)
+            if value is not None and value >= self.span:
+                raise ValueError(f"{key} ({value}) must be below span ({self.span}): repeats "
+                                 f"are counted over the last span steps")
+        return self
 
 
 @dataclass(slots=True)
@@ -71,11 +83,11 @@ class _Step:
 class _Slot:
     __slots__ = ("seen", "pending", "steps", "flags", "emitted")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, span: int) -> None:
         self.seen = 0  # messages in the previous prompt
         self.pending: _Output | None = None  # the last call's output, awaiting its results
         self.steps: deque[_Step] = deque(maxlen=window)
-        self.flags: deque[int | None] = deque(maxlen=window)  # the step each one repeats
+        self.flags: deque[int | None] = deque(maxlen=span)  # the step each one repeats
         self.emitted: dict[object, Action] = {}
 
 
@@ -87,7 +99,7 @@ class Similarity:
         self.config = config
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
-        slot: _Slot = state.slot(self.name, lambda: _Slot(self.config.window))
+        slot: _Slot = state.slot(self.name, lambda: _Slot(self.config.window, self.config.span))
         if type(event) is ModelEnd:
             slot.pending = self._output(state, event)  # type: ignore[arg-type]
             return None

@@ -4,8 +4,10 @@ Calls are keyed by tool name and canonical arguments (keys sorted, strings folde
 `{"a": 1, "b": 2}` and `{"b": 2, "a": 1}` are the same call. Results are compared after masking
 what changes on every call anyway (timestamps, UUIDs, request ids); other numbers are kept.
 
-- The same call returning the same result (or the same error) again is a repeat; it escalates
-  warn, nudge, abort (`*_repeats`).
+- The same call returning the same result (or the same error) again, with no other tool call
+  between, is a repeat; it escalates warn, nudge, abort (`*_repeats`). A call repeated with
+  other work between (run the tests, edit, run the tests again) is not: repeating patterns of
+  several calls are `cycle`'s and `similarity`'s.
 - The same call returning a *new* result is progress: an agent polling a job. Polling has its
   own, looser cap (`max_polls`), so an agent that polls a long job is not stopped, but one that
   polls forever is.
@@ -57,9 +59,10 @@ class _Record:
 
 
 class _Slot:
-    __slots__ = ("calls", "records", "emitted")
+    __slots__ = ("calls", "records", "emitted", "last")
 
     def __init__(self) -> None:
+        self.last: tuple[str, str] | None = None  # the previous finished call
         self.calls = PendingCalls()
         self.records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
         self.emitted: dict[object, Action] = {}
@@ -83,6 +86,7 @@ class ToolRepeat:
         else:
             outcome = "error:" + digest(normalize(event.error))  # type: ignore[attr-defined]
         key = (event.tool, args)  # type: ignore[attr-defined]
+        consecutive, slot.last = slot.last == key, key
         record = slot.records.get(key)
         if record is None:
             slot.records[key] = _Record(outcome, step)
@@ -91,7 +95,10 @@ class ToolRepeat:
             return None
         slot.records.move_to_end(key)
         if record.outcome == outcome:
-            record.stale += 1
+            if consecutive:
+                record.stale += 1
+            else:  # other work came between: count again from here
+                record.stale, record.since = 0, step
         else:
             record.outcome, record.stale, record.since = outcome, 0, step
             record.polls += 1

@@ -52,6 +52,5 @@ def test_every_knob_is_documented() -> None:
     for section in ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth",
                     "stream"):
         assert f"[{section}]" in docs
-        for key, field in type(getattr(policy, section)).model_fields.items():
+        for key in type(getattr(policy, section)).model_fields:
             assert key in docs, f"{section}.{key} is not in docs/detectors.md"
-            assert field.description or key in docs

@@ -117,3 +117,26 @@ def test_distinct_tool_results_never_trigger(results: list[str]) -> None:
         s.step("Search.", [("search", {"q": "topic"}, f"{result} page {i}")])
     verdicts, stop = feed(s.done("healthy", "").events, only("similarity"))
     assert stop is None and verdicts == []
+
+
+def test_the_same_check_between_different_attempts_is_not_a_loop() -> None:
+    s = Sim("t", "fix the bug")
+    fixes = ["use decimal arithmetic", "round half up", "sum before tax", "integer cents",
+             "discount after rounding", "reorder the tax lines"]
+    for fix in fixes:
+        s.step("edit", [("edit", {"patch": fix}, "edited")])
+        s.step("test", [("run_tests", {}, "1 failed: test_total")])
+    verdicts, stop = feed(s.done("healthy", "").events, only("similarity"))
+    assert stop is None
+    assert max(v.action for v in verdicts) <= Action.NUDGE
+
+
+def test_thresholds_must_fit_in_the_span() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from loopguard.detectors.similarity import SimilarityConfig
+
+    with pytest.raises(ValidationError, match="span"):
+        SimilarityConfig(span=3, abort_repeats=3)
+    assert SimilarityConfig(span=10, abort_repeats=6).abort_repeats == 6

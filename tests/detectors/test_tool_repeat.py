@@ -85,3 +85,12 @@ def test_distinct_calls_never_trigger(calls: list[tuple[str, int, str]]) -> None
         s.step("x", [(tool, {"id": arg}, result)])
     verdicts, stop = feed(s.done("healthy", "").events, only("tool_repeat"))
     assert stop is None and verdicts == []
+
+
+def test_other_work_between_identical_calls_restarts_the_count() -> None:
+    s = Sim("t", "fix the bug")
+    for i in range(6):
+        s.step("edit", [("edit", {"patch": f"attempt {i}"}, "edited")])
+        s.step("test", [("run_tests", {}, "1 failed: test_total")])
+    verdicts, stop = feed(s.done("healthy", "").events, only("tool_repeat"))
+    assert verdicts == [] and stop is None
