@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loopguard.events import Message, ToolCall, Usage
+from loopguard.pricing.usage import usage_from_metadata
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool",
           "AIMessageChunk": "assistant", "function": "tool", "chat": "user"}
@@ -49,16 +50,11 @@ def tool_calls_of(message: Any) -> list[ToolCall]:
 
 
 def usage_of(message: Any, llm_output: Mapping[str, Any] | None = None) -> Usage:
-    """Usage from `usage_metadata` (cache tokens from `input_token_details`), else llm_output."""
+    """Usage from `usage_metadata` (cache tokens from `input_token_details`, including
+    langchain-aws's per-TTL cache-write breakdown), else from `llm_output`."""
     um = getattr(message, "usage_metadata", None)
     if um:
-        details = um.get("input_token_details") or {}
-        return Usage(
-            int(um.get("input_tokens") or 0),
-            int(um.get("output_tokens") or 0),
-            int(details.get("cache_read") or 0),
-            int(details.get("cache_creation") or 0),
-        )
+        return usage_from_metadata(um)
     usage = (llm_output or {}).get("usage") or (llm_output or {}).get("token_usage")
     if isinstance(usage, Mapping):
         return Usage(

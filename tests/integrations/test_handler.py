@@ -250,3 +250,18 @@ def test_runs_that_never_end_are_evicted() -> None:
     for _ in range(1_000):
         drive_short_run(h, end=False)
     assert h.guard.active_runs <= 100
+
+
+def test_cache_writes_reported_per_ttl_are_counted_as_writes() -> None:
+    # langchain-aws sets cache_creation to 0 and reports ephemeral_5m/1h tokens instead when
+    # Bedrock breaks cache writes down by TTL; they must still bill at the cache-write price.
+    usage = {"input_tokens": 1200, "output_tokens": 10, "total_tokens": 1210,
+             "input_token_details": {"cache_read": 100, "cache_creation": 0,
+                                     "ephemeral_5m_input_tokens": 700,
+                                     "ephemeral_1h_input_tokens": 300}}
+    model = ScriptedChatModel(replies=[AIMessage("ok", usage_metadata=usage)])
+    h, sink = guarded()
+    model.invoke("hi", config={"callbacks": [h]})
+    end = next(e for e in sink.events if isinstance(e, ModelEnd))
+    assert (end.usage.input_tokens, end.usage.cache_read_tokens,
+            end.usage.cache_write_tokens) == (1200, 100, 1000)
