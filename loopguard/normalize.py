@@ -24,31 +24,27 @@ from typing import Any
 
 from rapidfuzz.distance import Indel
 
-_WS = re.compile(r"\s+")
-_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
-_TIMESTAMP = re.compile(
-    r"\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?\b"
+# One pass for everything that changes on every call anyway. The text is already lower case.
+_NOISE = re.compile(
+    r"(\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)"  # 1: UUID
+    r"|(\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?\b"
     r"|\b\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"
-    r"|\b1[5-9]\d{8}(?:\.\d+)?\b",  # epoch seconds, 2017..2033
-    re.I)
-# A hex id has at least 8 hex characters and a digit (so "deadbeef" words stay, "ab12cd34" goes).
-_HEXID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I)
+    r"|\b1[5-9]\d{8}(?:\.\d+)?\b)"  # 2: timestamp (ISO date/time, clock time, epoch 2017..2033)
+    # 3: a hex id, at least 8 hex characters with a digit ("deadbeef" stays, "ab12cd34" goes)
+    r"|(\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b)")
+_MASKS = (None, "<uuid>", "<ts>", "<id>")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# Identifiers are tokens with a digit, an underscore, a slash, an @ or an inner dot: 42,
-# job-7f3a, src/tax.py, test_vat, a@b.com.
-_TOKEN = re.compile(r"[\w./:@#-]+")
-_IDENTIFYING = re.compile(r"\d|_|/|@|\w\.\w")
-
-
 _DIGIT = re.compile(r"\d")
+# Identifiers are tokens with a digit, an underscore, a slash, an @ or an inner dot: 42,
+# job-7f3a, src/tax.py, test_vat, a@b.com. (Anchored at token starts, so no token is rescanned.)
+_IDENTIFIER = re.compile(r"(?<![\w./:@#-])[\w./:@#-]*[\d_/@][\w./:@#-]*"
+                         r"|(?<![\w./:@#-])[\w-]+\.\w[\w./:@#-]*")
 
 
 def _mask_noise(text: str) -> str:
-    if not _DIGIT.search(text):  # every pattern below needs a digit; most prose has none
+    if not _DIGIT.search(text):  # every mask needs a digit; most prose has none
         return text
-    text = _UUID.sub("<uuid>", text)
-    text = _TIMESTAMP.sub("<ts>", text)
-    return _HEXID.sub("<id>", text)
+    return _NOISE.sub(lambda m: _MASKS[m.lastindex or 0] or "", text)
 
 
 # Cached: the same tool output is looked at by several detectors (and again in the next
@@ -63,17 +59,14 @@ def normalize(text: str) -> str:
 @functools.lru_cache(maxsize=512)
 def normalize_light(text: str) -> str:
     """Fold case and whitespace; mask timestamps, UUIDs and hex ids; keep other numbers."""
-    return _mask_noise(_WS.sub(" ", text).strip().lower())
+    return _mask_noise(" ".join(text.lower().split()))
 
 
+@functools.lru_cache(maxsize=512)
 def identifiers(text: str) -> tuple[str, ...]:
-    """Identifier-like tokens of `text` (with a digit, `_`, `/`, `@` or an inner dot), in order;
-    timestamps are left out. Mask noise first (`normalize_light`) to leave out UUIDs too."""
-    text = text.lower()
-    if _DIGIT.search(text):
-        text = _TIMESTAMP.sub(" ", text)
-    found = _IDENTIFYING.search
-    return tuple(t for t in (m.strip(".:-#") for m in _TOKEN.findall(text)) if found(t))
+    """Identifier-like tokens of `text` (with a digit, `_`, `/`, `@` or an inner dot), in order.
+    Pass results through `normalize_light` first to leave out timestamps and request ids."""
+    return tuple(t for t in (m.strip(".:-#") for m in _IDENTIFIER.findall(text.lower())) if t)
 
 
 def canonical_args(args: dict[str, Any] | str) -> str:
@@ -96,7 +89,7 @@ _last_args: tuple[object, str] = (None, "")
 
 
 def _fold_text(text: str) -> str:
-    return _WS.sub(" ", text).strip().lower()
+    return " ".join(text.lower().split())
 
 
 def _canon(value: Any) -> str:

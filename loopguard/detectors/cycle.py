@@ -43,7 +43,7 @@ class CycleConfig(Escalation):
         return self
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class _Call:
     tool: str
     args: str
@@ -84,9 +84,10 @@ class Cycle:
         history.append(call)
         n = len(history)
         for p in range(1, cfg.max_period + 1):
-            if p < n and self._same(call, history[-1 - p]):
+            if p < n and (earlier := history[-1 - p]).outcome == call.outcome \
+                    and self._same(call, earlier):
                 if runs[p] == 0:
-                    slot.starts[p] = history[-1 - p].step
+                    slot.starts[p] = earlier.step
                 runs[p] += 1
             else:
                 runs[p] = 0

@@ -61,7 +61,10 @@ class Growth:
         else:
             slot.streak, slot.sizes = 0, []
         slot.last = size
-        if slot.streak and size < cfg.min_tokens:
+        if not slot.streak:
+            slot.emitted.clear()
+            return None
+        if size < cfg.min_tokens or cfg.level(slot.streak) is Action.OK:
             return None
         sizes = " -> ".join(f"{s:,}" for s in slot.sizes)
         return escalate(

@@ -91,25 +91,30 @@ class Velocity:
         per_minute = 60.0 / cfg.window_seconds
         tpm = slot.minute.tokens * per_minute
         upm = slot.minute.usd * per_minute
-        state.attributes["loopguard.tokens_per_minute"] = round(tpm)
-        state.attributes["loopguard.usd_per_minute"] = round(upm, 6)
-        checks = (
-            ("tokens_per_minute", tpm, cfg.max_tokens_per_minute, f"{tpm:,.0f} tokens/min"),
-            ("usd_per_minute", upm, cfg.max_usd_per_minute, f"${upm:,.2f}/min"),
-            ("burst_tokens", slot.burst.tokens, cfg.burst_tokens,
-             f"{slot.burst.tokens:,} tokens in {cfg.burst_seconds:g}s"),
-        )
-        for rule, value, limit, shown in checks:
-            if limit is None:
+        attributes = state.attributes
+        attributes["loopguard.tokens_per_minute"] = tpm
+        attributes["loopguard.usd_per_minute"] = upm
+        for rule, value, limit in (("tokens_per_minute", tpm, cfg.max_tokens_per_minute),
+                                   ("usd_per_minute", upm, cfg.max_usd_per_minute),
+                                   ("burst_tokens", slot.burst.tokens, cfg.burst_tokens)):
+            if limit is None or value < limit * cfg.warn_ratio:
                 continue
             if value > limit:
-                return abort(self.name, f"{shown} is over {rule}={limit:,}", rule=rule,
-                             value=round(value, 6), max=limit, start_step=self._start(slot, state))
-            if value >= limit * cfg.warn_ratio and rule not in slot.warned:
+                return abort(self.name, f"{self._show(rule, value)} is over {rule}={limit:,}",
+                             rule=rule, value=round(value, 6), max=limit,
+                             start_step=self._start(slot, state))
+            if rule not in slot.warned:
                 slot.warned.add(rule)
-                return warn(self.name, f"{shown}; the limit is {rule}={limit:,}", rule=rule,
-                            value=round(value, 6), max=limit)
+                return warn(self.name, f"{self._show(rule, value)}; the limit is "
+                            f"{rule}={limit:,}", rule=rule, value=round(value, 6), max=limit)
         return None
+
+    def _show(self, rule: str, value: float) -> str:
+        if rule == "usd_per_minute":
+            return f"${value:,.2f}/min"
+        if rule == "burst_tokens":
+            return f"{value:,.0f} tokens in {self.config.burst_seconds:g}s"
+        return f"{value:,.0f} tokens/min"
 
     @staticmethod
     def _start(slot: _Slot, state: RunState) -> int:

@@ -29,8 +29,11 @@ def test_canonical_args_sorts_keys_and_folds_strings() -> None:
 
 
 def test_identifiers() -> None:
-    found = identifiers("Read src/tax.py for test_vat, order 1001 (a@b.com) at 2025-01-02.")
-    assert found == ("src/tax.py", "test_vat", "1001", "a@b.com")
+    found = identifiers("Read src/tax.py for test_vat, order 1001 (a@b.com) since 2025-01-02.")
+    assert found == ("src/tax.py", "test_vat", "1001", "a@b.com", "2025-01-02")
+    # in results, timestamps and request ids are noise: mask them first
+    assert identifiers(normalize_light("job 7 done at 2025-01-02T10:00:00Z, request "
+                                       "3f2a9c1e-1111-2222-3333-444455556666")) == ("7",)
     assert identifiers("payments on-call engineer") == ()
 
 
