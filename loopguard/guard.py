@@ -65,7 +65,7 @@ class Guard:
             policy = PolicySet.load(policy)
         self.policies: PolicySet = policy if isinstance(policy, PolicySet) else PolicySet(default=policy)
         self.sinks: list[Sink] = list(sinks)
-        self.extra_detectors: list[Detector] = list(detectors)  # run after the policy's own
+        self.extra_detectors: list[Detector] = list(detectors)  # after the policy's, before money
         # Money (issue 4): by default each call is priced from the run policy's price table.
         self._pricer: Pricer = pricer if pricer is not None else default_pricer()
         self.max_runs = max_runs
@@ -177,7 +177,7 @@ class Guard:
         entry = self._dispatch.get(id(policy))
         if entry is None or entry[0] is not policy:
             table: dict[type[Event], list[Detector]] = {}
-            for detector in [*build_detectors(policy), *self.extra_detectors]:
+            for detector in build_detectors(policy, self.extra_detectors):
                 for t in detector.events:
                     table.setdefault(t, []).append(detector)
             entry = self._dispatch[id(policy)] = (policy, table)

@@ -5,7 +5,7 @@ Adding a detector is adding one module here, one policy section, and one line in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from loopguard.detectors.base import Detector
@@ -32,9 +32,6 @@ _BUILDERS: list[Callable[[Policy], Detector | None]] = [
     lambda policy: Velocity(policy.velocity) if policy.velocity.enabled else None,
     lambda policy: Growth(policy.growth) if policy.growth.enabled else None,
     lambda policy: StreamRepeat(policy.stream) if policy.stream.enabled else None,
-    # Keep last: the money check reserves budget, so it must only see calls nothing else
-    # refused (the guard stops at the first abort). Issue 4; loopguard/budget.py.
-    lambda policy: _budget_check(policy),
 ]
 
 
@@ -44,8 +41,18 @@ def _budget_check(policy: Policy) -> Detector | None:
     return build_budget_check(policy)
 
 
-def build_detectors(policy: Policy) -> list[Detector]:
-    return [d for d in (build(policy) for build in _BUILDERS) if d is not None]
+def build_detectors(policy: Policy, extra: Sequence[Detector] = ()) -> list[Detector]:
+    """The policy's detectors, then `extra` (a Guard's own), then the money check.
+
+    The money check is always last: it reserves budget, so it must only see calls nothing else
+    refused (the guard stops at the first abort). Issue 4; loopguard/budget.py.
+    """
+    built = [d for d in (build(policy) for build in _BUILDERS) if d is not None]
+    built.extend(extra)
+    money = _budget_check(policy)
+    if money is not None:
+        built.append(money)
+    return built
 
 
 __all__ = [
