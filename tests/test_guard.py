@@ -19,7 +19,8 @@ QUIET = {"max_model_calls": 3, "max_tool_calls": None}
 
 
 def start(run: str = "r", ts: float = 0.0, **kw: object) -> ModelStart:
-    return ModelStart(run=run, ts=ts, model="m", **kw)  # type: ignore[arg-type]
+    kw.setdefault("model", "m")
+    return ModelStart(run=run, ts=ts, **kw)  # type: ignore[arg-type]
 
 
 def test_limit_is_checked_before_the_call_and_counts_exactly() -> None:
@@ -158,3 +159,22 @@ def test_bad_recorded_events_are_named(raw: object, says: str) -> None:
     with pytest.raises(EventFormatError, match=None) as info:
         from_dict(raw)
     assert says in str(info.value)
+
+
+def test_own_detectors_run_before_the_money_check() -> None:
+    from typing import ClassVar
+
+    from loopguard.verdict import abort
+
+    class RefuseAll:
+        name: ClassVar[str] = "refuse"
+        events: ClassVar[tuple[type, ...]] = (ModelStart,)
+
+        def __call__(self, state: object, event: object) -> object:
+            return abort(self.name, "no")
+
+    guard = Guard(Policy(max_cost_usd=5.0), detectors=[RefuseAll()])
+    with pytest.raises(LoopGuardAbort, match=r"\[refuse\]"):
+        guard.process(start(model="anthropic.claude-3-haiku-20240307-v1:0"))
+    state = guard.get_run("r")
+    assert state is not None and "budget" not in state.slots  # nothing was reserved
