@@ -26,12 +26,13 @@ from rapidfuzz.distance import Indel
 
 # One pass for everything that changes on every call anyway. The text is already lower case.
 _NOISE = re.compile(
-    r"(\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)"  # 1: UUID
-    r"|(\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?\b"
-    r"|\b\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"
-    r"|\b1[5-9]\d{8}(?:\.\d+)?\b)"  # 2: timestamp (ISO date/time, clock time, epoch 2017..2033)
+    r"\b(?=[\da-f])(?:"  # every mask starts a word with a hex digit: other places fail fast
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)"  # 1: UUID
+    r"|(\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?\b"
+    r"|\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"
+    r"|1[5-9]\d{8}(?:\.\d+)?\b)"  # 2: timestamp (ISO date/time, clock time, epoch 2017..2033)
     # 3: a hex id, at least 8 hex characters with a digit ("deadbeef" stays, "ab12cd34" goes)
-    r"|(\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b)")
+    r"|((?=[0-9a-f]*\d)[0-9a-f]{8,}\b))")
 _MASKS = (None, "<uuid>", "<ts>", "<id>")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DIGIT = re.compile(r"\d")
@@ -121,17 +122,19 @@ let lets let's try trying tried retry check checking look looking see seeing goi
 need needs want okay ok well sure please one another same first next time step use using call
 calling ill i'll i'm im ive i've we'll we're
 """.split())
-_WORD = re.compile(r"[a-z0-9_<>#]+(?:'[a-z]+)?")
+# Words are letters only: numbers and ids are compared exactly, as identifiers, not as words.
+_WORD = re.compile(r"[a-z_<>]+(?:'[a-z]+)?")
 
 
-def words(normalized: str) -> list[str]:
-    """The words of already normalised text, in order."""
-    return _WORD.findall(normalized)
+def words(text: str) -> list[str]:
+    """The words of `text` (already lower case, e.g. from `normalize_light`), in order."""
+    return _WORD.findall(text)
 
 
 def content_words(text: str) -> set[str]:
-    """The distinct content words of `text` (normalised), without function words."""
-    return {w for w in _WORD.findall(normalize(text)) if len(w) > 1 and w not in _STOPWORDS}
+    """The distinct content words of `text`, without function words."""
+    return {w for w in _WORD.findall(normalize_light(text))
+            if len(w) > 1 and w not in _STOPWORDS}
 
 
 def similar(a: str, b: str, cutoff: float) -> float:

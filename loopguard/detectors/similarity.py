@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, Message, ModelEnd, ModelStart
 from loopguard.normalize import (
-    canonical_args, clip, content_words, identifiers, normalize, normalize_light, similar, words,
+    canonical_args, clip, content_words, identifiers, normalize_light, similar, words,
 )
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
@@ -116,7 +116,7 @@ class Similarity:
         calls = [(c.name, canonical_args(c.args)) for c in event.tool_calls]
         arg_text = clip(" ".join(a for _, a in calls), limit)
         names = tuple(sorted(n for n, _ in calls))
-        arg_words = words(normalize(arg_text)) if calls else []
+        arg_words = words(arg_text) if calls else []  # canonical: already folded
         if calls:
             # A tool step is what it does: its arguments, words sorted (a reworded query still
             # matches). The commentary around a call is ignored.
@@ -129,8 +129,9 @@ class Similarity:
     def _step(self, out: _Output, new: list[Message]) -> _Step:
         text = clip("\n".join(m.content for m in new), self.config.max_chars)
         # Results echo the query ("no results for X"): the query's words are the call's, not news.
-        result = " ".join(w for w in words(normalize(text)) if w not in out.arg_words)
-        return _Step(out, result, out.ids + ("|",) + identifiers(normalize_light(text)))
+        light = normalize_light(text)
+        result = " ".join(w for w in words(light) if w not in out.arg_words)
+        return _Step(out, result, out.ids + ("|",) + identifiers(light))
 
     def _judge(self, state: RunState, slot: _Slot, step: _Step) -> Verdict | None:
         best, score = self._closest(slot, step)
