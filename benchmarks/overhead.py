@@ -3,22 +3,24 @@
     python benchmarks/overhead.py [--calls 500] [--repeats 7] [--tokens 200]
 
 Rows: a fake chat model's `invoke` with no handler, with a no-op callback handler, with
-loopguard's handler (detectors only), with loopguard and its spans and metrics (SDK providers,
-in-memory exporter), and with OpenLLMetry's and OpenInference's LangChain instrumentation
-exporting to the same in-memory exporter. Then the per-token cost on a streamed call.
+loopguard's handler (detectors only), with loopguard and its spans (without and with metrics;
+SDK providers, in-memory exporter), and with OpenLLMetry's and OpenInference's LangChain
+instrumentation exporting to the same in-memory exporter. Tables: a model call that is its own
+run, a model call inside a run of ten, a streamed call (cost per token), and the guard alone
+(events straight into Guard.process, no LangChain).
 
-Each row is this process's CPU time per call, the best of `--repeats` batch means, the batches of
-all configurations interleaved (other processes' load then neither counts nor favours one row);
-the fake model does no I/O, so the differences are the handlers' own work. Targets (issue 5): loopguard with spans
-adds at most a quarter of OpenLLMetry's overhead; the detectors alone add under 20 µs per
-model call beyond the no-op handler.
+Each row is this process's CPU time per call, the best of `--repeats` batch means, the batches
+of all configurations interleaved (other processes' load then neither counts nor favours one
+row); the fake model does no I/O, so the differences are the handlers' own work. Targets
+(issue 5): loopguard with spans adds at most a quarter of OpenLLMetry's overhead; the detectors
+alone add under 20 µs per model call beyond the no-op handler.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import gc
+import hashlib
 import sys
 import time
 from collections.abc import Callable, Iterator
