@@ -62,7 +62,7 @@ class FakeBedrock:
     """A scripted Bedrock Runtime server on 127.0.0.1 (a free port unless given).
 
     `script` is a list of `Reply`/`Fault`/str, a function `request -> Reply | Fault`, or a
-    scenario name (see `loopguard.testing.scenarios`). `strict` makes the server reject what
+    scenario name (see `loopguard.testing.scenarios`; the default, `echo`, fits any agent). `strict` makes the server reject what
     real Bedrock rejects (conversations that do not alternate, tool calls without results,
     tool blocks without toolConfig) with a ValidationException. `chunk_delay` is the default
     pause between stream events; `prompt_cache` serves cache reads/writes for `cachePoint`s.
@@ -72,7 +72,7 @@ class FakeBedrock:
 
     def __init__(
         self,
-        script: Sequence[Response | str] | Responder | str = "healthy",
+        script: Sequence[Response | str] | Responder | str = "echo",
         *,
         port: int = 0,
         strict: bool = True,

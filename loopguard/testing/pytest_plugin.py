@@ -20,8 +20,8 @@ from loopguard.testing.fake_bedrock import FakeBedrock
 
 @pytest.fixture
 def fake_bedrock() -> Iterator[FakeBedrock]:
-    """A started FakeBedrock serving the `healthy` scenario until the test calls `.use(...)`."""
-    fake = FakeBedrock("healthy").start()
+    """A started FakeBedrock answering `echo` (any agent) until the test calls `.use(...)`."""
+    fake = FakeBedrock("echo").start()
     try:
         yield fake
     finally:

@@ -29,6 +29,10 @@ _QUERY = "ACME X100 widget price today"
 _URL = "https://shop.example.com/acme-x100"
 
 
+def _echo(request: Request) -> Reply:
+    return Reply(text=f"You said: {request.user_text}")
+
+
 def _healthy(request: Request) -> Reply:
     if request.turn == 0:
         return Reply.calling("web_search", "I'll look that up.", query=_QUERY)
@@ -79,6 +83,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "Summarise the annual report.", ("fetch_page",), _snowball),
     Scenario("stream-repeat", "streams the same sentences over and over, then asks again",
              "Where is my order A-1001?", ("order_status",), _stream_repeat),
+    Scenario("echo", "answers at once, repeating the user's first message", "Hello!", (),
+             _echo, runaway=False),
     Scenario("healthy", "searches, reads one page, answers",
              f"What does the {_QUERY.removesuffix(' today')} cost today?",
              ("web_search", "fetch_page"), _healthy, runaway=False),

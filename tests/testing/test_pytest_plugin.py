@@ -20,8 +20,9 @@ USER_TESTS = textwrap.dedent('''
         out = fake_bedrock.client().converse(modelId="m", messages=HELLO)
         assert out["output"]["message"]["content"] == [{"text": "scripted"}]
 
-    def test_default_is_the_healthy_scenario(fake_bedrock):
-        assert fake_bedrock.script.name == "healthy"
+    def test_default_echoes_for_any_agent(fake_bedrock):
+        out = fake_bedrock.client().converse(modelId="m", messages=HELLO)
+        assert out["output"]["message"]["content"] == [{"text": "You said: hi"}]
         assert fake_bedrock.endpoint_url.startswith("http://127.0.0.1:")
 
     def test_a_broken_script_fails_at_teardown(fake_bedrock):
