@@ -40,6 +40,7 @@ class RunView:
     started: float = field(default_factory=time.monotonic)
     streamed_chars: int = 0
     model: str = ""
+    model_starts: int = 0
     tool_calls: int = 0
     ended: str | None = None
 
@@ -71,6 +72,7 @@ class LiveSink:
         kind = type(event)
         if kind is ModelStart:
             view.model = event.model  # type: ignore[attr-defined]
+            view.model_starts += 1
             self._call_started = time.monotonic()
         elif kind is Token:
             view.streamed_chars += len(event.text)  # type: ignore[attr-defined]
@@ -188,7 +190,9 @@ class RichRenderer:
             grid.add_row("starting", "")
             return Panel(grid, title=self.title)
         last = view.calls[-1] if view.calls else None
-        grid.add_row("step", f"{len(view.calls)} model calls, {view.tool_calls} tool calls")
+        busy = view.model_starts > len(view.calls) and view.ended is None
+        grid.add_row("step", f"model call {view.model_starts}"
+                     + (" (answering)" if busy else "") + f", {view.tool_calls} tool calls")
         grid.add_row("model", view.model or "-")
         if last is not None:
             u = last.usage

@@ -84,7 +84,7 @@ def run(scenario_name: str, *, out: TextIO, live: bool, traces_path: Path,
     scenario = get(scenario_name)
     policy = policy or Policy()  # the built-in default, whatever loopguard.toml is around
     view = RunView(detectors=[d.name for d in build_detectors(policy)])
-    title = f"loopguard demo: {scenario.name} ({scenario.summary})"
+    title = f"loopguard demo: {scenario.name}"
     renderer: Any = RichRenderer(out, title) if live else PlainRenderer(out)
     sink, traces, telemetry = trace_sink(traces_path)
     guard = Guard(policy, sinks=[LiveSink(view, renderer), sink])
