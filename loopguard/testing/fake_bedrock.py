@@ -210,24 +210,17 @@ class FakeBedrock:
     def _cached(self, request: Request) -> tuple[int, int]:
         """Prompt caching: the prefix up to the last cachePoint is written once, then read."""
         body = request.body
+        # Bedrock's cache order: tools, then system, then the messages.
+        blocks = [*((body.get("toolConfig") or {}).get("tools") or []),
+                  *(body.get("system") or []),
+                  *(b for m in body.get("messages") or [] for b in m.get("content") or [])]
         parts: list[Any] = []
         prefix: list[Any] | None = None
-        for tool in (body.get("toolConfig") or {}).get("tools") or []:
-            if "cachePoint" in tool:
-                prefix = list(parts)
-            else:
-                parts.append(tool)
-        for block in body.get("system") or []:
+        for block in blocks:
             if "cachePoint" in block:
                 prefix = list(parts)
             else:
                 parts.append(block)
-        for message in body.get("messages") or []:
-            for block in message.get("content") or []:
-                if "cachePoint" in block:
-                    prefix = list(parts)
-                else:
-                    parts.append(block)
         if not prefix:
             return 0, 0
         text = json.dumps(prefix, sort_keys=True)
@@ -243,20 +236,17 @@ class FakeBedrock:
 def validate(request: Request) -> str | None:
     """What real Bedrock would reject in this request (a ValidationException message)."""
     messages = request.messages
-    if not messages:
-        return "A conversation must start with a user message. Try again with a conversation " \
-               "that starts with a user message."
-    if messages[0].get("role") != "user":
-        return "A conversation must start with a user message. Try again with a conversation " \
-               "that starts with a user message."
+    if not messages or messages[0].get("role") != "user":
+        return ("A conversation must start with a user message. Try again with a conversation "
+                "that starts with a user message.")
     uses_tools = False
     for i, m in enumerate(messages):
         role = m.get("role")
         if role not in ("user", "assistant"):
             return f"messages.{i}.role: value {role!r} is not one of user, assistant"
         if i and messages[i - 1].get("role") == role:
-            return "A conversation must alternate between user and assistant roles. Make sure " \
-                   "the conversation alternates between user and assistant roles and try again."
+            return ("A conversation must alternate between user and assistant roles. Make sure "
+                    "the conversation alternates between user and assistant roles and try again.")
         content = m.get("content") or []
         if not content:
             return f"messages.{i}.content: the content field in the message is empty"
@@ -272,8 +262,8 @@ def validate(request: Request) -> str | None:
                 return (f"messages.{i + 1}.content: Expected toolResult blocks at "
                         f"messages.{i + 1}.content for the following Ids: {', '.join(missing)}")
     if uses_tools and not (request.body.get("toolConfig") or {}).get("tools"):
-        return "The toolConfig field must be defined when using toolUse and toolResult " \
-               "content blocks."
+        return ("The toolConfig field must be defined when using toolUse and toolResult "
+                "content blocks.")
     return None
 
 
