@@ -1,4 +1,5 @@
-"""`loopguard replay FILE... [--policy PATH] [--json] [--strict]`: recorded runs, offline.
+"""`loopguard replay FILE... [--policy PATH] [--json] [--strict] [--verbose]`: recorded runs,
+offline.
 
 Prints one line per run (with --json, one JSON object per run: run, agent, action, detector,
 reason, step, cost_usd). A corrupt line is reported on stderr as FILE:LINE: reason and skipped;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,12 +38,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
     parser.add_argument("--strict", action="store_true",
                         help="stop at the first corrupt line instead of skipping it")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also log every warning and stop as the guard gives it")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from loopguard.config import ConfigError
-    from loopguard.guard import Guard
     from loopguard.policy import PolicySet
 
     missing = [f for f in args.files if not Path(f).is_file()]
@@ -61,7 +64,23 @@ def run(args: argparse.Namespace) -> int:
         if args.strict:
             raise _Strict
 
-    replayer = Replayer(Guard(policies))
+    # The verdicts are the output; the guard's own log of them would bury it (and the bar).
+    log = logging.getLogger("loopguard")
+    level = log.level
+    if not args.verbose:
+        log.setLevel(logging.CRITICAL)
+    try:
+        return _replay(args, policies, errors, on_error)
+    finally:
+        log.setLevel(level)
+
+
+def _replay(args: argparse.Namespace, policies: Any, errors: list[LineError],
+            on_error: Callable[[LineError], None]) -> int:
+    from loopguard.guard import Guard
+
+    guard = Guard(policies)
+    replayer = Replayer(guard)
     with _progress(total_bytes(args.files)) as advance:
         try:
             for path in args.files:
@@ -77,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         _print_table(results, replayer, errors)
+    if guard.internal_errors and not args.verbose:
+        print(f"loopguard replay: {guard.internal_errors} internal errors in the guard were "
+              "skipped (fail open); --verbose shows them", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -106,11 +128,14 @@ class _progress:
         if not sys.stderr.isatty():
             return None
         try:
+            from rich.console import Console
             from rich.progress import BarColumn, Progress, TimeRemainingColumn
         except ImportError:
             return None
+        # On stderr: stdout carries the results (--json output stays clean when piped).
         self._bar = Progress("replaying", BarColumn(), "{task.percentage:>3.0f}%",
-                             TimeRemainingColumn(), transient=True)
+                             TimeRemainingColumn(), transient=True,
+                             console=Console(stderr=True))
         self._bar.start()
         task = self._bar.add_task("replay", total=self.total)
         pending = [0]

@@ -81,3 +81,12 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as info:
         main(["replay"])
     assert info.value.code == 2
+
+
+def test_progress_bar_on_a_terminal_keeps_stdout_clean(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "a.jsonl", exact_repeat(), batch_orders())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["replay", "--json", str(path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2
