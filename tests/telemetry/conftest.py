@@ -129,6 +129,27 @@ class Script:
     def run_end(self, status: str = "ok", dt: float = 0.1) -> RunEnd:
         return RunEnd(**self._common(dt, id=self.run), status=status)
 
+    def model_calls(self, n: int, status: str = "ok") -> list[Any]:
+        """A whole run: its start, `n` model calls, its end."""
+        events: list[Any] = [self.run_start()]
+        for _ in range(n):
+            call = self.new_id()
+            events += [self.model_start(call), self.model_end(call)]
+        return events + [self.run_end(status)]
+
+
+def feed(guard: Any, events: list[Any]) -> list[Any]:
+    """Process events as a live run would; returns the aborts raised."""
+    from loopguard.verdict import LoopGuardAbort
+
+    aborts = []
+    for event in events:
+        try:
+            guard.process(event)
+        except LoopGuardAbort as exc:
+            aborts.append(exc)
+    return aborts
+
 
 @pytest.fixture
 def script() -> Script:

@@ -8,8 +8,7 @@ from loopguard.guard import Guard
 from loopguard.policy import Policy
 from loopguard.telemetry.jaeger import JaegerFileSink
 from loopguard.telemetry.spans import SpanSink
-from loopguard.verdict import LoopGuardAbort
-from tests.telemetry.conftest import Script, tags, validate_jaeger
+from tests.telemetry.conftest import Script, feed, tags, validate_jaeger
 
 
 def aborted_run(s: Script) -> list:
@@ -17,14 +16,6 @@ def aborted_run(s: Script) -> list:
     return [s.run_start(), s.model_start(m1), s.model_end(m1), s.tool_start(t1),
             s.model_start(m3, parent=t1), s.model_end(m3, parent=t1), s.tool_end(t1),
             s.model_start(m2), s.model_end(m2), s.tool_start(t2), s.run_end("aborted")]
-
-
-def feed(guard, events):
-    for e in events:
-        try:
-            guard.process(e)
-        except LoopGuardAbort:
-            pass
 
 
 def test_live_run_to_jaeger_file(tmp_path, script):

@@ -9,7 +9,7 @@ from loopguard.guard import Guard
 from loopguard.policy import Policy
 from loopguard.telemetry import semconv as sc
 from loopguard.telemetry.spans import SpanSink
-from loopguard.verdict import LoopGuardAbort
+from tests.telemetry.conftest import feed
 
 
 def run(otel, script, policy):
@@ -23,11 +23,7 @@ def run(otel, script, policy):
               s.model_error(m2, "ThrottlingException: slow down", dt=0.3),
               s.model_start(m3), s.model_end(m3, dt=1.0, usage=Usage(200, 20)),
               s.model_start(s.new_id()), s.run_end("aborted")]
-    for e in events:
-        try:
-            guard.process(e)
-        except LoopGuardAbort:
-            pass
+    feed(guard, events)
 
 
 def test_genai_and_loopguard_metrics(otel, script):

@@ -15,23 +15,13 @@ from loopguard.policy import Policy
 from loopguard.state import RunState
 from loopguard.telemetry import semconv as sc
 from loopguard.telemetry.spans import SpanSink
-from loopguard.verdict import LoopGuardAbort, abort, warn
-from tests.telemetry.conftest import T0, ns
+from loopguard.verdict import abort, warn
+from tests.telemetry.conftest import T0, feed, ns
 
 
 def guarded(otel, policy=None, **kw) -> Guard:
     sink = SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
     return Guard(policy or Policy(), sinks=[sink], **kw)
-
-
-def feed(guard: Guard, events) -> list[LoopGuardAbort]:
-    aborts = []
-    for e in events:
-        try:
-            guard.process(e)
-        except LoopGuardAbort as exc:
-            aborts.append(exc)
-    return aborts
 
 
 def test_tree_names_kinds_parents_and_times(otel, script):
@@ -143,12 +133,7 @@ def test_nothing_is_left_open_or_current(otel, script):
 
 
 def test_shadow_mode_records_would_be_abort_without_error(otel, script):
-    s = script
-    ids = [s.new_id() for _ in range(2)]
-    events = [s.run_start()]
-    for m in ids:
-        events += [s.model_start(m), s.model_end(m)]
-    events.append(s.run_end())
+    events = script.model_calls(2)
     assert feed(guarded(otel, Policy(mode="shadow", max_model_calls=1)), events) == []
     root = otel.span("invoke_agent researcher")
     assert root.status.status_code is StatusCode.UNSET
@@ -160,12 +145,7 @@ def test_shadow_mode_records_would_be_abort_without_error(otel, script):
 
 
 def test_warning_is_an_event_on_the_call_span(otel, script):
-    s = script
-    ids = [s.new_id() for _ in range(2)]
-    events = [s.run_start()]
-    for m in ids:
-        events += [s.model_start(m), s.model_end(m)]
-    events.append(s.run_end())
+    events = script.model_calls(2)
     feed(guarded(otel, Policy(max_model_calls=10, warn_model_calls=2)), events)
     chats = sorted((x for x in otel.spans() if x.name.startswith("chat")),
                    key=lambda x: x.start_time)
