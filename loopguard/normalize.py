@@ -20,9 +20,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rapidfuzz.distance import Indel
+
+T = TypeVar("T")
 
 # One pass for everything that changes on every call anyway. The text is already lower case.
 _NOISE = re.compile(
@@ -48,22 +51,38 @@ def _mask_noise(text: str) -> str:
     return _NOISE.sub(lambda m: _MASKS[m.lastindex or 0] or "", text)
 
 
-# Cached: the same tool output is looked at by several detectors (and again in the next
-# prompt); str hashes are cached by Python, so a hit costs one dict lookup.
-@functools.lru_cache(maxsize=512)
+_CACHE_CHARS = 4096
+
+
+def _cached(func: Callable[[str], T]) -> Callable[[str], T]:
+    """Cache `func` for texts up to 4 KiB. The same tool output is looked at by several
+    detectors (and again in the next prompt), and Python caches str hashes, so a hit costs one
+    dict lookup; longer texts are not kept, so each cache holds at most 512 x 4 KiB."""
+    cached = functools.lru_cache(maxsize=512)(func)
+
+    @functools.wraps(func)
+    def call(text: str) -> T:
+        return cached(text) if len(text) <= _CACHE_CHARS else func(text)
+
+    call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    call.cache_info = cached.cache_info  # type: ignore[attr-defined]
+    return call
+
+
+@_cached
 def normalize(text: str) -> str:
     """Fold case and whitespace; mask timestamps, UUIDs, hex ids and numbers."""
     light = normalize_light(text)
     return _NUMBER.sub("#", light) if _DIGIT.search(light) else light
 
 
-@functools.lru_cache(maxsize=512)
+@_cached
 def normalize_light(text: str) -> str:
     """Fold case and whitespace; mask timestamps, UUIDs and hex ids; keep other numbers."""
     return _mask_noise(" ".join(text.lower().split()))
 
 
-@functools.lru_cache(maxsize=512)
+@_cached
 def identifiers(text: str) -> tuple[str, ...]:
     """Identifier-like tokens of `text` (with a digit, `_`, `/`, `@` or an inner dot), in order.
     Pass results through `normalize_light` first to leave out timestamps and request ids."""
@@ -105,7 +124,7 @@ def _canon(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) or value is None else str(value)
 
 
-@functools.lru_cache(maxsize=512)
+@_cached
 def digest(text: str) -> str:
     """A stable short hash: 'sha256:' and the first 16 hex digits."""
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -32,3 +32,15 @@ def test_a_pause_in_growth_resets() -> None:
     verdicts, stop = feed(_outputs([1000, 1400, 2000, 1900, 2600, 3500, 3000, 4000]),
                           only("growth"))
     assert stop is None
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(800, 2000), min_size=1, max_size=60))
+def test_outputs_of_bounded_size_never_abort(sizes: list[int]) -> None:
+    # within 800..2000 tokens at most three steps in a row can grow by 1.3x
+    _, stop = feed(_outputs(sizes), only("growth"))
+    assert stop is None

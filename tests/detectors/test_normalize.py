@@ -45,3 +45,11 @@ def test_clip_and_digest() -> None:
     assert clip("abcdef", 4) == "ab ef" and clip("abc", 4) == "abc"
     assert digest("x") == digest("x") and digest("x").startswith("sha256:")
     assert len(digest("x")) == len("sha256:") + 16
+
+
+def test_long_texts_are_not_cached() -> None:
+    normalize_light.cache_clear()  # type: ignore[attr-defined]
+    big = "x" * 100_000
+    assert normalize_light(big) == big
+    assert normalize_light("short text") == "short text"
+    assert normalize_light.cache_info().currsize == 1  # type: ignore[attr-defined]

@@ -52,3 +52,20 @@ def test_rates_are_published_for_telemetry() -> None:
         guard.process(event)
     state = guard.get_run("r")
     assert state is not None and state.attributes["loopguard.tokens_per_minute"] == 3_000
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(100, 30_000), st.floats(2.0, 30.0)), min_size=1,
+                max_size=80))
+def test_a_busy_but_steady_agent_never_triggers(calls: list[tuple[int, float]]) -> None:
+    # at most 30k tokens per call, at least 2 s apart: under every default limit and warning
+    ts, events = 1000.0, []
+    for tokens, gap in calls:
+        ts += gap
+        events.append(ModelEnd(run="r", model="unpriced-model", ts=ts, usage=Usage(tokens, 0)))
+    verdicts, stop = feed(events, only("velocity"))
+    assert verdicts == [] and stop is None
