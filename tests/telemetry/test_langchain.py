@@ -147,3 +147,25 @@ def test_annotate_mode_without_other_instrumentation_uses_the_current_span(otel)
     assert span.attributes[sc.LG_RUN_ID] == "r"
     assert span.attributes[sc.LG_RUN_STATUS] == "ok"
     assert request.get_span_context().span_id == span.context.span_id
+
+
+def test_a_failed_run_leaves_no_context_and_records_the_error(otel):
+    require("langchain_aws")
+    from loopguard.testing import Fault, FakeBedrock
+
+    handler = LoopGuardCallbackHandler(agent="researcher", tracer_provider=otel.tracer_provider,
+                                       meter_provider=otel.meter_provider)
+    before = trace.get_current_span()
+    with FakeBedrock([Fault.validation("bad request")]) as fake:
+        with pytest.raises(Exception, match="bad request"):
+            fake.chat_model(MODEL).invoke("hello", config={"callbacks": [handler]})
+    assert trace.get_current_span() is before
+    root = otel.span("invoke_agent researcher")
+    chat = otel.span(f"chat {MODEL}")
+    assert chat.parent.span_id == root.context.span_id
+    assert chat.status.status_code is StatusCode.ERROR
+    assert chat.attributes[sc.ERROR_TYPE] == "ValidationException"
+    assert root.status.status_code is StatusCode.ERROR
+    assert root.attributes[sc.LG_RUN_STATUS] == "error"
+    [point] = otel.points(sc.METRIC_OPERATION_DURATION)
+    assert point.attributes[sc.ERROR_TYPE] == "ValidationException"
