@@ -169,3 +169,31 @@ async def test_async_invoke_and_stream():
     assert "".join(c.text for c in chunks) == "streamed reply"
     assert [r.operation for r in fake.requests] == ["Converse", "ConverseStream"]
     assert len(recorder.of(ModelEnd)) == 2
+
+
+def test_concurrent_agents_share_one_server():
+    """Scenarios key on the conversation's own turn, so parallel agents each get the whole
+    story; one guard keeps their runs apart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from langchain.agents import create_agent
+
+    from loopguard.demo.tools import tools_for
+    from loopguard.testing import SCENARIOS
+
+    scenario = SCENARIOS["healthy"]
+    handler, recorder = guarded()
+    with FakeBedrock(scenario.name) as fake:
+        agent = create_agent(fake.chat_model(), tools_for(scenario.tools))
+
+        def ask(n: int) -> str:
+            result = agent.invoke({"messages": [("user", f"{scenario.task} ({n})")]},
+                                  config={"callbacks": [handler]})
+            return result["messages"][-1].text
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(ask, range(4)))
+    assert all(a.startswith("The ACME X100 costs $249.00") for a in answers)
+    assert len(fake.calls) == 12 and all(c.outcome == "complete" for c in fake.calls)
+    runs = {e.run for e in recorder.of(ModelEnd)}
+    assert len(runs) == 4
