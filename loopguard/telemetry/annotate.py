@@ -155,6 +155,9 @@ class AnnotateBackend:
         target.error = description
         self._resolve(target)
 
+    def records(self, root: _Target) -> bool:
+        return True  # whether their spans record is theirs to know
+
     def end(self, target: _Target, ts: float) -> None:
         # The span is theirs to end; this is the last chance to hand over what is pending.
         if target.attrs or target.events or target.error is not None:

@@ -45,6 +45,9 @@ class OtelBackend:
     def end(self, span: Any, ts: float) -> None:
         span.end(end_time=int(ts * 1e9))
 
+    def records(self, root: Any) -> bool:
+        return root.is_recording()
+
 
 class SpanSink(TreeSink):
     """The guard's OpenTelemetry sink.

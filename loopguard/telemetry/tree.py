@@ -50,6 +50,26 @@ class SpanBackend(Protocol):
 
     def end(self, span: Any, ts: float) -> None: ...
 
+    def records(self, root: Any) -> bool:
+        """False when the run's root span records nothing (no SDK, or not sampled): the tree
+        then skips the run's spans and keeps only its metrics."""
+        ...
+
+
+class _NoSpans:
+    """The backend of a run whose spans record nothing."""
+
+    def start(self, *args: Any) -> None:
+        return None
+
+    def set(self, *args: Any) -> None:
+        pass
+
+    add_event = set_error = end = set
+
+
+_NO_SPANS = _NoSpans()
+
 
 class _Call:
     """An open chat or execute_tool span."""
@@ -68,10 +88,11 @@ class _Call:
 
 
 class _Run:
-    __slots__ = ("root", "calls", "pending", "capture", "failed", "refused")
+    __slots__ = ("root", "spans", "calls", "pending", "capture", "failed", "refused")
 
-    def __init__(self, root: Any, capture: bool) -> None:
+    def __init__(self, root: Any, spans: Any, capture: bool) -> None:
         self.root = root
+        self.spans = spans  # the tree's backend, or _NO_SPANS
         self.calls: dict[str, _Call] = {}
         # A finished call whose span stays open until its verdicts (if any) are in: the guard
         # hands sinks an event, then at once its verdict, then the run's next event.
@@ -116,7 +137,7 @@ class SpanTree:
             call = run.calls.get(event.id or "model") if run is not None else None
             if call is not None and not call.streamed:
                 call.streamed = True
-                self.backend.set(call.span, {sc.RESPONSE_TIME_TO_FIRST_CHUNK:
+                run.spans.set(call.span, {sc.RESPONSE_TIME_TO_FIRST_CHUNK:
                                              max(0.0, event.ts - call.start)})
             return
         run = self._runs.get(event.run)
@@ -137,7 +158,7 @@ class SpanTree:
         elif kind is ModelError:
             self._model_error(state, run, event)  # type: ignore[arg-type]
         elif kind is RunStart and state.name:
-            self.backend.set(run.root, {sc.LG_RUN_NAME: state.name})
+            run.spans.set(run.root, {sc.LG_RUN_NAME: state.name})
 
     def _open(self, state: RunState, event: Event) -> _Run:
         agent = state.agent
@@ -152,7 +173,8 @@ class SpanTree:
             attrs[sc.CONVERSATION_ID] = str(thread)
         name = f"invoke_agent {agent}" if agent else "invoke_agent"
         root = self.backend.start(name, INTERNAL, None, event.ts, attrs, state.run)
-        run = _Run(root, content.capture_enabled(state.policy))
+        spans = self.backend if self.backend.records(root) else _NO_SPANS
+        run = _Run(root, spans, content.capture_enabled(state.policy))
         with self._lock:
             self._runs[event.run] = run
         return run
@@ -163,6 +185,9 @@ class SpanTree:
 
     def _model_start(self, state: RunState, run: _Run, event: ModelStart) -> None:
         provider = sc.provider_name(event.model, event.meta)
+        if run.spans is _NO_SPANS:  # only the metrics need the call
+            run.calls[_key(event, "model")] = _Call(None, event.ts, event.model, provider)
+            return
         attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: event.model}
         if provider:
             attrs[sc.PROVIDER_NAME] = provider
@@ -170,7 +195,7 @@ class SpanTree:
             attrs[sc.REQUEST_MAX_TOKENS] = event.max_tokens
         if run.capture:
             attrs[sc.INPUT_MESSAGES] = content.input_messages(event.messages)
-        span = self.backend.start(f"chat {event.model}", CLIENT, self._parent(run, event),
+        span = run.spans.start(f"chat {event.model}", CLIENT, self._parent(run, event),
                                   event.ts, attrs, event.id)
         run.calls[_key(event, "model")] = _Call(span, event.ts, event.model, provider)
 
@@ -179,11 +204,20 @@ class SpanTree:
         if call is None and _key(event, "model") in run.refused:
             return
         if call is None:  # its start was never seen: a zero-length span still shows the call
-            call = _Call(self.backend.start(f"chat {event.model}", CLIENT,
+            call = _Call(run.spans.start(f"chat {event.model}", CLIENT,
                                             self._parent(run, event), event.ts,
                                             {sc.OPERATION_NAME: sc.OP_CHAT,
                                              sc.REQUEST_MODEL: event.model}, event.id),
                          event.ts, event.model, sc.provider_name(event.model, None))
+        usage = event.usage
+        if run.spans is not _NO_SPANS:
+            self._usage_attributes(state, run, call, event)
+        self._finish(run, call, event)
+        if self.metrics is not None:
+            self.metrics.model_end(state.agent, call.provider, call.model or event.model,
+                                   usage, state.last_call_cost, event.ts - call.start, None)
+
+    def _usage_attributes(self, state: RunState, run: _Run, call: _Call, event: ModelEnd) -> None:
         usage = event.usage
         attrs: dict[str, Any] = {
             sc.USAGE_INPUT_TOKENS: usage.input_tokens,
@@ -200,19 +234,15 @@ class SpanTree:
             _copy_numbers(state.attributes, attrs)
         if run.capture:
             attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)
-        self.backend.set(call.span, attrs)
-        self._finish(run, call, event)
-        if self.metrics is not None:
-            self.metrics.model_end(state.agent, call.provider, call.model or event.model,
-                                   usage, state.last_call_cost, event.ts - call.start, None)
+        run.spans.set(call.span, attrs)
 
     def _model_error(self, state: RunState, run: _Run, event: ModelError) -> None:
         call = run.calls.pop(_key(event, "model"), None)
         if call is None:
             return  # a refused call: already ended when it was refused
         etype = error_type(event.error)
-        self.backend.set(call.span, {sc.ERROR_TYPE: etype})
-        self.backend.set_error(call.span, event.error[:_MAX_DESCRIPTION])
+        run.spans.set(call.span, {sc.ERROR_TYPE: etype})
+        run.spans.set_error(call.span, event.error[:_MAX_DESCRIPTION])
         self._finish(run, call, event)
         if self.metrics is not None:
             self.metrics.model_end(state.agent, call.provider, call.model or event.model,
@@ -223,7 +253,7 @@ class SpanTree:
                                  sc.TOOL_TYPE: "function"}
         if run.capture:
             attrs[sc.TOOL_CALL_ARGUMENTS] = content.attr_value(event.args)
-        span = self.backend.start(f"execute_tool {event.tool}", INTERNAL,
+        span = run.spans.start(f"execute_tool {event.tool}", INTERNAL,
                                   self._parent(run, event), event.ts, attrs, event.id)
         run.calls[_key(event, "tool")] = _Call(span, event.ts, event.tool)
 
@@ -235,12 +265,12 @@ class SpanTree:
         attrs: dict[str, Any] = {}
         if type(event) is ToolError:
             etype = attrs[sc.ERROR_TYPE] = error_type(event.error)
-            self.backend.set_error(call.span, event.error[:_MAX_DESCRIPTION])
+            run.spans.set_error(call.span, event.error[:_MAX_DESCRIPTION])
         elif run.capture:
             attrs[sc.TOOL_CALL_RESULT] = event.output  # type: ignore[union-attr]
         # Set even when empty: it is the call's last moment with its span surely open, which
         # annotate mode needs to hand over what it kept.
-        self.backend.set(call.span, attrs)
+        run.spans.set(call.span, attrs)
         self._finish(run, call, event)
         if self.metrics is not None:
             self.metrics.tool_end(state.agent, event.tool, etype)
@@ -251,7 +281,7 @@ class SpanTree:
 
     def _close_pending(self, run: _Run) -> None:
         call, run.pending = run.pending, None
-        self.backend.end(call.span, call.end_ts)  # type: ignore[union-attr]
+        run.spans.end(call.span, call.end_ts)  # type: ignore[union-attr]
 
     # --- verdicts -----------------------------------------------------------------------------
 
@@ -274,34 +304,34 @@ class SpanTree:
         attrs = verdict_attributes(verdict, run.capture)
         action = verdict.action
         if action is Action.ABORT and verdict.enforced:
-            self.backend.set(run.root, {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector,
+            run.spans.set(run.root, {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector,
                                         sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE})
-            self.backend.set_error(run.root, f"[{verdict.detector}] {verdict.reason}")
+            run.spans.set_error(run.root, f"[{verdict.detector}] {verdict.reason}")
             run.failed = True
-            self.backend.add_event(run.root, sc.EVENT_ABORT, event.ts, attrs)
+            run.spans.add_event(run.root, sc.EVENT_ABORT, event.ts, attrs)
             if call is not None:
                 marks: dict[str, Any] = {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector}
                 if kind is ModelStart or kind is ToolStart:
                     # The call was refused before it went out: no end callback will come.
                     marks[sc.LG_REFUSED] = True
                     marks[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE
-                    self.backend.set(call.span, marks)
-                    self.backend.set_error(call.span, f"refused: [{verdict.detector}] "
+                    run.spans.set(call.span, marks)
+                    run.spans.set_error(call.span, f"refused: [{verdict.detector}] "
                                                       f"{verdict.reason}")
                     run.calls.pop(key, None)  # type: ignore[arg-type]
                     run.refused.add(key)  # type: ignore[arg-type]
-                    self.backend.end(call.span, event.ts)
+                    run.spans.end(call.span, event.ts)
                     call = None
                 else:
-                    self.backend.set(call.span, marks)
+                    run.spans.set(call.span, marks)
         elif action is Action.ABORT:
-            self.backend.set(run.root, {sc.LG_VERDICT: "shadow_abort"})
-            self.backend.add_event(run.root, sc.EVENT_SHADOW_ABORT, event.ts, attrs)
+            run.spans.set(run.root, {sc.LG_VERDICT: "shadow_abort"})
+            run.spans.add_event(run.root, sc.EVENT_SHADOW_ABORT, event.ts, attrs)
             if call is not None:
-                self.backend.set(call.span, {sc.LG_VERDICT: "shadow_abort",
+                run.spans.set(call.span, {sc.LG_VERDICT: "shadow_abort",
                                              sc.LG_DETECTOR: verdict.detector})
         else:
-            self.backend.add_event(target, sc.EVENT_WARNING, event.ts, attrs)
+            run.spans.add_event(target, sc.EVENT_WARNING, event.ts, attrs)
         if call is not None and call is run.pending:
             self._close_pending(run)
         if self.metrics is not None:
@@ -319,10 +349,10 @@ class SpanTree:
         status = event.status
         aborted = status == "aborted"
         for call in run.calls.values():  # calls the run ended before they finished
-            self.backend.set(call.span, {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted
+            run.spans.set(call.span, {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted
                                          else sc.ERROR_TYPE_OTHER})
-            self.backend.set_error(call.span, f"the run ended ({status}) before this call did")
-            self.backend.end(call.span, event.ts)
+            run.spans.set_error(call.span, f"the run ended ({status}) before this call did")
+            run.spans.end(call.span, event.ts)
         run.calls.clear()
         usage = state.usage
         attrs: dict[str, Any] = {
@@ -334,10 +364,10 @@ class SpanTree:
             _copy_numbers(state.attributes, attrs)
         if status != "ok" and not run.failed:
             attrs[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE if aborted else sc.ERROR_TYPE_OTHER
-            self.backend.set_error(run.root, "the run was stopped by loopguard" if aborted
+            run.spans.set_error(run.root, "the run was stopped by loopguard" if aborted
                                    else "the run failed")
-        self.backend.set(run.root, attrs)
-        self.backend.end(run.root, event.ts)
+        run.spans.set(run.root, attrs)
+        run.spans.end(run.root, event.ts)
 
 
 class TreeSink:

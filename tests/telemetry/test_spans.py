@@ -361,3 +361,28 @@ def test_provider_name_inference():
 def test_bad_mode_is_refused():
     with pytest.raises(ValueError, match="annotate"):
         SpanSink(mode="span")
+
+
+def test_unsampled_runs_make_no_spans_but_keep_metrics(otel, script):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    unsampled = TracerProvider(sampler=ALWAYS_OFF)
+    unsampled.add_span_processor(otel.tracer_provider._active_span_processor)
+    sink = SpanSink(tracer_provider=unsampled, meter_provider=otel.meter_provider)
+    guard = Guard(Policy(max_model_calls=1), sinks=[sink])
+    s = script
+    m1, m2, t = s.new_id(), s.new_id(), s.new_id()
+    feed(guard, [s.run_start(), s.model_start(m1), s.model_end(m1), s.tool_start(t),
+                 s.tool_end(t), s.model_start(m2), s.run_end("aborted")])
+    assert otel.spans() == []
+    assert guard.internal_errors == 0 and sink.tree.open_runs == 0
+    assert sum(p.value for p in otel.points(sc.METRIC_MODEL_CALLS)) == 1
+    assert sum(p.value for p in otel.points(sc.METRIC_ABORTS)) == 1
+
+
+def test_without_an_sdk_everything_is_a_no_op(script):
+    sink = SpanSink()  # the global providers: no-op unless something installed an SDK
+    guard = Guard(Policy(), sinks=[sink])
+    feed(guard, script.model_calls(2))
+    assert guard.internal_errors == 0 and sink.tree.open_runs == 0
