@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runaway = [n for n, s in SCENARIOS.items() if s.runaway]
     listing = "; ".join(f"{n}: {SCENARIOS[n].summary}" for n in runaway)
     parser = subparsers.add_parser(
-        "demo", help="watch loopguard stop a runaway agent (offline, about 10 seconds)",
+        "demo", help="watch loopguard stop a runaway agent (offline, a few seconds)",
         description="Runs a create_agent agent with langchain-aws ChatBedrockConverse against "
                     "a local fake Bedrock server, under loopguard's default policy. No AWS "
                     "account or network needed.")
