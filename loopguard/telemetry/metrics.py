@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +58,27 @@ class _Sums:
             yield Observation(value, dict(key))
 
 
+_SHARED: weakref.WeakKeyDictionary[Any, Metrics] = weakref.WeakKeyDictionary()
+_GLOBAL: list[Metrics] = []
+_SHARED_LOCK = threading.Lock()
+
+
+def metrics_for(meter_provider: Any = None) -> Metrics:
+    """The one `Metrics` of a meter provider (None: the global one). Shared because the SDK
+    keeps the first observable counter of a name and drops the callbacks of any later one."""
+    with _SHARED_LOCK:
+        if meter_provider is None:
+            if not _GLOBAL:
+                _GLOBAL.append(Metrics(None))
+            return _GLOBAL[0]
+        found = _SHARED.get(meter_provider)
+        if found is None:
+            found = _SHARED[meter_provider] = Metrics(meter_provider)
+        return found
+
+
 class Metrics:
-    """The instruments, created once per meter provider (default: the global one)."""
+    """The instruments of one meter provider (default: the global one); use `metrics_for`."""
 
     def __init__(self, meter_provider: Any = None) -> None:
         from loopguard import __version__

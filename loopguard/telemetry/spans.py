@@ -12,7 +12,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from loopguard.telemetry.metrics import Metrics
+from loopguard.telemetry.metrics import metrics_for
 from loopguard.telemetry.tree import CLIENT, SpanTree, TreeSink
 
 MODES = ("spans", "annotate")
@@ -78,4 +78,4 @@ class SpanSink(TreeSink):
             from loopguard.telemetry.annotate import AnnotateBackend
 
             backend = AnnotateBackend(span_lookup)
-        super().__init__(SpanTree(backend, Metrics(meter_provider) if metrics else None))
+        super().__init__(SpanTree(backend, metrics_for(meter_provider) if metrics else None))

@@ -65,3 +65,12 @@ def test_shadow_aborts_are_counted_as_not_enforced(otel, script):
     run(otel, script, Policy(mode="shadow", max_model_calls=3))
     [aborts] = otel.points(sc.METRIC_ABORTS)
     assert aborts.attributes[sc.LG_ENFORCED] is False
+
+
+def test_many_handlers_on_one_provider_all_count(otel, script):
+    # The SDK keeps the first observable counter of a name: the sinks must share it.
+    for i in range(3):
+        sink = SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+        s = type(script)(run=f"0192f0c4-1111-7000-8000-00000000009{i}")
+        feed(Guard(Policy(), sinks=[sink]), s.model_calls(2))
+    assert sum(p.value for p in otel.points(sc.METRIC_MODEL_CALLS)) == 6
