@@ -164,7 +164,8 @@ def write(path: str | os.PathLike[str], traces: list[list[SpanRecord]],
 
 class JaegerFileSink(TreeSink):
     """A guard sink that keeps the last `max_traces` runs' spans and rewrites `path` as Jaeger
-    JSON at the end of every run (and on `close()`)."""
+    JSON at the end of every run (and on `close()`). For development and offline runs: the
+    rewrite happens in the run's own thread; in production, export over OTLP."""
 
     def __init__(self, path: str | os.PathLike[str], *, service_name: str = "loopguard",
                  max_traces: int = 1000) -> None:
