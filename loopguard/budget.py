@@ -118,7 +118,9 @@ class BudgetCheck:
         kind = type(event)
         if kind is ModelStart:
             return self._start(state, slot, event)  # type: ignore[arg-type]
-        if kind is ModelEnd:
+        if kind is ModelEnd or kind is ModelError and event.usage is not None:  # type: ignore[attr-defined]
+            # A call that failed after it was billed (a stream cut mid-answer) is settled to
+            # its estimated usage, like a finished one; other failures release the hold.
             self._end(state, slot, event)  # type: ignore[arg-type]
         elif kind is ModelError:
             held = self._pop(slot, event.id)
@@ -233,11 +235,11 @@ class BudgetCheck:
 
     # --- model end: settle to the real cost -----------------------------------------------
 
-    def _end(self, state: RunState, slot: _Slot, event: ModelEnd) -> None:
+    def _end(self, state: RunState, slot: _Slot, event: ModelEnd | ModelError) -> None:
         policy = state.policy
         held = self._pop(slot, event.id)
         usd = state.last_call_cost or 0.0  # the guard priced this call before detectors ran
-        tokens = event.usage.total_tokens
+        tokens = event.usage.total_tokens if event.usage is not None else 0
         if held is not None and held.specs:
             specs, keys = held.specs, [c.key for c in held.claims]
         elif policy.budgets:  # no reservation (shadow mode, replay without starts): spend anyway

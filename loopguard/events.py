@@ -146,9 +146,15 @@ class ModelError(Event):
     type: ClassVar[str] = "model_error"
     model: str
     error: str
+    usage: Usage | None = None
+    """Estimated usage when the call was billed before it failed (a stream cut mid-answer):
+    the provider never reported it, but the tokens streamed so far were paid for."""
 
     def _payload(self) -> dict[str, Any]:
-        return {"model": self.model, "error": self.error}
+        d: dict[str, Any] = {"model": self.model, "error": self.error}
+        if self.usage is not None:
+            d["usage"] = self.usage.to_dict()
+        return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -309,7 +315,8 @@ def from_dict(d: Any) -> Event:
                         usage=_usage(d.get("usage")))
     if cls is ModelError:
         return ModelError(**common, model=_need(d, "model", str, "a string"),
-                          error=_opt(d, "error", str, "a string", ""))
+                          error=_opt(d, "error", str, "a string", ""),
+                          usage=_usage(d["usage"]) if d.get("usage") is not None else None)
     if cls is Token:
         return Token(**common, text=_need(d, "text", str, "a string"))
     if cls is ToolStart:

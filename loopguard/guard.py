@@ -229,25 +229,27 @@ class Guard:
             state.meta.update(event.meta)
         if kind is ModelStart:
             state.model_calls += 1
-        elif kind is ModelEnd:
-            state.usage.add(event.usage)  # type: ignore[attr-defined]
-            if self._pricer is not None:
-                try:
-                    cost = self._pricer(state.policy, event.model, event.usage)  # type: ignore[attr-defined]
-                except Exception:  # noqa: BLE001
-                    self._internal_error("pricing", state)
-                    cost = None
-                state.last_call_cost = cost
-                if cost:
-                    state.cost_usd += cost
-                elif cost is None:  # no price: the pricer warned once; the run says so too
-                    state.attributes["loopguard.unpriced_model"] = event.model  # type: ignore[attr-defined]
+        elif kind is ModelEnd or kind is ModelError and event.usage is not None:  # type: ignore[attr-defined]
+            self._charge(state, event.model, event.usage)  # type: ignore[attr-defined]
         elif kind is RunStart:
             state.name = event.name  # type: ignore[attr-defined]
         elif kind is ToolStart:
             state.tool_calls += 1
             tool = event.tool  # type: ignore[attr-defined]
             state.tool_counts[tool] = state.tool_counts.get(tool, 0) + 1
+
+    def _charge(self, state: RunState, model: str, usage: Usage) -> None:
+        state.usage.add(usage)
+        try:
+            cost = self._pricer(state.policy, model, usage)
+        except Exception:  # noqa: BLE001
+            self._internal_error("pricing", state)
+            cost = None
+        state.last_call_cost = cost
+        if cost:
+            state.cost_usd += cost
+        elif cost is None:  # no price: the pricer warned once; the run says so too
+            state.attributes["loopguard.unpriced_model"] = model
 
     def _notify(self, state: RunState, event: Event, verdict: Verdict | None) -> None:
         for sink in self.sinks:

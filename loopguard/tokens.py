@@ -18,7 +18,11 @@ MESSAGE_OVERHEAD = 4
 
 
 def estimate_text_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+    return tokens_for_chars(len(text))
+
+
+def tokens_for_chars(chars: int) -> int:
+    return math.ceil(chars / CHARS_PER_TOKEN)
 
 
 def estimate_input_tokens(messages: Iterable[Message]) -> int:

@@ -19,13 +19,14 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from loopguard.events import (
     Event, Message, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolEnd, ToolError,
-    ToolStart,
+    ToolStart, Usage,
 )
 from loopguard.guard import Guard
 from loopguard.integrations._convert import (
     labels_of, max_tokens_of, messages_of, model_id, text_of, tool_calls_of, usage_of,
 )
 from loopguard.policy import Policy, PolicySet
+from loopguard.tokens import estimate_input_tokens, tokens_for_chars
 from loopguard.verdict import LoopGuardAbort
 
 logger = logging.getLogger("loopguard")
@@ -36,7 +37,7 @@ _MAX_TRACKED = 200_000  # LangChain runs whose end never arrives are forgotten p
 class _Node:
     """What the handler remembers of one live LangChain run."""
 
-    __slots__ = ("root", "anchor", "agent", "is_root", "label")
+    __slots__ = ("root", "anchor", "agent", "is_root", "label", "messages", "streamed")
 
     def __init__(self, root: str, anchor: str, agent: str | None, is_root: bool,
                  label: str | None = None) -> None:
@@ -45,6 +46,8 @@ class _Node:
         self.agent = agent
         self.is_root = is_root
         self.label = label  # the model id of a model run, the tool name of a tool run
+        self.messages: list[Message] | None = None  # a model run's prompt, for estimates
+        self.streamed = 0  # characters a model run has streamed so far
 
 
 class LoopGuardCallbackHandler(BaseCallbackHandler):
@@ -189,6 +192,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                                parent=node.anchor, model=model, messages=messages(),
                                max_tokens=max_tokens_of(metadata, params),
                                meta=labels_of(metadata))
+            node.messages = event.messages
         except Exception:  # noqa: BLE001
             logger.exception("loopguard: internal error in the callback handler (fail open)")
             return
@@ -202,6 +206,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             token = text_of(token)
             if not token:
                 return
+        node.streamed += len(token)
         self._send(Token(run=node.root, agent=node.agent, id=str(run_id), text=token))
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -230,9 +235,15 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         node = self._nodes.pop(run_id, None)
         if node is None:
             return
+        # A stream cut mid-answer (by loopguard or the network) was billed for its prompt and
+        # for what it streamed, though the provider never reported usage: estimate it.
+        usage = None
+        if node.streamed:
+            usage = Usage(estimate_input_tokens(node.messages or ()),
+                          tokens_for_chars(node.streamed))
         self._send(ModelError(run=node.root, agent=node.agent, id=str(run_id),
                               parent=node.anchor, model=node.label or "unknown",
-                              error=f"{type(error).__name__}: {error}"))
+                              error=f"{type(error).__name__}: {error}", usage=usage))
         if node.is_root:
             self._send(RunEnd(run=node.root, agent=node.agent, id=node.root,
                               status="aborted" if isinstance(error, LoopGuardAbort) else "error"))

@@ -36,6 +36,7 @@ class Collect:
 
     def on_run_end(self, state: RunState, event: Any) -> None:
         self.ended.append((state.run, event.status))
+        self.last_cost = state.cost_usd
 
 
 def guarded(policy: Policy | None = None) -> tuple[LoopGuardCallbackHandler, Collect]:
@@ -265,3 +266,30 @@ def test_cache_writes_reported_per_ttl_are_counted_as_writes() -> None:
     end = next(e for e in sink.events if isinstance(e, ModelEnd))
     assert (end.usage.input_tokens, end.usage.cache_read_tokens,
             end.usage.cache_write_tokens) == (1200, 100, 1000)
+
+
+def test_a_stream_cut_mid_answer_is_charged_its_estimated_usage() -> None:
+    # The provider never reports usage for a stream loopguard cut off, but the prompt and the
+    # streamed part were billed: the guard counts an estimate (docs: loopguard/tokens.py).
+    from loopguard.events import ModelError
+    from loopguard.tokens import estimate_input_tokens, tokens_for_chars
+    from loopguard.integrations._convert import messages_of
+    from langchain_core.messages import HumanMessage
+
+    words = " ".join(["la"] * 10 + ["STOP"] + ["la"] * 50)
+    model = ScriptedChatModel(replies=[AIMessage(words)],
+                              model="anthropic.claude-3-5-haiku-20241022-v1:0")
+    sink = Collect()
+    guard = Guard(Policy(), detectors=[StopOnToken("STOP")], sinks=[sink])
+    prompt = [HumanMessage("sing me a song " * 20)]
+    with pytest.raises(LoopGuardAbort):
+        for _ in model.stream(prompt, config={"callbacks": [LoopGuardCallbackHandler(guard)]}):
+            pass
+    error = next(e for e in sink.events if isinstance(e, ModelError))
+    streamed = len("la" + " la" * 9 + " STOP")
+    assert error.usage is not None
+    assert error.usage.output_tokens == tokens_for_chars(streamed)
+    assert error.usage.input_tokens == estimate_input_tokens(messages_of(prompt))
+    # charged at the model's prices: $0.80 / $4 per million tokens
+    expected = error.usage.input_tokens * 0.8e-6 + error.usage.output_tokens * 4e-6
+    assert sink.ended and abs(sink.last_cost - expected) < 1e-9
