@@ -120,40 +120,44 @@ def _forget_texts() -> None:
         cached.cache_clear()
 
 
-def _time_per_event(events: Sequence[Event], policy: Policy, repeat: int) -> float:
-    """Best time per event over `repeat` passes of one whole run (it ends with run_end, which
-    frees its state, so each pass starts a fresh run); one-time set-up is warmed up first."""
-    guard = Guard(policy)
-    for event in events:
-        guard.process(event)
-    # The recorded run itself (a 2,000-step run holds millions of message references) is not
-    # the guard's memory: keep the collector from re-scanning it, as it would bill that scan
-    # to whichever code happens to allocate.
-    gc.collect()
-    gc.freeze()
-    best = math.inf
-    for _ in range(repeat):
+def _pass(guard: Guard, events: Sequence[Event], times: int) -> float:
+    """Seconds per event of `times` passes of one whole run through `guard` (the run ends with
+    run_end, which frees its state, so each pass starts a fresh run)."""
+    started = time.perf_counter()
+    for _ in range(times):
         _forget_texts()
-        started = time.perf_counter()
         for event in events:
             guard.process(event)
-        best = min(best, time.perf_counter() - started)
-    gc.unfreeze()
-    return best / len(events)
+    return (time.perf_counter() - started) / (times * len(events))
 
 
 def cost_table(quick: bool) -> list[str]:
+    """Guard time per event with and without the runaway detectors, for a 20-step and a
+    2,000-step run. The four configurations are timed in turns, round after round, and each
+    keeps its best round, so all of them see the same machine."""
     unlimited = dict(max_model_calls=None, max_tool_calls=None)
     with_detectors = Policy(**unlimited)
     without = Policy(**unlimited, **{name: {"enabled": False} for name in RUNAWAY_DETECTORS})
+    runs = {steps: long_run(steps) for steps in (20, 2000)}
+    passes = {20: 50, 2000: 1}  # about the same number of events per round
+    guards = {(steps, on): Guard(with_detectors if on else without)
+              for steps in runs for on in (False, True)}
+    for (steps, _), guard in guards.items():
+        _pass(guard, runs[steps], 1)  # warm up: detectors built, code paths taken
+    # The recorded runs themselves (a 2,000-step run holds millions of message references)
+    # are not the guard's memory: keep the collector from re-scanning them on every pass.
+    gc.collect()
+    gc.freeze()
+    best = {key: math.inf for key in guards}
+    for _ in range(3 if quick else 12):
+        for key, guard in guards.items():
+            best[key] = min(best[key], _pass(guard, runs[key[0]], passes[key[0]]))
+    gc.unfreeze()
     lines = [f"{'run':>12} {'events':>7} | {'guard, detectors off':>21} | {'guard, default':>15} "
              f"| {'detectors per event':>19} | {'per model call':>14}"]
-    for steps in (20, 2000):
-        events = long_run(steps)
+    for steps, events in runs.items():
         calls = sum(1 for e in events if type(e) is ModelStart)
-        repeat = 3 if quick else (200 if steps == 20 else 5)
-        base = _time_per_event(events, without, repeat)
-        full = _time_per_event(events, with_detectors, repeat)
+        base, full = best[(steps, False)], best[(steps, True)]
         extra = full - base
         lines.append(f"{steps:>6} steps {len(events):>7} | {base * 1e6:>18.1f} us | "
                      f"{full * 1e6:>12.1f} us | {extra * 1e6:>16.1f} us | "

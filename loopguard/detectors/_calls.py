@@ -1,37 +1,66 @@
-"""Pairing tool results with the call that produced them (a result event has no arguments)."""
+"""Tool calls as the tool detectors see them: each result paired with the call that produced it.
+
+A result event carries no arguments, so the call's canonical arguments are remembered from its
+start. Several detectors look at the same call; the work is done once per event and shared
+through one slot of the run (`tool_repeat`, `cycle` and any detector that needs it).
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
-from loopguard.events import ToolEnd, ToolError, ToolStart
-from loopguard.normalize import canonical_args
+from loopguard.events import Event, ToolEnd, ToolError, ToolStart
+from loopguard.normalize import canonical_args, digest, normalize, normalize_light
+from loopguard.state import RunState
 
+_SLOT = "_tool_calls"
 _MAX_PENDING = 32
 
 
-class PendingCalls:
-    """Started tool calls not yet finished, keyed by the event id (else by tool name)."""
+class Finished(NamedTuple):
+    tool: str
+    args: str  # canonical arguments ("" when the start was never seen)
+    step: int  # the model call that asked for it
+    outcome: str  # a hash of the result (noise masked), or "error:" and a hash of the error
 
-    __slots__ = ("_pending",)
+
+class _Tracker:
+    __slots__ = ("pending", "started", "finished", "result")
 
     def __init__(self) -> None:
-        self._pending: OrderedDict[Any, tuple[str, int]] = OrderedDict()
+        self.pending: OrderedDict[Any, tuple[str, int]] = OrderedDict()
+        self.started: Event | None = None  # the last start recorded (events are seen by
+        self.finished: Event | None = None  # several detectors; do the work once)
+        self.result: Finished | None = None
 
-    def start(self, event: ToolStart, step: int) -> str:
-        """Remember the call; returns its canonical arguments."""
-        args = canonical_args(event.args)
-        key = event.id or event.tool
-        self._pending.pop(key, None)
-        self._pending[key] = (args, step)
-        if len(self._pending) > _MAX_PENDING:
-            self._pending.popitem(last=False)
-        return args
 
-    def finish(self, event: ToolEnd | ToolError, step: int) -> tuple[str, int]:
-        """Canonical arguments and model step of the call `event` ends ("" if never seen)."""
-        found = self._pending.pop(event.id or event.tool, None)
-        if found is None and event.id is not None:
-            found = self._pending.pop(event.tool, None)
-        return found if found is not None else ("", step)
+def started(state: RunState, event: ToolStart) -> None:
+    """Remember a call's canonical arguments until its result comes."""
+    tracker: _Tracker = state.slot(_SLOT, _Tracker)
+    if tracker.started is event:
+        return
+    tracker.started = event
+    key = event.id or event.tool
+    pending = tracker.pending
+    pending.pop(key, None)
+    pending[key] = (canonical_args(event.args), state.model_calls)
+    if len(pending) > _MAX_PENDING:
+        pending.popitem(last=False)
+
+
+def finished(state: RunState, event: ToolEnd | ToolError) -> Finished:
+    """The call `event` ends, with its outcome."""
+    tracker: _Tracker = state.slot(_SLOT, _Tracker)
+    if tracker.finished is event and tracker.result is not None:
+        return tracker.result
+    found = tracker.pending.pop(event.id or event.tool, None)
+    if found is None and event.id is not None:
+        found = tracker.pending.pop(event.tool, None)
+    args, step = found if found is not None else ("", state.model_calls)
+    if type(event) is ToolEnd:
+        outcome = digest(normalize_light(event.output))
+    else:
+        outcome = "error:" + digest(normalize(event.error))  # type: ignore[union-attr]
+    tracker.finished, tracker.result = event, Finished(event.tool, args, step, outcome)
+    return tracker.result

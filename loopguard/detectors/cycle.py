@@ -17,10 +17,10 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from loopguard.detectors._calls import PendingCalls
+from loopguard.detectors._calls import finished, started
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, ToolEnd, ToolError, ToolStart
-from loopguard.normalize import digest, identifiers, normalize, normalize_light, similar
+from loopguard.normalize import identifiers, similar
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
 
@@ -53,10 +53,9 @@ class _Call:
 
 
 class _Slot:
-    __slots__ = ("calls", "history", "runs", "starts", "emitted")
+    __slots__ = ("history", "runs", "starts", "emitted")
 
     def __init__(self, max_period: int) -> None:
-        self.calls = PendingCalls()
         self.history: deque[_Call] = deque(maxlen=max_period + 1)
         self.runs = [0] * (max_period + 1)  # runs[p]: calls in a row matching the one p before
         self.starts = [0] * (max_period + 1)  # starts[p]: model call where that run's cycle began
@@ -74,12 +73,10 @@ class Cycle:
         cfg = self.config
         slot: _Slot = state.slot(self.name, lambda: _Slot(cfg.max_period))
         if type(event) is ToolStart:
-            slot.calls.start(event, state.model_calls)  # type: ignore[arg-type]
+            started(state, event)  # type: ignore[arg-type]
             return None
-        args, step = slot.calls.finish(event, state.model_calls)  # type: ignore[arg-type]
-        outcome = (digest(normalize_light(event.output)) if type(event) is ToolEnd  # type: ignore[attr-defined]
-                   else "error:" + digest(normalize(event.error)))  # type: ignore[attr-defined]
-        call = _Call(event.tool, args, identifiers(args), outcome, step)  # type: ignore[attr-defined]
+        tool, args, step, outcome = finished(state, event)  # type: ignore[arg-type]
+        call = _Call(tool, args, identifiers(args), outcome, step)
         history, runs = slot.history, slot.runs
         history.append(call)
         n = len(history)

@@ -20,10 +20,9 @@ from typing import ClassVar
 
 from pydantic import PositiveInt, model_validator
 
-from loopguard.detectors._calls import PendingCalls
+from loopguard.detectors._calls import finished, started
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, ToolEnd, ToolError, ToolStart
-from loopguard.normalize import digest, normalize, normalize_light
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict, abort, warn
 
@@ -59,11 +58,10 @@ class _Record:
 
 
 class _Slot:
-    __slots__ = ("calls", "records", "emitted", "last")
+    __slots__ = ("records", "emitted", "last")
 
     def __init__(self) -> None:
         self.last: tuple[str, str] | None = None  # the previous finished call
-        self.calls = PendingCalls()
         self.records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
         self.emitted: dict[object, Action] = {}
 
@@ -78,13 +76,9 @@ class ToolRepeat:
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
         slot: _Slot = state.slot(self.name, _Slot)
         if type(event) is ToolStart:
-            slot.calls.start(event, state.model_calls)  # type: ignore[arg-type]
+            started(state, event)  # type: ignore[arg-type]
             return None
-        args, step = slot.calls.finish(event, state.model_calls)  # type: ignore[arg-type]
-        if type(event) is ToolEnd:
-            outcome = digest(normalize_light(event.output))
-        else:
-            outcome = "error:" + digest(normalize(event.error))  # type: ignore[attr-defined]
+        _, args, step, outcome = finished(state, event)  # type: ignore[arg-type]
         key = (event.tool, args)  # type: ignore[attr-defined]
         consecutive, slot.last = slot.last == key, key
         record = slot.records.get(key)
