@@ -17,14 +17,18 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from loopguard.cli._recordings import line_errors, load_policies
 from loopguard.replay import LineError, Replayer, RunResult, read_events, total_bytes
 
 
 class _Strict(Exception):
     pass
+
+
+def _stop() -> None:
+    raise _Strict
 
 
 def register(subparsers: Any) -> None:
@@ -44,25 +48,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from loopguard.config import ConfigError
-    from loopguard.policy import PolicySet
-
-    missing = [f for f in args.files if not Path(f).is_file()]
-    if missing:
-        print(f"loopguard replay: no such file: {', '.join(missing)}", file=sys.stderr)
+    policies = load_policies(args, "replay")
+    if policies is None:
         return 2
-    try:
-        policies = PolicySet.load(args.policy)
-    except ConfigError as exc:
-        print(f"loopguard replay: {exc}", file=sys.stderr)
-        return 2
-    errors: list[LineError] = []
-
-    def on_error(error: LineError) -> None:
-        errors.append(error)
-        print(str(error), file=sys.stderr)
-        if args.strict:
-            raise _Strict
+    errors, on_error = line_errors(_stop if args.strict else None)
 
     # The verdicts are the output; the guard's own log of them would bury it (and the bar).
     log = logging.getLogger("loopguard")
