@@ -58,18 +58,20 @@ def write_summary(result: DemoResult, out: TextIO) -> None:
             shown = ", ".join(f"{k}={_short(v)}" for k, v in evidence.items())
             p(f"  evidence: {shown}")
     u = _usage(view)
+    cost = final["cost_usd"] if "cost_usd" in final and view.cost_usd is not None else view.cost_usd
     p(f"  spent: {_n(final.get('model_calls', len(view.calls)), 'model call')}, "
       f"{_n(final.get('tool_calls', view.tool_calls), 'tool call')}, {u.total_tokens:,} tokens "
       f"(input {u.input_tokens:,}, of which cache read {u.cache_read_tokens:,} and cache write "
       f"{u.cache_write_tokens:,}; output {u.output_tokens:,}), "
-      f"{fmt_usd(view.cost_usd)} at {result.model} prices, in {result.seconds:.1f} s")
+      f"{fmt_usd(cost)} at {result.model} prices, in {result.seconds:.1f} s")
     cut = result.cut_stream
     if cut is not None:
         p(f"  the aborted answer: loopguard closed the stream after {view.streamed_chars:,} "
           f"characters; the server saw the client hang up after {cut.events_sent} of "
           f"{cut.events_total} events, so the rest of that answer (it was to be "
           f"{cut.usage.get('outputTokens', 0):,} output tokens) was never sent. A call cut "
-          f"mid-stream reports no usage, so it is not in the counts above.")
+          f"mid-stream reports no usage; loopguard counts an estimate of its prompt and of what "
+          f"it streamed, included above.")
     if verdict is not None and view.calls:
         _projections(result, out)
     elif verdict is not None:
@@ -126,6 +128,12 @@ def _cost(proj: Projection) -> str:
 
 
 def _usage(view) -> Usage:
+    """What the guard counted for the run (estimates for a stream cut mid-answer included),
+    else the sum of the finished calls."""
+    final = view.final
+    if "input_tokens" in final:
+        return Usage(final["input_tokens"], final["output_tokens"], final["cache_read_tokens"],
+                     final["cache_write_tokens"])
     total = Usage()
     for call in view.calls:
         total.add(call.usage)
