@@ -98,3 +98,44 @@ def test_several_recordings_and_a_bad_policy(tmp_path, capsys):
 def test_missing_file(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_export_of_a_recording_equals_the_live_trace(tmp_path, capsys):
+    """The flight recorder's file, exported, gives the trace the live run wrote."""
+    from tests.conftest import require
+
+    require("langchain.agents")
+    require("langchain_aws")
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+
+    from loopguard import LoopGuardAbort, LoopGuardCallbackHandler, Policy
+    from loopguard.telemetry.jaeger import JaegerFileSink
+    from loopguard.testing import FakeBedrock, Reply
+
+    @tool
+    def web_search(query: str) -> str:
+        """Search the web."""
+        return f"results for {query}"
+
+    recording, live, exported = (tmp_path / n for n in ("run.jsonl", "live.json", "out.json"))
+    handler = LoopGuardCallbackHandler(policy=Policy(max_tool_calls=2), agent="researcher",
+                                       record_to=recording, telemetry=False)
+    handler.guard.sinks.append(JaegerFileSink(live))
+    script = [Reply.calling("web_search", f"Searching {i}.", query=f"topic {i}")
+              for i in range(5)]
+    with FakeBedrock(script) as fake:
+        agent = create_agent(fake.chat_model("anthropic.claude-3-5-haiku-20241022-v1:0",
+                                             streaming=True), [web_search])
+        try:
+            agent.invoke({"messages": [("user", "research")]}, config={"callbacks": [handler]})
+        except LoopGuardAbort:
+            pass
+    for sink in handler.guard.sinks:
+        getattr(sink, "close", lambda: None)()
+    policy = tmp_path / "policy.toml"
+    policy.write_text("max_tool_calls = 2\n")
+    assert main(["export", str(recording), "--policy", str(policy), "-o", str(exported)]) == 0
+    live_doc, exported_doc = json.loads(live.read_text()), json.loads(exported.read_text())
+    assert len(validate_jaeger(live_doc)) == 7
+    assert exported_doc == live_doc
