@@ -34,6 +34,26 @@ logger = logging.getLogger("loopguard")
 _MAX_TRACKED = 200_000  # LangChain runs whose end never arrives are forgotten past this
 
 
+class _FailOpen:
+    """Swallows (and logs) anything but the deliberate abort: the adapter's own bugs must
+    never break the agent it guards."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if kind is None or issubclass(kind, LoopGuardAbort):
+            return False
+        logger.error("loopguard: internal error in the callback handler (fail open)",
+                     exc_info=(kind, exc, tb))
+        return True
+
+
+_fail_open = _FailOpen()
+
+
 class _Node:
     """What the handler remembers of one live LangChain run."""
 
@@ -128,6 +148,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         return name
 
     def _send(self, event: Event, refused: UUID | None = None) -> None:
+        """Hand `event` to the guard (which fails open on its own bugs)."""
         try:
             self.guard.process(event)
         except LoopGuardAbort:
@@ -135,35 +156,29 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 # A refused start gets no end or error callback: forget the run now.
                 self._nodes.pop(refused, None)
             raise
-        except Exception:  # noqa: BLE001 - the guard's own bugs must not break the agent
-            logger.exception("loopguard: internal error in the callback handler (fail open)")
 
     # --- chains (only the root matters) -------------------------------------------------------
 
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
                        parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                        **kwargs: Any) -> None:
-        try:
-            node = self._enter(run_id, parent_run_id, _name(serialized, kwargs), metadata)
-            if not node.is_root:
-                return
-            event: Event = RunStart(run=node.root, agent=node.agent, id=node.root,
-                                    name=_name(serialized, kwargs), meta=labels_of(metadata))
-        except Exception:  # noqa: BLE001
-            logger.exception("loopguard: internal error in the callback handler (fail open)")
-            return
-        self._send(event)
+        with _fail_open:
+            name = _name(serialized, kwargs)
+            node = self._enter(run_id, parent_run_id, name, metadata)
+            if node.is_root:
+                self._send(RunStart(run=node.root, agent=node.agent, id=node.root, name=name,
+                                    meta=labels_of(metadata)))
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._leave(run_id, "ok")
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._leave(run_id, "aborted" if isinstance(error, LoopGuardAbort) else "error")
+        self._leave(run_id, _failed(error))
 
     def _leave(self, run_id: UUID, status: str) -> None:
         node = self._nodes.pop(run_id, None)
-        if node is not None and node.is_root:
-            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status=status))
+        if node is not None:
+            self._end_if_root(node, status)
 
     # --- models -----------------------------------------------------------------------------
 
@@ -183,53 +198,44 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
     def _model_start(self, serialized: dict[str, Any] | None, messages: Any, run_id: UUID,
                      parent_run_id: UUID | None, metadata: dict[str, Any] | None,
                      kwargs: dict[str, Any]) -> None:
-        try:
+        with _fail_open:
             params = kwargs.get("invocation_params")
-            model = model_id(metadata, params, _name(serialized, kwargs))
-            node = self._enter(run_id, parent_run_id, _name(serialized, kwargs), metadata,
-                               label=model)
-            event = ModelStart(run=node.root, agent=node.agent, id=str(run_id),
-                               parent=node.anchor, model=model, messages=messages(),
-                               max_tokens=max_tokens_of(metadata, params),
-                               meta=labels_of(metadata))
-            node.messages = event.messages
-        except Exception:  # noqa: BLE001
-            logger.exception("loopguard: internal error in the callback handler (fail open)")
-            return
-        self._send(event, refused=run_id)
+            name = _name(serialized, kwargs)
+            model = model_id(metadata, params, name)
+            node = self._enter(run_id, parent_run_id, name, metadata, label=model)
+            node.messages = messages()
+            self._send(ModelStart(run=node.root, agent=node.agent, id=str(run_id),
+                                  parent=node.anchor, model=model, messages=node.messages,
+                                  max_tokens=max_tokens_of(metadata, params),
+                                  meta=labels_of(metadata)), refused=run_id)
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.get(run_id)
         if node is None or not token:
             return
-        if type(token) is not str:  # ChatBedrockConverse streams content blocks, not strings
-            token = text_of(token)
-            if not token:
-                return
-        node.streamed += len(token)
-        self._send(Token(run=node.root, agent=node.agent, id=str(run_id), text=token))
+        with _fail_open:
+            if type(token) is not str:  # ChatBedrockConverse streams content blocks
+                token = text_of(token)
+                if not token:
+                    return
+            node.streamed += len(token)
+            self._send(Token(run=node.root, agent=node.agent, id=str(run_id), text=token))
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
         if node is None:
             return
-        try:
+        with _fail_open:
             generations = response.generations[0] if response.generations else []
             first = generations[0] if generations else None
             message = getattr(first, "message", None)
             text = text_of(message.content) if message is not None else (
                 getattr(first, "text", "") or "")
-            event = ModelEnd(run=node.root, agent=node.agent, id=str(run_id),
-                             parent=node.anchor, model=node.label or "unknown", text=text,
-                             tool_calls=tool_calls_of(message),
-                             usage=usage_of(message, response.llm_output))
-        except Exception:  # noqa: BLE001
-            logger.exception("loopguard: internal error in the callback handler (fail open)")
-            event = None
-        if event is not None:
-            self._send(event)
-        if node.is_root:
-            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status="ok"))
+            self._send(ModelEnd(run=node.root, agent=node.agent, id=str(run_id),
+                                parent=node.anchor, model=node.label or "unknown", text=text,
+                                tool_calls=tool_calls_of(message),
+                                usage=usage_of(message, response.llm_output)))
+        self._end_if_root(node, "ok")
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
@@ -237,40 +243,36 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             return
         # A stream cut mid-answer (by loopguard or the network) was billed for its prompt and
         # for what it streamed, though the provider never reported usage: estimate it.
-        usage = None
-        if node.streamed:
-            usage = Usage(estimate_input_tokens(node.messages or ()),
-                          tokens_for_chars(node.streamed))
-        self._send(ModelError(run=node.root, agent=node.agent, id=str(run_id),
-                              parent=node.anchor, model=node.label or "unknown",
-                              error=f"{type(error).__name__}: {error}", usage=usage))
-        if node.is_root:
-            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root,
-                              status="aborted" if isinstance(error, LoopGuardAbort) else "error"))
+        with _fail_open:
+            usage = None
+            if node.streamed:
+                usage = Usage(estimate_input_tokens(node.messages or ()),
+                              tokens_for_chars(node.streamed))
+            self._send(ModelError(run=node.root, agent=node.agent, id=str(run_id),
+                                  parent=node.anchor, model=node.label or "unknown",
+                                  error=f"{type(error).__name__}: {error}", usage=usage))
+        self._end_if_root(node, _failed(error))
 
     # --- tools ------------------------------------------------------------------------------
 
     def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID,
                       parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                       inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        try:
+        with _fail_open:
             tool = _name(serialized, kwargs) or "tool"
             parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
             node = self._enter(run_id, parent_run_id, tool, metadata, is_tool=True, label=tool)
             anchor = parent.anchor if parent is not None else node.root
-            event = ToolStart(run=node.root, agent=node.agent, id=str(run_id), parent=anchor,
-                              tool=tool, args=_tool_args(inputs, input_str))
-        except Exception:  # noqa: BLE001
-            logger.exception("loopguard: internal error in the callback handler (fail open)")
-            return
-        self._send(event, refused=run_id)
+            self._send(ToolStart(run=node.root, agent=node.agent, id=str(run_id), parent=anchor,
+                                 tool=tool, args=_tool_args(inputs, input_str)), refused=run_id)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
         if node is not None:
-            content = getattr(output, "content", output)
-            self._send(ToolEnd(run=node.root, agent=node.agent, id=str(run_id),
-                               tool=node.label or "tool", output=text_of(content)))
+            with _fail_open:
+                content = getattr(output, "content", output)
+                self._send(ToolEnd(run=node.root, agent=node.agent, id=str(run_id),
+                                   tool=node.label or "tool", output=text_of(content)))
             self._end_if_root(node, "ok")
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -279,7 +281,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             self._send(ToolError(run=node.root, agent=node.agent, id=str(run_id),
                                  tool=node.label or "tool",
                                  error=f"{type(error).__name__}: {error}"))
-            self._end_if_root(node, "aborted" if isinstance(error, LoopGuardAbort) else "error")
+            self._end_if_root(node, _failed(error))
 
     def _end_if_root(self, node: _Node, status: str) -> None:
         if node.is_root:
@@ -313,6 +315,10 @@ def attach_sinks(guard: Guard, *, record_to: str | os.PathLike[str] | None,
 
         guard.sinks.append(SpanSink(tracer_provider=tracer_provider, meter_provider=meter_provider,
                                     mode="annotate" if telemetry == "annotate" else "spans"))
+
+
+def _failed(error: BaseException) -> str:
+    return "aborted" if isinstance(error, LoopGuardAbort) else "error"
 
 
 def _name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> str | None:

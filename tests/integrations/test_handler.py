@@ -293,3 +293,20 @@ def test_a_stream_cut_mid_answer_is_charged_its_estimated_usage() -> None:
     # charged at the model's prices: $0.80 / $4 per million tokens
     expected = error.usage.input_tokens * 0.8e-6 + error.usage.output_tokens * 4e-6
     assert sink.ended and abs(sink.last_cost - expected) < 1e-9
+
+
+def test_a_bug_in_the_adapter_itself_fails_open(monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    import loopguard.integrations.langchain as adapter
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("adapter bug")
+
+    monkeypatch.setattr(adapter, "tool_calls_of", broken)
+    model = ScriptedChatModel(replies=[tool_call("search", query="a"), AIMessage("done")])
+    tools = ToolCounter()
+    h = LoopGuardCallbackHandler(policy=Policy(), telemetry=False)
+    out = create_agent(model, [tools.tool]).invoke(USER, config={"callbacks": [h]})
+    assert out["messages"][-1].content == "done"
+    assert "internal error in the callback handler (fail open)" in caplog.text
+    assert h.guard.active_runs == 0  # the run still ended and was freed
