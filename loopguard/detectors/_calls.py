@@ -11,7 +11,7 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from loopguard.events import Event, ToolEnd, ToolError, ToolStart
-from loopguard.normalize import canonical_args, digest, normalize, normalize_light
+from loopguard.normalize import canonical_args, normalize, normalize_light
 from loopguard.state import RunState
 
 _SLOT = "_tool_calls"
@@ -22,7 +22,7 @@ class Finished(NamedTuple):
     tool: str
     args: str  # canonical arguments ("" when the start was never seen)
     step: int  # the model call that asked for it
-    outcome: str  # a hash of the result (noise masked), or "error:" and a hash of the error
+    outcome: tuple[bool, int]  # (is it an error, hash of the result or error, noise masked)
 
 
 class _Tracker:
@@ -58,9 +58,11 @@ def finished(state: RunState, event: ToolEnd | ToolError) -> Finished:
     if found is None and event.id is not None:
         found = tracker.pending.pop(event.tool, None)
     args, step = found if found is not None else ("", state.model_calls)
+    # Python's own str hash: compared only within this process, cached on the string, and much
+    # cheaper than a cryptographic digest on every tool result.
     if type(event) is ToolEnd:
-        outcome = digest(normalize_light(event.output))
+        outcome = (False, hash(normalize_light(event.output)))
     else:
-        outcome = "error:" + digest(normalize(event.error))  # type: ignore[union-attr]
+        outcome = (True, hash(normalize(event.error)))  # type: ignore[union-attr]
     tracker.finished, tracker.result = event, Finished(event.tool, args, step, outcome)
     return tracker.result

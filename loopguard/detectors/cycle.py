@@ -48,7 +48,7 @@ class _Call:
     tool: str
     args: str
     ids: tuple[str, ...]
-    outcome: str
+    outcome: tuple[bool, int]
     step: int
 
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, ToolEnd, ToolError
-from loopguard.normalize import digest, normalize
+from loopguard.normalize import normalize
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
 
@@ -28,8 +28,8 @@ class _Slot:
     __slots__ = ("streaks", "emitted")
 
     def __init__(self) -> None:
-        # tool -> (error digest, repeats after the first, model call of the first)
-        self.streaks: dict[str, tuple[str, int, int]] = {}
+        # tool -> (hash of the error, repeats after the first, model call of the first)
+        self.streaks: dict[str, tuple[int, int, int]] = {}
         self.emitted: dict[object, Action] = {}
 
 
@@ -48,7 +48,7 @@ class RepeatedErrors:
                 slot.emitted.pop(tool, None)
             return None
         text = normalize(event.error)  # type: ignore[attr-defined]
-        key = digest(text)
+        key = hash(text)  # compared within this process only
         found = slot.streaks.get(tool)
         if found is None or found[0] != key:
             if len(slot.streaks) >= _MAX_TOOLS and tool not in slot.streaks:

@@ -66,18 +66,44 @@ class SimilarityConfig(Escalation):
 @dataclass(slots=True)
 class _Output:
     index: int
-    words: str  # what it did: sorted argument words, or an answer's sorted content words
+    said: str  # the canonical arguments, or an answer's text (clipped)
     names: tuple[str, ...]
     ids: tuple[str, ...]
-    arg_words: frozenset[str]
     empty: bool
+    _words: str | None = None
+    _arg_words: frozenset[str] | None = None
+
+    # Words are worked out only when another step passes the exact gates (same tools, same
+    # identifiers): most steps of a healthy run never get that far.
+    @property
+    def words(self) -> str:
+        """What it did: sorted argument words, or an answer's sorted content words."""
+        if self._words is None:
+            self._words = " ".join(sorted(words(self.said) if self.names
+                                          else content_words(self.said)))
+        return self._words
+
+    @property
+    def arg_words(self) -> frozenset[str]:
+        if self._arg_words is None:
+            self._arg_words = frozenset(words(self.said)) if self.names else frozenset()
+        return self._arg_words
 
 
 @dataclass(slots=True)
 class _Step:
     out: _Output
-    result: str  # the environment's answer, normalised, in order
+    light: str  # the environment's answer, lightly normalised
     ids: tuple[str, ...]
+    _result: str | None = None
+
+    @property
+    def result(self) -> str:
+        """The answer's words in order, less the words of the query it may echo."""
+        if self._result is None:
+            drop = self.out.arg_words
+            self._result = " ".join(w for w in words(self.light) if w not in drop)
+        return self._result
 
 
 class _Slot:
@@ -114,24 +140,19 @@ class Similarity:
     def _output(self, state: RunState, event: ModelEnd) -> _Output:
         limit = self.config.max_chars
         calls = [(c.name, canonical_args(c.args)) for c in event.tool_calls]
-        arg_text = clip(" ".join(a for _, a in calls), limit)
-        names = tuple(sorted(n for n, _ in calls))
-        arg_words = words(arg_text) if calls else []  # canonical: already folded
         if calls:
             # A tool step is what it does: its arguments, words sorted (a reworded query still
             # matches). The commentary around a call is ignored.
-            said = " ".join(sorted(arg_words))
-        else:
-            said = " ".join(sorted(content_words(clip(event.text, limit))))
-        return _Output(state.model_calls, said, names, identifiers(arg_text) if calls else (),
-                       frozenset(arg_words), not calls and not event.text.strip())
+            said = clip(" ".join(a for _, a in calls), limit)
+            return _Output(state.model_calls, said, tuple(sorted(n for n, _ in calls)),
+                           identifiers(said), False)
+        return _Output(state.model_calls, clip(event.text, limit), (), (),
+                       not event.text.strip())
 
     def _step(self, out: _Output, new: list[Message]) -> _Step:
         text = clip("\n".join(m.content for m in new), self.config.max_chars)
-        # Results echo the query ("no results for X"): the query's words are the call's, not news.
         light = normalize_light(text)
-        result = " ".join(w for w in words(light) if w not in out.arg_words)
-        return _Step(out, result, out.ids + ("|",) + identifiers(light))
+        return _Step(out, light, out.ids + ("|",) + identifiers(light))
 
     def _judge(self, state: RunState, slot: _Slot, step: _Step) -> Verdict | None:
         best, score = self._closest(slot, step)

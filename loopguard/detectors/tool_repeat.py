@@ -49,7 +49,7 @@ class ToolRepeatConfig(Escalation):
 class _Record:
     __slots__ = ("outcome", "stale", "polls", "since", "polls_warned")
 
-    def __init__(self, outcome: str, step: int) -> None:
+    def __init__(self, outcome: tuple[bool, int], step: int) -> None:
         self.outcome = outcome
         self.stale = 0  # consecutive repeats of the same result
         self.polls = 0  # times this call returned something new
@@ -98,7 +98,7 @@ class ToolRepeat:
             record.polls += 1
             return self._polling(event.tool, args, record)  # type: ignore[attr-defined]
         call = _show(event.tool, args)  # type: ignore[attr-defined]
-        same = "error" if outcome.startswith("error:") else "result"
+        same = "error" if outcome[0] else "result"
         return escalate(
             self.config, slot.emitted, key, self.name, record.stale, 1,
             f"{call} returned the same {same} {record.stale + 1} times",
