@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -303,3 +305,45 @@ def validate_jaeger(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def tags(span_or_log: dict[str, Any]) -> dict[str, Any]:
     items = span_or_log.get("tags", span_or_log.get("fields"))
     return {t["key"]: t["value"] for t in items}
+
+
+# What OpenLLMetry's and OpenInference's LangChain instrumentors patch. OpenLLMetry's
+# uninstrument() leaves its wrappers in place (and a second instrument() then adds nothing), so
+# tests put LangChain back as it was themselves.
+_PATCHED_CLASSES = (("langchain_core.callbacks", "BaseCallbackManager"),
+                    ("langgraph.pregel", "Pregel"), ("langgraph.types", "Command"),
+                    ("langchain.agents.middleware.types", "AgentMiddleware"),
+                    ("langchain_openai.chat_models.base", "BaseChatOpenAI"),
+                    ("langchain_openai.llms.base", "BaseOpenAI"))
+_PATCHED_FUNCTIONS = (("langgraph.prebuilt.chat_agent_executor", "create_react_agent"),
+                      ("langgraph.prebuilt", "create_react_agent"),
+                      ("langchain.agents.factory", "create_agent"),
+                      ("langchain.agents", "create_agent"))
+
+
+@contextmanager
+def langchain_restored() -> Iterator[None]:
+    """Undo every patch a LangChain instrumentor makes inside the block."""
+    import importlib
+
+    saved: list[tuple[Any, str, Any]] = []
+    for module, name in _PATCHED_CLASSES:
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+        saved += [(cls, k, v) for k, v in vars(cls).items() if callable(v)]
+    for module, name in _PATCHED_FUNCTIONS:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        if hasattr(mod, name):
+            saved.append((mod, name, getattr(mod, name)))
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            current = vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name)
+            if current is not value:
+                setattr(owner, name, value)

@@ -10,6 +10,7 @@ from opentelemetry.trace import StatusCode
 from loopguard import LoopGuardCallbackHandler, LoopGuardAbort, Policy
 from loopguard.telemetry import semconv as sc
 from tests.conftest import require
+from tests.telemetry.conftest import langchain_restored
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
@@ -26,17 +27,12 @@ def instrumentation(request, otel):
     else:
         module = require("opentelemetry.instrumentation.langchain")
         instrumentor = module.LangchainInstrumentor()
-    from langchain_core.callbacks import BaseCallbackManager
-
-    original = BaseCallbackManager.__dict__["__init__"]
-    instrumentor.instrument(tracer_provider=otel.tracer_provider)
-    try:
-        yield request.param
-    finally:
-        instrumentor.uninstrument()
-        # OpenLLMetry's uninstrument leaves its callback-manager hook in place, and a second
-        # instrument() then adds nothing: restore LangChain as it was.
-        BaseCallbackManager.__init__ = original
+    with langchain_restored():
+        instrumentor.instrument(tracer_provider=otel.tracer_provider)
+        try:
+            yield request.param
+        finally:
+            instrumentor.uninstrument()
 
 
 def run_agent(otel, telemetry=True, *, stream=False, policy=None):
