@@ -165,3 +165,39 @@ def test_a_failed_run_leaves_no_context_and_records_the_error(otel):
     assert root.attributes[sc.LG_RUN_STATUS] == "error"
     [point] = otel.points(sc.METRIC_OPERATION_DURATION)
     assert point.attributes[sc.ERROR_TYPE] == "ValidationException"
+
+
+def test_a_model_called_inside_a_tool_nests_under_the_tool(otel):
+    require("langchain.agents")
+    require("langchain_aws")
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+
+    from loopguard.testing import FakeBedrock, Reply
+
+    script = [Reply.calling("summarize", "Let me summarize.", text="a long text"),
+              Reply(text="a summary"), Reply(text="Here is the summary.")]
+    with FakeBedrock(script) as fake:
+        inner = fake.chat_model(MODEL)
+
+        @tool
+        def summarize(text: str) -> str:
+            """Summarize a text."""
+            return inner.invoke(f"Summarize: {text}").text  # inherits the run's callbacks
+
+        handler = LoopGuardCallbackHandler(agent="writer", tracer_provider=otel.tracer_provider,
+                                           meter_provider=otel.meter_provider)
+        agent = create_agent(fake.chat_model(MODEL), [summarize])
+        agent.invoke({"messages": [("user", "summarize this")]},
+                     config={"callbacks": [handler]})
+    mine = ours(otel.spans())
+    root = next(s for s in mine if s.name == "invoke_agent writer")
+    tool_span = next(s for s in mine if s.name == "execute_tool summarize")
+    chats = sorted((s for s in mine if s.name == f"chat {MODEL}"), key=lambda s: s.start_time)
+    assert len(chats) == 3
+    assert [c.parent.span_id for c in chats] == [root.context.span_id, tool_span.context.span_id,
+                                                 root.context.span_id]
+    assert tool_span.parent.span_id == root.context.span_id
+    assert tool_span.start_time <= chats[1].start_time <= chats[1].end_time <= tool_span.end_time
+    assert root.status.status_code is StatusCode.UNSET
+    assert root.attributes[sc.LG_MODEL_CALLS] == 3
