@@ -201,3 +201,36 @@ def test_a_model_called_inside_a_tool_nests_under_the_tool(otel):
     assert tool_span.start_time <= chats[1].start_time <= chats[1].end_time <= tool_span.end_time
     assert root.status.status_code is StatusCode.UNSET
     assert root.attributes[sc.LG_MODEL_CALLS] == 3
+
+
+async def test_async_agent_gets_the_same_tree_and_leaves_no_context(otel):
+    require("langchain.agents")
+    require("langchain_aws")
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+
+    from loopguard.testing import FakeBedrock, Reply
+
+    @tool
+    def web_search(query: str) -> str:
+        """Search the web."""
+        return f"results for {query}"
+
+    handler = LoopGuardCallbackHandler(policy=Policy(max_tool_calls=1), agent="researcher",
+                                       tracer_provider=otel.tracer_provider,
+                                       meter_provider=otel.meter_provider)
+    before = trace.get_current_span()
+    script = [Reply.calling("web_search", f"Searching {i}.", query=f"topic {i}")
+              for i in range(3)]
+    with FakeBedrock(script) as fake:
+        agent = create_agent(fake.chat_model(MODEL, streaming=True), [web_search])
+        with pytest.raises(LoopGuardAbort):
+            await agent.ainvoke({"messages": [("user", "research")]},
+                                config={"callbacks": [handler]})
+    assert trace.get_current_span() is before
+    mine = ours(otel.spans())
+    root = next(s for s in mine if s.name == "invoke_agent researcher")
+    assert root.attributes[sc.ERROR_TYPE] == "LoopGuardAbort"
+    assert sorted(s.name for s in mine if s is not root) == [f"chat {MODEL}"] * 2 + [
+        "execute_tool web_search"] * 2
+    assert all(s.parent.span_id == root.context.span_id for s in mine if s is not root)
