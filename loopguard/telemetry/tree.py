@@ -138,7 +138,7 @@ class SpanTree:
             if call is not None and not call.streamed:
                 call.streamed = True
                 run.spans.set(call.span, {sc.RESPONSE_TIME_TO_FIRST_CHUNK:
-                                             max(0.0, event.ts - call.start)})
+                                          max(0.0, event.ts - call.start)})
             return
         run = self._runs.get(event.run)
         if run is None:
@@ -196,7 +196,7 @@ class SpanTree:
         if run.capture:
             attrs[sc.INPUT_MESSAGES] = content.input_messages(event.messages)
         span = run.spans.start(f"chat {event.model}", CLIENT, self._parent(run, event),
-                                  event.ts, attrs, event.id)
+                               event.ts, attrs, event.id)
         run.calls[_key(event, "model")] = _Call(span, event.ts, event.model, provider)
 
     def _model_end(self, state: RunState, run: _Run, event: ModelEnd) -> None:
@@ -205,9 +205,9 @@ class SpanTree:
             return
         if call is None:  # its start was never seen: a zero-length span still shows the call
             call = _Call(run.spans.start(f"chat {event.model}", CLIENT,
-                                            self._parent(run, event), event.ts,
-                                            {sc.OPERATION_NAME: sc.OP_CHAT,
-                                             sc.REQUEST_MODEL: event.model}, event.id),
+                                         self._parent(run, event), event.ts,
+                                         {sc.OPERATION_NAME: sc.OP_CHAT,
+                                          sc.REQUEST_MODEL: event.model}, event.id),
                          event.ts, event.model, sc.provider_name(event.model, None))
         usage = event.usage
         if run.spans is not _NO_SPANS:
@@ -254,7 +254,7 @@ class SpanTree:
         if run.capture:
             attrs[sc.TOOL_CALL_ARGUMENTS] = content.attr_value(event.args)
         span = run.spans.start(f"execute_tool {event.tool}", INTERNAL,
-                                  self._parent(run, event), event.ts, attrs, event.id)
+                               self._parent(run, event), event.ts, attrs, event.id)
         run.calls[_key(event, "tool")] = _Call(span, event.ts, event.tool)
 
     def _tool_end(self, state: RunState, run: _Run, event: ToolEnd | ToolError) -> None:
@@ -305,7 +305,7 @@ class SpanTree:
         action = verdict.action
         if action is Action.ABORT and verdict.enforced:
             run.spans.set(run.root, {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector,
-                                        sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE})
+                                     sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE})
             run.spans.set_error(run.root, f"[{verdict.detector}] {verdict.reason}")
             run.failed = True
             run.spans.add_event(run.root, sc.EVENT_ABORT, event.ts, attrs)
@@ -317,7 +317,7 @@ class SpanTree:
                     marks[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE
                     run.spans.set(call.span, marks)
                     run.spans.set_error(call.span, f"refused: [{verdict.detector}] "
-                                                      f"{verdict.reason}")
+                                                   f"{verdict.reason}")
                     run.calls.pop(key, None)  # type: ignore[arg-type]
                     run.refused.add(key)  # type: ignore[arg-type]
                     run.spans.end(call.span, event.ts)
@@ -329,7 +329,7 @@ class SpanTree:
             run.spans.add_event(run.root, sc.EVENT_SHADOW_ABORT, event.ts, attrs)
             if call is not None:
                 run.spans.set(call.span, {sc.LG_VERDICT: "shadow_abort",
-                                             sc.LG_DETECTOR: verdict.detector})
+                                          sc.LG_DETECTOR: verdict.detector})
         else:
             run.spans.add_event(target, sc.EVENT_WARNING, event.ts, attrs)
         if call is not None and call is run.pending:
@@ -350,7 +350,7 @@ class SpanTree:
         aborted = status == "aborted"
         for call in run.calls.values():  # calls the run ended before they finished
             run.spans.set(call.span, {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted
-                                         else sc.ERROR_TYPE_OTHER})
+                                      else sc.ERROR_TYPE_OTHER})
             run.spans.set_error(call.span, f"the run ended ({status}) before this call did")
             run.spans.end(call.span, event.ts)
         run.calls.clear()
@@ -365,7 +365,7 @@ class SpanTree:
         if status != "ok" and not run.failed:
             attrs[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE if aborted else sc.ERROR_TYPE_OTHER
             run.spans.set_error(run.root, "the run was stopped by loopguard" if aborted
-                                   else "the run failed")
+                                else "the run failed")
         run.spans.set(run.root, attrs)
         run.spans.end(run.root, event.ts)
 
