@@ -53,12 +53,13 @@ class _Call:
 
 
 class _Slot:
-    __slots__ = ("history", "runs", "starts", "emitted")
+    __slots__ = ("history", "runs", "starts", "scores", "emitted")
 
     def __init__(self, max_period: int) -> None:
         self.history: deque[_Call] = deque(maxlen=max_period + 1)
         self.runs = [0] * (max_period + 1)  # runs[p]: calls in a row matching the one p before
         self.starts = [0] * (max_period + 1)  # starts[p]: model call where that run's cycle began
+        self.scores = [1.0] * (max_period + 1)  # scores[p]: the least similar match in that run
         self.emitted: dict[object, Action] = {}
 
 
@@ -81,11 +82,13 @@ class Cycle:
         history.append(call)
         n = len(history)
         for p in range(1, cfg.max_period + 1):
-            if p < n and (earlier := history[-1 - p]).outcome == call.outcome \
-                    and self._same(call, earlier):
+            score = (self._same(call, earlier) if p < n
+                     and (earlier := history[-1 - p]).outcome == call.outcome else 0.0)
+            if score:
                 if runs[p] == 0:
-                    slot.starts[p] = earlier.step
+                    slot.starts[p], slot.scores[p] = earlier.step, score
                 runs[p] += 1
+                slot.scores[p] = min(slot.scores[p], score)
             else:
                 runs[p] = 0
         period = next((p for p in range(1, cfg.max_period + 1) if runs[p] >= p), 0)
@@ -102,9 +105,10 @@ class Cycle:
             "times with the same results",
             f"You are going in circles: the sequence {pattern} has repeated "
             f"{repeated // period} times with the same results. Change approach or finish.",
-            start_step=slot.starts[period], similarity=1.0, tools=tools)
+            start_step=slot.starts[period], similarity=round(slot.scores[period], 3), tools=tools)
 
-    def _same(self, a: _Call, b: _Call) -> bool:
+    def _same(self, a: _Call, b: _Call) -> float:
+        """How alike two calls are (0 when they do not match)."""
         if a.tool != b.tool or a.outcome != b.outcome or a.ids != b.ids:
-            return False
-        return similar(a.args, b.args, self.config.threshold) > 0
+            return 0.0
+        return similar(a.args, b.args, self.config.threshold)

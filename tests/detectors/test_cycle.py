@@ -41,11 +41,12 @@ def test_three_cycle_is_found_with_its_period() -> None:
 def test_near_identical_arguments_still_match() -> None:
     s = Sim("t", "task")
     for i in range(5):
-        s.step("go", [("search", {"q": ["acme revenue", "Acme  revenue", "acme revenue "][i % 3]},
-                       "nothing")])
+        s.step("go", [("search", {"q": ["acme quarterly revenue", "ACME quarterly revenues",
+                                        "acme quarterly  revenue"][i % 3]}, "nothing")])
         s.step("go", [("read", {"path": "a.txt"}, "alpha")])
     _, stop = feed(s.done("runaway", "").events, only("cycle"))
     assert stop is not None and stop.evidence["period"] == 2
+    assert 0.85 <= stop.evidence["similarity"] < 1.0
 
 
 def test_different_identifiers_break_the_match() -> None:
