@@ -47,13 +47,14 @@ class ToolRepeatConfig(Escalation):
 
 
 class _Record:
-    __slots__ = ("outcome", "stale", "polls", "since", "polls_warned")
+    __slots__ = ("outcome", "stale", "polls", "since", "first", "polls_warned")
 
     def __init__(self, outcome: tuple[bool, int], step: int) -> None:
         self.outcome = outcome
         self.stale = 0  # consecutive repeats of the same result
         self.polls = 0  # times this call returned something new
         self.since = step  # model call where the current run of same results began
+        self.first = step  # model call of the first call (where polling began)
         self.polls_warned = False
 
 
@@ -111,7 +112,7 @@ class ToolRepeat:
         if cfg.max_polls is not None and record.polls >= cfg.max_polls:
             return abort(self.name, f"{_show(tool, args)} was polled {record.polls + 1} times "
                          f"(max_polls={cfg.max_polls})", tool=tool, polls=record.polls + 1,
-                         repeats=record.polls, period=1, start_step=record.since)
+                         repeats=record.polls, period=1, start_step=record.first)
         if cfg.warn_polls is not None and record.polls >= cfg.warn_polls and not record.polls_warned:
             record.polls_warned = True
             return warn(self.name, f"{_show(tool, args)} polled {record.polls + 1} times; the "

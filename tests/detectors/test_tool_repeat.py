@@ -53,6 +53,7 @@ def test_polling_forever_hits_max_polls() -> None:
         s.step("poll", [("status", {"id": "job-1"}, f"running {i}%")])
     _, stop = feed(s.done("runaway", "").events, only("tool_repeat", max_polls=10, warn_polls=5))
     assert stop is not None and stop.evidence["polls"] == 11
+    assert stop.evidence["start_step"] == 1
 
 
 def test_same_error_counts_as_same_result() -> None:
