@@ -25,6 +25,7 @@ from loopguard.tokens import estimate_input_tokens, estimate_text_tokens
 MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"
 TOOL_SCHEMA_TOKENS = 1200  # tool definitions sent with every prompt
 T0 = 1_767_000_000.0
+LOOP = 30  # model calls a runaway loop gets in a scenario; a real one goes on until stopped
 SYSTEM = ("You are a careful assistant for ACME Corp's operations team. Use the tools to answer; "
           "cite what you found; finish with a short summary.")
 
@@ -147,7 +148,7 @@ def exact_repeat() -> Scenario:
     s = Sim("exact-repeat", "What was ACME's Q3 2024 revenue?")
     s.step("I'll search the finance wiki.", [("wiki_search", {"query": "ACME revenue 2023"},
                                               "FY2023 revenue: $41.2M (annual report).")])
-    for _ in range(12):  # onset: call 2
+    for _ in range(LOOP):  # onset: call 2
         s.step("Let me search for the Q3 2024 figure.",
                [("wiki_search", {"query": "ACME Q3 2024 revenue"}, "No documents matched.")])
     return s.done("runaway", "same search, same empty result", onset=2)
@@ -165,7 +166,7 @@ def paraphrased_repeat() -> Scenario:
                 "I need to find the on-call person for payments."]
     queries = ["payments on-call", "on-call payments", "Payments on call", "payments  oncall",
                "on call payments", "payments on-call engineer"]
-    for i in range(12):  # onset: call 2; the words change, the step does not
+    for i in range(LOOP):  # onset: call 2; the words change, the step does not
         s.step(thoughts[i % 6], [("directory_search", {"q": queries[i % 6]},
                                   "0 results. Try a person's name or an email address.")])
     return s.done("runaway", "rephrased thoughts and queries, same result", onset=2)
@@ -175,7 +176,7 @@ def ping_pong() -> Scenario:
     s = Sim("ping-pong", "Why does the nightly export fail?")
     s.step("Start with the job config.", [("read_file", {"path": "jobs/export.yaml"},
                                            "schedule: '0 2 * * *'\ntarget: s3://acme-exports")])
-    for _ in range(8):  # onset: call 2, A,B,A,B
+    for _ in range(LOOP // 2):  # onset: call 2, A,B,A,B
         s.step("Let me check the log.", [("read_file", {"path": "logs/export.log"},
                                           "ERROR AccessDenied: s3://acme-exports/nightly")])
         s.step("Let me look at the IAM policy.", [("read_file", {"path": "iam/export-role.json"},
@@ -185,7 +186,7 @@ def ping_pong() -> Scenario:
 
 def three_cycle() -> Scenario:
     s = Sim("three-cycle", "Summarise the latest incident postmortem.")
-    for _ in range(6):  # onset: call 1, A,B,C
+    for _ in range(LOOP // 3):  # onset: call 1, A,B,C
         s.step("Search for it.", [("search", {"q": "latest incident postmortem"},
                                    "1. INC-2291 postmortem (draft) /wiki/inc-2291")])
         s.step("Open it.", [("open_page", {"url": "/wiki/inc-2291"},
@@ -200,7 +201,7 @@ def near_cycle() -> Scenario:
     s = Sim("near-identical-cycle", "Make the failing unit test pass.")
     s.step("Run the tests first.", [("run_tests", {"path": "tests/test_tax.py"},
                                      "1 failed: test_rounding (expected 10.05, got 10.04)")])
-    for i in range(8):  # onset: call 2; edit -> test, arguments reworded, results identical
+    for i in range(LOOP // 2):  # onset: call 2; edit -> test, arguments reworded, results identical
         s.step("Patch the rounding.", [("edit_file", {"path": "src/tax.py",
                                                       "patch": ["use round(x, 2)", "use  round(x,2)",
                                                                 "Use round(x, 2)"][i % 3]},
@@ -214,7 +215,7 @@ def near_cycle() -> Scenario:
 def retry_storm() -> Scenario:
     s = Sim("retry-storm", "Export all open invoices to the ledger API.")
     s.step("Fetch the invoices.", [("list_invoices", {"status": "open"}, "42 open invoices.")])
-    for i in range(12):  # onset: call 2; the model tweaks the batch size, the API keeps refusing
+    for i in range(LOOP):  # onset: call 2; the model tweaks the batch size, the API keeps refusing
         s.step("Upload the batch.", [("ledger_upload", {"batch_size": 50 - 5 * (i % 4)},
                                       Fail(f"429 Too Many Requests: rate limit exceeded, retry "
                                            f"after {30 + i}s (request {1000 + i})"))])
@@ -223,7 +224,7 @@ def retry_storm() -> Scenario:
 
 def identical_error() -> Scenario:
     s = Sim("identical-error", "Create the Q4 forecast sheet.")
-    for _ in range(12):  # onset: call 1
+    for _ in range(LOOP):  # onset: call 1
         s.step("Create the sheet.", [("create_sheet", {"title": "Q4 forecast", "folder": "finance"},
                                       Fail("PermissionError: folder 'finance' is read-only"))])
     return s.done("runaway", "the same call failing the same way", onset=1)
@@ -232,7 +233,7 @@ def identical_error() -> Scenario:
 def duplicate_creation() -> Scenario:
     s = Sim("duplicate-creation", "Open a ticket for the broken VPN.")
     rng = random.Random(8)
-    for _ in range(12):  # onset: call 1; each result carries a fresh UUID: still no progress
+    for _ in range(LOOP):  # onset: call 1; each result carries a fresh UUID: still no progress
         s.step("Open the ticket.", [("create_ticket", {"title": "VPN down", "priority": "high"},
                                      f"Created ticket {uuid.UUID(int=rng.getrandbits(128))}")])
     return s.done("runaway", "creates the same ticket again and again (new id each time)",
@@ -242,7 +243,7 @@ def duplicate_creation() -> Scenario:
 def stuck_poll() -> Scenario:
     s = Sim("stuck-poll", "Wait for the data backfill to finish, then report.", seconds=3.0)
     s.step("Start the backfill.", [("start_job", {"name": "backfill"}, "job_id=job-58c1 queued")])
-    for _ in range(12):  # onset: call 2; the job never moves
+    for _ in range(LOOP):  # onset: call 2; the job never moves
         s.step("Check the job.", [("job_status", {"job_id": "job-58c1"},
                                    "job-58c1: QUEUED (waiting for a worker)")])
     return s.done("runaway", "polls a job whose status never changes", onset=2)
@@ -252,7 +253,7 @@ def monologue() -> Scenario:
     s = Sim("monologue", "Draft the release notes for v2.3.")
     s.step("I need the changelog first.", [("read_file", {"path": "CHANGELOG.md"},
                                             "## v2.3\n- faster sync\n- new export format")])
-    for i in range(10):  # onset: call 2; an outer loop says "continue", the model stalls
+    for i in range(LOOP):  # onset: call 2; an outer loop says "continue", the model stalls
         s.step(["I need more information about the release before I can write the notes.",
                 "Before writing the release notes I need more information about the release.",
                 "I need more information about this release to write the notes."][i % 3],
@@ -263,7 +264,7 @@ def monologue() -> Scenario:
 def empty_answers() -> Scenario:
     s = Sim("empty-answers", "Classify the attached support email.")
     s.step("Reading it.", [("read_email", {"id": "msg-20931"}, "Subject: refund\nBody: ...")])
-    for _ in range(10):  # onset: call 2
+    for _ in range(LOOP):  # onset: call 2
         s.step("", user="Please answer.", output_tokens=1)
     return s.done("runaway", "empty answers to every re-prompt", onset=2)
 
@@ -273,7 +274,7 @@ def velocity_burst() -> Scenario:
             seconds=2.0)
     rng = random.Random(7)
     s.step("Load the contract.", [("load_document", {"id": "contract-77"}, "Loaded (148,000 tokens).")])
-    for i in range(14):  # onset: call 2; a bug re-sends the whole contract on every sub-question
+    for i in range(LOOP):  # onset: call 2; a bug re-sends the whole contract on every sub-question
         s.step(_prose(rng, 30), [("ask_clause", {"question": f"clause {i + 1} obligations"},
                                   _prose(rng, 40))], input_tokens=150_000 + 500 * i,
                output_tokens=300)
@@ -284,11 +285,11 @@ def snowball() -> Scenario:
     s = Sim("snowball", "Write a market overview, improving it each step.")
     rng = random.Random(3)
     size = 500
-    for i in range(9):  # onset: call 1; each step re-emits everything so far, and more
+    for i in range(LOOP):  # onset: call 1; each step re-emits everything so far, and more
         text = " ".join(_prose(rng, 12) for _ in range(size // 20))
         s.step(text, [("save_draft", {"version": i + 1}, f"Saved draft v{i + 1}.")],
                output_tokens=size)
-        size = int(size * 1.7)
+        size = min(8000, int(size * 1.7))  # up to the call's max_tokens
     return s.done("runaway", "each answer rewrites and extends the last one", onset=1)
 
 
@@ -349,7 +350,7 @@ def batch_translate() -> Scenario:
 def poll_until_done() -> Scenario:
     s = Sim("poll-job", "Run the nightly reconciliation and report the totals.", seconds=2.0)
     s.step("Start it.", [("start_job", {"name": "reconcile"}, "job_id=job-7f3a queued")])
-    for i in range(22):  # OpenHands' rule stops this after 4 polls
+    for i in range(22):  # gemini-cli's rule stops this at the 5th identical call
         pct = min(99, 4 * i + 3)
         s.step("Still running; check again.",
                [("job_status", {"job_id": "job-7f3a"}, f"job-7f3a: RUNNING {pct}% "

@@ -45,7 +45,7 @@ def test_shadow_mode_reports_the_would_be_abort() -> None:
 
 
 def test_a_different_policy_changes_the_outcome() -> None:
-    lenient = PolicySet.from_dict({"tool_repeat": {"abort_repeats": 20, "nudge_repeats": 20},
+    lenient = PolicySet.from_dict({"tool_repeat": {"abort_repeats": 50, "nudge_repeats": 50},
                                    "similarity": {"enabled": False},
                                    "cycle": {"enabled": False}})
     [result] = replay_events(exact_repeat().events, Guard(lenient))
