@@ -83,11 +83,15 @@ def _cell(scenario: Scenario, stop: Stop | None) -> tuple[str, bool]:
 
 
 def detection_table(scenarios: list[Scenario]) -> tuple[list[str], bool]:
+    """The per-scenario table, a summary per method, and whether loopguard met the criteria."""
     methods = ["loopguard", *BASELINES]
     head = f"{'scenario':24} {'kind':8} {'onset':>5} {'limit':>5} | " + " | ".join(
         f"{m:>11} {'$':>6}" for m in methods) + f" | {'no guard $':>10}"
     lines = [head, "-" * len(head)]
     passed = {m: 0 for m in methods}
+    in_time = {m: 0 for m in methods}
+    false_stops = {m: 0 for m in methods}
+    runaway_usd = {m: 0.0 for m in [*methods, "no guard"]}
     ok_all = True
     for sc in scenarios:
         stops = {"loopguard": loopguard_stop(sc)}
@@ -95,11 +99,19 @@ def detection_table(scenarios: list[Scenario]) -> tuple[list[str], bool]:
         cells = []
         for m in methods:
             text, ok = _cell(sc, stops[m])
+            spent = dollars(sc.events, stops[m])
             passed[m] += ok
+            if sc.kind == "runaway":
+                in_time[m] += ok
+                runaway_usd[m] += spent
+            else:
+                false_stops[m] += not ok
             if m == "loopguard":
                 ok_all &= ok
                 text = text if ok else text + "!"
-            cells.append(f"{text:>11} {dollars(sc.events, stops[m]):6.3f}")
+            cells.append(f"{text:>11} {spent:6.3f}")
+        if sc.kind == "runaway":
+            runaway_usd["no guard"] += dollars(sc.events, None)
         onset = "-" if sc.onset is None else str(sc.onset)
         deadline = "-" if sc.deadline is None else f"+{sc.deadline - (sc.onset or 0)}"
         lines.append(f"{sc.name:24} {sc.kind:8} {onset:>5} {deadline:>5} | " + " | ".join(cells)
@@ -107,6 +119,14 @@ def detection_table(scenarios: list[Scenario]) -> tuple[list[str], bool]:
     lines.append("-" * len(head))
     lines.append(f"{'passed (of ' + str(len(scenarios)) + ')':44} | " + " | ".join(
         f"{passed[m]:>11} {'':6}" for m in methods))
+    runaways = sum(1 for sc in scenarios if sc.kind == "runaway")
+    lines += ["", f"{'method':14} | {f'runaways stopped in time (of {runaways})':>34} | "
+                  f"{'spent on them':>13} | "
+                  f"{f'healthy runs stopped (of {len(scenarios) - runaways})':>29}"]
+    for m in [*methods, "no guard"]:
+        usd = f"${runaway_usd[m]:.2f}"
+        lines.append(f"{m:14} | {in_time.get(m, 0):>34} | {usd:>13} | "
+                     f"{false_stops.get(m, 0):>29}")
     return lines, ok_all
 
 
