@@ -22,10 +22,10 @@ from loopguard.verdict import Action, LoopGuardAbort, Verdict
 logger = logging.getLogger("loopguard")
 
 # Events that would start something paid; an aborted run refuses them all (sticky abort).
-_GATED = (ModelStart, ToolStart, Token)
+_GATED = frozenset((ModelStart, ToolStart, Token))
 # Events between model calls: a verdict on them stops the run before the *next* model call.
 _BETWEEN_CALLS = (ModelStart, ToolStart, ToolEnd, ToolError)
-_PRE_CHECKED = (ModelStart, ToolStart)
+_PRE_CHECKED = frozenset((ModelStart, ToolStart))
 _MAX_WARNINGS_KEPT = 20
 
 
@@ -89,19 +89,22 @@ class Guard:
         except Exception:  # noqa: BLE001 - fail open on the guard's own bugs
             self._internal_error("run table", None)
             return None
+        kind = type(event)
         with state.lock:
-            if state.aborted is not None and isinstance(event, _GATED):
+            if state.aborted is not None and kind in _GATED:
                 raise LoopGuardAbort(state.aborted)
             # Start events are judged before they count (an abort means the call never went
             # out); everything else counts first, so detectors see the usage it reports.
-            pre = isinstance(event, _PRE_CHECKED)
+            pre = kind in _PRE_CHECKED
             if not pre:
-                self._account(state, event)
-            verdict = self._evaluate(state, event)
+                self._account(state, event, kind)
+            detectors = state.detectors.get(kind)
+            verdict = self._evaluate(state, event, detectors) if detectors else None
             if pre and (verdict is None or verdict.action < Action.ABORT or not verdict.enforced):
-                self._account(state, event)
-            self._notify(state, event, verdict)
-        if type(event) is RunEnd:
+                self._account(state, event, kind)
+            if self.sinks:
+                self._notify(state, event, verdict)
+        if kind is RunEnd:
             ended_ok = event.status == "ok"  # type: ignore[attr-defined]
             self._finish(state, event)
             if state.aborted is not None and ended_ok:
@@ -144,6 +147,7 @@ class Guard:
                 self._evict(event.ts)
                 policy = self.policies.for_agent(event.agent)
                 state = runs[event.run] = RunState(event.run, event.agent, policy, event.ts)
+                state.detectors = self._table(policy)
             return state
 
     def _evict(self, now: float) -> None:
@@ -165,7 +169,7 @@ class Guard:
         end = RunEnd(run=run, agent=state.agent, status="error", ts=state.last_seen)
         # Detectors that hold something outside the run (budget reservations) let it go.
         with state.lock:
-            for detector in self._detectors(state.policy, RunEnd):
+            for detector in state.detectors.get(RunEnd, ()):
                 try:
                     detector(state, end)
                 except Exception:  # noqa: BLE001
@@ -173,7 +177,8 @@ class Guard:
         for sink in self.sinks:
             self._call_sink(sink.on_run_end, state, end)
 
-    def _detectors(self, policy: Policy, kind: type[Event]) -> list[Detector]:
+    def _table(self, policy: Policy) -> dict[type[Event], list[Detector]]:
+        """The policy's detectors by the event type they listen to (built once per policy)."""
         entry = self._dispatch.get(id(policy))
         if entry is None or entry[0] is not policy:
             table: dict[type[Event], list[Detector]] = {}
@@ -181,11 +186,12 @@ class Guard:
                 for t in detector.events:
                     table.setdefault(t, []).append(detector)
             entry = self._dispatch[id(policy)] = (policy, table)
-        return entry[1].get(kind, [])
+        return entry[1]
 
-    def _evaluate(self, state: RunState, event: Event) -> Verdict | None:
+    def _evaluate(self, state: RunState, event: Event,
+                  detectors: list[Detector]) -> Verdict | None:
         strongest: Verdict | None = None
-        for detector in self._detectors(state.policy, type(event)):
+        for detector in detectors:
             try:
                 verdict = detector(state, event)
             except Exception:  # noqa: BLE001 - a broken detector must not break the agent
@@ -221,8 +227,7 @@ class Guard:
                            strongest.detector, strongest.reason)
         return strongest
 
-    def _account(self, state: RunState, event: Event) -> None:
-        kind = type(event)
+    def _account(self, state: RunState, event: Event, kind: type[Event]) -> None:
         if kind is Token:
             return
         if event.meta:

@@ -18,7 +18,7 @@ class RunState:
     __slots__ = (
         "run", "agent", "policy", "started", "last_seen", "model_calls", "tool_calls",
         "tool_counts", "usage", "cost_usd", "aborted", "shadow_verdicts", "warnings", "slots",
-        "lock", "attributes", "meta", "last_call_cost", "name",
+        "lock", "attributes", "meta", "last_call_cost", "name", "detectors",
     )
 
     def __init__(self, run: str, agent: str | None, policy: Policy, now: float) -> None:
@@ -41,6 +41,7 @@ class RunState:
         self.meta: dict[str, Any] = {}  # run labels (thread_id, tenant, ...) from events' meta
         self.last_call_cost: float | None = None  # cost of the latest finished model call
         self.name: str | None = None  # the root run's name, from run_start
+        self.detectors: dict[Any, list[Any]] = {}  # event type -> its detectors (the guard's)
 
     def slot(self, name: str, factory: Any) -> Any:
         """The state of detector `name`, created by `factory()` on first use."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Each builder returns a detector for the policy, or None when the policy switches it off.
 _BUILDERS: list[Callable[[Policy], Detector | None]] = [
-    lambda policy: RunLimits(),
+    RunLimits,
     # Runaway detectors (issue 3), each switched by its section's `enabled`.
     lambda policy: Similarity(policy.similarity) if policy.similarity.enabled else None,
     lambda policy: ToolRepeat(policy.tool_repeat) if policy.tool_repeat.enabled else None,

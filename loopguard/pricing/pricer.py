@@ -30,6 +30,9 @@ class PolicyPricer:
         self._tables: dict[int, tuple[Policy, PriceTable]] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        # (policy id, model) -> (policy, answer): resolving normalises ids and builds a Price,
+        # too slow for every call; a process sees few (policy, model) pairs.
+        self._resolved: dict[tuple[int, str], tuple[Policy, Resolved | None]] = {}
 
     def __call__(self, policy: Policy, model: str, usage: Usage) -> float | None:
         found = self.resolve(policy, model)
@@ -48,6 +51,17 @@ class PolicyPricer:
 
     def resolve(self, policy: Policy, model: str) -> Resolved | None:
         """The price of `model` under `policy`, the fallback price, or None (warned once)."""
+        key = (id(policy), model)
+        hit = self._resolved.get(key)
+        if hit is not None and hit[0] is policy:
+            return hit[1]
+        found = self._resolve(policy, model)
+        if len(self._resolved) > 4096:  # bounds a process that sees endless model ids
+            self._resolved.clear()
+        self._resolved[key] = (policy, found)
+        return found
+
+    def _resolve(self, policy: Policy, model: str) -> Resolved | None:
         try:
             return self.table_for(policy).resolve(model, policy.model_aliases)
         except UnknownModel as exc:
