@@ -190,7 +190,6 @@ def per_detector_table(steps: int = 2000, span: int = 100, passes: int = 5) -> l
     calling the detectors directly; the best of `passes` passes over the whole run, so early
     and late steps are measured alike."""
     from loopguard.detectors import build_detectors
-    from loopguard.state import RunState
 
     policy = Policy(max_model_calls=None, max_tool_calls=None)
     detectors = [d for d in build_detectors(policy) if d.name in RUNAWAY_DETECTORS]
@@ -199,26 +198,30 @@ def per_detector_table(steps: int = 2000, span: int = 100, passes: int = 5) -> l
     first = range(starts[0], starts[span])
     last = range(starts[-span], len(events))
     best = {d.name: [math.inf, math.inf] for d in detectors}
-    accounting = Guard(policy)
+    # A guard without these detectors keeps the run's state (usage, model calls, cost) as it
+    # would; the detectors are called on that state, before a start counts and after the rest.
+    accounting = Policy(max_model_calls=None, max_tool_calls=None,
+                        **{name: {"enabled": False} for name in RUNAWAY_DETECTORS})
     gc.collect()
     gc.freeze()
     for _ in range(passes):
         _forget_texts()
-        state = RunState("cost", None, policy, events[0].ts)
+        guard = Guard(accounting)
         totals = {d.name: [0.0, 0.0] for d in detectors}
-        for i, event in enumerate(events):
+        for i, event in enumerate(events[:-1]):  # not run_end: it frees the state
             window = 0 if i in first else 1 if i in last else None
             pre = type(event) in (ModelStart, ToolStart)
             if not pre:
-                accounting._account(state, event)  # as the guard does: detectors see usage
+                guard.process(event)
+            state = guard.get_run(event.run)
             for detector in detectors:
-                if type(event) in detector.events:
+                if state is not None and type(event) in detector.events:
                     started = time.perf_counter()
                     detector(state, event)
                     if window is not None:
                         totals[detector.name][window] += time.perf_counter() - started
             if pre:
-                accounting._account(state, event)
+                guard.process(event)
         for name, (a, b) in totals.items():
             best[name] = [min(best[name][0], a), min(best[name][1], b)]
     gc.unfreeze()
