@@ -32,6 +32,9 @@ def text_of(content: Any) -> str:
 def messages_of(messages: Sequence[Any]) -> list[Message]:
     out = []
     for m in messages:
+        if type(m) is Message:
+            out.append(m)
+            continue
         calls = getattr(m, "tool_calls", None)
         out.append(Message(
             _ROLES.get(getattr(m, "type", ""), "user"),
@@ -39,6 +42,37 @@ def messages_of(messages: Sequence[Any]) -> list[Message]:
             [{"name": c["name"], "args": c.get("args", {})} for c in calls] if calls else None,
         ))
     return out
+
+
+class PromptConverter:
+    """Converts each run's prompts incrementally.
+
+    An agent's prompt grows by a message or two per step, and the earlier messages are the same
+    objects every time. Converting only what follows the unchanged prefix keeps the cost of a
+    model start proportional to what is new, not to the length of the conversation.
+    """
+
+    def __init__(self, max_runs: int = 1024) -> None:
+        self._last: dict[str, tuple[list[Any], list[Message]]] = {}
+        self.max_runs = max_runs
+
+    def convert(self, run: str, raw: Sequence[Any]) -> list[Message]:
+        last = self._last.pop(run, None)
+        if last is None:
+            converted = messages_of(raw)
+        else:
+            old_raw, old = last
+            n, limit = 0, min(len(raw), len(old_raw))
+            while n < limit and (raw[n] is old_raw[n] or raw[n] == old_raw[n]):
+                n += 1
+            converted = old[:n] + messages_of(raw[n:]) if n else messages_of(raw)
+        if len(self._last) >= self.max_runs:
+            self._last.pop(next(iter(self._last)), None)
+        self._last[run] = (list(raw), converted)
+        return converted
+
+    def forget(self, run: str) -> None:
+        self._last.pop(run, None)
 
 
 def tool_calls_of(message: Any) -> list[ToolCall]:

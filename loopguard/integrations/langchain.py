@@ -23,7 +23,7 @@ from loopguard.events import (
 )
 from loopguard.guard import Guard
 from loopguard.integrations._convert import (
-    labels_of, max_tokens_of, messages_of, model_id, text_of, tool_calls_of, usage_of,
+    PromptConverter, labels_of, max_tokens_of, model_id, text_of, tool_calls_of, usage_of,
 )
 from loopguard.policy import Policy, PolicySet
 from loopguard.tokens import estimate_input_tokens, tokens_for_chars
@@ -57,10 +57,11 @@ _fail_open = _FailOpen()
 class _Node:
     """What the handler remembers of one live LangChain run."""
 
-    __slots__ = ("root", "anchor", "agent", "is_root", "label", "messages", "streamed")
+    __slots__ = ("id", "root", "anchor", "agent", "is_root", "label", "messages", "streamed")
 
-    def __init__(self, root: str, anchor: str, agent: str | None, is_root: bool,
+    def __init__(self, id: str, root: str, anchor: str, agent: str | None, is_root: bool,
                  label: str | None = None) -> None:
+        self.id = id  # the LangChain run id as a string, made once
         self.root = root  # the guarded run (root LangChain run id)
         self.anchor = anchor  # nearest enclosing call with a span: a tool run, or the root
         self.agent = agent
@@ -112,6 +113,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                      telemetry=own_guard if telemetry is None else telemetry,
                      tracer_provider=tracer_provider, meter_provider=meter_provider)
         self._nodes: dict[UUID, _Node] = {}
+        self._prompts = PromptConverter()
         self._lock = threading.Lock()
 
     # --- the run tree ---------------------------------------------------------------------
@@ -128,7 +130,8 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             root = str(parent_run_id if parent_run_id is not None else run_id)
             anchor, is_root = root, parent_run_id is None
             agent = self._agent_name(metadata, name)
-        node = _Node(root, str(run_id) if is_tool else anchor, agent, is_root, label)
+        key = str(run_id)
+        node = _Node(key, root, key if is_tool else anchor, agent, is_root, label)
         nodes = self._nodes
         if len(nodes) >= _MAX_TRACKED:
             with self._lock:
@@ -186,16 +189,16 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                             messages: list[list[Any]], *, run_id: UUID,
                             parent_run_id: UUID | None = None,
                             metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._model_start(serialized, lambda: messages_of(messages[0] if messages else ()),
-                          run_id, parent_run_id, metadata, kwargs)
+        self._model_start(serialized, messages[0] if messages else (), run_id, parent_run_id,
+                          metadata, kwargs)
 
     def on_llm_start(self, serialized: dict[str, Any] | None, prompts: list[str], *,
                      run_id: UUID, parent_run_id: UUID | None = None,
                      metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._model_start(serialized, lambda: [Message("user", p) for p in prompts[:1]],
-                          run_id, parent_run_id, metadata, kwargs)
+        self._model_start(serialized, [Message("user", p) for p in prompts[:1]], run_id,
+                          parent_run_id, metadata, kwargs)
 
-    def _model_start(self, serialized: dict[str, Any] | None, messages: Any, run_id: UUID,
+    def _model_start(self, serialized: dict[str, Any] | None, prompt: Sequence[Any], run_id: UUID,
                      parent_run_id: UUID | None, metadata: dict[str, Any] | None,
                      kwargs: dict[str, Any]) -> None:
         with _fail_open:
@@ -203,8 +206,8 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             name = _name(serialized, kwargs)
             model = model_id(metadata, params, name)
             node = self._enter(run_id, parent_run_id, name, metadata, label=model)
-            node.messages = messages()
-            self._send(ModelStart(run=node.root, agent=node.agent, id=str(run_id),
+            node.messages = self._prompts.convert(node.root, prompt)
+            self._send(ModelStart(run=node.root, agent=node.agent, id=node.id,
                                   parent=node.anchor, model=model, messages=node.messages,
                                   max_tokens=max_tokens_of(metadata, params),
                                   meta=labels_of(metadata)), refused=run_id)
@@ -219,7 +222,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 if not token:
                     return
             node.streamed += len(token)
-            self._send(Token(run=node.root, agent=node.agent, id=str(run_id), text=token))
+            self._send(Token(run=node.root, agent=node.agent, id=node.id, text=token))
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
@@ -231,7 +234,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             message = getattr(first, "message", None)
             text = text_of(message.content) if message is not None else (
                 getattr(first, "text", "") or "")
-            self._send(ModelEnd(run=node.root, agent=node.agent, id=str(run_id),
+            self._send(ModelEnd(run=node.root, agent=node.agent, id=node.id,
                                 parent=node.anchor, model=node.label or "unknown", text=text,
                                 tool_calls=tool_calls_of(message),
                                 usage=usage_of(message, response.llm_output)))
@@ -248,7 +251,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             if node.streamed:
                 usage = Usage(estimate_input_tokens(node.messages or ()),
                               tokens_for_chars(node.streamed))
-            self._send(ModelError(run=node.root, agent=node.agent, id=str(run_id),
+            self._send(ModelError(run=node.root, agent=node.agent, id=node.id,
                                   parent=node.anchor, model=node.label or "unknown",
                                   error=f"{type(error).__name__}: {error}", usage=usage))
         self._end_if_root(node, _failed(error))
@@ -263,7 +266,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
             node = self._enter(run_id, parent_run_id, tool, metadata, is_tool=True, label=tool)
             anchor = parent.anchor if parent is not None else node.root
-            self._send(ToolStart(run=node.root, agent=node.agent, id=str(run_id), parent=anchor,
+            self._send(ToolStart(run=node.root, agent=node.agent, id=node.id, parent=anchor,
                                  tool=tool, args=_tool_args(inputs, input_str)), refused=run_id)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -271,20 +274,21 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         if node is not None:
             with _fail_open:
                 content = getattr(output, "content", output)
-                self._send(ToolEnd(run=node.root, agent=node.agent, id=str(run_id),
+                self._send(ToolEnd(run=node.root, agent=node.agent, id=node.id,
                                    tool=node.label or "tool", output=text_of(content)))
             self._end_if_root(node, "ok")
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
         if node is not None:
-            self._send(ToolError(run=node.root, agent=node.agent, id=str(run_id),
+            self._send(ToolError(run=node.root, agent=node.agent, id=node.id,
                                  tool=node.label or "tool",
                                  error=f"{type(error).__name__}: {error}"))
             self._end_if_root(node, _failed(error))
 
     def _end_if_root(self, node: _Node, status: str) -> None:
         if node.is_root:
+            self._prompts.forget(node.root)
             self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status=status))
 
     # --- retrievers only matter for the run tree ----------------------------------------------

@@ -1,0 +1,54 @@
+"""LangChain objects to events."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+from loopguard.events import Message
+from loopguard.integrations._convert import PromptConverter, messages_of, text_of
+
+
+def test_messages_of_roles_content_blocks_and_tool_calls() -> None:
+    converted = messages_of([
+        SystemMessage("be brief"),
+        HumanMessage([{"type": "text", "text": "hi "}, {"type": "image", "url": "x"}, "there"]),
+        AIMessage("", tool_calls=[{"name": "s", "args": {"q": 1}, "id": "1"}]),
+        ToolMessage("result", tool_call_id="1"),
+    ])
+    assert converted == [
+        Message("system", "be brief"),
+        Message("user", "hi there"),
+        Message("assistant", "", [{"name": "s", "args": {"q": 1}}]),
+        Message("tool", "result"),
+    ]
+    assert text_of(None) == "" and text_of(3) == "3"
+
+
+def test_prompt_converter_converts_only_what_is_new() -> None:
+    conv = PromptConverter()
+    history = [SystemMessage("sys"), HumanMessage("q")]
+    first = conv.convert("r", history)
+    history = [*history, AIMessage("a1"), HumanMessage("q2")]
+    second = conv.convert("r", history)
+    assert second == messages_of(history)
+    assert second[0] is first[0] and second[1] is first[1]  # reused, not converted again
+    # an equal but new system message object still matches (agents rebuild it each call)
+    third = conv.convert("r", [SystemMessage("sys"), *history[1:], AIMessage("a2")])
+    assert third[:4] == second and third[0] is first[0]
+
+
+def test_prompt_converter_handles_a_rewritten_history() -> None:
+    conv = PromptConverter()
+    conv.convert("r", [SystemMessage("sys"), HumanMessage("q"), AIMessage("long answer")])
+    summary = [SystemMessage("sys"), HumanMessage("summary of the conversation so far")]
+    assert conv.convert("r", summary) == messages_of(summary)
+    assert conv.convert("other", [HumanMessage("x")]) == [Message("user", "x")]
+    conv.forget("r")
+    assert "r" not in conv._last
+
+
+def test_prompt_converter_is_bounded() -> None:
+    conv = PromptConverter(max_runs=10)
+    for i in range(100):
+        conv.convert(f"r{i}", [HumanMessage("x")])
+    assert len(conv._last) == 10
