@@ -82,7 +82,7 @@ class Replayer:
         for result in self.results.values():
             if result.action != "abort" and not result.ended:
                 self._snapshot(result)
-                self.guard.end_run(result.run, "error")
+                self._end(result.run, "error")  # a recording cut off mid-run (crash, kill)
                 result.ended = True
         for result in self.results.values():
             if result.action == "ok":
@@ -98,9 +98,14 @@ class Replayer:
         self._snapshot(result)
         result.action, result.verdict = "abort", verdict
         result.detector, result.reason, result.step = verdict.detector, verdict.reason, verdict.step
-        if self.guard.get_run(result.run) is not None:
-            self.guard.end_run(result.run, "aborted")  # frees the run's state
+        self._end(result.run, "aborted")  # frees the run's state
         result.ended = True
+
+    def _end(self, run: str, status: str) -> None:
+        # At the run's last recorded moment, not now: sinks (spans) keep the recorded times.
+        state = self.guard.get_run(run)
+        if state is not None:
+            self.guard.end_run(run, status, ts=state.last_seen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,25 +69,13 @@ def export_jaeger(events: Iterable[Event], policy: Any = None,
 
 
 def run(args: argparse.Namespace) -> int:
-    from loopguard.config import ConfigError
-    from loopguard.policy import PolicySet
-    from loopguard.replay import LineError, read_events
+    from loopguard.cli._recordings import line_errors, load_policies
+    from loopguard.replay import read_events
 
-    missing = [f for f in args.files if not Path(f).is_file()]
-    if missing:
-        print(f"loopguard export: no such file: {', '.join(missing)}", file=sys.stderr)
+    policies = load_policies(args, "export")
+    if policies is None:
         return 2
-    try:
-        policies = PolicySet.load(args.policy)
-    except ConfigError as exc:
-        print(f"loopguard export: {exc}", file=sys.stderr)
-        return 2
-    errors: list[LineError] = []
-
-    def on_error(error: LineError) -> None:
-        errors.append(error)
-        print(str(error), file=sys.stderr)
-
+    errors, on_error = line_errors()
     events = (e for path in args.files for e in read_events(path, on_error=on_error))
     doc = export_jaeger(events, policies, args.service_name)
     text = json.dumps(doc, ensure_ascii=False)
