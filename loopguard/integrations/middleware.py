@@ -152,11 +152,28 @@ class LoopGuardMiddleware(AgentMiddleware):
             verdict = self._send(event)
         except LoopGuardAbort as exc:
             return request, call, self._stop_model(exc)
-        if verdict is not None and verdict.action is Action.NUDGE and self.nudge:
+        # A nudge asked for now, or on the tool results since the last call, reaches the model
+        # with this call.
+        pending = self._pending_nudge(run, None)
+        if verdict is None or verdict.action is not Action.NUDGE:
+            verdict = pending
+        if verdict is not None and self.nudge:
             text = self._nudge_text(run, verdict)
             if text is not None:
                 request = request.override(messages=[*request.messages, HumanMessage(text)])
         return request, call, None
+
+    def _pending_nudge(self, run: str, verdict: Verdict | None) -> Verdict | None:
+        """Keep a nudge given between model calls (`verdict`), or take the one kept (None)."""
+        state = self.guard.get_run(run)
+        if state is None:
+            return None
+        with state.lock:
+            if verdict is None:
+                return state.slots.pop("middleware.pending_nudge", None)
+            if verdict.action is Action.NUDGE:
+                state.slots.setdefault("middleware.pending_nudge", verdict)
+        return None
 
     def _after_model(self, call: _Call, response: Any) -> Any:
         message = _ai_message(response)
@@ -231,8 +248,9 @@ class LoopGuardMiddleware(AgentMiddleware):
         call = _Call(run, self._agent(run), str(tool_call.get("id") or uuid.uuid4()),
                      tool_call.get("name") or "tool")
         try:
-            self._send(ToolStart(run=run, agent=call.agent, id=call.id, parent=run,
-                                 tool=call.model, args=tool_call.get("args") or {}))
+            verdict = self._send(ToolStart(run=run, agent=call.agent, id=call.id, parent=run,
+                                           tool=call.model, args=tool_call.get("args") or {}))
+            self._pending_nudge(run, verdict)
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
                 raise
@@ -250,7 +268,7 @@ class LoopGuardMiddleware(AgentMiddleware):
                         ToolEnd(run=call.run, agent=call.agent, id=call.id, tool=call.model,
                                 output=content))
         try:
-            self._send(event)
+            self._pending_nudge(call.run, self._send(event))
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
                 raise

@@ -342,3 +342,28 @@ def test_middleware_with_model_retry_after_it_in_the_list() -> None:
     with pytest.raises(LoopGuardAbort):
         agent.invoke(USER)
     assert model.call_count == 2
+
+
+def test_middleware_passes_a_nudge_given_on_tool_results_to_the_next_model_call() -> None:
+    # tool_repeat judges on tool results: the same search, the same answer. Its nudge is given
+    # between model calls and must reach the model with the next one; a model that heeds it
+    # finishes and is never stopped.
+    from langchain_core.messages import HumanMessage
+
+    seen: list[str] = []
+
+    def reply(messages: list[Any], n: int) -> AIMessage:
+        nudges = [m.content for m in messages
+                  if isinstance(m, HumanMessage) and "[loopguard]" in str(m.content)]
+        if nudges:
+            seen.extend(nudges)
+            return AIMessage("The forecast service keeps returning the same page; giving up.")
+        return tool_call("search", query="weather paris")
+
+    model, tools = ScriptedChatModel(replies=[reply]), ToolCounter()
+    agent = create_agent(model, [tools.tool], middleware=[
+        LoopGuardMiddleware(policy=Policy(), telemetry=False)])
+    out = agent.invoke(USER)
+    assert "giving up" in out["messages"][-1].content
+    assert len(seen) == 1 and "search" in seen[0]
+    assert tools.calls <= 4
