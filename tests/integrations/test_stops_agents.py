@@ -361,8 +361,9 @@ def test_middleware_passes_a_nudge_given_on_tool_results_to_the_next_model_call(
         return tool_call("search", query="weather paris")
 
     model, tools = ScriptedChatModel(replies=[reply]), ToolCounter()
+    only_tool_results = Policy(similarity={"enabled": False}, cycle={"enabled": False})
     agent = create_agent(model, [tools.tool], middleware=[
-        LoopGuardMiddleware(policy=Policy(), telemetry=False)])
+        LoopGuardMiddleware(policy=only_tool_results, telemetry=False)])
     out = agent.invoke(USER)
     assert "giving up" in out["messages"][-1].content
     assert len(seen) == 1 and "search" in seen[0]
