@@ -271,6 +271,7 @@ def _guard_alone(otel: Otel, policy: Policy, n: int, reps: int) -> None:
             SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)]),
     }
     messages = [Message("user", PROMPTS[0])]
+    model = FakeChat().model
     counter = iter(range(10**9))
     best_call = {k: float("inf") for k in guards}
     best_token = {k: float("inf") for k in guards}
@@ -282,15 +283,15 @@ def _guard_alone(otel: Otel, policy: Policy, n: int, reps: int) -> None:
             for i in range(n):
                 call = f"{run}-{i}"
                 guard.process(ModelStart(run=run, agent="bench", id=call, parent=run,
-                                         model=FakeChat().model, messages=messages,
+                                         model=model, messages=messages,
                                          max_tokens=256, ts=1e9 + i))
                 guard.process(ModelEnd(run=run, agent="bench", id=call, parent=run,
-                                       model=FakeChat().model, text=answers[i],
+                                       model=model, text=answers[i],
                                        usage=Usage(120, 30), ts=1e9 + i + 0.5))
             t1 = time.process_time_ns()
             call = f"{run}-stream"
             guard.process(ModelStart(run=run, agent="bench", id=call, parent=run,
-                                     model=FakeChat().model, messages=messages, ts=2e9))
+                                     model=model, messages=messages, ts=2e9))
             t2 = time.process_time_ns()
             for i in range(n):
                 guard.process(Token(run=run, agent="bench", id=call, text="w ", ts=2e9 + i))

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any, Protocol
 
 from loopguard.detectors import Detector, build_detectors
@@ -139,7 +140,8 @@ class Guard:
         runs = self._runs
         state = runs.get(event.run)
         if state is not None:
-            state.last_seen = max(state.last_seen, event.ts)
+            if event.ts > state.last_seen:
+                state.last_seen = event.ts
             return state
         with self._lock:
             state = runs.get(event.run)
@@ -153,7 +155,7 @@ class Guard:
     def _evict(self, now: float) -> None:
         runs = self._runs
         # Runs are in creation order; scan the oldest few rather than the whole table.
-        for run in list(runs)[:64]:
+        for run in list(islice(runs, 64)):
             state = runs[run]
             if now - state.last_seen > self.run_ttl:
                 self._drop(run, "evicted after run_ttl without events")

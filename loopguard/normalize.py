@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rapidfuzz.distance import Indel
+from rapidfuzz.process import extract
 
 T = TypeVar("T")
 
@@ -168,6 +169,17 @@ def similar(a: str, b: str, cutoff: float) -> float:
     if a == b:
         return 1.0
     return Indel.normalized_similarity(a, b, score_cutoff=cutoff)
+
+
+def similar_to_each(a: str, others: list[str], cutoff: float) -> list[float]:
+    """`similar(a, b, cutoff)` for each b of `others`, computed in one call into rapidfuzz."""
+    if len(others) == 1:
+        return [similar(a, others[0], cutoff)]
+    scores = [0.0] * len(others)
+    for _, score, i in extract(a, others, scorer=Indel.normalized_similarity,
+                               score_cutoff=cutoff, limit=None):
+        scores[i] = 1.0 if a == others[i] else score
+    return scores
 
 
 def clip(text: str, limit: int) -> str:

@@ -32,7 +32,8 @@ from pydantic import Field, model_validator
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, Message, ModelEnd, ModelStart
 from loopguard.normalize import (
-    canonical_args, clip, content_words, identifiers, normalize_light, similar, words,
+    canonical_args, clip, content_words, identifiers, normalize_light, similar, similar_to_each,
+    words,
 )
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
@@ -181,24 +182,29 @@ class Similarity:
             similarity=round(score, 3))
 
     def _closest(self, slot: _Slot, step: _Step) -> tuple[_Step | None, float]:
-        best, best_score = None, 0.0
+        out = step.out
+        gated = []  # the same tools and identifiers; most recent first
         for earlier in reversed(slot.steps):
-            if step.out.empty and earlier.out.empty:  # a model answering nothing, again
+            if out.empty and earlier.out.empty:  # a model answering nothing, again
                 return earlier, 1.0
-            if earlier.out.names != step.out.names or earlier.ids != step.ids:
+            if (earlier.out.names == out.names and earlier.ids == step.ids
+                    and not out.empty and not earlier.out.empty):
+                gated.append(earlier)
+        if not gated:
+            return None, 0.0
+        # What the model did, against every candidate in one C call; the environment's
+        # answers only for those that pass.
+        said = similar_to_each(out.words, [e.out.words for e in gated], self.config.threshold)
+        best, best_score = None, 0.0
+        for earlier, alike in zip(gated, said):
+            if alike <= best_score:
                 continue
-            score = min(self._alike(earlier.out, step.out),
-                        similar(earlier.result, step.result, self.config.input_threshold))
+            score = min(alike, similar(earlier.result, step.result, self.config.input_threshold))
             if score > best_score:
                 best, best_score = earlier, score
                 if score == 1.0:
                     break
         return best, best_score
-
-    def _alike(self, a: _Output, b: _Output) -> float:
-        if a.empty or b.empty:
-            return 1.0 if a.empty and b.empty else 0.0
-        return similar(a.words, b.words, self.config.threshold)
 
 
 def _new_messages(messages: list[Message], seen: int) -> list[Message]:

@@ -35,13 +35,18 @@ def messages_of(messages: Sequence[Any]) -> list[Message]:
         if type(m) is Message:
             out.append(m)
             continue
-        calls = getattr(m, "tool_calls", None)
+        kind = getattr(m, "type", "")
+        # Only AI messages have tool calls; asking others makes pydantic raise and catch.
+        calls = getattr(m, "tool_calls", None) if kind in _WITH_TOOL_CALLS else None
         out.append(Message(
-            _ROLES.get(getattr(m, "type", ""), "user"),
+            _ROLES.get(kind, "user"),
             text_of(getattr(m, "content", m)),
             [{"name": c["name"], "args": c.get("args", {})} for c in calls] if calls else None,
         ))
     return out
+
+
+_WITH_TOOL_CALLS = frozenset(("ai", "AIMessageChunk"))
 
 
 class PromptConverter:
@@ -128,12 +133,15 @@ _SKIP_META_PREFIXES = ("langgraph_", "checkpoint_", "ls_", "lc_", "__")
 def labels_of(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not metadata:
         return None
-    out = {k: v for k, v in metadata.items()
-           if isinstance(v, (str, int, float, bool)) and not k.startswith(_SKIP_META_PREFIXES)}
-    provider = metadata.get("ls_provider")
-    if isinstance(provider, str):
-        out["ls_provider"] = provider
-    return out or None
+    out = None
+    for k, v in metadata.items():
+        if k.startswith(_SKIP_META_PREFIXES) and k != "ls_provider":
+            continue
+        if isinstance(v, (str, int, float, bool)):
+            if out is None:
+                out = {}
+            out[k] = v
+    return out
 
 
 def stop_message(verdict: Any) -> str:

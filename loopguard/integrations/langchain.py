@@ -122,15 +122,15 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                metadata: Mapping[str, Any] | None, *, is_tool: bool = False,
                label: str | None = None) -> _Node:
         parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+        key = str(run_id)
         if parent is not None:
             root, anchor, agent, is_root = parent.root, parent.anchor, parent.agent, False
         else:
             # No parent, or one this handler never saw (attached to a model's constructor):
             # the outermost run it can see is the guarded run.
-            root = str(parent_run_id if parent_run_id is not None else run_id)
+            root = key if parent_run_id is None else str(parent_run_id)
             anchor, is_root = root, parent_run_id is None
             agent = self._agent_name(metadata, name)
-        key = str(run_id)
         node = _Node(key, root, key if is_tool else anchor, agent, is_root, label)
         nodes = self._nodes
         if len(nodes) >= _MAX_TRACKED:

@@ -18,14 +18,15 @@ def usage_from_metadata(meta: Mapping[str, Any] | None) -> Usage:
     """
     if not meta:
         return Usage()
-    details = meta.get("input_token_details") or {}
-    write = sum(_int(details.get(k)) for k in
-                ("cache_creation", "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"))
-    return Usage(input_tokens=_int(meta.get("input_tokens")),
-                 output_tokens=_int(meta.get("output_tokens")),
-                 cache_read_tokens=_int(details.get("cache_read")),
-                 cache_write_tokens=write)
+    details = meta.get("input_token_details")
+    read = write = 0
+    if details:
+        read = _int(details.get("cache_read"))
+        write = (_int(details.get("cache_creation"))
+                 + _int(details.get("ephemeral_5m_input_tokens"))
+                 + _int(details.get("ephemeral_1h_input_tokens")))
+    return Usage(_int(meta.get("input_tokens")), _int(meta.get("output_tokens")), read, write)
 
 
 def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+    return v if type(v) is int and v > 0 else 0
