@@ -104,14 +104,10 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         tracer_provider: Any = None,
         meter_provider: Any = None,
     ) -> None:
-        if guard is not None and policy is not None:
-            raise ValueError("pass either guard or policy, not both (a guard has its policies)")
-        own_guard = guard is None
-        self.guard = guard if guard is not None else Guard(policy)
+        self.guard = adapter_guard(guard, policy, record_to=record_to,
+                                   record_content=record_content, telemetry=telemetry,
+                                   tracer_provider=tracer_provider, meter_provider=meter_provider)
         self.agent = agent
-        attach_sinks(self.guard, record_to=record_to, record_content=record_content,
-                     telemetry=own_guard if telemetry is None else telemetry,
-                     tracer_provider=tracer_provider, meter_provider=meter_provider)
         self._nodes: dict[UUID, _Node] = {}
         self._prompts = PromptConverter()
         self._lock = threading.Lock()
@@ -306,10 +302,19 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         self._nodes.pop(run_id, None)
 
 
-def attach_sinks(guard: Guard, *, record_to: str | os.PathLike[str] | None,
-                 record_content: bool, telemetry: bool | str, tracer_provider: Any,
-                 meter_provider: Any) -> None:
-    """Add the flight recorder and telemetry sinks an adapter was asked for to `guard`."""
+def adapter_guard(guard: Guard | None, policy: Policy | PolicySet | str | os.PathLike[str] | None,
+                  *, record_to: str | os.PathLike[str] | None, record_content: bool,
+                  telemetry: bool | str | None, tracer_provider: Any,
+                  meter_provider: Any) -> Guard:
+    """The guard an adapter (handler or middleware) works with, with the flight recorder and
+    telemetry sinks it was asked for. Telemetry defaults to on for a guard the adapter builds;
+    a guard that is given keeps its own sinks."""
+    if guard is not None and policy is not None:
+        raise ValueError("pass either guard or policy, not both (a guard has its policies)")
+    if telemetry is None:
+        telemetry = guard is None
+    if guard is None:
+        guard = Guard(policy)
     if record_to is not None:
         from loopguard.recorder import FlightRecorder
 
@@ -319,6 +324,7 @@ def attach_sinks(guard: Guard, *, record_to: str | os.PathLike[str] | None,
 
         guard.sinks.append(SpanSink(tracer_provider=tracer_provider, meter_provider=meter_provider,
                                     mode="annotate" if telemetry == "annotate" else "spans"))
+    return guard
 
 
 def _failed(error: BaseException) -> str:

@@ -67,15 +67,11 @@ class LoopGuardMiddleware(AgentMiddleware):
         super().__init__()
         if exit_behavior not in ("error", "end"):
             raise ValueError(f"exit_behavior must be 'error' or 'end', got {exit_behavior!r}")
-        if guard is not None and policy is not None:
-            raise ValueError("pass either guard or policy, not both (a guard has its policies)")
-        from loopguard.integrations.langchain import attach_sinks
+        from loopguard.integrations.langchain import adapter_guard
 
-        own_guard = guard is None
-        self.guard = guard if guard is not None else Guard(policy)
-        attach_sinks(self.guard, record_to=record_to, record_content=record_content,
-                     telemetry=own_guard if telemetry is None else telemetry,
-                     tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self.guard = adapter_guard(guard, policy, record_to=record_to,
+                                   record_content=record_content, telemetry=telemetry,
+                                   tracer_provider=tracer_provider, meter_provider=meter_provider)
         self.agent = agent
         self.exit_behavior = exit_behavior
         self.nudge = nudge
