@@ -169,13 +169,15 @@ class Guard:
             return
         logger.debug("loopguard: run %s %s", run, why)
         end = RunEnd(run=run, agent=state.agent, status="error", ts=state.last_seen)
-        # Detectors that hold something outside the run (budget reservations) let it go.
+        # As for any run end: detectors that hold something outside the run (budget
+        # reservations) let it go, and sinks see the end as an event, then as the run's end.
         with state.lock:
             for detector in state.detectors.get(RunEnd, ()):
                 try:
                     detector(state, end)
                 except Exception:  # noqa: BLE001
                     self._internal_error(f"detector {detector.name}", state)
+            self._notify(state, end, None)
         for sink in self.sinks:
             self._call_sink(sink.on_run_end, state, end)
 

@@ -37,22 +37,18 @@ class FlightRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(self.path, "a", encoding="utf-8", buffering=_BUFFER)
         self._lock = threading.Lock()
-        self._last_end: RunEnd | None = None
 
     # --- Sink -----------------------------------------------------------------------------
 
     def on_event(self, state: RunState, event: Event) -> None:
-        if type(event) is RunEnd:
-            self._last_end = event
         self._write(event)
 
     def on_verdict(self, state: RunState, event: Event, verdict: Verdict) -> None:
         """Verdicts are not recorded: a replay recomputes them under its own policy."""
 
     def on_run_end(self, state: RunState, event: RunEnd) -> None:
-        # An evicted run's end is not passed to on_event; record it here.
-        if event is not self._last_end:
-            self._write(event)
+        # The end itself was written by on_event (the guard shows every end, an evicted
+        # run's too, as an event first).
         self.flush()
 
     # --- file -----------------------------------------------------------------------------

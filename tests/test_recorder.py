@@ -121,3 +121,23 @@ def test_evicted_runs_get_their_end_recorded(tmp_path: Path) -> None:
         guard.process(ModelEnd(run="new", model="m", ts=2.0))
     ends = [d for d in _lines(path) if d["type"] == "run_end"]
     assert [(d["run"], d["status"]) for d in ends] == [("old", "error")]
+
+
+def test_each_run_end_is_recorded_once_when_runs_end_on_many_threads(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    recorder = FlightRecorder(path)
+    guard = Guard(Policy(), sinks=[recorder])
+
+    def worker(n: int) -> None:
+        for k in range(60):
+            for event in _events(f"run-{n}-{k}"):
+                guard.process(event)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    recorder.close()
+    ends = [d["run"] for d in _lines(path) if d["type"] == "run_end"]
+    assert len(ends) == len(set(ends)) == 6 * 60
