@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from itertools import islice
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -57,7 +58,8 @@ _fail_open = _FailOpen()
 class _Node:
     """What the handler remembers of one live LangChain run."""
 
-    __slots__ = ("id", "root", "anchor", "agent", "is_root", "label", "messages", "streamed")
+    __slots__ = ("id", "root", "anchor", "agent", "is_root", "label", "messages", "streamed",
+                 "_inner")
 
     def __init__(self, id: str, root: str, anchor: str, agent: str | None, is_root: bool,
                  label: str | None = None) -> None:
@@ -69,6 +71,17 @@ class _Node:
         self.label = label  # the model id of a model run, the tool name of a tool run
         self.messages: list[Message] | None = None  # a model run's prompt, for estimates
         self.streamed = 0  # characters a model run has streamed so far
+        self._inner: _Node | None = None
+
+    def inner(self) -> _Node:
+        """What a plain chain run inside this one is (same run, same span anchor). Chains are
+        most of a graph's runs, so they share one node instead of making their own."""
+        if not self.is_root and self.label is None:
+            return self
+        inner = self._inner
+        if inner is None:
+            inner = self._inner = _Node(self.id, self.root, self.anchor, self.agent, False)
+        return inner
 
 
 class LoopGuardCallbackHandler(BaseCallbackHandler):
@@ -128,13 +141,16 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             anchor, is_root = root, parent_run_id is None
             agent = self._agent_name(metadata, name)
         node = _Node(key, root, key if is_tool else anchor, agent, is_root, label)
+        self._track(run_id, node)
+        return node
+
+    def _track(self, run_id: UUID, node: _Node) -> None:
         nodes = self._nodes
         if len(nodes) >= _MAX_TRACKED:
             with self._lock:
-                for stale in list(nodes)[: _MAX_TRACKED // 10]:
+                for stale in list(islice(nodes, _MAX_TRACKED // 10)):
                     nodes.pop(stale, None)
         nodes[run_id] = node
-        return node
 
     def _agent_name(self, metadata: Mapping[str, Any] | None, name: str | None) -> str | None:
         if self.agent is not None:
@@ -162,6 +178,10 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                        parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                        **kwargs: Any) -> None:
         with _fail_open:
+            parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+            if parent is not None:  # the common case: a chain inside a known run
+                self._track(run_id, parent.inner())
+                return
             name = _name(serialized, kwargs)
             node = self._enter(run_id, parent_run_id, name, metadata)
             if node.is_root:
