@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any, Protocol
@@ -91,9 +92,15 @@ class Guard:
             self._internal_error("run table", None)
             return None
         kind = type(event)
+        ended_ok = False
         with state.lock:
-            if state.aborted is not None and kind in _GATED:
-                raise LoopGuardAbort(state.aborted)
+            if state.aborted is not None:
+                if kind in _GATED:
+                    raise LoopGuardAbort(state.aborted)
+                if kind is RunEnd and event.status != "aborted":  # type: ignore[attr-defined]
+                    # Sinks and recordings see how the run really ended.
+                    ended_ok = event.status == "ok"  # type: ignore[attr-defined]
+                    event = replace(event, status="aborted")  # type: ignore[call-arg]
             # Start events are judged before they count (an abort means the call never went
             # out); everything else counts first, so detectors see the usage it reports.
             pre = kind in _PRE_CHECKED
@@ -106,9 +113,8 @@ class Guard:
             if self.sinks:
                 self._notify(state, event, verdict)
         if kind is RunEnd:
-            ended_ok = event.status == "ok"  # type: ignore[attr-defined]
-            self._finish(state, event)
-            if state.aborted is not None and ended_ok:
+            self._finish(state, event)  # type: ignore[arg-type]
+            if ended_ok:
                 # Something between the abort and the caller (a retry wrapper that returns an
                 # error message, a tool node that handles errors) let the run finish as if
                 # nothing happened. It did not: the caller still gets the abort.
@@ -269,8 +275,6 @@ class Guard:
     def _finish(self, state: RunState, event: RunEnd) -> None:
         with self._lock:
             self._runs.pop(state.run, None)
-        if state.aborted is not None:
-            event.status = "aborted"
         for sink in self.sinks:
             self._call_sink(sink.on_run_end, state, event)
 

@@ -7,6 +7,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from loopguard import Guard, LoopGuardAbort, Policy
 from loopguard.events import (
     Message, ModelEnd, ModelStart, RunEnd, Token, ToolCall, ToolEnd, ToolError, ToolStart, Usage,
@@ -141,3 +143,19 @@ def test_each_run_end_is_recorded_once_when_runs_end_on_many_threads(tmp_path: P
     recorder.close()
     ends = [d["run"] for d in _lines(path) if d["type"] == "run_end"]
     assert len(ends) == len(set(ends)) == 6 * 60
+
+
+def test_an_aborted_run_is_recorded_as_aborted_even_if_it_ends_ok(tmp_path: Path) -> None:
+    from loopguard import LoopGuardAbort
+    from loopguard.events import ModelStart, RunEnd
+
+    path = tmp_path / "runs.jsonl"
+    with FlightRecorder(path) as recorder:
+        guard = Guard(Policy(max_model_calls=1), sinks=[recorder])
+        guard.process(ModelStart(run="r", model="m"))
+        with pytest.raises(LoopGuardAbort):
+            guard.process(ModelStart(run="r", model="m"))
+        with pytest.raises(LoopGuardAbort):  # a wrapper swallowed the abort; the run "ended ok"
+            guard.process(RunEnd(run="r", status="ok"))
+    ends = [d["status"] for d in _lines(path) if d["type"] == "run_end"]
+    assert ends == ["aborted"]
