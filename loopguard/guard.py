@@ -7,14 +7,24 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from itertools import islice
 from typing import Any, Protocol
 
 from loopguard.detectors import Detector, build_detectors
 from loopguard.events import (
-    Event, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolEnd, ToolError, ToolStart, Usage,
+    Event,
+    ModelEnd,
+    ModelError,
+    ModelStart,
+    RunEnd,
+    RunStart,
+    Token,
+    ToolEnd,
+    ToolError,
+    ToolStart,
+    Usage,
 )
 from loopguard.policy import Policy, PolicySet
 from loopguard.pricing import default_pricer

@@ -11,7 +11,16 @@ import pytest
 
 from loopguard import Guard, LoopGuardAbort, Policy
 from loopguard.events import (
-    Message, ModelEnd, ModelStart, RunEnd, Token, ToolCall, ToolEnd, ToolError, ToolStart, Usage,
+    Message,
+    ModelEnd,
+    ModelStart,
+    RunEnd,
+    Token,
+    ToolCall,
+    ToolEnd,
+    ToolError,
+    ToolStart,
+    Usage,
     from_dict,
 )
 from loopguard.recorder import FlightRecorder, redact
