@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, field_validator,
+    model_validator,
+)
 
 from loopguard.ledger.budgets import BudgetSpec  # money (issue 4)
 from loopguard.pricing.spec import PriceSpec  # money (issue 4)
@@ -97,11 +100,15 @@ class Policy(BaseModel):
         hard, soft = self.max_cost_usd, self.warn_cost_usd
         if hard is not None and soft is not None and soft > hard:
             raise ValueError(f"warn_cost_usd ({soft}) must not be above max_cost_usd ({hard})")
-        if self.budgets or self.ledger != "memory://":
-            from loopguard.ledger import ledger_class
-
-            ledger_class(self.ledger)  # an unknown scheme is a config error, not a runtime one
         return self
+
+    @field_validator("ledger")
+    @classmethod
+    def _known_ledger(cls, uri: str) -> str:
+        from loopguard.ledger import ledger_class
+
+        ledger_class(uri)  # an unknown scheme is a config error, not a runtime one
+        return uri
 
 
     # --- telemetry (issue 5): content capture, added here ---

@@ -137,3 +137,11 @@ def test_policy_in_code() -> None:
         Policy(max_model_cals=1)  # type: ignore[call-arg]
     dict_set = PolicySet.from_dict({"max_model_calls": 4, "agents": {"x": {"max_model_calls": 8}}})
     assert dict_set.for_agent("x").max_model_calls == 8
+
+
+def test_an_unknown_ledger_names_its_key_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "loopguard.toml", 'max_cost_usd = 1\nledger = "postgres://db"\n')
+    with pytest.raises(ConfigError) as info:
+        PolicySet.load(str(path))
+    assert str(info.value).startswith(f"{path}:2: ledger: unknown ledger URI 'postgres://db'")
+    assert "accepted schemes: memory://, sqlite://, redis://, rediss://" in str(info.value)
