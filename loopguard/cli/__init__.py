@@ -19,13 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"loopguard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"loopguard.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"loopguard.cli.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+        # Each module imports what it needs when its command runs, so a core-only install
+        # still gets every command's help, and a clear error for a missing extra.
+        importlib.import_module(f"loopguard.cli.{name}").register(sub)
     return parser
 
 
