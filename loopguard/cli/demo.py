@@ -40,7 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+# What the demo's agent runs on: LangChain v1 agents and the real Bedrock client.
+_NEEDS = {"langchain": "agents", "langgraph": "agents", "langchain_aws": "aws", "boto3": "aws"}
+
+
 def run(args: argparse.Namespace) -> int:
+    missing = sorted({extra for module, extra in _NEEDS.items()
+                      if importlib.util.find_spec(module) is None})
+    if missing:
+        print(f"loopguard demo needs the {' and '.join(missing)} extra"
+              f"{'s' if len(missing) > 1 else ''}: pip install 'langchain-loopguard[all]'",
+              file=sys.stderr)
+        return 1
     try:
         from loopguard.demo import run as demo_run
         from loopguard.demo.summary import write_summary

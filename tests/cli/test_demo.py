@@ -205,3 +205,15 @@ def test_traces_go_to_otlp_when_the_endpoint_is_set(tmp_path):
                   for s in ss.spans]
     assert "invoke_agent search-loop-agent" in names
     assert "execute_tool web_search" in names
+
+
+def test_demo_without_its_extras_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from loopguard.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "langchain_aws" else real(name, *a))
+    assert main(["demo"]) == 1
+    assert "needs the aws extra: pip install 'langchain-loopguard[all]'" in capsys.readouterr().err
