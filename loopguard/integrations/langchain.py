@@ -244,17 +244,19 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         node = self._nodes.pop(run_id, None)
         if node is None:
             return
-        with _fail_open:
-            generations = response.generations[0] if response.generations else []
-            first = generations[0] if generations else None
-            message = getattr(first, "message", None)
-            text = text_of(message.content) if message is not None else (
-                getattr(first, "text", "") or "")
-            self._send(ModelEnd(run=node.root, agent=node.agent, id=node.id,
-                                parent=node.anchor, model=node.label or "unknown", text=text,
-                                tool_calls=tool_calls_of(message),
-                                usage=usage_of(message, response.llm_output)))
-        self._end_if_root(node, "ok")
+        try:
+            with _fail_open:
+                generations = response.generations[0] if response.generations else []
+                first = generations[0] if generations else None
+                message = getattr(first, "message", None)
+                text = text_of(message.content) if message is not None else (
+                    getattr(first, "text", "") or "")
+                self._send(ModelEnd(run=node.root, agent=node.agent, id=node.id,
+                                    parent=node.anchor, model=node.label or "unknown",
+                                    text=text, tool_calls=tool_calls_of(message),
+                                    usage=usage_of(message, response.llm_output)))
+        finally:  # an abort on the answer still ends a run that is this one call
+            self._end_if_root(node, "ok")
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
@@ -262,15 +264,17 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             return
         # A stream cut mid-answer (by loopguard or the network) was billed for its prompt and
         # for what it streamed, though the provider never reported usage: estimate it.
-        with _fail_open:
-            usage = None
-            if node.streamed:
-                usage = Usage(estimate_input_tokens(node.messages or ()),
-                              tokens_for_chars(node.streamed))
-            self._send(ModelError(run=node.root, agent=node.agent, id=node.id,
-                                  parent=node.anchor, model=node.label or "unknown",
-                                  error=f"{type(error).__name__}: {error}", usage=usage))
-        self._end_if_root(node, _failed(error))
+        try:
+            with _fail_open:
+                usage = None
+                if node.streamed:
+                    usage = Usage(estimate_input_tokens(node.messages or ()),
+                                  tokens_for_chars(node.streamed))
+                self._send(ModelError(run=node.root, agent=node.agent, id=node.id,
+                                      parent=node.anchor, model=node.label or "unknown",
+                                      error=f"{type(error).__name__}: {error}", usage=usage))
+        finally:
+            self._end_if_root(node, _failed(error))
 
     # --- tools ------------------------------------------------------------------------------
 
@@ -288,19 +292,24 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
         if node is not None:
-            with _fail_open:
-                content = getattr(output, "content", output)
-                self._send(ToolEnd(run=node.root, agent=node.agent, id=node.id,
-                                   tool=node.label or "tool", output=text_of(content)))
-            self._end_if_root(node, "ok")
+            try:
+                with _fail_open:
+                    content = getattr(output, "content", output)
+                    self._send(ToolEnd(run=node.root, agent=node.agent, id=node.id,
+                                       tool=node.label or "tool", output=text_of(content)))
+            finally:
+                self._end_if_root(node, "ok")
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
         if node is not None:
-            self._send(ToolError(run=node.root, agent=node.agent, id=node.id,
-                                 tool=node.label or "tool",
-                                 error=f"{type(error).__name__}: {error}"))
-            self._end_if_root(node, _failed(error))
+            try:
+                with _fail_open:
+                    self._send(ToolError(run=node.root, agent=node.agent, id=node.id,
+                                         tool=node.label or "tool",
+                                         error=f"{type(error).__name__}: {error}"))
+            finally:
+                self._end_if_root(node, _failed(error))
 
     def _end_if_root(self, node: _Node, status: str) -> None:
         if node.is_root:

@@ -310,3 +310,20 @@ def test_a_bug_in_the_adapter_itself_fails_open(monkeypatch: pytest.MonkeyPatch,
     assert out["messages"][-1].content == "done"
     assert "internal error in the callback handler (fail open)" in caplog.text
     assert h.guard.active_runs == 0  # the run still ended and was freed
+
+
+class AbortOnAnswer:
+    name: ClassVar[str] = "answer"
+    events: ClassVar[tuple[type[Event], ...]] = (ModelEnd,)
+
+    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+        return abort(self.name, "bad answer")
+
+
+def test_an_abort_on_the_answer_of_a_lone_model_call_frees_its_run() -> None:
+    # The call is the whole run: its end is the run's end, even when its answer is refused.
+    model = ScriptedChatModel(replies=[AIMessage("x")])
+    h = LoopGuardCallbackHandler(Guard(Policy(), detectors=[AbortOnAnswer()]))
+    with pytest.raises(LoopGuardAbort):
+        model.invoke("hi", config={"callbacks": [h]})
+    assert h.guard.active_runs == 0 and not h._nodes
