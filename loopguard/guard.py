@@ -39,6 +39,7 @@ _GATED = frozenset((ModelStart, ToolStart, Token))
 _BETWEEN_CALLS = (ModelStart, ToolStart, ToolEnd, ToolError)
 _PRE_CHECKED = frozenset((ModelStart, ToolStart))
 _MAX_WARNINGS_KEPT = 20
+_MAX_ENDED_ABORTED = 4096
 
 
 class Sink(Protocol):
@@ -83,6 +84,8 @@ class Guard:
         self.max_runs = max_runs
         self.run_ttl = run_ttl
         self._runs: OrderedDict[str, RunState] = OrderedDict()
+        # Runs that ended aborted, most recent last: a few hundred bytes each, bounded.
+        self._ended_aborted: OrderedDict[str, Verdict] = OrderedDict()
         self._lock = threading.Lock()
         self._dispatch: dict[int, tuple[Policy, dict[type[Event], list[Detector]]]] = {}
         self._failed: set[str] = set()
@@ -96,12 +99,20 @@ class Guard:
         Raises `LoopGuardAbort` when the run must stop (enforce mode), and on every later start
         event of an aborted run. Any other failure inside the guard is logged and swallowed.
         """
+        kind = type(event)
+        if self._ended_aborted:
+            stopped = self._ended_aborted.get(event.run)
+            if stopped is not None:
+                # A run that ended aborted stays refused (a caller that caught the abort and
+                # went on), and its late events do not bring its state back.
+                if kind in _GATED or (kind is RunEnd and event.status == "ok"):  # type: ignore[attr-defined]
+                    raise LoopGuardAbort(stopped)
+                return None
         try:
             state = self._state_for(event)
         except Exception:  # noqa: BLE001 - fail open on the guard's own bugs
             self._internal_error("run table", None)
             return None
-        kind = type(event)
         ended_ok = False
         with state.lock:
             if state.aborted is not None:
@@ -285,6 +296,11 @@ class Guard:
     def _finish(self, state: RunState, event: RunEnd) -> None:
         with self._lock:
             self._runs.pop(state.run, None)
+            if state.aborted is not None:
+                ended = self._ended_aborted
+                ended[state.run] = state.aborted
+                if len(ended) > _MAX_ENDED_ABORTED:
+                    ended.popitem(last=False)
         for sink in self.sinks:
             self._call_sink(sink.on_run_end, state, event)
 

@@ -45,7 +45,13 @@ def test_abort_is_sticky_until_the_run_ends() -> None:
     with pytest.raises(LoopGuardAbort):  # the run "finished" as if nothing happened: re-raised
         guard.process(RunEnd(run="r", status="ok"))
     assert guard.active_runs == 0
-    guard.process(start())  # a new run of the same id starts clean
+    # Ended, the run stays refused: a caller that caught the abort cannot carry on with it,
+    # and its late events do not bring its state back.
+    with pytest.raises(LoopGuardAbort):
+        guard.process(start())
+    assert guard.process(ModelEnd(run="r", model="m")) is None
+    assert guard.active_runs == 0
+    guard.process(start(run="other"))  # other runs are not touched
 
 
 def test_aborted_run_end_is_quiet() -> None:

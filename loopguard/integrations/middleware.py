@@ -11,7 +11,7 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NoReturn, NotRequired
 
 from langchain.agents.middleware.types import (
     AgentMiddleware, AgentState, ModelRequest, ModelResponse, PrivateStateAttr,
@@ -192,9 +192,17 @@ class LoopGuardMiddleware(AgentMiddleware):
             return self._stop_model(abort)
         return None
 
+    def _raise(self, exc: LoopGuardAbort) -> NoReturn:
+        """Raise the abort out of the agent. The run is over: its state is freed now (the
+        guard keeps refusing it if anything catches the abort and carries on)."""
+        run = exc.verdict.run
+        if run is not None:
+            self.guard.end_run(run, "aborted")
+        raise exc
+
     def _stop_model(self, exc: LoopGuardAbort) -> AIMessage:
         if self.exit_behavior == "error":
-            raise exc
+            self._raise(exc)
         return AIMessage(content=stop_message(exc.verdict),
                          response_metadata={"loopguard": exc.verdict.to_dict()})
 
@@ -249,7 +257,7 @@ class LoopGuardMiddleware(AgentMiddleware):
             self._pending_nudge(run, verdict)
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
-                raise
+                self._raise(exc)
             # The tool does not run; the next model call is refused and ends the agent.
             return call, ToolMessage(content=stop_message(exc.verdict),
                                      tool_call_id=tool_call.get("id") or "", name=call.model,
@@ -267,7 +275,7 @@ class LoopGuardMiddleware(AgentMiddleware):
             self._pending_nudge(call.run, self._send(event))
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
-                raise
+                self._raise(exc)
             return ToolMessage(content=f"{content}\n\n{stop_message(exc.verdict)}",
                                tool_call_id=request.tool_call.get("id") or "", name=call.model)
         return result

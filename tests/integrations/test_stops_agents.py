@@ -236,12 +236,14 @@ def middleware(exit_behavior: str = "error", **limits: Any) -> LoopGuardMiddlewa
 
 def test_middleware_error_exit_raises_at_the_limit() -> None:
     model, tools = endless_model(), ToolCounter()
-    agent = create_agent(model, [tools.tool], middleware=[middleware(max_model_calls=3)])
+    guard_mw = middleware(max_model_calls=3)
+    agent = create_agent(model, [tools.tool], middleware=[guard_mw])
     with pytest.raises(LoopGuardAbort) as info:
         agent.invoke(USER)
     assert_stopped(info)
     assert model.call_count == 3
     assert tools.calls == 3
+    assert guard_mw.guard.active_runs == 0  # the run is over and its state freed
 
 
 async def test_middleware_async_error_exit() -> None:
