@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("loopguard")
 
+try:  # the API's stand-ins, used until (unless) an SDK provider is set
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    _NO_SDK: tuple[type, ...] = (metrics.NoOpMeterProvider, _ProxyMeterProvider)
+except ImportError:  # pragma: no cover - a future API without the private proxy class
+    _NO_SDK = (metrics.NoOpMeterProvider,)
+
 _MAX_SERIES = 4096  # distinct attribute sets per counter; agents, models and tools are few
 
 
@@ -83,6 +90,7 @@ class Metrics:
     def __init__(self, meter_provider: Any = None) -> None:
         from loopguard import __version__
 
+        self._provider = meter_provider
         meter = metrics.get_meter("loopguard", __version__, meter_provider)
         self.token_usage = meter.create_histogram(
             sc.METRIC_TOKEN_USAGE, unit="{token}", description="Tokens used per model call",
@@ -102,6 +110,12 @@ class Metrics:
                                     "included, with loopguard.enforced=false)")
         # Attribute sets are built once per distinct key: the hot path only looks them up.
         self._cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def live(self) -> bool:
+        """False while measurements go nowhere: no SDK meter provider is set (yet). Asked at
+        the start of each run, so a provider installed later still gets the runs after it."""
+        provider = self._provider if self._provider is not None else metrics.get_meter_provider()
+        return not isinstance(provider, _NO_SDK)
 
     @staticmethod
     def _counter(meter: Any, name: str, unit: str, description: str) -> _Sums:

@@ -88,9 +88,10 @@ class _Call:
 
 
 class _Run:
-    __slots__ = ("root", "spans", "calls", "pending", "capture", "failed", "refused")
+    __slots__ = ("root", "spans", "calls", "pending", "capture", "failed", "refused", "off")
 
     def __init__(self, root: Any, spans: Any, capture: bool) -> None:
+        self.off = False  # nothing records: no spans, no live metrics; the run is ignored
         self.root = root
         self.spans = spans  # the tree's backend, or _NO_SPANS
         self.calls: dict[str, _Call] = {}
@@ -145,6 +146,8 @@ class SpanTree:
             if kind is RunEnd:
                 return
             run = self._open(state, event)
+        if run.off:
+            return
         if run.pending is not None:
             self._close_pending(run)
         if kind is ModelStart:
@@ -175,6 +178,8 @@ class SpanTree:
         root = self.backend.start(name, INTERNAL, None, event.ts, attrs, state.run)
         spans = self.backend if self.backend.records(root) else _NO_SPANS
         run = _Run(root, spans, content.capture_enabled(state.policy))
+        # Without an SDK neither spans nor metrics go anywhere: skip the run's work entirely.
+        run.off = spans is _NO_SPANS and (self.metrics is None or not self.metrics.live())
         with self._lock:
             self._runs[event.run] = run
         return run
@@ -287,7 +292,7 @@ class SpanTree:
 
     def verdict(self, state: RunState, event: Event, verdict: Verdict) -> None:
         run = self._runs.get(event.run)
-        if run is None:
+        if run is None or run.off:
             return
         kind = type(event)
         call: _Call | None = None
@@ -342,7 +347,7 @@ class SpanTree:
     def run_end(self, state: RunState, event: RunEnd) -> None:
         with self._lock:
             run = self._runs.pop(event.run, None)
-        if run is None:
+        if run is None or run.off:
             return
         if run.pending is not None:
             self._close_pending(run)
