@@ -7,6 +7,7 @@ override only names the keys it changes, the rest come from the default.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -162,7 +163,7 @@ class PolicySet(BaseModel):
         return policy_set_from_mapping(data, source=source or "<dict>")
 
     @classmethod
-    def load(cls, path: str | None = None) -> PolicySet:
+    def load(cls, path: str | os.PathLike[str] | None = None) -> PolicySet:
         """Load from `path`, else `$LOOPGUARD_CONFIG`, else ./loopguard.toml, ./loopguard.yaml,
         or [tool.loopguard] in ./pyproject.toml; the built-in default when none exists."""
         from loopguard.config import load_policy_set
