@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loopguard import LoopGuardCallbackHandler, Policy
+from loopguard.testing.text import unrelated_text
 from loopguard.telemetry.spans import SpanSink
 
 USAGE = {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150}
@@ -74,16 +74,9 @@ class FakeChat(BaseChatModel):
         yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=USAGE))
 
 
-_VOCAB = ("apple river mountain violet engine harbor quartz lantern meadow orbit canyon falcon "
-          "pepper marble cobalt willow thunder saddle velvet glacier ember parcel summit tundra "
-          "pilot rocket garden copper silver anchor beacon cactus dolphin fossil jasmine kettle "
-          "lemon mosaic nectar oyster").split()
-
-
 def _words(seed: str) -> str:
     """Unrelated texts for different seeds, so no repeat detector fires in the agent rows."""
-    digest = hashlib.sha256(seed.encode()).digest()
-    return " ".join(_VOCAB[b % len(_VOCAB)] for b in digest[:10])
+    return unrelated_text(seed, 10)
 
 
 PROMPTS = [_words(f"prompt {i}") for i in range(10)]

@@ -3,7 +3,6 @@ that build the events of a run."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,9 +16,20 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loopguard.events import (
-    Message, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolCall, ToolEnd,
-    ToolError, ToolStart, Usage,
+    Message,
+    ModelEnd,
+    ModelError,
+    ModelStart,
+    RunEnd,
+    RunStart,
+    Token,
+    ToolCall,
+    ToolEnd,
+    ToolError,
+    ToolStart,
+    Usage,
 )
+from loopguard.testing.text import unrelated_text
 
 T0 = 1_800_000_000.0  # event times: fixed, so span times can be checked exactly
 RUN = "0192f0c4-1111-7000-8000-000000000001"
@@ -60,16 +70,9 @@ def otel() -> Otel:
     o.meter_provider.shutdown()
 
 
-_VOCAB = ("apple river mountain violet engine harbor quartz lantern meadow orbit canyon "
-          "falcon pepper marble cobalt willow thunder saddle velvet glacier ember parcel "
-          "summit tundra pilot rocket garden copper silver anchor beacon cactus dolphin "
-          "fossil jasmine kettle lemon mosaic nectar oyster").split()
-
-
 def _words(seed: str) -> str:
     # Unrelated texts per call: a repeat detector must not see a loop in these runs.
-    digest = hashlib.sha256(seed.encode()).digest()
-    return " ".join(_VOCAB[b % len(_VOCAB)] for b in digest[:12])
+    return unrelated_text(seed, 12)
 
 
 class Script:
@@ -170,7 +173,8 @@ class OtlpReceiver:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTraceServiceRequest, ExportTraceServiceResponse,
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
         )
 
         self.requests: list[Any] = []
