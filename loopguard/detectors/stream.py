@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from loopguard.events import Event, ModelEnd, ModelStart, Token
+from loopguard.events import Event, Token
 from loopguard.normalize import normalize_light
 from loopguard.state import RunState
 from loopguard.tokens import CHARS_PER_TOKEN
@@ -88,7 +88,10 @@ class _Slot:
 
 class StreamRepeat:
     name: ClassVar[str] = "stream"
-    events: ClassVar[tuple[type[Event], ...]] = (ModelStart, Token, ModelEnd)
+    # Only streamed chunks: an answer's state is reset by its first chunk (the guard counts a
+    # call at its start, so during call k `state.model_calls` is k), which spares every model
+    # call two detector calls.
+    events: ClassVar[tuple[type[Event], ...]] = (Token,)
 
     def __init__(self, config: StreamConfig) -> None:
         self.config = config
@@ -97,12 +100,8 @@ class StreamRepeat:
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
         slot: _Slot = state.slot(self.name, _Slot)
-        if type(event) is not Token:
-            step = state.model_calls + (1 if type(event) is ModelStart else 0)
-            if slot.chars:  # nothing to forget when the last call did not stream
-                slot.reset(step)
-            slot.step = step
-            return None
+        if slot.step != state.model_calls:  # the first chunk of a new answer
+            slot.reset(state.model_calls)
         text = event.text  # type: ignore[attr-defined]
         slot.chars += len(text)
         if self._max_chars is not None and slot.chars > self._max_chars:
