@@ -4,7 +4,8 @@ Every finished model call adds its tokens (input plus output) and its cost to a 
 last `window_seconds`; what is inside the window is the rate, not an extrapolation, so a run's
 first quick calls are not mistaken for a flood. A second, short window (`burst_seconds`)
 catches a sudden flood earlier. Cost needs a pricer (the guard's); without one only tokens
-are watched. Warnings come at `warn_ratio` of each limit; a model cannot be nudged to slow
+are watched. Prompt-cache reads do not count in the token rules (they are priced, at their own
+low rate, by the dollar rule). Warnings come at `warn_ratio` of each limit; a model cannot be nudged to slow
 down, so there is no nudge. Rates are published as `loopguard.tokens_per_minute` and
 `loopguard.usd_per_minute` in the run's attributes.
 """
@@ -84,7 +85,11 @@ class Velocity:
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
         cfg = self.config
         slot: _Slot = state.slot(self.name, lambda: _Slot(cfg.window_seconds, cfg.burst_seconds))
-        tokens = event.usage.total_tokens  # type: ignore[attr-defined]
+        usage = event.usage  # type: ignore[attr-defined]
+        # Prompt-cache reads are left out of the token rules: a big cached context sent at a
+        # fast pace is an agent at work, not a flood, and the dollar rule prices them at their
+        # own (low) rate.
+        tokens = usage.input_tokens - usage.cache_read_tokens + usage.output_tokens
         usd = state.last_call_cost or 0.0
         slot.minute.add(event.ts, tokens, usd)
         slot.burst.add(event.ts, tokens, usd)

@@ -69,3 +69,16 @@ def test_a_busy_but_steady_agent_never_triggers(calls: list[tuple[int, float]]) 
         events.append(ModelEnd(run="r", model="unpriced-model", ts=ts, usage=Usage(tokens, 0)))
     verdicts, stop = feed(events, only("velocity"))
     assert verdicts == [] and stop is None
+
+
+def test_a_big_cached_context_at_a_fast_pace_is_not_a_flood() -> None:
+    # A coding agent with a 150k-token context, 145k of it read from the prompt cache, answering
+    # every 2 seconds: 750k tokens in 10 s, but only 25k of them new. Not stopped, not warned.
+    calls = [ModelEnd(run="r", model=MODEL, ts=1000 + i * 2.0,
+                      usage=Usage(150_000, 400, cache_read_tokens=145_000)) for i in range(30)]
+    verdicts, stop = feed(calls, only("velocity"))
+    assert stop is None and verdicts == []
+    # the same pace without the cache is the flood the burst rule is for
+    uncached = [ModelEnd(run="r", model=MODEL, ts=1000 + i * 2.0, usage=Usage(150_000, 400))
+                for i in range(30)]
+    assert feed(uncached, only("velocity"))[1] is not None
