@@ -136,14 +136,16 @@ class LoopGuardMiddleware(AgentMiddleware):
 
     def _before_model(self, request: ModelRequest) -> tuple[ModelRequest, _Call, Any]:
         run = self._run_of(request.state)
-        model = _model_name(request.model)
+        ls = _ls_params(request.model)  # once per call: both the id and max_tokens come from it
+        model = _model_name(request.model, ls)
         messages = list(request.messages)
         if request.system_message is not None:
             messages.insert(0, request.system_message)
         call = _Call(run, self._agent(run), str(uuid.uuid4()), model)
         event = ModelStart(run=run, agent=call.agent, id=call.id, parent=run, model=model,
                            messages=messages_of(messages),
-                           max_tokens=_max_tokens(request), meta=labels_of(_config_metadata()))
+                           max_tokens=_max_tokens(request, ls),
+                           meta=labels_of(_config_metadata()))
         try:
             verdict = self._send(event)
         except LoopGuardAbort as exc:
@@ -321,16 +323,21 @@ def _config_metadata() -> dict[str, Any]:
     try:
         from langgraph.config import get_config
 
-        return dict(get_config().get("metadata") or {})
+        return get_config().get("metadata") or {}
     except Exception:  # noqa: BLE001 - outside a graph there is no config
         return {}
 
 
-def _model_name(model: Any) -> str:
+def _ls_params(model: Any) -> dict[str, Any]:
+    """LangChain's standard tracing params of a chat model (ls_model_name, ls_max_tokens)."""
     try:
-        name = model._get_ls_params().get("ls_model_name")
-    except Exception:  # noqa: BLE001
-        name = None
+        return model._get_ls_params() or {}
+    except Exception:  # noqa: BLE001 - a model without them
+        return {}
+
+
+def _model_name(model: Any, ls: dict[str, Any]) -> str:
+    name = ls.get("ls_model_name")
     for attr in ("model_id", "model", "model_name"):
         if name:
             break
@@ -338,13 +345,10 @@ def _model_name(model: Any) -> str:
     return name if isinstance(name, str) and name else type(model).__name__
 
 
-def _max_tokens(request: ModelRequest) -> int | None:
+def _max_tokens(request: ModelRequest, ls: dict[str, Any]) -> int | None:
     value = request.model_settings.get("max_tokens")
     if value is None:
-        try:
-            value = request.model._get_ls_params().get("ls_max_tokens")
-        except Exception:  # noqa: BLE001
-            value = None
+        value = ls.get("ls_max_tokens")
     return value if isinstance(value, int) else None
 
 
