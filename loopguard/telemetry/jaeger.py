@@ -50,6 +50,9 @@ def _trace_id(run: str) -> str:
 class JaegerBackend:
     """Records the tree's spans. A run's spans become a finished trace when its root ends."""
 
+    # Spans are recorded in start order, which the deterministic span ids are derived from.
+    defers = False
+
     def __init__(self, max_traces: int | None = 1000) -> None:
         self.traces: deque[list[SpanRecord]] = deque(maxlen=max_traces)
         self._open: dict[str, list[SpanRecord]] = {}  # trace id -> spans of a live run

@@ -9,6 +9,11 @@ The tree of a run: `invoke_agent {agent}` at the root (created by the run's firs
 handler attached only to a model still gets one), `chat {model}` per model call and
 `execute_tool {tool}` per tool call, each a child of the span whose id is the event's `parent`
 (a tool call, or the root).
+
+On a backend that defers (OpenTelemetry), a call's span is created only when it is first
+needed: when it ends, or when a child needs it as its parent. It is then started with its start
+event's time and every attribute known by then, so a model call costs the SDK one `start_span`
+and one `end` instead of a start, attribute updates and a status.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ _MAX_DESCRIPTION = 500
 class SpanBackend(Protocol):
     """Where spans go. `start` returns a handle the tree passes back to the other methods."""
 
+    # True: `start` may be called late (when the span ends or a child needs it), with all the
+    # attributes known by then; False: at the span's start event, with later ones `set`.
+    defers: bool
+
     def start(self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any],
               key: str | None) -> Any: ...
 
@@ -56,8 +65,36 @@ class SpanBackend(Protocol):
         ...
 
 
+class _Span:
+    """A span of a run's tree. Until the backend's span exists (`handle`), its attributes,
+    events and error are kept here, to be handed over in one go."""
+
+    __slots__ = ("handle", "name", "kind", "parent", "start", "key", "attrs", "events", "error",
+                 "model", "provider", "streamed", "end_event", "end_ts")
+
+    def __init__(self, name: str | None, kind: str, parent: _Span | None, start: float,
+                 attrs: dict[str, Any] | None, key: str | None, model: str | None = None,
+                 provider: str | None = None) -> None:
+        self.handle: Any = None
+        self.name = name
+        self.kind = kind
+        self.parent = parent
+        self.start = start
+        self.key = key
+        self.attrs = attrs
+        self.events: list[tuple[str, float, dict[str, Any]]] | None = None
+        self.error: str | None = None
+        self.model = model  # for the metrics of model calls
+        self.provider = provider
+        self.streamed = False
+        self.end_event: Event | None = None
+        self.end_ts = 0.0
+
+
 class _NoSpans:
     """The backend of a run whose spans record nothing."""
+
+    defers = True
 
     def start(self, *args: Any) -> None:
         return None
@@ -71,33 +108,21 @@ class _NoSpans:
 _NO_SPANS = _NoSpans()
 
 
-class _Call:
-    """An open chat or execute_tool span."""
-
-    __slots__ = ("span", "start", "model", "provider", "streamed", "end_event", "end_ts")
-
-    def __init__(self, span: Any, start: float, model: str | None = None,
-                 provider: str | None = None) -> None:
-        self.span = span
-        self.start = start
-        self.model = model
-        self.provider = provider
-        self.streamed = False
-        self.end_event: Event | None = None
-        self.end_ts = 0.0
-
-
 class _Run:
-    __slots__ = ("root", "spans", "calls", "pending", "capture", "failed", "refused", "off")
+    __slots__ = ("root", "spans", "defer", "tracing", "metrics", "calls", "pending", "capture",
+                 "failed", "refused", "off")
 
-    def __init__(self, root: Any, spans: Any, capture: bool) -> None:
-        self.off = False  # nothing records: no spans, no live metrics; the run is ignored
+    def __init__(self, root: _Span, spans: Any, metrics: Metrics | None, capture: bool) -> None:
         self.root = root
         self.spans = spans  # the tree's backend, or _NO_SPANS
-        self.calls: dict[str, _Call] = {}
+        self.tracing = spans is not _NO_SPANS  # False: only the metrics need the calls
+        self.defer = getattr(spans, "defers", False)
+        self.metrics = metrics  # None when no SDK meter provider was set at the run's start
+        self.off = not self.tracing and metrics is None  # nothing records: the run is ignored
+        self.calls: dict[str, _Span] = {}
         # A finished call whose span stays open until its verdicts (if any) are in: the guard
         # hands sinks an event, then at once its verdict, then the run's next event.
-        self.pending: _Call | None = None
+        self.pending: _Span | None = None
         self.capture = capture
         self.failed = False  # the root's error status is already set
         self.refused: set[str] = set()  # calls refused at their start: any later end is stray
@@ -129,6 +154,57 @@ class SpanTree:
     def open_runs(self) -> int:
         return len(self._runs)
 
+    # --- spans, created now or when first needed ----------------------------------------------
+
+    def _span(self, run: _Run, name: str, kind: str, parent: _Span, ts: float,
+              attrs: dict[str, Any], key: str | None, model: str | None = None,
+              provider: str | None = None) -> _Span:
+        span = _Span(name, kind, parent, ts, attrs, key, model, provider)
+        if not run.defer:
+            self._handle(run, span)
+        return span
+
+    def _handle(self, run: _Run, span: _Span) -> Any:
+        """The backend's span, started now (with all that is known of it) if not yet."""
+        handle = span.handle
+        if handle is None:
+            spans = run.spans
+            parent = self._handle(run, span.parent) if span.parent is not None else None
+            handle = span.handle = spans.start(span.name, span.kind, parent, span.start,
+                                               span.attrs, span.key)
+            span.attrs = None  # from now on attributes go to the backend
+            if span.events is not None:
+                for name, ts, attrs in span.events:
+                    spans.add_event(handle, name, ts, attrs)
+                span.events = None
+            if span.error is not None:
+                spans.set_error(handle, span.error)
+        return handle
+
+    def _set(self, run: _Run, span: _Span, attrs: dict[str, Any]) -> None:
+        if span.handle is None:
+            span.attrs.update(attrs)  # type: ignore[union-attr]
+        else:
+            run.spans.set(span.handle, attrs)
+
+    def _add_event(self, run: _Run, span: _Span, name: str, ts: float,
+                   attrs: dict[str, Any]) -> None:
+        if span.handle is None:
+            if span.events is None:
+                span.events = []
+            span.events.append((name, ts, attrs))
+        else:
+            run.spans.add_event(span.handle, name, ts, attrs)
+
+    def _set_error(self, run: _Run, span: _Span, description: str) -> None:
+        if span.handle is None:
+            span.error = description  # the last one wins, as with a span's status
+        else:
+            run.spans.set_error(span.handle, description)
+
+    def _end(self, run: _Run, span: _Span, ts: float) -> None:
+        run.spans.end(self._handle(run, span), ts)
+
     # --- events -------------------------------------------------------------------------------
 
     def event(self, state: RunState, event: Event) -> None:
@@ -138,10 +214,12 @@ class SpanTree:
             call = run.calls.get(event.id or "model") if run is not None else None
             if call is not None and not call.streamed:
                 call.streamed = True
-                run.spans.set(call.span, {sc.RESPONSE_TIME_TO_FIRST_CHUNK:
+                if run.tracing:  # type: ignore[union-attr]
+                    self._set(run, call, {sc.RESPONSE_TIME_TO_FIRST_CHUNK:  # type: ignore[arg-type]
                                           max(0.0, event.ts - call.start)})
             return
         run = self._runs.get(event.run)
+        opened = run is None
         if run is None:
             if kind is RunEnd:
                 return
@@ -160,8 +238,8 @@ class SpanTree:
             self._tool_end(state, run, event)  # type: ignore[arg-type]
         elif kind is ModelError:
             self._model_error(state, run, event)  # type: ignore[arg-type]
-        elif kind is RunStart and state.name:
-            run.spans.set(run.root, {sc.LG_RUN_NAME: state.name})
+        elif kind is RunStart and state.name and not opened and run.tracing:
+            self._set(run, run.root, {sc.LG_RUN_NAME: state.name})  # _open set it otherwise
 
     def _open(self, state: RunState, event: Event) -> _Run:
         agent = state.agent
@@ -175,23 +253,25 @@ class SpanTree:
         if thread is not None:
             attrs[sc.CONVERSATION_ID] = str(thread)
         name = f"invoke_agent {agent}" if agent else "invoke_agent"
-        root = self.backend.start(name, INTERNAL, None, event.ts, attrs, state.run)
-        spans = self.backend if self.backend.records(root) else _NO_SPANS
-        run = _Run(root, spans, content.capture_enabled(state.policy))
-        # Without an SDK neither spans nor metrics go anywhere: skip the run's work entirely.
-        run.off = spans is _NO_SPANS and (self.metrics is None or not self.metrics.live())
+        # The root is started at once: whether it records (is sampled) decides the run's work.
+        root = _Span(name, INTERNAL, None, event.ts, None, state.run)
+        root.handle = self.backend.start(name, INTERNAL, None, event.ts, attrs, state.run)
+        spans = self.backend if self.backend.records(root.handle) else _NO_SPANS
+        metrics = self.metrics if self.metrics is not None and self.metrics.live() else None
+        run = _Run(root, spans, metrics, content.capture_enabled(state.policy))
         with self._lock:
             self._runs[event.run] = run
         return run
 
-    def _parent(self, run: _Run, event: Event) -> Any:
+    def _parent(self, run: _Run, event: Event) -> _Span:
         call = run.calls.get(event.parent) if event.parent is not None else None
-        return call.span if call is not None else run.root
+        return call if call is not None else run.root
 
     def _model_start(self, state: RunState, run: _Run, event: ModelStart) -> None:
         provider = sc.provider_name(event.model, event.meta)
-        if run.spans is _NO_SPANS:  # only the metrics need the call
-            run.calls[_key(event, "model")] = _Call(None, event.ts, event.model, provider)
+        if not run.tracing:  # only the metrics need the call
+            run.calls[_key(event, "model")] = _Span(None, CLIENT, None, event.ts, None, None,
+                                                    event.model, provider)
             return
         attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: event.model}
         if provider:
@@ -200,93 +280,106 @@ class SpanTree:
             attrs[sc.REQUEST_MAX_TOKENS] = event.max_tokens
         if run.capture:
             attrs[sc.INPUT_MESSAGES] = content.input_messages(event.messages)
-        span = run.spans.start(f"chat {event.model}", CLIENT, self._parent(run, event),
-                               event.ts, attrs, event.id)
-        run.calls[_key(event, "model")] = _Call(span, event.ts, event.model, provider)
+        run.calls[_key(event, "model")] = self._span(
+            run, f"chat {event.model}", CLIENT, self._parent(run, event), event.ts, attrs,
+            event.id, event.model, provider)
 
     def _model_end(self, state: RunState, run: _Run, event: ModelEnd) -> None:
-        call = run.calls.pop(_key(event, "model"), None)
-        if call is None and _key(event, "model") in run.refused:
-            return
-        if call is None:  # its start was never seen: a zero-length span still shows the call
-            call = _Call(run.spans.start(f"chat {event.model}", CLIENT,
-                                         self._parent(run, event), event.ts,
-                                         {sc.OPERATION_NAME: sc.OP_CHAT,
-                                          sc.REQUEST_MODEL: event.model}, event.id),
-                         event.ts, event.model, sc.provider_name(event.model, None))
-        usage = event.usage
-        if run.spans is not _NO_SPANS:
+        key = _key(event, "model")
+        call = run.calls.pop(key, None)
+        if call is None:
+            if key in run.refused:
+                return
+            # Its start was never seen: a zero-length span still shows the call.
+            provider = sc.provider_name(event.model, None)
+            if run.tracing:
+                call = self._span(run, f"chat {event.model}", CLIENT, self._parent(run, event),
+                                  event.ts, {sc.OPERATION_NAME: sc.OP_CHAT,
+                                             sc.REQUEST_MODEL: event.model},
+                                  event.id, event.model, provider)
+            else:
+                call = _Span(None, CLIENT, None, event.ts, None, None, event.model, provider)
+        if run.tracing:
             self._usage_attributes(state, run, call, event)
-        self._finish(run, call, event)
-        if self.metrics is not None:
-            self.metrics.model_end(state.agent, call.provider, call.model or event.model,
-                                   usage, state.last_call_cost, event.ts - call.start, None)
+            self._finish(run, call, event)
+        if run.metrics is not None:
+            run.metrics.model_end(state.agent, call.provider, call.model or event.model,
+                                  event.usage, state.last_call_cost, event.ts - call.start, None)
 
-    def _usage_attributes(self, state: RunState, run: _Run, call: _Call, event: ModelEnd) -> None:
+    def _usage_attributes(self, state: RunState, run: _Run, call: _Span, event: ModelEnd) -> None:
         usage = event.usage
-        attrs: dict[str, Any] = {
-            sc.USAGE_INPUT_TOKENS: usage.input_tokens,
-            sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
-            sc.LG_RUN_COST: state.cost_usd,
-        }
+        # Straight into the span-to-be's attributes when it is not started yet.
+        attrs = call.attrs if call.handle is None else {}
+        attrs[sc.USAGE_INPUT_TOKENS] = usage.input_tokens  # type: ignore[index]
+        attrs[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens  # type: ignore[index]
+        attrs[sc.LG_RUN_COST] = state.cost_usd  # type: ignore[index]
         if usage.cache_read_tokens:
-            attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+            attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens  # type: ignore[index]
         if usage.cache_write_tokens:
-            attrs[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
+            attrs[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens  # type: ignore[index]
         if state.last_call_cost is not None:
-            attrs[sc.LG_CALL_COST] = state.last_call_cost
+            attrs[sc.LG_CALL_COST] = state.last_call_cost  # type: ignore[index]
         if state.attributes:
-            _copy_numbers(state.attributes, attrs)
+            _copy_numbers(state.attributes, attrs)  # type: ignore[arg-type]
         if run.capture:
-            attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)
-        run.spans.set(call.span, attrs)
+            attrs[sc.OUTPUT_MESSAGES] = content.output_messages(  # type: ignore[index]
+                event.text, event.tool_calls)
+        if call.handle is not None:
+            run.spans.set(call.handle, attrs)  # type: ignore[arg-type]
 
     def _model_error(self, state: RunState, run: _Run, event: ModelError) -> None:
         call = run.calls.pop(_key(event, "model"), None)
         if call is None:
             return  # a refused call: already ended when it was refused
         etype = error_type(event.error)
-        run.spans.set(call.span, {sc.ERROR_TYPE: etype})
-        run.spans.set_error(call.span, event.error[:_MAX_DESCRIPTION])
-        self._finish(run, call, event)
-        if self.metrics is not None:
-            self.metrics.model_end(state.agent, call.provider, call.model or event.model,
-                                   None, None, event.ts - call.start, etype)
+        if run.tracing:
+            self._set(run, call, {sc.ERROR_TYPE: etype})
+            self._set_error(run, call, event.error[:_MAX_DESCRIPTION])
+            self._finish(run, call, event)
+        if run.metrics is not None:
+            run.metrics.model_end(state.agent, call.provider, call.model or event.model,
+                                  None, None, event.ts - call.start, etype)
 
     def _tool_start(self, state: RunState, run: _Run, event: ToolStart) -> None:
+        if not run.tracing:  # only the metrics need the call
+            run.calls[_key(event, "tool")] = _Span(None, INTERNAL, None, event.ts, None, None)
+            return
         attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.TOOL_NAME: event.tool,
                                  sc.TOOL_TYPE: "function"}
         if run.capture:
             attrs[sc.TOOL_CALL_ARGUMENTS] = content.attr_value(event.args)
-        span = run.spans.start(f"execute_tool {event.tool}", INTERNAL,
-                               self._parent(run, event), event.ts, attrs, event.id)
-        run.calls[_key(event, "tool")] = _Call(span, event.ts, event.tool)
+        run.calls[_key(event, "tool")] = self._span(
+            run, f"execute_tool {event.tool}", INTERNAL, self._parent(run, event), event.ts,
+            attrs, event.id)
 
     def _tool_end(self, state: RunState, run: _Run, event: ToolEnd | ToolError) -> None:
         call = run.calls.pop(_key(event, "tool"), None)
         if call is None:
             return
-        etype = None
-        attrs: dict[str, Any] = {}
-        if type(event) is ToolError:
-            etype = attrs[sc.ERROR_TYPE] = error_type(event.error)
-            run.spans.set_error(call.span, event.error[:_MAX_DESCRIPTION])
-        elif run.capture:
-            attrs[sc.TOOL_CALL_RESULT] = event.output  # type: ignore[union-attr]
-        # Set even when empty: it is the call's last moment with its span surely open, which
-        # annotate mode needs to hand over what it kept.
-        run.spans.set(call.span, attrs)
-        self._finish(run, call, event)
-        if self.metrics is not None:
-            self.metrics.tool_end(state.agent, event.tool, etype)
+        failed = type(event) is ToolError
+        etype = error_type(event.error) if failed else None  # type: ignore[union-attr]
+        if run.tracing:
+            attrs = call.attrs if call.handle is None else {}
+            if failed:
+                attrs[sc.ERROR_TYPE] = etype  # type: ignore[index]
+                self._set_error(run, call, event.error[:_MAX_DESCRIPTION])  # type: ignore[union-attr]
+            elif run.capture:
+                attrs[sc.TOOL_CALL_RESULT] = event.output  # type: ignore[union-attr,index]
+            if call.handle is not None:
+                # Set even when empty: it is the call's last moment with its span surely open,
+                # which annotate mode needs to hand over what it kept.
+                run.spans.set(call.handle, attrs)  # type: ignore[arg-type]
+            self._finish(run, call, event)
+        if run.metrics is not None:
+            run.metrics.tool_end(state.agent, event.tool, etype)
 
-    def _finish(self, run: _Run, call: _Call, event: Event) -> None:
+    def _finish(self, run: _Run, call: _Span, event: Event) -> None:
         call.end_event, call.end_ts = event, event.ts
         run.pending = call
 
     def _close_pending(self, run: _Run) -> None:
         call, run.pending = run.pending, None
-        run.spans.end(call.span, call.end_ts)  # type: ignore[union-attr]
+        self._end(run, call, call.end_ts)  # type: ignore[arg-type,union-attr]
 
     # --- verdicts -----------------------------------------------------------------------------
 
@@ -294,8 +387,15 @@ class SpanTree:
         run = self._runs.get(event.run)
         if run is None or run.off:
             return
+        if run.tracing:
+            self._mark(run, event, verdict)
+        if run.metrics is not None:
+            run.metrics.verdict(state.agent, verdict)
+
+    def _mark(self, run: _Run, event: Event, verdict: Verdict) -> None:
+        """A verdict on the spans: an event, marks, the root's error status for an abort."""
         kind = type(event)
-        call: _Call | None = None
+        call: _Span | None = None
         key = None
         if run.pending is not None and run.pending.end_event is event:
             call = run.pending
@@ -305,59 +405,57 @@ class SpanTree:
             key = _key(event, "tool")
         if call is None and key is not None:
             call = run.calls.get(key)
-        target = call.span if call is not None else run.root
+        root = run.root
         attrs = verdict_attributes(verdict, run.capture)
         action = verdict.action
         if action is Action.ABORT and verdict.enforced:
-            run.spans.set(run.root, {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector,
-                                     sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE})
-            run.spans.set_error(run.root, f"[{verdict.detector}] {verdict.reason}")
+            self._set(run, root, {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector,
+                                  sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE})
+            self._set_error(run, root, f"[{verdict.detector}] {verdict.reason}")
             run.failed = True
-            run.spans.add_event(run.root, sc.EVENT_ABORT, event.ts, attrs)
+            self._add_event(run, root, sc.EVENT_ABORT, event.ts, attrs)
             if call is not None:
                 marks: dict[str, Any] = {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector}
                 if kind is ModelStart or kind is ToolStart:
                     # The call was refused before it went out: no end callback will come.
                     marks[sc.LG_REFUSED] = True
                     marks[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE
-                    run.spans.set(call.span, marks)
-                    run.spans.set_error(call.span, f"refused: [{verdict.detector}] "
-                                                   f"{verdict.reason}")
+                    self._set(run, call, marks)
+                    self._set_error(run, call, f"refused: [{verdict.detector}] {verdict.reason}")
                     run.calls.pop(key, None)  # type: ignore[arg-type]
                     run.refused.add(key)  # type: ignore[arg-type]
-                    run.spans.end(call.span, event.ts)
+                    self._end(run, call, event.ts)
                     call = None
                 else:
-                    run.spans.set(call.span, marks)
+                    self._set(run, call, marks)
         elif action is Action.ABORT:
-            run.spans.set(run.root, {sc.LG_VERDICT: "shadow_abort"})
-            run.spans.add_event(run.root, sc.EVENT_SHADOW_ABORT, event.ts, attrs)
+            self._set(run, root, {sc.LG_VERDICT: "shadow_abort"})
+            self._add_event(run, root, sc.EVENT_SHADOW_ABORT, event.ts, attrs)
             if call is not None:
-                run.spans.set(call.span, {sc.LG_VERDICT: "shadow_abort",
-                                          sc.LG_DETECTOR: verdict.detector})
+                self._set(run, call, {sc.LG_VERDICT: "shadow_abort",
+                                      sc.LG_DETECTOR: verdict.detector})
         else:
-            run.spans.add_event(target, sc.EVENT_WARNING, event.ts, attrs)
+            self._add_event(run, call if call is not None else root, sc.EVENT_WARNING, event.ts,
+                            attrs)
         if call is not None and call is run.pending:
             self._close_pending(run)
-        if self.metrics is not None:
-            self.metrics.verdict(state.agent, verdict)
 
     # --- the end of a run ---------------------------------------------------------------------
 
     def run_end(self, state: RunState, event: RunEnd) -> None:
         with self._lock:
             run = self._runs.pop(event.run, None)
-        if run is None or run.off:
+        if run is None or not run.tracing:
             return
         if run.pending is not None:
             self._close_pending(run)
         status = event.status
         aborted = status == "aborted"
         for call in run.calls.values():  # calls the run ended before they finished
-            run.spans.set(call.span, {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted
-                                      else sc.ERROR_TYPE_OTHER})
-            run.spans.set_error(call.span, f"the run ended ({status}) before this call did")
-            run.spans.end(call.span, event.ts)
+            self._set(run, call, {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted
+                                  else sc.ERROR_TYPE_OTHER})
+            self._set_error(run, call, f"the run ended ({status}) before this call did")
+            self._end(run, call, event.ts)
         run.calls.clear()
         usage = state.usage
         attrs: dict[str, Any] = {
@@ -367,12 +465,13 @@ class SpanTree:
         }
         if state.attributes:
             _copy_numbers(state.attributes, attrs)
+        root = run.root
         if status != "ok" and not run.failed:
             attrs[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE if aborted else sc.ERROR_TYPE_OTHER
-            run.spans.set_error(run.root, "the run was stopped by loopguard" if aborted
-                                else "the run failed")
-        run.spans.set(run.root, attrs)
-        run.spans.end(run.root, event.ts)
+            self._set_error(run, root, "the run was stopped by loopguard" if aborted
+                            else "the run failed")
+        self._set(run, root, attrs)
+        self._end(run, root, event.ts)
 
 
 class TreeSink:
