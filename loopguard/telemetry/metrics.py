@@ -1,10 +1,12 @@
-"""Metrics through the OpenTelemetry metrics API: the GenAI client histograms plus loopguard's
-counters (cost, calls, warnings, aborts by detector and agent).
+"""Metrics through the OpenTelemetry metrics API: the GenAI client duration histogram plus
+loopguard's counters (tokens, cost, calls, warnings, aborts by detector and agent).
 
 The counters are summed here and reported by observable counters when the SDK collects: a
-synchronous `Counter.add` costs tens of microseconds in the SDK (attribute hashing, exemplars)
-on every call, a dict update under a lock almost nothing. The two histograms have no observable
-form and are recorded as calls finish.
+synchronous `Counter.add` or `Histogram.record` costs microseconds in the SDK (attribute
+cleaning and hashing) on every call, a dict update under a lock almost nothing. Model-call
+latency needs a histogram, which has no observable form: it is recorded as calls finish. Tokens
+are counted, not a histogram (`gen_ai.client.token.usage`): the totals by type are what
+dashboards and budgets need.
 """
 
 from __future__ import annotations
@@ -48,15 +50,30 @@ class _Sums:
 
     def add(self, value: float, key: tuple[tuple[str, Any], ...]) -> None:
         with self.lock:
-            values = self.values
-            if key in values:
-                values[key] += value
-            elif len(values) < _MAX_SERIES:
-                values[key] = value
-            elif not self._full:
-                self._full = True
-                logger.warning("loopguard: metric %s has %d attribute sets; new ones are "
-                               "dropped", self.name, _MAX_SERIES)
+            self._add(value, key)
+
+    def _add(self, value: float, key: tuple[tuple[str, Any], ...]) -> None:
+        values = self.values
+        if key in values:
+            values[key] += value
+        elif len(values) < _MAX_SERIES:
+            values[key] = value
+        elif not self._full:
+            self._full = True
+            logger.warning("loopguard: metric %s has %d attribute sets; new ones are "
+                           "dropped", self.name, _MAX_SERIES)
+
+    def add_tokens(self, usage: Usage, keys: tuple[tuple[tuple[str, Any], ...], ...]) -> None:
+        """A call's tokens by type (`keys`: input, output, cache read, cache write) under one
+        lock; the cache types only when not 0, so runs without caching add no series."""
+        tin, tout, tread, twrite = keys
+        with self.lock:
+            self._add(usage.input_tokens, tin)
+            self._add(usage.output_tokens, tout)
+            if usage.cache_read_tokens:
+                self._add(usage.cache_read_tokens, tread)
+            if usage.cache_write_tokens:
+                self._add(usage.cache_write_tokens, twrite)
 
     def observe(self, options: CallbackOptions) -> Iterator[Observation]:
         with self.lock:
@@ -92,12 +109,11 @@ class Metrics:
 
         self._provider = meter_provider
         meter = metrics.get_meter("loopguard", __version__, meter_provider)
-        self.token_usage = meter.create_histogram(
-            sc.METRIC_TOKEN_USAGE, unit="{token}", description="Tokens used per model call",
-            explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS))
         self.duration = meter.create_histogram(
             sc.METRIC_OPERATION_DURATION, unit="s", description="Model call latency",
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS))
+        self.tokens = self._counter(meter, sc.METRIC_TOKENS, "{token}",
+                                    "Tokens of model calls by type (input includes cached)")
         self.cost = self._counter(meter, sc.METRIC_COST, "USD", "Cost of model calls")
         self.model_calls = self._counter(meter, sc.METRIC_MODEL_CALLS, "{call}",
                                          "Model calls that went out")
@@ -137,8 +153,9 @@ class Metrics:
             ours = tuple((k, v) for k, v in ((sc.AGENT_NAME, agent), (sc.REQUEST_MODEL, model),
                                              (sc.PROVIDER_NAME, provider), (sc.ERROR_TYPE, error))
                          if v is not None)
-            found = (base, {**base, sc.TOKEN_TYPE: sc.TOKEN_INPUT},
-                     {**base, sc.TOKEN_TYPE: sc.TOKEN_OUTPUT}, ours)
+            by_type = tuple(ours + ((sc.TOKEN_TYPE, t),) for t in (
+                sc.TOKEN_INPUT, sc.TOKEN_OUTPUT, sc.TOKEN_CACHE_READ, sc.TOKEN_CACHE_WRITE))
+            found = (base, ours, by_type)
             if len(self._cache) < _MAX_SERIES:
                 self._cache[key] = found
         return found
@@ -146,12 +163,11 @@ class Metrics:
     def model_end(self, agent: str | None, provider: str | None, model: str,
                   usage: Usage | None, cost: float | None, seconds: float,
                   error: str | None) -> None:
-        base, tin, tout, ours = self._chat_attrs(agent, provider, model, error)
+        base, ours, token_keys = self._chat_attrs(agent, provider, model, error)
         self.duration.record(max(0.0, seconds), base)
         self.model_calls.add(1, ours)
         if usage is not None:
-            self.token_usage.record(usage.input_tokens, tin)
-            self.token_usage.record(usage.output_tokens, tout)
+            self.tokens.add_tokens(usage, token_keys)
         if cost:
             self.cost.add(cost, ours)
 

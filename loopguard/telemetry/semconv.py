@@ -39,14 +39,11 @@ ERROR_TYPE = "error.type"
 ERROR_TYPE_OTHER = "_OTHER"  # the conventions' fallback when no better type is known
 
 # --- GenAI metrics -------------------------------------------------------------------------
-METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
 TOKEN_TYPE = "gen_ai.token.type"
 TOKEN_INPUT = "input"
 TOKEN_OUTPUT = "output"
-# Bucket boundaries the conventions recommend for the two histograms.
-TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
-                 16777216, 67108864)
+# Bucket boundaries the conventions recommend for the duration histogram.
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                     40.96, 81.92)
 
@@ -77,6 +74,9 @@ EVENT_ABORT = "loopguard.abort"
 EVENT_SHADOW_ABORT = "loopguard.shadow_abort"
 ABORT_ERROR_TYPE = "LoopGuardAbort"
 
+METRIC_TOKENS = "loopguard.tokens"  # by gen_ai.token.type, plus these two
+TOKEN_CACHE_READ = "cache_read"
+TOKEN_CACHE_WRITE = "cache_write"
 METRIC_COST = "loopguard.cost"
 METRIC_MODEL_CALLS = "loopguard.model_calls"
 METRIC_TOOL_CALLS = "loopguard.tool_calls"
