@@ -54,7 +54,10 @@ class PromptConverter:
 
     An agent's prompt grows by a message or two per step, and the earlier messages are the same
     objects every time. Converting only what follows the unchanged prefix keeps the cost of a
-    model start proportional to what is new, not to the length of the conversation.
+    model start proportional to what is new, not to the length of the conversation. Agents
+    rebuild some messages each call (create_agent its system prompt), so a message also matches
+    an earlier one that converts the same (`_converts_alike`): pydantic's `==` over every
+    field would cost more than converting the message again.
     """
 
     def __init__(self, max_runs: int = 1024) -> None:
@@ -62,22 +65,33 @@ class PromptConverter:
         self.max_runs = max_runs
 
     def convert(self, run: str, raw: Sequence[Any]) -> list[Message]:
-        last = self._last.pop(run, None)
+        last = self._last.get(run)
         if last is None:
             converted = messages_of(raw)
+            if len(self._last) >= self.max_runs:  # bounded: forget the oldest run
+                self._last.pop(next(iter(self._last)), None)
         else:
             old_raw, old = last
             n, limit = 0, min(len(raw), len(old_raw))
-            while n < limit and (raw[n] is old_raw[n] or raw[n] == old_raw[n]):
+            while n < limit and (raw[n] is old_raw[n] or _converts_alike(raw[n], old_raw[n])):
                 n += 1
             converted = old[:n] + messages_of(raw[n:]) if n else messages_of(raw)
-        if len(self._last) >= self.max_runs:
-            self._last.pop(next(iter(self._last)), None)
+        # A copy: a framework may append to the same list object between calls.
         self._last[run] = (list(raw), converted)
         return converted
 
     def forget(self, run: str) -> None:
         self._last.pop(run, None)
+
+
+def _converts_alike(a: Any, b: Any) -> bool:
+    """Whether `messages_of` makes the same Message of both: same type, content, tool calls."""
+    if type(a) is not type(b):
+        return False
+    if getattr(a, "content", a) != getattr(b, "content", b):
+        return False
+    kind = getattr(a, "type", "")
+    return kind not in _WITH_TOOL_CALLS or a.tool_calls == b.tool_calls
 
 
 def tool_calls_of(message: Any) -> list[ToolCall]:
@@ -103,15 +117,18 @@ def usage_of(message: Any, llm_output: Mapping[str, Any] | None = None) -> Usage
     return Usage()
 
 
-def model_id(metadata: Mapping[str, Any] | None, params: Mapping[str, Any] | None,
-             fallback: str | None) -> str:
-    for source, key in ((metadata, "ls_model_name"), (params, "model_id"), (params, "model"),
-                        (params, "model_name")):
-        if source:
-            value = source.get(key)
+def model_id(metadata: Mapping[str, Any] | None, params: Mapping[str, Any] | None) -> str | None:
+    """The model id LangChain reports for a call, or None (the caller falls back to a name)."""
+    if metadata:
+        value = metadata.get("ls_model_name")
+        if isinstance(value, str) and value:
+            return value
+    if params:
+        for key in ("model_id", "model", "model_name"):
+            value = params.get(key)
             if isinstance(value, str) and value:
                 return value
-    return fallback or "unknown"
+    return None
 
 
 def max_tokens_of(metadata: Mapping[str, Any] | None,
@@ -126,8 +143,10 @@ def max_tokens_of(metadata: Mapping[str, Any] | None,
 
 
 # Metadata keys worth keeping as run labels (thread_id for conversation budgets, user keys for
-# tenants); LangGraph's per-step bookkeeping is not.
+# tenants); LangGraph's per-step bookkeeping and LangChain's own keys are not, but for
+# ls_provider (the provider of a model call, for telemetry).
 _SKIP_META_PREFIXES = ("langgraph_", "checkpoint_", "ls_", "lc_", "__")
+_LABEL_TYPES = (str, int, float, bool)
 
 
 def labels_of(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -135,9 +154,9 @@ def labels_of(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     out = None
     for k, v in metadata.items():
-        if k.startswith(_SKIP_META_PREFIXES) and k != "ls_provider":
-            continue
-        if isinstance(v, (str, int, float, bool)):
+        # The type first: it is cheaper than the prefixes, and rules out LangChain's dicts.
+        if isinstance(v, _LABEL_TYPES) and (not k.startswith(_SKIP_META_PREFIXES)
+                                            or k == "ls_provider"):
             if out is None:
                 out = {}
             out[k] = v

@@ -35,24 +35,11 @@ logger = logging.getLogger("loopguard")
 _MAX_TRACKED = 200_000  # LangChain runs whose end never arrives are forgotten past this
 
 
-class _FailOpen:
-    """Swallows (and logs) anything but the deliberate abort: the adapter's own bugs must
-    never break the agent it guards."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if kind is None or issubclass(kind, LoopGuardAbort):
-            return False
-        logger.error("loopguard: internal error in the callback handler (fail open)",
-                     exc_info=(kind, exc, tb))
-        return True
-
-
-_fail_open = _FailOpen()
+def _internal_error() -> None:
+    """Log the adapter's own bug and go on (fail open): it must never break the agent it
+    guards. Called from `except Exception` clauses that let `LoopGuardAbort` through; a
+    try/except costs nothing per event when nothing is raised, a context manager two calls."""
+    logger.error("loopguard: internal error in the callback handler (fail open)", exc_info=True)
 
 
 class _Node:
@@ -177,7 +164,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
                        parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                        **kwargs: Any) -> None:
-        with _fail_open:
+        try:
             parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
             if parent is not None:  # the common case: a chain inside a known run
                 self._track(run_id, parent.inner())
@@ -187,6 +174,10 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             if node.is_root:
                 self._send(RunStart(run=node.root, agent=node.agent, id=node.root, name=name,
                                     meta=labels_of(metadata)))
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._leave(run_id, "ok")
@@ -196,8 +187,8 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     def _leave(self, run_id: UUID, status: str) -> None:
         node = self._nodes.pop(run_id, None)
-        if node is not None:
-            self._end_if_root(node, status)
+        if node is not None and node.is_root:
+            self._end_run(node, status)
 
     # --- models -----------------------------------------------------------------------------
 
@@ -205,58 +196,84 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                             messages: list[list[Any]], *, run_id: UUID,
                             parent_run_id: UUID | None = None,
                             metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._model_start(serialized, messages[0] if messages else (), run_id, parent_run_id,
-                          metadata, kwargs)
+        try:
+            self._model_start(serialized, messages[0] if messages else (), run_id,
+                              parent_run_id, metadata, kwargs)
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
 
     def on_llm_start(self, serialized: dict[str, Any] | None, prompts: list[str], *,
                      run_id: UUID, parent_run_id: UUID | None = None,
                      metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._model_start(serialized, [Message("user", p) for p in prompts[:1]], run_id,
-                          parent_run_id, metadata, kwargs)
+        try:
+            self._model_start(serialized, [Message("user", p) for p in prompts[:1]], run_id,
+                              parent_run_id, metadata, kwargs)
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
 
     def _model_start(self, serialized: dict[str, Any] | None, prompt: Sequence[Any], run_id: UUID,
                      parent_run_id: UUID | None, metadata: dict[str, Any] | None,
                      kwargs: dict[str, Any]) -> None:
-        with _fail_open:
-            params = kwargs.get("invocation_params")
+        params = kwargs.get("invocation_params")
+        model = model_id(metadata, params)
+        parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+        if parent is not None:  # the common case: a model call inside a known run
+            if model is None:
+                model = _name(serialized, kwargs) or "unknown"
+            node = _Node(str(run_id), parent.root, parent.anchor, parent.agent, False, model)
+            self._track(run_id, node)
+        else:
             name = _name(serialized, kwargs)
-            model = model_id(metadata, params, name)
+            if model is None:
+                model = name or "unknown"
             node = self._enter(run_id, parent_run_id, name, metadata, label=model)
-            node.messages = self._prompts.convert(node.root, prompt)
-            self._send(ModelStart(run=node.root, agent=node.agent, id=node.id,
-                                  parent=node.anchor, model=model, messages=node.messages,
-                                  max_tokens=max_tokens_of(metadata, params),
-                                  meta=labels_of(metadata)), refused=run_id)
+        node.messages = self._prompts.convert(node.root, prompt)
+        self._send(ModelStart(run=node.root, agent=node.agent, id=node.id,
+                              parent=node.anchor, model=model, messages=node.messages,
+                              max_tokens=max_tokens_of(metadata, params),
+                              meta=labels_of(metadata)), refused=run_id)
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.get(run_id)
         if node is None or not token:
             return
-        with _fail_open:
+        try:
             if type(token) is not str:  # ChatBedrockConverse streams content blocks
                 token = text_of(token)
                 if not token:
                     return
             node.streamed += len(token)
             self._send(Token(run=node.root, agent=node.agent, id=node.id, text=token))
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
         if node is None:
             return
         try:
-            with _fail_open:
-                generations = response.generations[0] if response.generations else []
-                first = generations[0] if generations else None
-                message = getattr(first, "message", None)
-                text = text_of(message.content) if message is not None else (
-                    getattr(first, "text", "") or "")
-                self._send(ModelEnd(run=node.root, agent=node.agent, id=node.id,
-                                    parent=node.anchor, model=node.label or "unknown",
-                                    text=text, tool_calls=tool_calls_of(message),
-                                    usage=usage_of(message, response.llm_output)))
+            generations = response.generations[0] if response.generations else ()
+            first = generations[0] if generations else None
+            message = getattr(first, "message", None)
+            text = text_of(message.content) if message is not None else (
+                getattr(first, "text", "") or "")
+            self._send(ModelEnd(run=node.root, agent=node.agent, id=node.id,
+                                parent=node.anchor, model=node.label or "unknown",
+                                text=text, tool_calls=tool_calls_of(message),
+                                usage=usage_of(message, response.llm_output)))
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
         finally:  # an abort on the answer still ends a run that is this one call
-            self._end_if_root(node, "ok")
+            if node.is_root:
+                self._end_run(node, "ok")
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
@@ -265,56 +282,73 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         # A stream cut mid-answer (by loopguard or the network) was billed for its prompt and
         # for what it streamed, though the provider never reported usage: estimate it.
         try:
-            with _fail_open:
-                usage = None
-                if node.streamed:
-                    usage = Usage(estimate_input_tokens(node.messages or ()),
-                                  tokens_for_chars(node.streamed))
-                self._send(ModelError(run=node.root, agent=node.agent, id=node.id,
-                                      parent=node.anchor, model=node.label or "unknown",
-                                      error=f"{type(error).__name__}: {error}", usage=usage))
+            usage = None
+            if node.streamed:
+                usage = Usage(estimate_input_tokens(node.messages or ()),
+                              tokens_for_chars(node.streamed))
+            self._send(ModelError(run=node.root, agent=node.agent, id=node.id,
+                                  parent=node.anchor, model=node.label or "unknown",
+                                  error=f"{type(error).__name__}: {error}", usage=usage))
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
         finally:
-            self._end_if_root(node, _failed(error))
+            if node.is_root:
+                self._end_run(node, _failed(error))
 
     # --- tools ------------------------------------------------------------------------------
 
     def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID,
                       parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                       inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        with _fail_open:
+        try:
             tool = _name(serialized, kwargs) or "tool"
             parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
             node = self._enter(run_id, parent_run_id, tool, metadata, is_tool=True, label=tool)
             anchor = parent.anchor if parent is not None else node.root
             self._send(ToolStart(run=node.root, agent=node.agent, id=node.id, parent=anchor,
                                  tool=tool, args=_tool_args(inputs, input_str)), refused=run_id)
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
-        if node is not None:
-            try:
-                with _fail_open:
-                    content = getattr(output, "content", output)
-                    self._send(ToolEnd(run=node.root, agent=node.agent, id=node.id,
-                                       tool=node.label or "tool", output=text_of(content)))
-            finally:
-                self._end_if_root(node, "ok")
+        if node is None:
+            return
+        try:
+            content = getattr(output, "content", output)
+            self._send(ToolEnd(run=node.root, agent=node.agent, id=node.id,
+                               tool=node.label or "tool", output=text_of(content)))
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
+        finally:
+            if node.is_root:
+                self._end_run(node, "ok")
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
-        if node is not None:
-            try:
-                with _fail_open:
-                    self._send(ToolError(run=node.root, agent=node.agent, id=node.id,
-                                         tool=node.label or "tool",
-                                         error=f"{type(error).__name__}: {error}"))
-            finally:
-                self._end_if_root(node, _failed(error))
+        if node is None:
+            return
+        try:
+            self._send(ToolError(run=node.root, agent=node.agent, id=node.id,
+                                 tool=node.label or "tool",
+                                 error=f"{type(error).__name__}: {error}"))
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
+        finally:
+            if node.is_root:
+                self._end_run(node, _failed(error))
 
-    def _end_if_root(self, node: _Node, status: str) -> None:
-        if node.is_root:
-            self._prompts.forget(node.root)
-            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status=status))
+    def _end_run(self, node: _Node, status: str) -> None:
+        self._prompts.forget(node.root)
+        self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status=status))
 
     # --- retrievers only matter for the run tree ----------------------------------------------
 
