@@ -32,8 +32,7 @@ from pydantic import Field, model_validator
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, Message, ModelEnd, ModelStart
 from loopguard.normalize import (
-    canonical_args, clip, content_words, identifiers, normalize_light, similar, similar_to_each,
-    words,
+    canonical_args, clip, content_words, identifiers, normalize_light, similar, similar_among, words,
 )
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
@@ -64,18 +63,23 @@ class SimilarityConfig(Escalation):
         return self
 
 
+_ANSWER = ((), ())  # the gate key of every answer: no tools, no argument identifiers
+
+
 @dataclass(slots=True)
-class _Output:
+class _Step:
     index: int
     said: str  # the canonical arguments, or an answer's text (clipped)
     names: tuple[str, ...]
-    ids: tuple[str, ...]
-    empty: bool
+    key: tuple[tuple[str, ...], tuple[str, ...]] | None  # tools, argument identifiers; None: empty
+    got: str = ""  # the environment's answer (clipped), set when the next call starts
     _words: str | None = None
-    _arg_words: frozenset[str] | None = None
+    _light: str | None = None
+    _result_ids: tuple[str, ...] | None = None
+    _result: str | None = None
 
-    # Words are worked out only when another step passes the exact gates (same tools, same
-    # identifiers): most steps of a healthy run never get that far.
+    # Everything below is worked out only for a step that passes the cheaper gates before it
+    # (same key, then alike words): most steps of a healthy run never get that far.
     @property
     def words(self) -> str:
         """What it did: sorted argument words, or an answer's sorted content words."""
@@ -85,35 +89,36 @@ class _Output:
         return self._words
 
     @property
-    def arg_words(self) -> frozenset[str]:
-        if self._arg_words is None:
-            self._arg_words = frozenset(words(self.said)) if self.names else frozenset()
-        return self._arg_words
+    def light(self) -> str:
+        if self._light is None:
+            self._light = normalize_light(self.got)
+        return self._light
 
-
-@dataclass(slots=True)
-class _Step:
-    out: _Output
-    light: str  # the environment's answer, lightly normalised
-    ids: tuple[str, ...]
-    _result: str | None = None
+    @property
+    def result_ids(self) -> tuple[str, ...]:
+        """The identifiers in the environment's answer."""
+        if self._result_ids is None:
+            self._result_ids = identifiers(self.light)
+        return self._result_ids
 
     @property
     def result(self) -> str:
         """The answer's words in order, less the words of the query it may echo."""
         if self._result is None:
-            drop = self.out.arg_words
+            drop = frozenset(words(self.said)) if self.names else frozenset()
             self._result = " ".join(w for w in words(self.light) if w not in drop)
         return self._result
 
 
 class _Slot:
-    __slots__ = ("seen", "pending", "steps", "flags", "emitted")
+    __slots__ = ("seen", "pending", "steps", "keys", "flags", "emitted")
 
     def __init__(self, window: int, span: int) -> None:
         self.seen = 0  # messages in the previous prompt
-        self.pending: _Output | None = None  # the last call's output, awaiting its results
+        self.pending: _Step | None = None  # the last call's output, awaiting its results
         self.steps: deque[_Step] = deque(maxlen=window)
+        # The steps in the window by key, oldest first: a step is compared only with these.
+        self.keys: dict[object, list[_Step]] = {}
         self.flags: deque[int | None] = deque(maxlen=span)  # the step each one repeats
         self.emitted: dict[object, Action] = {}
 
@@ -131,73 +136,64 @@ class Similarity:
             slot.pending = self._output(state, event)  # type: ignore[arg-type]
             return None
         messages = event.messages  # type: ignore[attr-defined]
-        new = _new_messages(messages, slot.seen)
-        slot.seen = len(messages)
-        out, slot.pending = slot.pending, None
-        if out is None:
+        seen, slot.seen = slot.seen, len(messages)
+        step, slot.pending = slot.pending, None
+        if step is None:
             return None
-        return self._judge(state, slot, self._step(out, new))
+        step.got = clip(_new_text(messages, seen), self.config.max_chars)
+        return self._judge(state, slot, step)
 
-    def _output(self, state: RunState, event: ModelEnd) -> _Output:
+    def _output(self, state: RunState, event: ModelEnd) -> _Step:
         limit = self.config.max_chars
-        calls = [(c.name, canonical_args(c.args)) for c in event.tool_calls]
+        calls = event.tool_calls
         if calls:
             # A tool step is what it does: its arguments, words sorted (a reworded query still
             # matches). The commentary around a call is ignored.
-            said = clip(" ".join(a for _, a in calls), limit)
-            return _Output(state.model_calls, said, tuple(sorted(n for n, _ in calls)),
-                           identifiers(said), False)
-        return _Output(state.model_calls, clip(event.text, limit), (), (),
-                       not event.text.strip())
-
-    def _step(self, out: _Output, new: list[Message]) -> _Step:
-        text = clip("\n".join(m.content for m in new), self.config.max_chars)
-        light = normalize_light(text)
-        return _Step(out, light, out.ids + ("|",) + identifiers(light))
+            said = clip(" ".join([canonical_args(c.args) for c in calls]), limit)
+            names = tuple(sorted([c.name for c in calls]))
+            return _Step(state.model_calls, said, names, (names, identifiers(said)))
+        text = event.text
+        empty = not text or text.isspace()
+        return _Step(state.model_calls, clip(text, limit), (), None if empty else _ANSWER)
 
     def _judge(self, state: RunState, slot: _Slot, step: _Step) -> Verdict | None:
         best, score = self._closest(slot, step)
-        slot.steps.append(step)
-        slot.flags.append(best.out.index if best is not None else None)
-        repeats = [f for f in slot.flags if f is not None]
-        if not repeats:
-            slot.emitted.clear()
-            return None
+        _remember(slot, step)
+        slot.flags.append(best.index if best is not None else None)
         if best is None:
+            if slot.emitted and all(f is None for f in slot.flags):
+                slot.emitted.clear()
             return None
+        repeats = [f for f in slot.flags if f is not None]
         state.attributes["loopguard.similarity"] = round(score, 3)
-        index = step.out.index
-        period = index - best.out.index
-        what = ("an empty answer" if step.out.empty else
-                f"the same step (calling {', '.join(step.out.names)})" if step.out.names else
+        index = step.index
+        period = index - best.index
+        what = ("an empty answer" if step.key is None else
+                f"the same step (calling {', '.join(step.names)})" if step.names else
                 "the same answer")
         return escalate(
             self.config, slot.emitted, None, self.name, len(repeats), 1,
             f"{len(repeats)} of the last {len(slot.flags)} steps repeat an earlier one "
-            f"(step {index} repeats step {best.out.index}, similarity {score:.2f})",
-            f"You are repeating yourself: step {index} was {what} as step {best.out.index}, with "
+            f"(step {index} repeats step {best.index}, similarity {score:.2f})",
+            f"You are repeating yourself: step {index} was {what} as step {best.index}, with "
             f"the same result, and {len(repeats)} of your last {len(slot.flags)} steps repeated "
             "earlier ones. Change approach or finish.",
             start_step=min(repeats), period=period, repeats=len(repeats),
             similarity=round(score, 3))
 
     def _closest(self, slot: _Slot, step: _Step) -> tuple[_Step | None, float]:
-        out = step.out
-        gated = []  # the same tools and identifiers; most recent first
-        for earlier in reversed(slot.steps):
-            if out.empty and earlier.out.empty:  # a model answering nothing, again
-                return earlier, 1.0
-            if (earlier.out.names == out.names and earlier.ids == step.ids
-                    and not out.empty and not earlier.out.empty):
-                gated.append(earlier)
+        gated = slot.keys.get(step.key)  # the same tools and argument identifiers
         if not gated:
             return None, 0.0
+        if step.key is None:  # a model answering nothing, again
+            return gated[-1], 1.0
         # What the model did, against every candidate in one C call; the environment's
         # answers only for those that pass.
-        said = similar_to_each(out.words, [e.out.words for e in gated], self.config.threshold)
+        found = similar_among(step.words, [e.words for e in gated], self.config.threshold)
         best, best_score = None, 0.0
-        for earlier, alike in zip(gated, said):
-            if alike <= best_score:
+        for i, alike in sorted(found, reverse=True):  # most recent first: ties go to it
+            earlier = gated[i]
+            if alike <= best_score or earlier.result_ids != step.result_ids:
                 continue
             score = min(alike, similar(earlier.result, step.result, self.config.input_threshold))
             if score > best_score:
@@ -207,8 +203,25 @@ class Similarity:
         return best, best_score
 
 
-def _new_messages(messages: list[Message], seen: int) -> list[Message]:
-    """Messages the environment added since the previous call (not the model's own answer).
+def _remember(slot: _Slot, step: _Step) -> None:
+    """Add `step` to the window; the oldest step leaves it when it is full."""
+    steps = slot.steps
+    if len(steps) == steps.maxlen:
+        gone = steps[0].key
+        group = slot.keys[gone]
+        del group[0]  # keys hold steps in order, so the oldest step is first in its own
+        if not group:
+            del slot.keys[gone]
+    steps.append(step)
+    group = slot.keys.get(step.key)
+    if group is None:
+        slot.keys[step.key] = [step]
+    else:
+        group.append(step)
+
+
+def _new_text(messages: list[Message], seen: int) -> str:
+    """What the environment added since the previous call (not the model's own answer).
 
     When the prompt shrank (history summarised or trimmed), what follows the last assistant
     message is taken as new.
@@ -218,4 +231,4 @@ def _new_messages(messages: list[Message], seen: int) -> list[Message]:
     else:
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
         tail = messages[last + 1:]
-    return [m for m in tail if m.role != "assistant"]
+    return "\n".join([m.content for m in tail if m.role != "assistant"])
