@@ -32,7 +32,8 @@ from pydantic import Field, model_validator
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, Message, ModelEnd, ModelStart
 from loopguard.normalize import (
-    canonical_args, clip, content_words, identifiers, normalize_light, similar, similar_among, words,
+    canonical_args, clip, content_words, identifiers, normalize_light, similar, similar_among,
+    words,
 )
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
@@ -63,51 +64,46 @@ class SimilarityConfig(Escalation):
         return self
 
 
-_ANSWER = ((), ())  # the gate key of every answer: no tools, no argument identifiers
+_ANSWER = ((), b"")  # the key of every answer that is not empty
+_NOT_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
 
 
 @dataclass(slots=True)
 class _Step:
     index: int
     said: str  # the canonical arguments, or an answer's text (clipped)
-    names: tuple[str, ...]
-    key: tuple[tuple[str, ...], tuple[str, ...]] | None  # tools, argument identifiers; None: empty
+    tools: tuple[str, ...] | None  # the tools called, sorted; None for an empty answer
+    key: object  # steps with different keys are different work
     got: str = ""  # the environment's answer (clipped), set when the next call starts
     _words: str | None = None
-    _light: str | None = None
-    _result_ids: tuple[str, ...] | None = None
     _result: str | None = None
+    _ids: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
-    # Everything below is worked out only for a step that passes the cheaper gates before it
-    # (same key, then alike words): most steps of a healthy run never get that far.
+    # Worked out only when needed: most steps of a healthy run differ in their words.
     @property
     def words(self) -> str:
         """What it did: sorted argument words, or an answer's sorted content words."""
         if self._words is None:
-            self._words = " ".join(sorted(words(self.said) if self.names
+            self._words = " ".join(sorted(words(self.said) if self.tools
                                           else content_words(self.said)))
         return self._words
 
     @property
-    def light(self) -> str:
-        if self._light is None:
-            self._light = normalize_light(self.got)
-        return self._light
-
-    @property
-    def result_ids(self) -> tuple[str, ...]:
-        """The identifiers in the environment's answer."""
-        if self._result_ids is None:
-            self._result_ids = identifiers(self.light)
-        return self._result_ids
-
-    @property
     def result(self) -> str:
-        """The answer's words in order, less the words of the query it may echo."""
+        """The environment's answer in words, in order, less the words of the query it may echo."""
         if self._result is None:
-            drop = frozenset(words(self.said)) if self.names else frozenset()
-            self._result = " ".join(w for w in words(self.light) if w not in drop)
+            light = normalize_light(self.got)
+            drop = frozenset(words(self.said)) if self.tools else frozenset()
+            self._result = " ".join([w for w in words(light) if w not in drop])
         return self._result
+
+    @property
+    def ids(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The identifiers in the arguments, and in the environment's answer."""
+        if self._ids is None:
+            self._ids = (identifiers(self.said) if self.tools else (),
+                         identifiers(normalize_light(self.got)))
+        return self._ids
 
 
 class _Slot:
@@ -117,8 +113,9 @@ class _Slot:
         self.seen = 0  # messages in the previous prompt
         self.pending: _Step | None = None  # the last call's output, awaiting its results
         self.steps: deque[_Step] = deque(maxlen=window)
-        # The steps in the window by key, oldest first: a step is compared only with these.
-        self.keys: dict[object, list[_Step]] = {}
+        # The steps in the window by key, oldest first, with their words: a step is compared
+        # only with these.
+        self.keys: dict[object, tuple[list[_Step], list[str]]] = {}
         self.flags: deque[int | None] = deque(maxlen=span)  # the step each one repeats
         self.emitted: dict[object, Action] = {}
 
@@ -129,9 +126,10 @@ class Similarity:
 
     def __init__(self, config: SimilarityConfig) -> None:
         self.config = config
+        self._new_slot = lambda: _Slot(config.window, config.span)
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
-        slot: _Slot = state.slot(self.name, lambda: _Slot(self.config.window, self.config.span))
+        slot: _Slot = state.slot(self.name, self._new_slot)
         if type(event) is ModelEnd:
             slot.pending = self._output(state, event)  # type: ignore[arg-type]
             return None
@@ -150,11 +148,15 @@ class Similarity:
             # A tool step is what it does: its arguments, words sorted (a reworded query still
             # matches). The commentary around a call is ignored.
             said = clip(" ".join([canonical_args(c.args) for c in calls]), limit)
-            names = tuple(sorted([c.name for c in calls]))
-            return _Step(state.model_calls, said, names, (names, identifiers(said)))
+            tools = tuple(sorted([c.name for c in calls]))
+            # The digits in the arguments are all in their identifiers, and cost far less to
+            # find: calls on different items (order 5001, order 5002) part here.
+            digits = said.encode("utf-8", "surrogatepass").translate(None, _NOT_DIGITS)
+            return _Step(state.model_calls, said, tools, (tools, digits))
         text = event.text
-        empty = not text or text.isspace()
-        return _Step(state.model_calls, clip(text, limit), (), None if empty else _ANSWER)
+        if not text or text.isspace():
+            return _Step(state.model_calls, text, None, None)
+        return _Step(state.model_calls, clip(text, limit), (), _ANSWER)
 
     def _judge(self, state: RunState, slot: _Slot, step: _Step) -> Verdict | None:
         best, score = self._closest(slot, step)
@@ -168,8 +170,8 @@ class Similarity:
         state.attributes["loopguard.similarity"] = round(score, 3)
         index = step.index
         period = index - best.index
-        what = ("an empty answer" if step.key is None else
-                f"the same step (calling {', '.join(step.names)})" if step.names else
+        what = ("an empty answer" if step.tools is None else
+                f"the same step (calling {', '.join(step.tools)})" if step.tools else
                 "the same answer")
         return escalate(
             self.config, slot.emitted, None, self.name, len(repeats), 1,
@@ -182,20 +184,21 @@ class Similarity:
             similarity=round(score, 3))
 
     def _closest(self, slot: _Slot, step: _Step) -> tuple[_Step | None, float]:
-        gated = slot.keys.get(step.key)  # the same tools and argument identifiers
-        if not gated:
+        found = slot.keys.get(step.key)  # the same tools, the same digits in the arguments
+        if found is None:
             return None, 0.0
+        steps, words_ = found
         if step.key is None:  # a model answering nothing, again
-            return gated[-1], 1.0
+            return steps[-1], 1.0
         # What the model did, against every candidate in one C call; the environment's
         # answers only for those that pass.
-        found = similar_among(step.words, [e.words for e in gated], self.config.threshold)
+        alike = similar_among(step.words, words_, self.config.threshold)
         best, best_score = None, 0.0
-        for i, alike in sorted(found, reverse=True):  # most recent first: ties go to it
-            earlier = gated[i]
-            if alike <= best_score or earlier.result_ids != step.result_ids:
+        for i, said in sorted(alike, reverse=True):  # most recent first: ties go to it
+            earlier = steps[i]
+            if said <= best_score or earlier.ids != step.ids:
                 continue
-            score = min(alike, similar(earlier.result, step.result, self.config.input_threshold))
+            score = min(said, similar(earlier.result, step.result, self.config.input_threshold))
             if score > best_score:
                 best, best_score = earlier, score
                 if score == 1.0:
@@ -205,19 +208,20 @@ class Similarity:
 
 def _remember(slot: _Slot, step: _Step) -> None:
     """Add `step` to the window; the oldest step leaves it when it is full."""
-    steps = slot.steps
-    if len(steps) == steps.maxlen:
-        gone = steps[0].key
-        group = slot.keys[gone]
-        del group[0]  # keys hold steps in order, so the oldest step is first in its own
-        if not group:
+    if len(slot.steps) == slot.steps.maxlen:
+        gone = slot.steps[0].key
+        steps, words_ = slot.keys[gone]
+        del steps[0], words_[0]  # each list is in order, so the oldest step is first in its own
+        if not steps:
             del slot.keys[gone]
-    steps.append(step)
-    group = slot.keys.get(step.key)
-    if group is None:
-        slot.keys[step.key] = [step]
+    slot.steps.append(step)
+    found = slot.keys.get(step.key)
+    said = step.words if step.key is not None else ""
+    if found is None:
+        slot.keys[step.key] = ([step], [said])
     else:
-        group.append(step)
+        found[0].append(step)
+        found[1].append(said)
 
 
 def _new_text(messages: list[Message], seen: int) -> str:
