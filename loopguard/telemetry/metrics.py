@@ -40,19 +40,21 @@ _MAX_SERIES = 4096  # distinct attribute sets per counter; agents, models and to
 
 
 class _Sums:
-    """Cumulative sums per attribute set, reported by an observable counter."""
+    """Cumulative sums per attribute set, reported by an observable counter. The lock is shared
+    by the counters of one `Metrics`, so a model call's counts take it once."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, lock: threading.Lock) -> None:
         self.name = name
         self.values: dict[tuple[tuple[str, Any], ...], float] = {}
-        self.lock = threading.Lock()
+        self.lock = lock
         self._full = False
 
     def add(self, value: float, key: tuple[tuple[str, Any], ...]) -> None:
         with self.lock:
-            self._add(value, key)
+            self.add_locked(value, key)
 
-    def _add(self, value: float, key: tuple[tuple[str, Any], ...]) -> None:
+    def add_locked(self, value: float, key: tuple[tuple[str, Any], ...]) -> None:
+        """`add`, for a caller that holds the lock."""
         values = self.values
         if key in values:
             values[key] += value
@@ -62,18 +64,6 @@ class _Sums:
             self._full = True
             logger.warning("loopguard: metric %s has %d attribute sets; new ones are "
                            "dropped", self.name, _MAX_SERIES)
-
-    def add_tokens(self, usage: Usage, keys: tuple[tuple[tuple[str, Any], ...], ...]) -> None:
-        """A call's tokens by type (`keys`: input, output, cache read, cache write) under one
-        lock; the cache types only when not 0, so runs without caching add no series."""
-        tin, tout, tread, twrite = keys
-        with self.lock:
-            self._add(usage.input_tokens, tin)
-            self._add(usage.output_tokens, tout)
-            if usage.cache_read_tokens:
-                self._add(usage.cache_read_tokens, tread)
-            if usage.cache_write_tokens:
-                self._add(usage.cache_write_tokens, twrite)
 
     def observe(self, options: CallbackOptions) -> Iterator[Observation]:
         with self.lock:
@@ -108,6 +98,7 @@ class Metrics:
         from loopguard import __version__
 
         self._provider = meter_provider
+        self._lock = threading.Lock()
         meter = metrics.get_meter("loopguard", __version__, meter_provider)
         self.duration = meter.create_histogram(
             sc.METRIC_OPERATION_DURATION, unit="s", description="Model call latency",
@@ -133,9 +124,8 @@ class Metrics:
         provider = self._provider if self._provider is not None else metrics.get_meter_provider()
         return not isinstance(provider, _NO_SDK)
 
-    @staticmethod
-    def _counter(meter: Any, name: str, unit: str, description: str) -> _Sums:
-        sums = _Sums(name)
+    def _counter(self, meter: Any, name: str, unit: str, description: str) -> _Sums:
+        sums = _Sums(name, self._lock)
         meter.create_observable_counter(name, callbacks=[sums.observe], unit=unit,
                                         description=description)
         return sums
@@ -165,11 +155,19 @@ class Metrics:
                   error: str | None) -> None:
         base, ours, token_keys = self._chat_attrs(agent, provider, model, error)
         self.duration.record(max(0.0, seconds), base)
-        self.model_calls.add(1, ours)
-        if usage is not None:
-            self.tokens.add_tokens(usage, token_keys)
-        if cost:
-            self.cost.add(cost, ours)
+        with self._lock:
+            self.model_calls.add_locked(1, ours)
+            if usage is not None:
+                tokens, (tin, tout, tread, twrite) = self.tokens, token_keys
+                tokens.add_locked(usage.input_tokens, tin)
+                tokens.add_locked(usage.output_tokens, tout)
+                # The cache types only when not 0: runs without caching add no series.
+                if usage.cache_read_tokens:
+                    tokens.add_locked(usage.cache_read_tokens, tread)
+                if usage.cache_write_tokens:
+                    tokens.add_locked(usage.cache_write_tokens, twrite)
+            if cost:
+                self.cost.add_locked(cost, ours)
 
     def tool_end(self, agent: str | None, tool: str, error: str | None) -> None:
         key = ((sc.TOOL_NAME, tool),)

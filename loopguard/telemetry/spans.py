@@ -27,12 +27,20 @@ class OtelBackend:
 
     def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
+        # The context of the last parent: in a run, most spans are children of its root. One
+        # tuple, so threads replace it whole.
+        self._last: tuple[Any, Any] = (None, None)
 
     def start(self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any],
               key: str | None) -> Any:
         # The root has no loopguard parent: it joins whatever trace the caller has current
         # (a web request, a job), which is only read, never changed.
-        context = trace.set_span_in_context(parent) if parent is not None else None
+        context = None
+        if parent is not None:
+            last_parent, context = self._last
+            if last_parent is not parent:
+                context = trace.set_span_in_context(parent)
+                self._last = (parent, context)
         return self.tracer.start_span(
             name, context=context, kind=SpanKind.CLIENT if kind == CLIENT else SpanKind.INTERNAL,
             attributes=attrs, start_time=int(ts * 1e9))

@@ -169,7 +169,9 @@ class SpanTree:
         handle = span.handle
         if handle is None:
             spans = run.spans
-            parent = self._handle(run, span.parent) if span.parent is not None else None
+            parent = span.parent
+            if parent is not None:
+                parent = parent.handle if parent.handle is not None else self._handle(run, parent)
             handle = span.handle = spans.start(span.name, span.kind, parent, span.start,
                                                span.attrs, span.key)
             span.attrs = None  # from now on attributes go to the backend
@@ -264,8 +266,7 @@ class SpanTree:
         return run
 
     def _parent(self, run: _Run, event: Event) -> _Span:
-        call = run.calls.get(event.parent) if event.parent is not None else None
-        return call if call is not None else run.root
+        return run.calls.get(event.parent, run.root)  # type: ignore[arg-type]
 
     def _model_start(self, state: RunState, run: _Run, event: ModelStart) -> None:
         provider = sc.provider_name(event.model, event.meta)
@@ -280,12 +281,12 @@ class SpanTree:
             attrs[sc.REQUEST_MAX_TOKENS] = event.max_tokens
         if run.capture:
             attrs[sc.INPUT_MESSAGES] = content.input_messages(event.messages)
-        run.calls[_key(event, "model")] = self._span(
+        run.calls[event.id if event.id is not None else "model"] = self._span(
             run, f"chat {event.model}", CLIENT, self._parent(run, event), event.ts, attrs,
             event.id, event.model, provider)
 
     def _model_end(self, state: RunState, run: _Run, event: ModelEnd) -> None:
-        key = _key(event, "model")
+        key = event.id if event.id is not None else "model"  # _key, inlined on the hot path
         call = run.calls.pop(key, None)
         if call is None:
             if key in run.refused:
@@ -309,23 +310,23 @@ class SpanTree:
     def _usage_attributes(self, state: RunState, run: _Run, call: _Span, event: ModelEnd) -> None:
         usage = event.usage
         # Straight into the span-to-be's attributes when it is not started yet.
-        attrs = call.attrs if call.handle is None else {}
-        attrs[sc.USAGE_INPUT_TOKENS] = usage.input_tokens  # type: ignore[index]
-        attrs[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens  # type: ignore[index]
-        attrs[sc.LG_RUN_COST] = state.cost_usd  # type: ignore[index]
+        pending = call.handle is None
+        attrs: dict[str, Any] = call.attrs if pending else {}  # type: ignore[assignment]
+        attrs[sc.USAGE_INPUT_TOKENS] = usage.input_tokens
+        attrs[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        attrs[sc.LG_RUN_COST] = state.cost_usd
         if usage.cache_read_tokens:
-            attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens  # type: ignore[index]
+            attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
         if usage.cache_write_tokens:
-            attrs[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens  # type: ignore[index]
+            attrs[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
         if state.last_call_cost is not None:
-            attrs[sc.LG_CALL_COST] = state.last_call_cost  # type: ignore[index]
+            attrs[sc.LG_CALL_COST] = state.last_call_cost
         if state.attributes:
-            _copy_numbers(state.attributes, attrs)  # type: ignore[arg-type]
+            _copy_numbers(state.attributes, attrs)
         if run.capture:
-            attrs[sc.OUTPUT_MESSAGES] = content.output_messages(  # type: ignore[index]
-                event.text, event.tool_calls)
-        if call.handle is not None:
-            run.spans.set(call.handle, attrs)  # type: ignore[arg-type]
+            attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)
+        if not pending:
+            run.spans.set(call.handle, attrs)
 
     def _model_error(self, state: RunState, run: _Run, event: ModelError) -> None:
         call = run.calls.pop(_key(event, "model"), None)
@@ -359,16 +360,18 @@ class SpanTree:
         failed = type(event) is ToolError
         etype = error_type(event.error) if failed else None  # type: ignore[union-attr]
         if run.tracing:
-            attrs = call.attrs if call.handle is None else {}
+            pending = call.handle is None
+            attrs: dict[str, Any] = call.attrs if pending else {}  # type: ignore[assignment]
             if failed:
-                attrs[sc.ERROR_TYPE] = etype  # type: ignore[index]
-                self._set_error(run, call, event.error[:_MAX_DESCRIPTION])  # type: ignore[union-attr]
+                attrs[sc.ERROR_TYPE] = etype
+                description = event.error[:_MAX_DESCRIPTION]  # type: ignore[union-attr]
+                self._set_error(run, call, description)
             elif run.capture:
-                attrs[sc.TOOL_CALL_RESULT] = event.output  # type: ignore[union-attr,index]
-            if call.handle is not None:
+                attrs[sc.TOOL_CALL_RESULT] = event.output  # type: ignore[union-attr]
+            if not pending:
                 # Set even when empty: it is the call's last moment with its span surely open,
                 # which annotate mode needs to hand over what it kept.
-                run.spans.set(call.handle, attrs)  # type: ignore[arg-type]
+                run.spans.set(call.handle, attrs)
             self._finish(run, call, event)
         if run.metrics is not None:
             run.metrics.tool_end(state.agent, event.tool, etype)
@@ -379,7 +382,7 @@ class SpanTree:
 
     def _close_pending(self, run: _Run) -> None:
         call, run.pending = run.pending, None
-        self._end(run, call, call.end_ts)  # type: ignore[arg-type,union-attr]
+        run.spans.end(self._handle(run, call), call.end_ts)  # type: ignore[arg-type,union-attr]
 
     # --- verdicts -----------------------------------------------------------------------------
 
@@ -508,5 +511,5 @@ def verdict_attributes(verdict: Verdict, capture: bool) -> dict[str, Any]:
 def _copy_numbers(source: dict[str, Any], into: dict[str, Any]) -> None:
     # Detectors publish their measurements (tokens per minute, similarity) in state.attributes.
     for k, v in source.items():
-        if isinstance(v, (str, bool, int, float)) and k.startswith("loopguard."):
+        if isinstance(v, (float, int, str)) and k.startswith("loopguard."):  # bool is an int
             into[k] = v
