@@ -169,12 +169,16 @@ def words(text: str) -> list[str]:
 
 def content_words(text: str) -> set[str]:
     """The distinct content words of `text`, without function words."""
-    lowered = text.lower()
-    # Masks need a digit, and most answers have none; the regex costs more than this test.
-    if not lowered.isascii() or len(lowered.encode().translate(None, b"0123456789")) < len(
-            lowered):
-        lowered = normalize_light(text)
-    return set(words(lowered)).difference(_NOT_CONTENT)
+    raw = text.lower().encode("utf-8", "surrogatepass")
+    # Masks need a digit, and most answers have none: then the words are read straight from the
+    # lowered text (this test costs less than the regex in `normalize_light`).
+    if raw.isascii() and len(raw.translate(None, b"0123456789")) == len(raw):
+        found = raw.translate(_WORD_BYTES).decode().split()
+        if b"'" in raw:
+            found = words(raw.decode())
+    else:
+        found = words(normalize_light(text))
+    return set(found).difference(_NOT_CONTENT)
 
 
 def similar(a: str, b: str, cutoff: float) -> float:

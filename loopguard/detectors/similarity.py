@@ -18,7 +18,9 @@ starts, so an abort means call k+1 never goes out. Two steps are near-duplicates
 An empty answer (no text, no tool call) repeats any earlier empty answer. It fires when more
 than `abort_repeats` of the last `span` steps are near-duplicates of an earlier step (looked
 for among the last `window`); each step is compared with at most `window` others, so the cost
-does not grow with the run.
+does not grow with the run. The conditions are checked cheapest first: a step meets only the
+steps with its tools and the digits of its arguments (a dict lookup), then the words of all of
+those in one C call; identifiers and results are worked out only for the few that pass.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ class _Step:
     _result: str | None = None
     _ids: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
-    # Worked out only when needed: most steps of a healthy run differ in their words.
+    # Worked out only when needed: most steps of a healthy run never meet a step with their
+    # key, or differ from it in their words.
     @property
     def words(self) -> str:
         """What it did: sorted argument words, or an answer's sorted content words."""
@@ -90,7 +93,7 @@ class _Step:
 
     @property
     def result(self) -> str:
-        """The environment's answer in words, in order, less the words of the query it may echo."""
+        """The environment's answer in words, in order, less the words of the query it echoes."""
         if self._result is None:
             light = normalize_light(self.got)
             drop = frozenset(words(self.said)) if self.tools else frozenset()
@@ -113,9 +116,9 @@ class _Slot:
         self.seen = 0  # messages in the previous prompt
         self.pending: _Step | None = None  # the last call's output, awaiting its results
         self.steps: deque[_Step] = deque(maxlen=window)
-        # The steps in the window by key, oldest first, with their words: a step is compared
-        # only with these.
-        self.keys: dict[object, tuple[list[_Step], list[str]]] = {}
+        # The steps in the window by key, oldest first, with their words (None until a second
+        # step with that key comes): a step is compared only with these.
+        self.keys: dict[object, tuple[list[_Step], list[str | None]]] = {}
         self.flags: deque[int | None] = deque(maxlen=span)  # the step each one repeats
         self.emitted: dict[object, Action] = {}
 
@@ -155,7 +158,7 @@ class Similarity:
             return _Step(state.model_calls, said, tools, (tools, digits))
         text = event.text
         if not text or text.isspace():
-            return _Step(state.model_calls, text, None, None)
+            return _Step(state.model_calls, "", None, None)
         return _Step(state.model_calls, clip(text, limit), (), _ANSWER)
 
     def _judge(self, state: RunState, slot: _Slot, step: _Step) -> Verdict | None:
@@ -190,6 +193,8 @@ class Similarity:
         steps, words_ = found
         if step.key is None:  # a model answering nothing, again
             return steps[-1], 1.0
+        if words_[0] is None:  # only the oldest can lack them: the others had it to compare with
+            words_[0] = steps[0].words
         # What the model did, against every candidate in one C call; the environment's
         # answers only for those that pass.
         alike = similar_among(step.words, words_, self.config.threshold)
@@ -216,12 +221,11 @@ def _remember(slot: _Slot, step: _Step) -> None:
             del slot.keys[gone]
     slot.steps.append(step)
     found = slot.keys.get(step.key)
-    said = step.words if step.key is not None else ""
     if found is None:
-        slot.keys[step.key] = ([step], [said])
+        slot.keys[step.key] = ([step], [None])
     else:
         found[0].append(step)
-        found[1].append(said)
+        found[1].append(step.words)
 
 
 def _new_text(messages: list[Message], seen: int) -> str:
