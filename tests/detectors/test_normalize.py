@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from loopguard.normalize import (
-    canonical_args, clip, content_words, digest, identifiers, normalize, normalize_light,
+    _STOPWORDS, _WORD, canonical_args, clip, content_words, digest, identifiers, normalize,
+    normalize_light, similar, similar_among, words,
 )
 
 
@@ -53,3 +57,31 @@ def test_long_texts_are_not_cached() -> None:
     assert normalize_light(big) == big
     assert normalize_light("short text") == "short text"
     assert normalize_light.cache_info().currsize == 1  # type: ignore[attr-defined]
+
+
+_TEXT = st.text(alphabet="abzAZ_<>' -.,:1\t\né\u212a\u0663", max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_words_are_what_the_word_pattern_finds(text: str) -> None:
+    # words() splits instead of running the regex; the regex is the definition
+    assert words(text) == _WORD.findall(text)
+    expected = {w for w in _WORD.findall(normalize_light(text))
+                if len(w) > 1 and w not in _STOPWORDS}
+    assert content_words(text) == expected
+
+
+def test_content_words_mask_noise_only_when_there_is_a_digit() -> None:
+    assert content_words("Request 3f2a9c1e-1111-2222-3333-444455556666 failed") == {
+        "request", "<uuid>", "failed"}
+    assert content_words("deadbeef feed") == {"deadbeef", "feed"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet="ab c", max_size=12),
+       st.lists(st.text(alphabet="ab c", max_size=12), min_size=1, max_size=6),
+       st.sampled_from([0.5, 0.8, 1.0]))
+def test_similar_among_is_similar_to_each(a: str, others: list[str], cutoff: float) -> None:
+    expected = [(i, similar(a, b, cutoff)) for i, b in enumerate(others)]
+    assert sorted(similar_among(a, others, cutoff)) == [(i, s) for i, s in expected if s]

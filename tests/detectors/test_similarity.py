@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _scenarios import Sim
-from loopguard.events import Message, ModelEnd, ModelStart
+from loopguard.detectors.similarity import Similarity, SimilarityConfig
+from loopguard.events import Message, ModelEnd, ModelStart, ToolCall
+from loopguard.normalize import similar
 from loopguard.verdict import Action
 from tests.detectors.conftest import feed, only
 
@@ -140,3 +144,70 @@ def test_thresholds_must_fit_in_the_span() -> None:
     with pytest.raises(ValidationError, match="span"):
         SimilarityConfig(span=3, abort_repeats=3)
     assert SimilarityConfig(span=10, abort_repeats=6).abort_repeats == 6
+
+
+class _State:
+    """What the detector reads of a run's state."""
+
+    def __init__(self) -> None:
+        self.slots: dict[str, object] = {}
+        self.model_calls = 0
+        self.attributes: dict[str, object] = {}
+
+    def slot(self, name: str, factory: Any) -> Any:
+        if name not in self.slots:
+            self.slots[name] = factory()
+        return self.slots[name]
+
+
+def _closest_by_brute_force(window: list[Any], step: Any, config: SimilarityConfig) -> Any:
+    """The step of `window` that `step` repeats, by comparing it with each in full."""
+    best, best_score = None, 0.0
+    for earlier in reversed(window):
+        if step.tools is None or earlier.tools is None:
+            if step.tools is None and earlier.tools is None:
+                return earlier
+            continue
+        if earlier.tools != step.tools or earlier.ids != step.ids:
+            continue
+        score = min(similar(step.words, earlier.words, config.threshold),
+                    similar(earlier.result, step.result, config.input_threshold))
+        if score > best_score:
+            best, best_score = earlier, score
+    return best
+
+
+_ARGS = [{"q": "payments on-call"}, {"q": "on call payments"}, {"id": 7}, {"id": 17},
+         {"path": "a1.txt"}, {"path": "a-1.txt"}, {}]
+_TEXTS = ["", " ", "Let me look it up.", "I'll search again.", "Order 7 is late.", "done"]
+_RESULTS = ["0 results.", "0 results!", "order 7: late", "order 17: late", "ok", ""]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["search", "read", ""]), st.sampled_from(_ARGS),
+                          st.sampled_from(_TEXTS), st.sampled_from(_RESULTS)),
+                min_size=2, max_size=30),
+       st.sampled_from([2, 4, 8]), st.sampled_from([0.5, 0.85]), st.sampled_from([0.7, 0.95]))
+def test_the_cheap_gates_find_what_comparing_every_step_finds(
+        steps: list[tuple[str, Any, str, str]], window: int, threshold: float,
+        input_threshold: float) -> None:
+    # Steps meet only those with their key, then in words, results last: the same step must
+    # come out as from comparing each with every step of the window.
+    config = SimilarityConfig(window=window, span=4, threshold=threshold,
+                              input_threshold=input_threshold, warn_repeats=None,
+                              nudge_repeats=None, abort_repeats=None)
+    detector, state = Similarity(config), _State()
+    messages = [Message("user", "go")]
+    for tool, args, text, result in steps:
+        slot = state.slots.get("similarity")
+        pending = slot.pending if slot is not None else None
+        window_before = list(slot.steps) if slot is not None else []
+        detector(state, ModelStart(run="r", model="m", messages=list(messages)))
+        if pending is not None:
+            expected = _closest_by_brute_force(window_before, pending, config)
+            got = slot.flags[-1]  # type: ignore[union-attr]
+            assert got == (expected.index if expected is not None else None)
+        state.model_calls += 1
+        calls = [ToolCall(tool, args)] if tool else []
+        detector(state, ModelEnd(run="r", model="m", text=text, tool_calls=calls))
+        messages += [Message("assistant", text), Message("tool" if tool else "user", result)]
