@@ -198,6 +198,8 @@ class Similarity:
         # What the model did, against every candidate in one C call; the environment's
         # answers only for those that pass.
         alike = similar_among(step.words, words_, self.config.threshold)
+        if not alike:
+            return None, 0.0
         best, best_score = None, 0.0
         for i, said in sorted(alike, reverse=True):  # most recent first: ties go to it
             earlier = steps[i]
