@@ -173,9 +173,7 @@ def content_words(text: str) -> set[str]:
     # Masks need a digit, and most answers have none: then the words are read straight from the
     # lowered text (this test costs less than the regex in `normalize_light`).
     if raw.isascii() and len(raw.translate(None, b"0123456789")) == len(raw):
-        found = raw.translate(_WORD_BYTES).decode().split()
-        if b"'" in raw:
-            found = words(raw.decode())
+        found = words(raw.decode()) if b"'" in raw else raw.translate(_WORD_BYTES).decode().split()
     else:
         found = words(normalize_light(text))
     return set(found).difference(_NOT_CONTENT)

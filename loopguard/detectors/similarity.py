@@ -75,7 +75,7 @@ class _Step:
     index: int
     said: str  # the canonical arguments, or an answer's text (clipped)
     tools: tuple[str, ...] | None  # the tools called, sorted; None for an empty answer
-    key: object  # steps with different keys are different work
+    key: object  # (tools, the digits in the arguments); None for an empty answer
     got: str = ""  # the environment's answer (clipped), set when the next call starts
     _words: str | None = None
     _result: str | None = None
@@ -190,14 +190,14 @@ class Similarity:
         found = slot.keys.get(step.key)  # the same tools, the same digits in the arguments
         if found is None:
             return None, 0.0
-        steps, words_ = found
+        steps, their_words = found
         if step.key is None:  # a model answering nothing, again
             return steps[-1], 1.0
-        if words_[0] is None:  # only the oldest can lack them: the others had it to compare with
-            words_[0] = steps[0].words
+        if their_words[0] is None:  # only the oldest can lack them: the others met one
+            their_words[0] = steps[0].words
         # What the model did, against every candidate in one C call; the environment's
         # answers only for those that pass.
-        alike = similar_among(step.words, words_, self.config.threshold)
+        alike = similar_among(step.words, their_words, self.config.threshold)
         if not alike:
             return None, 0.0
         best, best_score = None, 0.0
@@ -217,8 +217,8 @@ def _remember(slot: _Slot, step: _Step) -> None:
     """Add `step` to the window; the oldest step leaves it when it is full."""
     if len(slot.steps) == slot.steps.maxlen:
         gone = slot.steps[0].key
-        steps, words_ = slot.keys[gone]
-        del steps[0], words_[0]  # each list is in order, so the oldest step is first in its own
+        steps, their_words = slot.keys[gone]
+        del steps[0], their_words[0]  # lists are in order: the oldest step is first in its own
         if not steps:
             del slot.keys[gone]
     slot.steps.append(step)
