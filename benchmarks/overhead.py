@@ -4,8 +4,10 @@
 
 Rows: a fake chat model's `invoke` with no handler, with a no-op callback handler, with
 loopguard's handler (detectors only), with loopguard and its spans (without and with metrics;
-SDK providers, in-memory exporter), and with OpenLLMetry's and OpenInference's LangChain
-instrumentation exporting to the same in-memory exporter. Tables: a model call that is its own
+SDK providers, in-memory exporter), with a handler that does only the OpenTelemetry SDK work
+loopguard's span contract needs (the floor under the spans rows: `SdkFloor`), and with
+OpenLLMetry's and OpenInference's LangChain instrumentation exporting to the same in-memory
+exporter. Tables: a model call that is its own
 run, a model call inside a run of ten, a streamed call (cost per token), and the guard alone
 (events straight into Guard.process, no LangChain).
 
@@ -95,6 +97,66 @@ class NoOpHandler(BaseCallbackHandler):
         pass
 
 
+class SdkFloor(BaseCallbackHandler):
+    """The OpenTelemetry work loopguard's span contract asks for, and nothing else: an
+    `invoke_agent` span per run, a `chat` span per model call (made once, at its end, with its
+    attributes, as loopguard makes it), the root's closing attributes, and the one synchronous
+    instrument (the model-call duration histogram). No detectors, no conversion, no events.
+    What loopguard + spans + metrics costs beyond this row is loopguard's own work."""
+
+    run_inline = True
+    _ROOT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "bench",
+             "loopguard.run_id": "r", "loopguard.mode": "enforce"}
+    _ROOT_END = {"loopguard.run.status": "ok", "loopguard.cost_usd": 0.001,
+                 "loopguard.model_calls": 1, "loopguard.tool_calls": 0,
+                 "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30}
+    _CHAT = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+             "gen_ai.provider.name": "aws.bedrock", "gen_ai.usage.input_tokens": 120,
+             "gen_ai.usage.output_tokens": 30, "loopguard.cost_usd": 0.001,
+             "loopguard.call_cost_usd": 0.001, "loopguard.tokens_per_minute": 150.0,
+             "loopguard.usd_per_minute": 0.001}
+    _DURATION = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                 "gen_ai.provider.name": "aws.bedrock"}
+
+    def __init__(self, otel: Otel) -> None:
+        from opentelemetry import trace
+
+        self._in = trace.set_span_in_context
+        self.tracer = otel.tracer_provider.get_tracer("floor")
+        self.duration = otel.meter_provider.get_meter("floor").create_histogram(
+            "gen_ai.client.operation.duration", unit="s")
+        self.roots: dict[Any, Any] = {}
+        self.calls: dict[Any, tuple[Any, int]] = {}
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any,
+                       parent_run_id: Any = None, **kwargs: Any) -> None:
+        if parent_run_id is None:
+            self.roots[run_id] = self.tracer.start_span("invoke_agent bench",
+                                                        attributes=self._ROOT)
+
+    def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+        root = self.roots.pop(run_id, None)
+        if root is not None:
+            root.set_attributes(self._ROOT_END)
+            root.end()
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any,
+                            parent_run_id: Any = None, **kwargs: Any) -> None:
+        root = self.roots.get(parent_run_id)
+        if root is None:  # the model call is the whole run
+            root = self.roots[run_id] = self.tracer.start_span("invoke_agent bench",
+                                                               attributes=self._ROOT)
+        self.calls[run_id] = (root, time.time_ns())
+
+    def on_llm_end(self, response: Any, *, run_id: Any, **kwargs: Any) -> None:
+        root, start = self.calls.pop(run_id)
+        end = time.time_ns()
+        self.tracer.start_span("chat m", context=self._in(root), attributes=self._CHAT,
+                               start_time=start).end(end_time=end)
+        self.duration.record((end - start) / 1e9, self._DURATION)
+        self.on_chain_end(None, run_id=run_id)
+
+
 class Otel:
     def __init__(self) -> None:
         self.exporter = InMemorySpanExporter()
@@ -176,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         ("loopguard, detectors only", detectors, None),
         ("loopguard + spans (metrics off)", spans_only, None),
         ("loopguard + spans + metrics", spans, None),
+        ("SDK floor (contract spans + histogram)", SdkFloor(otel), None),
         ("OpenLLMetry LangChain instrumentation", None, "openllmetry"),
         ("OpenInference LangChain instrumentation", None, "openinference"),
     ]
@@ -190,23 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     _table(f"a model call, each its own run ({n} calls per batch)", rows)
     counts = []
     for label, handler, instrumentation in configs[4:]:
+        if handler is not None and not isinstance(handler, LoopGuardCallbackHandler):
+            continue
         with instrumented(instrumentation, otel) as ok:
             if ok:
                 counts.append(f"{label.split(' ')[0]} {_spans_per_call(invoke(handler), otel)}")
     print("spans per call: " + ", ".join(counts))
 
-    values = dict(rows)
-    base, noop = values["no handler"], values["no-op handler"]
-    ol = values.get("OpenLLMetry LangChain instrumentation")
-    ours = values["loopguard + spans + metrics"] - base  # type: ignore[operator]
-    det = values["loopguard, detectors only"] - noop  # type: ignore[operator]
-    print()
-    if ol is not None:
-        share = ours / (ol - base) if ol > base else float("inf")  # type: ignore[operator]
-        print(f"target: loopguard + spans <= 1/4 of OpenLLMetry's overhead: {ours:.1f} vs "
-              f"{ol - base:.1f} µs = {share:.2f} -> {'met' if share <= 0.25 else 'NOT met'}")
-    print(f"target: detectors < 20 µs beyond the no-op handler: {det:.1f} µs -> "
-          f"{'met' if det < 20 else 'NOT met'}")
+    _targets(rows)
 
     # Model calls inside a run (an agent making 10 calls): the run's own span and state are
     # shared by its calls, as in real use.
@@ -222,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     arows = [(label, us / k if us is not None else None)
              for label, us in compare(run, configs, r, reps, otel)]
     _table(f"per model call in a run of {k} calls ({r} runs per batch)", arows)
+    _targets(arows)
 
     # Streaming: the per-token cost, from a call of --tokens chunks.
     print()
@@ -299,6 +354,27 @@ def _guard_alone(otel: Otel, policy: Policy, n: int, reps: int) -> None:
     for label in guards:
         print(f"{label:40} {best_call[label]:9.1f} {best_call[label] - base_c:9.1f} "
               f"{best_token[label]:9.2f} {best_token[label] - base_t:10.2f}")
+
+
+def _targets(rows: list[tuple[str, float | None]]) -> None:
+    """Each target against its measured row, and how much of the spans target the SDK's own
+    work for the contract's spans (the floor row) leaves to loopguard."""
+    values = dict(rows)
+    base, noop = values["no handler"], values["no-op handler"]
+    ol = values.get("OpenLLMetry LangChain instrumentation")
+    ours = values["loopguard + spans + metrics"] - base  # type: ignore[operator]
+    floor = values["SDK floor (contract spans + histogram)"] - base  # type: ignore[operator]
+    det = values["loopguard, detectors only"] - noop  # type: ignore[operator]
+    print()
+    if ol is not None:
+        allowed = (ol - base) / 4  # type: ignore[operator]
+        share = ours / (ol - base) if ol > base else float("inf")  # type: ignore[operator]
+        print(f"target: loopguard + spans <= 1/4 of OpenLLMetry's overhead: {ours:.1f} vs "
+              f"{ol - base:.1f} µs = {share:.2f} -> {'met' if share <= 0.25 else 'NOT met'} "
+              f"(allowed {allowed:.1f} µs; the SDK floor alone takes {floor:.1f}, "
+              f"loopguard's own share {ours - floor:.1f})")
+    print(f"target: detectors < 20 µs beyond the no-op handler: {det:.1f} µs -> "
+          f"{'met' if det < 20 else 'NOT met'}")
 
 
 def _table(title: str, rows: list[tuple[str, float | None]]) -> None:
