@@ -29,6 +29,8 @@ from loopguard.events import (
     ToolStart,
     Usage,
 )
+from loopguard.policy import Policy
+from loopguard.state import RunState
 from loopguard.testing.text import unrelated_text
 
 T0 = 1_800_000_000.0  # event times: fixed, so span times can be checked exactly
@@ -159,6 +161,27 @@ def feed(guard: Any, events: list[Any]) -> list[Any]:
 @pytest.fixture
 def script() -> Script:
     return Script()
+
+
+class Driver:
+    """Calls a sink as the guard does, with verdicts of our choosing."""
+
+    def __init__(self, sink: Any, policy: Policy | None = None) -> None:
+        self.sink = sink
+        self.policy = policy or Policy()
+        self.state: RunState | None = None
+
+    def send(self, event: Any, verdict: Any = None) -> None:
+        if self.state is None:
+            self.state = RunState(event.run, event.agent, self.policy, event.ts)
+        if event.type == "model_end":
+            self.state.usage.add(event.usage)
+        self.sink.on_event(self.state, event)
+        if verdict is not None:
+            verdict.run, verdict.agent = self.state.run, self.state.agent
+            self.sink.on_verdict(self.state, event, verdict)
+        if event.type == "run_end":
+            self.sink.on_run_end(self.state, event)
 
 
 def ns(ts: float) -> int:

@@ -12,11 +12,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from loopguard.events import ToolCall, Usage
 from loopguard.guard import Guard
 from loopguard.policy import Policy
-from loopguard.state import RunState
 from loopguard.telemetry import semconv as sc
 from loopguard.telemetry.spans import SpanSink
 from loopguard.verdict import abort, warn
-from tests.telemetry.conftest import T0, feed, ns
+from tests.telemetry.conftest import T0, Driver, feed, ns
 
 
 def guarded(otel, policy=None, **kw) -> Guard:
@@ -158,31 +157,10 @@ def test_warning_is_an_event_on_the_call_span(otel, script):
     assert otel.span("invoke_agent researcher").status.status_code is StatusCode.UNSET
 
 
-class _Driver:
-    """Calls a sink as the guard does, with verdicts of our choosing."""
-
-    def __init__(self, sink, policy=None):
-        self.sink = sink
-        self.state = None
-        self.policy = policy or Policy()
-
-    def send(self, event, verdict=None):
-        if self.state is None:
-            self.state = RunState(event.run, event.agent, self.policy, event.ts)
-        if event.type == "model_end":
-            self.state.usage.add(event.usage)
-        self.sink.on_event(self.state, event)
-        if verdict is not None:
-            verdict.run, verdict.agent = self.state.run, self.state.agent
-            self.sink.on_verdict(self.state, event, verdict)
-        if event.type == "run_end":
-            self.sink.on_run_end(self.state, event)
-
-
 def test_verdict_on_a_finished_call_lands_on_its_span(otel, script):
     s = script
     m = s.new_id()
-    d = _Driver(SpanSink(tracer_provider=otel.tracer_provider,
+    d = Driver(SpanSink(tracer_provider=otel.tracer_provider,
                          meter_provider=otel.meter_provider))
     d.send(s.model_start(m))
     end = s.model_end(m)
@@ -209,7 +187,7 @@ def test_verdict_on_a_finished_call_lands_on_its_span(otel, script):
 def test_abort_on_a_finished_call_marks_it_and_structured_evidence_is_json(otel, script):
     s = script
     m = s.new_id()
-    d = _Driver(SpanSink(tracer_provider=otel.tracer_provider,
+    d = Driver(SpanSink(tracer_provider=otel.tracer_provider,
                          meter_provider=otel.meter_provider))
     d.send(s.model_start(m))
     verdict = abort("cycle", "the agent repeats a cycle of 2 calls", period=2, repeats=3,

@@ -5,31 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopguard.policy import Policy
-from loopguard.state import RunState
 from loopguard.telemetry.jaeger import JaegerBackend
 from loopguard.telemetry.tree import SpanTree, TreeSink
 from loopguard.verdict import abort, warn
-
-
-class Driver:
-    """Calls a sink as the guard does, with verdicts of our choosing."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-        self.state: RunState | None = None
-
-    def send(self, event: Any, verdict: Any = None) -> None:
-        if self.state is None:
-            self.state = RunState(event.run, event.agent, Policy(), event.ts)
-        if event.type == "model_end":
-            self.state.usage.add(event.usage)
-        self.sink.on_event(self.state, event)
-        if verdict is not None:
-            verdict.run, verdict.agent = self.state.run, self.state.agent
-            self.sink.on_verdict(self.state, event, verdict)
-        if event.type == "run_end":
-            self.sink.on_run_end(self.state, event)
+from tests.telemetry.conftest import Driver
 
 
 class Calls(JaegerBackend):
