@@ -114,10 +114,14 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     # --- the run tree ---------------------------------------------------------------------
 
-    def _enter(self, run_id: UUID, parent_run_id: UUID | None, name: str | None,
-               metadata: Mapping[str, Any] | None, *, is_tool: bool = False,
+    def _parent(self, parent_run_id: UUID | None) -> _Node | None:
+        return self._nodes.get(parent_run_id) if parent_run_id is not None else None
+
+    def _enter(self, run_id: UUID, parent_run_id: UUID | None, parent: _Node | None,
+               name: str | None, metadata: Mapping[str, Any] | None, *, is_tool: bool = False,
                label: str | None = None) -> _Node:
-        parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+        """Track a new LangChain run; `parent` is the node of `parent_run_id`, if known (the
+        callers have looked it up already). `name` only matters when there is no parent."""
         key = str(run_id)
         if parent is not None:
             root, anchor, agent, is_root = parent.root, parent.anchor, parent.agent, False
@@ -165,12 +169,12 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                        parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
                        **kwargs: Any) -> None:
         try:
-            parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+            parent = self._parent(parent_run_id)
             if parent is not None:  # the common case: a chain inside a known run
                 self._track(run_id, parent.inner())
                 return
             name = _name(serialized, kwargs)
-            node = self._enter(run_id, parent_run_id, name, metadata)
+            node = self._enter(run_id, parent_run_id, None, name, metadata)
             if node.is_root:
                 self._send(RunStart(run=node.root, agent=node.agent, id=node.root, name=name,
                                     meta=labels_of(metadata)))
@@ -220,20 +224,14 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                      kwargs: dict[str, Any]) -> None:
         params = kwargs.get("invocation_params")
         model = model_id(metadata, params)
-        parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
-        if parent is not None:  # the common case: a model call inside a known run
-            if model is None:
-                model = _name(serialized, kwargs) or "unknown"
-            node = _Node(str(run_id), parent.root, parent.anchor, parent.agent, False, model)
-            self._track(run_id, node)
-        else:
-            name = _name(serialized, kwargs)
-            if model is None:
-                model = name or "unknown"
-            node = self._enter(run_id, parent_run_id, name, metadata, label=model)
+        parent = self._parent(parent_run_id)
+        # The name is the model's fallback id, and the agent's name of a run that is this call.
+        name = _name(serialized, kwargs) if model is None or parent is None else None
+        node = self._enter(run_id, parent_run_id, parent, name, metadata,
+                           label=model or name or "unknown")
         node.messages = self._prompts.convert(node.root, prompt)
         self._send(ModelStart(run=node.root, agent=node.agent, id=node.id,
-                              parent=node.anchor, model=model, messages=node.messages,
+                              parent=node.anchor, model=node.label, messages=node.messages,
                               max_tokens=max_tokens_of(metadata, params),
                               meta=labels_of(metadata)), refused=run_id)
 
@@ -304,8 +302,9 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                       inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         try:
             tool = _name(serialized, kwargs) or "tool"
-            parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
-            node = self._enter(run_id, parent_run_id, tool, metadata, is_tool=True, label=tool)
+            parent = self._parent(parent_run_id)
+            node = self._enter(run_id, parent_run_id, parent, tool, metadata, is_tool=True,
+                               label=tool)
             anchor = parent.anchor if parent is not None else node.root
             self._send(ToolStart(run=node.root, agent=node.agent, id=node.id, parent=anchor,
                                  tool=tool, args=_tool_args(inputs, input_str)), refused=run_id)
@@ -356,7 +355,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                            run_id: UUID, parent_run_id: UUID | None = None,
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if parent_run_id is not None:
-            self._enter(run_id, parent_run_id, None, metadata)
+            self._enter(run_id, parent_run_id, self._parent(parent_run_id), None, metadata)
 
     def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
         self._nodes.pop(run_id, None)
