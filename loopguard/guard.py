@@ -9,7 +9,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from itertools import islice
 from typing import Any, Protocol
 
 from loopguard.detectors import Detector, build_detectors

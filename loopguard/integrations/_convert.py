@@ -88,6 +88,8 @@ def _converts_alike(a: Any, b: Any) -> bool:
     """Whether `messages_of` makes the same Message of both: same type, content, tool calls."""
     if type(a) is not type(b):
         return False
+    if type(a) is Message:  # passed through as is: a dataclass, cheap to compare whole
+        return a == b
     if getattr(a, "content", a) != getattr(b, "content", b):
         return False
     kind = getattr(a, "type", "")

@@ -37,6 +37,13 @@ def test_prompt_converter_converts_only_what_is_new() -> None:
     assert third[:4] == second and third[0] is first[0]
 
 
+def test_prompt_converter_compares_loopguard_messages_whole() -> None:
+    conv = PromptConverter()
+    conv.convert("r", [Message("assistant", "x", [{"name": "a", "args": {}}])])
+    again = [Message("assistant", "x", [{"name": "b", "args": {}}])]
+    assert conv.convert("r", again) == again
+
+
 def test_prompt_converter_handles_a_rewritten_history() -> None:
     conv = PromptConverter()
     conv.convert("r", [SystemMessage("sys"), HumanMessage("q"), AIMessage("long answer")])
