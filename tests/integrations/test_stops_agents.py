@@ -7,6 +7,8 @@ verdict: the counts stop exactly at the configured limit.
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -82,6 +84,15 @@ async def test_create_agent_astream_messages_mode_stops() -> None:
                                      stream_mode="messages"):
             pass
     assert model.call_count == 2
+    # LangChain's AsyncCallbackManager makes one coroutine per handler and awaits the inline
+    # ones in order: the refused start leaves the handlers after ours (LangGraph's
+    # messages-mode handler) unawaited; they would have reported a call that never went out.
+    # Collected here, so the warning is this test's, and nothing else was left behind.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [str(w.message) for w in caught] in (
+        [], ["coroutine 'ahandle_event' was never awaited"])
 
 
 def test_per_tool_limit_stops_only_that_tool() -> None:
