@@ -7,9 +7,9 @@ loopguard's handler (detectors only), with loopguard and its spans (without and 
 SDK providers, in-memory exporter), with a handler that does only the OpenTelemetry SDK work
 loopguard's span contract needs (the floor under the spans rows: `SdkFloor`), and with
 OpenLLMetry's and OpenInference's LangChain instrumentation exporting to the same in-memory
-exporter. Tables: a model call that is its own
-run, a model call inside a run of ten, a streamed call (cost per token), and the guard alone
-(events straight into Guard.process, no LangChain).
+exporter. Tables: a model call that is its own run, a model call inside a run of ten, a
+model call of a `create_agent` agent (its tool calls and graph included), a streamed call
+(cost per token), and the guard alone (events straight into Guard.process, no LangChain).
 
 Each row is this process's CPU time per call, the best of `--repeats` batch means, the batches
 of all configurations interleaved (other processes' load then neither counts nor favours one
@@ -28,18 +28,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from langchain.agents import create_agent
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from loopguard import LoopGuardCallbackHandler, Policy
+from loopguard import Guard, LoopGuardCallbackHandler, Policy
 from loopguard.testing.text import unrelated_text
 from loopguard.telemetry.spans import SpanSink
 
@@ -76,6 +78,33 @@ class FakeChat(BaseChatModel):
         yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=USAGE))
 
 
+class ToolChat(FakeChat):
+    """An agent's model: asks for the `lookup` tool until it has `steps - 1` results, then
+    answers. Its arguments and answers differ from call to call and from run to run."""
+
+    steps: int = 5
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        done = sum(1 for m in messages if m.type == "tool")
+        question = str(messages[0].content)
+        if done < self.steps - 1:
+            message = AIMessage("", usage_metadata=USAGE, tool_calls=[{
+                "name": "lookup", "args": {"item": f"{question} part {done}"}, "id": f"c{done}"}])
+        else:
+            message = AIMessage(_words(question + " answer"), usage_metadata=USAGE)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+@tool
+def lookup(item: str) -> str:
+    """Look an item up."""
+    return _words(item)
+
+
 def _words(seed: str) -> str:
     """Unrelated texts for different seeds, so no repeat detector fires in the agent rows."""
     return unrelated_text(seed, 10)
@@ -99,10 +128,11 @@ class NoOpHandler(BaseCallbackHandler):
 
 class SdkFloor(BaseCallbackHandler):
     """The OpenTelemetry work loopguard's span contract asks for, and nothing else: an
-    `invoke_agent` span per run, a `chat` span per model call (made once, at its end, with its
-    attributes, as loopguard makes it), the root's closing attributes, and the one synchronous
-    instrument (the model-call duration histogram). No detectors, no conversion, no events.
-    What loopguard + spans + metrics costs beyond this row is loopguard's own work."""
+    `invoke_agent` span per run, a `chat` span per model call and an `execute_tool` span per
+    tool call (each made once, at its end, with its attributes, as loopguard makes them), the
+    root's closing attributes, and the one synchronous instrument (the model-call duration
+    histogram). No detectors, no conversion, no events; the run tree is one dict entry per live
+    LangChain run. What loopguard + spans + metrics costs beyond this row is its own work."""
 
     run_inline = True
     _ROOT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "bench",
@@ -115,6 +145,8 @@ class SdkFloor(BaseCallbackHandler):
              "gen_ai.usage.output_tokens": 30, "loopguard.cost_usd": 0.001,
              "loopguard.call_cost_usd": 0.001, "loopguard.tokens_per_minute": 150.0,
              "loopguard.usd_per_minute": 0.001}
+    _TOOL = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+             "gen_ai.tool.type": "function"}
     _DURATION = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
                  "gen_ai.provider.name": "aws.bedrock"}
 
@@ -125,36 +157,66 @@ class SdkFloor(BaseCallbackHandler):
         self.tracer = otel.tracer_provider.get_tracer("floor")
         self.duration = otel.meter_provider.get_meter("floor").create_histogram(
             "gen_ai.client.operation.duration", unit="s")
-        self.roots: dict[Any, Any] = {}
-        self.calls: dict[Any, tuple[Any, int]] = {}
+        self.root_of: dict[Any, Any] = {}  # live LangChain run -> the root span of its run
+        self.owners: dict[Any, Any] = {}  # the runs that are a guarded run -> its root span
+        self.calls: dict[Any, tuple[Any, int]] = {}  # model and tool runs -> (root, start)
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any,
-                       parent_run_id: Any = None, **kwargs: Any) -> None:
-        if parent_run_id is None:
-            self.roots[run_id] = self.tracer.start_span("invoke_agent bench",
-                                                        attributes=self._ROOT)
+    def _root(self, run_id: Any, parent_run_id: Any) -> Any:
+        root = self.root_of.get(parent_run_id) if parent_run_id is not None else None
+        if root is None:  # a run of its own (a model call may be one)
+            root = self.owners[run_id] = self.tracer.start_span("invoke_agent bench",
+                                                                attributes=self._ROOT)
+        self.root_of[run_id] = root
+        return root
 
-    def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
-        root = self.roots.pop(run_id, None)
+    def _leave(self, run_id: Any) -> None:
+        self.root_of.pop(run_id, None)
+        root = self.owners.pop(run_id, None)
         if root is not None:
             root.set_attributes(self._ROOT_END)
             root.end()
 
-    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any,
-                            parent_run_id: Any = None, **kwargs: Any) -> None:
-        root = self.roots.get(parent_run_id)
-        if root is None:  # the model call is the whole run
-            root = self.roots[run_id] = self.tracer.start_span("invoke_agent bench",
-                                                               attributes=self._ROOT)
-        self.calls[run_id] = (root, time.time_ns())
-
-    def on_llm_end(self, response: Any, *, run_id: Any, **kwargs: Any) -> None:
+    def _span(self, run_id: Any, name: str, attributes: dict[str, Any]) -> int:
         root, start = self.calls.pop(run_id)
         end = time.time_ns()
-        self.tracer.start_span("chat m", context=self._in(root), attributes=self._CHAT,
+        self.tracer.start_span(name, context=self._in(root), attributes=attributes,
                                start_time=start).end(end_time=end)
-        self.duration.record((end - start) / 1e9, self._DURATION)
-        self.on_chain_end(None, run_id=run_id)
+        return end - start
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any,
+                       parent_run_id: Any = None, **kwargs: Any) -> None:
+        self._root(run_id, parent_run_id)
+
+    def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+        self._leave(run_id)
+
+    def on_chain_error(self, error: BaseException, *, run_id: Any, **kwargs: Any) -> None:
+        self._leave(run_id)
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any,
+                            parent_run_id: Any = None, **kwargs: Any) -> None:
+        self.calls[run_id] = (self._root(run_id, parent_run_id), time.time_ns())
+
+    def on_llm_end(self, response: Any, *, run_id: Any, **kwargs: Any) -> None:
+        self.duration.record(self._span(run_id, "chat m", self._CHAT) / 1e9, self._DURATION)
+        self._leave(run_id)
+
+    def on_tool_start(self, serialized: Any, input_str: str, *, run_id: Any,
+                      parent_run_id: Any = None, **kwargs: Any) -> None:
+        self.calls[run_id] = (self._root(run_id, parent_run_id), time.time_ns())
+
+    def on_tool_end(self, output: Any, *, run_id: Any, **kwargs: Any) -> None:
+        self._span(run_id, "execute_tool lookup", self._TOOL)
+        self._leave(run_id)
+
+
+class Unjudged(Guard):
+    """A guard that takes every event and judges none: the row of loopguard's handler with it
+    is what converting LangChain's callbacks into events costs (the floor under the detectors
+    row, as `SdkFloor` is under the spans rows)."""
+
+    def process(self, event: Any) -> None:
+        return None
 
 
 class Otel:
@@ -205,7 +267,7 @@ def instrumented(name: str | None, otel: Otel) -> Iterator[bool]:
     except ImportError:
         yield False
         return
-    original = BaseCallbackManager.__dict__["__init__"]
+    saved = [(target, dict(vars(target))) for target in _patch_targets()]
     instrumentor = Inst()
     instrumentor.instrument(tracer_provider=otel.tracer_provider,
                             meter_provider=otel.meter_provider)
@@ -213,7 +275,35 @@ def instrumented(name: str | None, otel: Otel) -> Iterator[bool]:
         yield True
     finally:
         instrumentor.uninstrument()
-        BaseCallbackManager.__init__ = original  # OpenLLMetry's uninstrument leaves its hook
+        # OpenLLMetry's uninstrument leaves some of its wrappers (its callback-manager hook,
+        # LangGraph's Pregel.stream, Command, the middleware hooks): put everything back, or
+        # every later row would pay for them.
+        for target, before in saved:
+            for key in set(vars(target)) - set(before):
+                delattr(target, key)
+            for key, value in before.items():
+                if vars(target).get(key) is not value:
+                    setattr(target, key, value)
+
+
+def _patch_targets() -> list[Any]:
+    """The classes and modules the two instrumentations patch."""
+    import importlib
+
+    targets: list[Any] = [BaseCallbackManager]
+    for module, name in (("langgraph.pregel", "Pregel"), ("langgraph.types", "Command"),
+                         ("langchain.agents.middleware.types", "AgentMiddleware")):
+        try:
+            targets.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    for module in ("langchain.agents", "langchain.agents.factory", "langgraph.prebuilt",
+                   "langgraph.prebuilt.chat_agent_executor"):
+        try:
+            targets.append(importlib.import_module(module))
+        except ImportError:
+            pass
+    return targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     configs: list[tuple[str, Any, str | None]] = [
         ("no handler", None, None),
         ("no-op handler", NoOpHandler(), None),
+        ("loopguard adapter only (events, no guard)",
+         LoopGuardCallbackHandler(guard=Unjudged(policy), telemetry=False), None),
         ("loopguard, detectors only", detectors, None),
         ("loopguard + spans (metrics off)", spans_only, None),
         ("loopguard + spans + metrics", spans, None),
@@ -242,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         ("OpenLLMetry LangChain instrumentation", None, "openllmetry"),
         ("OpenInference LangChain instrumentation", None, "openinference"),
     ]
+    # The rows whose spans are counted: loopguard's (all of them), the floor's, the others'.
+    exporting = [c for c in configs if c[0] == "loopguard + spans + metrics"
+                 or c[0].startswith(("SDK floor", "OpenLLMetry", "OpenInference"))]
     print(f"Python {sys.version.split()[0]}; CPU µs per call, best of {reps} batch means, "
           "configurations interleaved\n")
 
@@ -252,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = compare(invoke, configs, n, reps, otel)
     _table(f"a model call, each its own run ({n} calls per batch)", rows)
     counts = []
-    for label, handler, instrumentation in configs[4:]:
+    for label, handler, instrumentation in exporting:
         if handler is not None and not isinstance(handler, LoopGuardCallbackHandler):
             continue
         with instrumented(instrumentation, otel) as ok:
@@ -277,6 +372,32 @@ def main(argv: list[str] | None = None) -> int:
              for label, us in compare(run, configs, r, reps, otel)]
     _table(f"per model call in a run of {k} calls ({r} runs per batch)", arows)
     _targets(arows)
+
+    # A LangChain v1 agent (create_agent: a LangGraph graph, its model and tool nodes): what
+    # each instrumentation costs per model call of a real agent loop, its tool calls and graph
+    # machinery included.
+    print()
+    steps = ToolChat().steps
+    react = create_agent(ToolChat(), [lookup])
+    questions = iter(range(10**9))
+
+    def agent_run(handler: Any) -> Callable[[], Any]:
+        config = {"callbacks": [handler]} if handler is not None else None
+        return lambda: react.invoke(
+            {"messages": [("user", f"question {next(questions)}")]}, config=config)
+
+    g = max(10, n // 25)
+    grows = [(label, us / steps if us is not None else None)
+             for label, us in compare(agent_run, configs, g, reps, otel)]
+    _table(f"per model call in a create_agent run of {steps} model calls and {steps - 1} tool "
+           f"calls ({g} runs per batch)", grows)
+    counts = []
+    for label, handler, instrumentation in exporting:
+        with instrumented(instrumentation, otel) as ok:
+            if ok:
+                counts.append(f"{label.split(' ')[0]} {_spans_per_call(agent_run(handler), otel)}")
+    print("spans per run: " + ", ".join(counts))
+    _targets(grows)
 
     # Streaming: the per-token cost, from a call of --tokens chunks.
     print()
@@ -365,6 +486,7 @@ def _targets(rows: list[tuple[str, float | None]]) -> None:
     ours = values["loopguard + spans + metrics"] - base  # type: ignore[operator]
     floor = values["SDK floor (contract spans + histogram)"] - base  # type: ignore[operator]
     det = values["loopguard, detectors only"] - noop  # type: ignore[operator]
+    adapter = values["loopguard adapter only (events, no guard)"] - noop  # type: ignore[operator]
     print()
     if ol is not None:
         allowed = (ol - base) / 4  # type: ignore[operator]
@@ -374,7 +496,8 @@ def _targets(rows: list[tuple[str, float | None]]) -> None:
               f"(allowed {allowed:.1f} µs; the SDK floor alone takes {floor:.1f}, "
               f"loopguard's own share {ours - floor:.1f})")
     print(f"target: detectors < 20 µs beyond the no-op handler: {det:.1f} µs -> "
-          f"{'met' if det < 20 else 'NOT met'}")
+          f"{'met' if det < 20 else 'NOT met'} (the adapter alone takes {adapter:.1f}, the "
+          f"guard and its detectors {det - adapter:.1f})")
 
 
 def _table(title: str, rows: list[tuple[str, float | None]]) -> None:
