@@ -13,7 +13,9 @@ model call of a `create_agent` agent (its tool calls and graph included), a stre
 
 Each row is this process's CPU time per call, the best of `--repeats` batch means, the batches
 of all configurations interleaved (other processes' load then neither counts nor favours one
-row); the fake model does no I/O, so the differences are the handlers' own work. Targets
+row); the fake model does no I/O, so the differences are the handlers' own work. The agent
+table is the noisiest (LangGraph runs each tool on a worker thread): its rows move by up to
+about 150 µs between runs, and its target lines say so when its rows come out of order. Targets
 (issue 5): loopguard with spans adds at most a quarter of OpenLLMetry's overhead; the detectors
 alone add under 20 µs per model call beyond the no-op handler.
 """
@@ -386,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         return lambda: react.invoke(
             {"messages": [("user", f"question {next(questions)}")]}, config=config)
 
-    g = max(10, n // 25)
+    g = max(10, n // 10)
     grows = [(label, us / steps if us is not None else None)
              for label, us in compare(agent_run, configs, g, reps, otel)]
     _table(f"per model call in a create_agent run of {steps} model calls and {steps - 1} tool "
@@ -488,6 +490,12 @@ def _targets(rows: list[tuple[str, float | None]]) -> None:
     det = values["loopguard, detectors only"] - noop  # type: ignore[operator]
     adapter = values["loopguard adapter only (events, no guard)"] - noop  # type: ignore[operator]
     print()
+    ours_rows = [v for k, v in values.items() if k.startswith("loopguard")]
+    if min(ours_rows) < noop:  # type: ignore[type-var,operator]
+        # Each loopguard row does all the no-op handler does and more: noise outweighs them.
+        print("(inconclusive: a loopguard row came out below the no-op handler's; noise "
+              "outweighs the differences in this table, rerun it)")
+        return
     if ol is not None:
         allowed = (ol - base) / 4  # type: ignore[operator]
         share = ours / (ol - base) if ol > base else float("inf")  # type: ignore[operator]

@@ -9,7 +9,7 @@ import pytest
 
 from loopguard import Guard, LoopGuardAbort, Policy
 from loopguard.events import (
-    EventFormatError, Message, ModelEnd, ModelStart, RunEnd, RunStart, ToolCall, ToolEnd,
+    EventFormatError, Message, ModelEnd, ModelStart, RunEnd, RunStart, Token, ToolCall, ToolEnd,
     ToolStart, Usage, from_dict,
 )
 from loopguard.verdict import Action
@@ -42,6 +42,8 @@ def test_abort_is_sticky_until_the_run_ends() -> None:
         guard.process(start())
     with pytest.raises(LoopGuardAbort):
         guard.process(ToolStart(run="r", tool="t"))
+    with pytest.raises(LoopGuardAbort):  # a chunk of a live aborted run (the chunks' own path)
+        guard.process(Token(run="r", text="more"))
     with pytest.raises(LoopGuardAbort):  # the run "finished" as if nothing happened: re-raised
         guard.process(RunEnd(run="r", status="ok"))
     assert guard.active_runs == 0
@@ -49,6 +51,8 @@ def test_abort_is_sticky_until_the_run_ends() -> None:
     # and its late events do not bring its state back.
     with pytest.raises(LoopGuardAbort):
         guard.process(start())
+    with pytest.raises(LoopGuardAbort):
+        guard.process(Token(run="r", text="late"))
     assert guard.process(ModelEnd(run="r", model="m")) is None
     assert guard.active_runs == 0
     guard.process(start(run="other"))  # other runs are not touched
@@ -203,3 +207,53 @@ def test_a_failed_call_with_estimated_usage_is_charged_and_settled() -> None:
     guard.process(start(model=model, id="c2", max_tokens=100))
     guard.process(ModelError(run="r", id="c2", model=model, error="throttled"))
     assert abs(state.cost_usd - (1000 * 0.25e-6 + 200 * 1.25e-6)) < 1e-12 and not slot.held
+
+
+class _Seen:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.verdicts: list[str] = []
+
+    def on_event(self, state: object, event: object) -> None:
+        self.events.append(type(event).__name__)
+
+    def on_verdict(self, state: object, event: object, verdict: object) -> None:
+        self.verdicts.append(verdict.detector)  # type: ignore[attr-defined]
+
+    def on_run_end(self, state: object, event: object) -> None:
+        pass
+
+
+class _Flaky:
+    """A token detector that breaks on one chunk and warns on another."""
+
+    name = "flaky"
+    events = (Token,)
+
+    def __call__(self, state: object, event: Token) -> object:
+        if event.text == "boom":
+            raise RuntimeError("a bug in a detector")
+        if event.text == "odd":
+            from loopguard.verdict import warn
+
+            return warn("flaky", "an odd chunk")
+        return None
+
+
+def test_streamed_chunks_of_a_live_run_are_judged_seen_and_keep_it_alive() -> None:
+    sink = _Seen()
+    guard = Guard(Policy(**QUIET), detectors=[_Flaky()], sinks=[sink])
+    guard.process(start(ts=1.0))
+    assert guard.process(Token(run="r", text="fine", ts=2.0)) is None
+    assert guard.process(Token(run="r", text="boom", ts=3.0)) is None  # fails open
+    verdict = guard.process(Token(run="r", text="odd", ts=4.0))
+    assert verdict is not None and verdict.action is Action.WARN and verdict.step == 1
+    state = guard.get_run("r")
+    assert state is not None and state.last_seen == 4.0  # idle eviction counts from here
+    assert state.model_calls == 1 and [w.detector for w in state.warnings] == ["flaky"]
+    assert guard.internal_errors == 1
+    assert sink.events == ["ModelStart", "Token", "Token", "Token"]
+    assert sink.verdicts == ["flaky"]
+    # A chunk of a run the guard has not seen starts it, as any event does.
+    assert guard.process(Token(run="new", text="fine", ts=5.0)) is None
+    assert guard.get_run("new") is not None
