@@ -108,11 +108,16 @@ class Guard:
                 if kind in _GATED or (kind is RunEnd and event.status == "ok"):  # type: ignore[attr-defined]
                     raise LoopGuardAbort(stopped)
                 return None
-        try:
-            state = self._state_for(event)
-        except Exception:  # noqa: BLE001 - fail open on the guard's own bugs
-            self._internal_error("run table", None)
-            return None
+        state = self._runs.get(event.run)
+        if state is not None:  # most events are of a live run: found inline
+            if event.ts > state.last_seen:
+                state.last_seen = event.ts
+        else:
+            try:
+                state = self._new_state(event)
+            except Exception:  # noqa: BLE001 - fail open on the guard's own bugs
+                self._internal_error("run table", None)
+                return None
         ended_ok = False
         with state.lock:
             if state.aborted is not None:
@@ -163,13 +168,9 @@ class Guard:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _state_for(self, event: Event) -> RunState:
+    def _new_state(self, event: Event) -> RunState:
+        """The state of a run not in the table (made under the lock, unless a thread was first)."""
         runs = self._runs
-        state = runs.get(event.run)
-        if state is not None:
-            if event.ts > state.last_seen:
-                state.last_seen = event.ts
-            return state
         with self._lock:
             state = runs.get(event.run)
             if state is None:

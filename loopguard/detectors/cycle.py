@@ -47,9 +47,17 @@ class CycleConfig(Escalation):
 class _Call:
     tool: str
     args: str
-    ids: tuple[str, ...]
     outcome: tuple[bool, int]
     step: int
+    _ids: tuple[str, ...] | None = None
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The identifiers in the arguments, found when first compared: most calls never
+        meet one with the same tool and result, and finding them is a regex pass."""
+        if self._ids is None:
+            self._ids = identifiers(self.args)
+        return self._ids
 
 
 class _Slot:
@@ -69,18 +77,20 @@ class Cycle:
 
     def __init__(self, config: CycleConfig) -> None:
         self.config = config
+        self._new_slot = lambda: _Slot(config.max_period)
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
         cfg = self.config
-        slot: _Slot = state.slot(self.name, lambda: _Slot(cfg.max_period))
+        slot: _Slot = state.slot(self.name, self._new_slot)
         if type(event) is ToolStart:
             started(state, event)  # type: ignore[arg-type]
             return None
         tool, args, step, outcome = finished(state, event)  # type: ignore[arg-type]
-        call = _Call(tool, args, identifiers(args), outcome, step)
+        call = _Call(tool, args, outcome, step)
         history, runs = slot.history, slot.runs
         history.append(call)
         n = len(history)
+        period = 0  # the shortest period whose run of matches covers a whole cycle
         for p in range(1, cfg.max_period + 1):
             score = (self._same(call, earlier) if p < n
                      and (earlier := history[-1 - p]).outcome == call.outcome else 0.0)
@@ -89,9 +99,10 @@ class Cycle:
                     slot.starts[p], slot.scores[p] = earlier.step, score
                 runs[p] += 1
                 slot.scores[p] = min(slot.scores[p], score)
+                if not period and runs[p] >= p:
+                    period = p
             else:
                 runs[p] = 0
-        period = next((p for p in range(1, cfg.max_period + 1) if runs[p] >= p), 0)
         if period < cfg.min_period:
             if period == 0:
                 slot.emitted.clear()

@@ -81,10 +81,15 @@ class Velocity:
 
     def __init__(self, config: VelocityConfig) -> None:
         self.config = config
+        self._new_slot = lambda: _Slot(config.window_seconds, config.burst_seconds)
+        # Below these (warn_ratio of each limit) a call has nothing to report: most calls.
+        self._quiet = tuple(float("inf") if limit is None else limit * config.warn_ratio
+                            for limit in (config.max_tokens_per_minute,
+                                          config.max_usd_per_minute, config.burst_tokens))
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
         cfg = self.config
-        slot: _Slot = state.slot(self.name, lambda: _Slot(cfg.window_seconds, cfg.burst_seconds))
+        slot: _Slot = state.slot(self.name, self._new_slot)
         usage = event.usage  # type: ignore[attr-defined]
         # Prompt-cache reads are left out of the token rules: a big cached context sent at a
         # fast pace is an agent at work, not a flood, and the dollar rule prices them at their
@@ -99,6 +104,9 @@ class Velocity:
         attributes = state.attributes
         attributes["loopguard.tokens_per_minute"] = tpm
         attributes["loopguard.usd_per_minute"] = upm
+        quiet_tpm, quiet_upm, quiet_burst = self._quiet
+        if tpm < quiet_tpm and upm < quiet_upm and slot.burst.tokens < quiet_burst:
+            return None
         for rule, value, limit in (("tokens_per_minute", tpm, cfg.max_tokens_per_minute),
                                    ("usd_per_minute", upm, cfg.max_usd_per_minute),
                                    ("burst_tokens", slot.burst.tokens, cfg.burst_tokens)):

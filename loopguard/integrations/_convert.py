@@ -151,14 +151,26 @@ _SKIP_META_PREFIXES = ("langgraph_", "checkpoint_", "ls_", "lc_", "__")
 _LABEL_TYPES = (str, int, float, bool)
 
 
+_PLANS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_PLANS = 1024
+
+
 def labels_of(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not metadata:
         return None
+    # Which keys may be labels is worked out once per key set: LangGraph sends a dozen keys
+    # with every call (langgraph_step, langgraph_node, ...), in a few distinct sets.
+    keys = tuple(metadata)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        plan = tuple(k for k in keys
+                     if not k.startswith(_SKIP_META_PREFIXES) or k == "ls_provider")
+        if len(_PLANS) < _MAX_PLANS:
+            _PLANS[keys] = plan
     out = None
-    for k, v in metadata.items():
-        # The type first: it is cheaper than the prefixes, and rules out LangChain's dicts.
-        if isinstance(v, _LABEL_TYPES) and (not k.startswith(_SKIP_META_PREFIXES)
-                                            or k == "ls_provider"):
+    for k in plan:
+        v = metadata[k]
+        if isinstance(v, _LABEL_TYPES):  # not LangChain's dicts and lists
             if out is None:
                 out = {}
             out[k] = v

@@ -5,7 +5,8 @@ from __future__ import annotations
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from loopguard.events import Message
-from loopguard.integrations._convert import PromptConverter, messages_of, text_of
+from loopguard.integrations import _convert
+from loopguard.integrations._convert import PromptConverter, labels_of, messages_of, text_of
 
 
 def test_messages_of_roles_content_blocks_and_tool_calls() -> None:
@@ -59,3 +60,29 @@ def test_prompt_converter_is_bounded() -> None:
     for i in range(100):
         conv.convert(f"r{i}", [HumanMessage("x")])
     assert len(conv._last) == 10
+
+
+def test_labels_are_user_keys_of_plain_values_and_the_model_provider() -> None:
+    meta = {"langgraph_step": 3, "langgraph_node": "model", "checkpoint_ns": "model:1",
+            "ls_provider": "amazon_bedrock", "ls_model_name": "m", "lc_agent_name": "a",
+            "__pregel_task": "x", "thread_id": "t-1", "tenant": "acme", "budget": 2.5,
+            "debug": True, "config": {"nested": 1}, "tags": ["a"]}
+    assert labels_of(meta) == {"ls_provider": "amazon_bedrock", "thread_id": "t-1",
+                               "tenant": "acme", "budget": 2.5, "debug": True}
+    assert labels_of({}) is None and labels_of(None) is None
+    assert labels_of({"langgraph_step": 1}) is None
+
+
+def test_labels_follow_each_calls_values_with_the_same_keys() -> None:
+    # Which keys may be labels is remembered per key set; the values are each call's own.
+    keys = ("langgraph_step", "thread_id", "tenant")
+    assert labels_of(dict(zip(keys, (1, "t-1", "acme")))) == {"thread_id": "t-1", "tenant": "acme"}
+    assert labels_of(dict(zip(keys, (2, "t-2", {"not": "a label"})))) == {"thread_id": "t-2"}
+    assert labels_of(dict(zip(keys, (3, None, None)))) is None
+
+
+def test_label_key_sets_remembered_are_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(_convert, "_PLANS", {})
+    for i in range(_convert._MAX_PLANS + 50):
+        assert labels_of({f"key{i}": i}) == {f"key{i}": i}
+    assert len(_convert._PLANS) == _convert._MAX_PLANS
