@@ -348,14 +348,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = compare(invoke, configs, n, reps, otel)
     _table(f"a model call, each its own run ({n} calls per batch)", rows)
-    counts = []
-    for label, handler, instrumentation in exporting:
-        if handler is not None and not isinstance(handler, LoopGuardCallbackHandler):
-            continue
-        with instrumented(instrumentation, otel) as ok:
-            if ok:
-                counts.append(f"{label.split(' ')[0]} {_spans_per_call(invoke(handler), otel)}")
-    print("spans per call: " + ", ".join(counts))
+    _span_counts("spans per call", invoke, exporting, otel)
 
     _targets(rows)
 
@@ -393,12 +386,7 @@ def main(argv: list[str] | None = None) -> int:
              for label, us in compare(agent_run, configs, g, reps, otel)]
     _table(f"per model call in a create_agent run of {steps} model calls and {steps - 1} tool "
            f"calls ({g} runs per batch)", grows)
-    counts = []
-    for label, handler, instrumentation in exporting:
-        with instrumented(instrumentation, otel) as ok:
-            if ok:
-                counts.append(f"{label.split(' ')[0]} {_spans_per_call(agent_run(handler), otel)}")
-    print("spans per run: " + ", ".join(counts))
+    _span_counts("spans per run", agent_run, exporting, otel)
     _targets(grows)
 
     # Streaming: the per-token cost, from a call of --tokens chunks.
@@ -517,6 +505,17 @@ def _table(title: str, rows: list[tuple[str, float | None]]) -> None:
             print(f"{label:40} {'(not installed)':>9}")
         else:
             print(f"{label:40} {us:9.1f} {us - base:12.1f} {us - noop:13.1f}")  # type: ignore[operator]
+
+
+def _span_counts(title: str, make: Callable[[Any], Callable[[], Any]],
+                 configs: list[tuple[str, Any, str | None]], otel: Otel) -> None:
+    """How many spans one call of each exporting configuration makes."""
+    counts = []
+    for label, handler, instrumentation in configs:
+        with instrumented(instrumentation, otel) as ok:
+            if ok:
+                counts.append(f"{label.split(' ')[0]} {_spans_per_call(make(handler), otel)}")
+    print(f"{title}: " + ", ".join(counts))
 
 
 def _spans_per_call(call: Callable[[], Any], otel: Otel) -> int:
