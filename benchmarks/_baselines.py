@@ -25,7 +25,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from loopguard.events import Event, Message, ModelEnd, ModelStart, Token, ToolEnd, ToolError, ToolStart
+from loopguard.events import (
+    Event,
+    Message,
+    ModelEnd,
+    ModelStart,
+    Token,
+    ToolEnd,
+    ToolError,
+    ToolStart,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +56,14 @@ def model_call_limit(limit: int) -> Baseline:
                     return Stop(i, False, calls + 1)
                 calls += 1
         return None
+
     return judge
 
 
 def openhands(events: Sequence[Event]) -> Stop | None:
-    history: list[tuple[str, object]] = []  # ("action", key) | ("obs", text) | ("error", text) | ("msg", text)
+    history: list[
+        tuple[str, object]
+    ] = []  # ("action", key) | ("obs", text) | ("error", text) | ("msg", text)
     calls = 0
     for i, e in enumerate(events):
         kind = type(e)
@@ -60,8 +72,13 @@ def openhands(events: Sequence[Event]) -> Stop | None:
                 return Stop(i, False, calls + 1)
             calls += 1
             last_user = next((m for m in reversed(e.messages) if m.role != "tool"), None)  # type: ignore[attr-defined]
-            if isinstance(last_user, Message) and last_user.role == "user" and calls > 1 \
-                    and history and history[-1][0] == "msg":
+            if (
+                isinstance(last_user, Message)
+                and last_user.role == "user"
+                and calls > 1
+                and history
+                and history[-1][0] == "msg"
+            ):
                 history.append(("user", last_user.content))
         elif kind is ModelEnd:
             if not e.tool_calls:  # type: ignore[attr-defined]
@@ -77,21 +94,31 @@ def openhands(events: Sequence[Event]) -> Stop | None:
 
 
 def _openhands_stuck(history: list[tuple[str, object]]) -> bool:
-    pairs = [(history[j][1], history[j + 1]) for j in range(len(history) - 1)
-             if history[j][0] == "action" and history[j + 1][0] in ("obs", "error")]
+    pairs = [
+        (history[j][1], history[j + 1])
+        for j in range(len(history) - 1)
+        if history[j][0] == "action" and history[j + 1][0] in ("obs", "error")
+    ]
     last4 = pairs[-4:]
     if len(last4) == 4 and all(p == last4[0] for p in last4) and last4[0][1][0] == "obs":
         return True
     last3 = pairs[-3:]
-    if (len(last3) == 3 and all(a == last3[0][0] for a, _ in last3)
-            and all(o[0] == "error" for _, o in last3)):
+    if (
+        len(last3) == 3
+        and all(a == last3[0][0] for a, _ in last3)
+        and all(o[0] == "error" for _, o in last3)
+    ):
         return True
     tail = history[-3:]
     if len(tail) == 3 and all(k == "msg" for k, _ in tail) and len({t for _, t in tail}) == 1:
         return True
     last6 = pairs[-6:]
-    return (len(last6) == 6 and last6[0] == last6[2] == last6[4] and last6[1] == last6[3] == last6[5]
-            and last6[0] != last6[1])
+    return (
+        len(last6) == 6
+        and last6[0] == last6[2] == last6[4]
+        and last6[1] == last6[3] == last6[5]
+        and last6[0] != last6[1]
+    )
 
 
 _MARKDOWN = re.compile(r"(?:^|\n)\s*(?:\||[-*+]\s|\d+[.)]\s|#|>)")
@@ -125,10 +152,13 @@ def gemini_cli(events: Sequence[Event]) -> Stop | None:
             start = len(text)
             text += chunk
             for pos in range(max(0, start - _CHUNK + 1), len(text) - _CHUNK + 1):
-                seen = positions.setdefault(text[pos:pos + _CHUNK], [])
+                seen = positions.setdefault(text[pos : pos + _CHUNK], [])
                 seen.append(pos)
                 recent = seen[-_REPEATS:]
-                if len(recent) == _REPEATS and (recent[-1] - recent[0]) / (_REPEATS - 1) <= 1.5 * _CHUNK:
+                if (
+                    len(recent) == _REPEATS
+                    and (recent[-1] - recent[0]) / (_REPEATS - 1) <= 1.5 * _CHUNK
+                ):
                     return Stop(i, True, calls)
             if len(text) > _HISTORY:  # bounded history, as gemini-cli keeps
                 cut = len(text) - _HISTORY

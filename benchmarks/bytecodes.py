@@ -24,18 +24,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import (  # noqa: E402 - the benchmark's own fakes and handlers
-    FakeChat, Otel, SdkFloor, ToolChat, Unjudged, create_agent, lookup,
+from overhead import (
+    FakeChat,
+    Otel,
+    SdkFloor,
+    ToolChat,
+    Unjudged,
+    create_agent,
+    lookup,
 )
 
-from loopguard import LoopGuardCallbackHandler, Policy  # noqa: E402
+from loopguard import LoopGuardCallbackHandler, Policy
 
 # (where the code lives, the column's name, what it holds)
-_PARTS = (("loopguard/integrations/", "adapter", "the LangChain adapter"),
-          ("loopguard/telemetry/", "telemetry", "loopguard's telemetry sink"),
-          ("loopguard/detectors/", "detectors", "the seven detectors"),
-          ("loopguard/", "engine", "the rest of loopguard: guard, state, pricing, normalize"),
-          ("opentelemetry/", "OTel SDK", "the OpenTelemetry SDK and API"))
+_PARTS = (
+    ("loopguard/integrations/", "adapter", "the LangChain adapter"),
+    ("loopguard/telemetry/", "telemetry", "loopguard's telemetry sink"),
+    ("loopguard/detectors/", "detectors", "the seven detectors"),
+    ("loopguard/", "engine", "the rest of loopguard: guard, state, pricing, normalize"),
+    ("opentelemetry/", "OTel SDK", "the OpenTelemetry SDK and API"),
+)
 
 
 def _part(filename: str) -> str | None:
@@ -86,12 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     otel = Otel()
     policy = Policy()
     configs: list[tuple[str, Any]] = [
-        ("loopguard adapter only (events, no guard)",
-         LoopGuardCallbackHandler(guard=Unjudged(policy), telemetry=False)),
+        (
+            "loopguard adapter only (events, no guard)",
+            LoopGuardCallbackHandler(guard=Unjudged(policy), telemetry=False),
+        ),
         ("loopguard, detectors only", LoopGuardCallbackHandler(policy=policy, telemetry=False)),
-        ("loopguard + spans + metrics",
-         LoopGuardCallbackHandler(policy=policy, tracer_provider=otel.tracer_provider,
-                                  meter_provider=otel.meter_provider)),
+        (
+            "loopguard + spans + metrics",
+            LoopGuardCallbackHandler(
+                policy=policy,
+                tracer_provider=otel.tracer_provider,
+                meter_provider=otel.meter_provider,
+            ),
+        ),
         ("SDK floor (contract spans + histogram)", SdkFloor(otel)),
     ]
     agent = create_agent(ToolChat(), [lookup])
@@ -101,12 +116,22 @@ def main(argv: list[str] | None = None) -> int:
     parts = [part for _, part, _ in _PARTS]
     print("bytecodes per model call, by part of the code that ran them\n")
     for title, per_run, make in (
-        (f"a model call of a create_agent agent ({steps} model calls, {steps - 1} tool calls a "
-         "run)", steps, lambda h: lambda: agent.invoke(
-             {"messages": [("user", f"question {next(questions)}")]},
-             config={"callbacks": [h]})),
-        ("a model call that is its own run", 1,
-         lambda h: lambda: model.invoke("what is 2+2?", config={"callbacks": [h]})),
+        (
+            f"a model call of a create_agent agent ({steps} model calls, {steps - 1} tool calls a "
+            "run)",
+            steps,
+            lambda h: (
+                lambda: agent.invoke(
+                    {"messages": [("user", f"question {next(questions)}")]},
+                    config={"callbacks": [h]},
+                )
+            ),
+        ),
+        (
+            "a model call that is its own run",
+            1,
+            lambda h: lambda: model.invoke("what is 2+2?", config={"callbacks": [h]}),
+        ),
     ):
         print(title)
         print(f"{'configuration':42}" + "".join(f"{p:>11}" for p in parts) + f"{'loopguard':>11}")

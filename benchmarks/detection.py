@@ -26,14 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _baselines import BASELINES, Stop  # noqa: E402
-from _scenarios import Scenario, all_scenarios, long_run  # noqa: E402
+from _baselines import BASELINES, Stop
+from _scenarios import Scenario, all_scenarios, long_run
 
-from loopguard import Guard, Policy  # noqa: E402
-from loopguard.events import Event, ModelEnd, ModelStart, Token, ToolEnd, ToolStart, Usage  # noqa: E402
-from loopguard.pricing import default_pricer  # noqa: E402
-from loopguard.replay import Replayer  # noqa: E402
-from loopguard.tokens import CHARS_PER_TOKEN  # noqa: E402
+from loopguard import Guard, Policy
+from loopguard.events import Event, ModelEnd, ModelStart, Token, ToolEnd, ToolStart, Usage
+from loopguard.pricing import default_pricer
+from loopguard.replay import Replayer
+from loopguard.tokens import CHARS_PER_TOKEN
 
 RUNAWAY_DETECTORS = ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream")
 _PRICER = default_pricer()
@@ -85,8 +85,11 @@ def _cell(scenario: Scenario, stop: Stop | None) -> tuple[str, bool]:
 def detection_table(scenarios: list[Scenario]) -> tuple[list[str], bool]:
     """The per-scenario table, a summary per method, and whether loopguard met the criteria."""
     methods = ["loopguard", *BASELINES]
-    head = f"{'scenario':24} {'kind':8} {'onset':>5} {'limit':>5} | " + " | ".join(
-        f"{m:>11} {'$':>6}" for m in methods) + f" | {'no guard $':>10}"
+    head = (
+        f"{'scenario':24} {'kind':8} {'onset':>5} {'limit':>5} | "
+        + " | ".join(f"{m:>11} {'$':>6}" for m in methods)
+        + f" | {'no guard $':>10}"
+    )
     lines = [head, "-" * len(head)]
     passed = {m: 0 for m in methods}
     in_time = {m: 0 for m in methods}
@@ -114,19 +117,26 @@ def detection_table(scenarios: list[Scenario]) -> tuple[list[str], bool]:
             runaway_usd["no guard"] += dollars(sc.events, None)
         onset = "-" if sc.onset is None else str(sc.onset)
         deadline = "-" if sc.deadline is None else f"+{sc.deadline - (sc.onset or 0)}"
-        lines.append(f"{sc.name:24} {sc.kind:8} {onset:>5} {deadline:>5} | " + " | ".join(cells)
-                     + f" | {dollars(sc.events, None):10.3f}")
+        lines.append(
+            f"{sc.name:24} {sc.kind:8} {onset:>5} {deadline:>5} | "
+            + " | ".join(cells)
+            + f" | {dollars(sc.events, None):10.3f}"
+        )
     lines.append("-" * len(head))
-    lines.append(f"{'passed (of ' + str(len(scenarios)) + ')':44} | " + " | ".join(
-        f"{passed[m]:>11} {'':6}" for m in methods))
+    lines.append(
+        f"{'passed (of ' + str(len(scenarios)) + ')':44} | "
+        + " | ".join(f"{passed[m]:>11} {'':6}" for m in methods)
+    )
     runaways = sum(1 for sc in scenarios if sc.kind == "runaway")
-    lines += ["", f"{'method':14} | {f'runaways stopped in time (of {runaways})':>34} | "
-                  f"{'spent on them':>13} | "
-                  f"{f'healthy runs stopped (of {len(scenarios) - runaways})':>29}"]
+    lines += [
+        "",
+        f"{'method':14} | {f'runaways stopped in time (of {runaways})':>34} | "
+        f"{'spent on them':>13} | "
+        f"{f'healthy runs stopped (of {len(scenarios) - runaways})':>29}",
+    ]
     for m in [*methods, "no guard"]:
         usd = f"${runaway_usd[m]:.2f}"
-        lines.append(f"{m:14} | {in_time.get(m, 0):>34} | {usd:>13} | "
-                     f"{false_stops.get(m, 0):>29}")
+        lines.append(f"{m:14} | {in_time.get(m, 0):>34} | {usd:>13} | {false_stops.get(m, 0):>29}")
     return lines, ok_all
 
 
@@ -135,8 +145,12 @@ def _forget_texts() -> None:
     costs (otherwise every text of a short run is a cache hit on the second pass)."""
     from loopguard import normalize
 
-    for cached in (normalize.normalize, normalize.normalize_light, normalize.identifiers,
-                   normalize.digest):
+    for cached in (
+        normalize.normalize,
+        normalize.normalize_light,
+        normalize.identifiers,
+        normalize.digest,
+    ):
         cached.cache_clear()
 
 
@@ -160,8 +174,11 @@ def cost_table(quick: bool) -> list[str]:
     without = Policy(**unlimited, **{name: {"enabled": False} for name in RUNAWAY_DETECTORS})
     runs = {steps: long_run(steps) for steps in (20, 2000)}
     passes = {20: 50, 2000: 1}  # about the same number of events per round
-    guards = {(steps, on): Guard(with_detectors if on else without)
-              for steps in runs for on in (False, True)}
+    guards = {
+        (steps, on): Guard(with_detectors if on else without)
+        for steps in runs
+        for on in (False, True)
+    }
     for (steps, _), guard in guards.items():
         _pass(guard, runs[steps], 1)  # warm up: detectors built, code paths taken
     # The recorded runs themselves (a 2,000-step run holds millions of message references)
@@ -173,15 +190,19 @@ def cost_table(quick: bool) -> list[str]:
         for key, guard in guards.items():
             best[key] = min(best[key], _pass(guard, runs[key[0]], passes[key[0]]))
     gc.unfreeze()
-    lines = [f"{'run':>12} {'events':>7} | {'guard, detectors off':>21} | {'guard, default':>15} "
-             f"| {'detectors per event':>19} | {'per model call':>14}"]
+    lines = [
+        f"{'run':>12} {'events':>7} | {'guard, detectors off':>21} | {'guard, default':>15} "
+        f"| {'detectors per event':>19} | {'per model call':>14}"
+    ]
     for steps, events in runs.items():
         calls = sum(1 for e in events if type(e) is ModelStart)
         base, full = best[(steps, False)], best[(steps, True)]
         extra = full - base
-        lines.append(f"{steps:>6} steps {len(events):>7} | {base * 1e6:>18.1f} us | "
-                     f"{full * 1e6:>12.1f} us | {extra * 1e6:>16.1f} us | "
-                     f"{extra * len(events) / calls * 1e6:>11.1f} us")
+        lines.append(
+            f"{steps:>6} steps {len(events):>7} | {base * 1e6:>18.1f} us | "
+            f"{full * 1e6:>12.1f} us | {extra * 1e6:>16.1f} us | "
+            f"{extra * len(events) / calls * 1e6:>11.1f} us"
+        )
     return lines
 
 
@@ -200,8 +221,11 @@ def per_detector_table(steps: int = 2000, span: int = 100, passes: int = 5) -> l
     best = {d.name: [math.inf, math.inf] for d in detectors}
     # A guard without these detectors keeps the run's state (usage, model calls, cost) as it
     # would; the detectors are called on that state, before a start counts and after the rest.
-    accounting = Policy(max_model_calls=None, max_tool_calls=None,
-                        **{name: {"enabled": False} for name in RUNAWAY_DETECTORS})
+    accounting = Policy(
+        max_model_calls=None,
+        max_tool_calls=None,
+        **{name: {"enabled": False} for name in RUNAWAY_DETECTORS},
+    )
     gc.collect()
     gc.freeze()
     for _ in range(passes):
@@ -225,8 +249,10 @@ def per_detector_table(steps: int = 2000, span: int = 100, passes: int = 5) -> l
         for name, (a, b) in totals.items():
             best[name] = [min(best[name][0], a), min(best[name][1], b)]
     gc.unfreeze()
-    lines = [f"{'detector':12} | {f'steps 1-{span}':>14} | "
-             f"{f'steps {steps - span + 1}-{steps}':>16} |  (us per event)"]
+    lines = [
+        f"{'detector':12} | {f'steps 1-{span}':>14} | "
+        f"{f'steps {steps - span + 1}-{steps}':>16} |  (us per event)"
+    ]
     for name, (a, b) in best.items():
         lines.append(f"{name:12} | {a / len(first) * 1e6:>14.2f} | {b / len(last) * 1e6:>16.2f} |")
     a = sum(t[0] for t in best.values()) / len(first)
@@ -242,23 +268,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.disable(logging.CRITICAL)  # verdicts are logged; the table says it all
     scenarios = all_scenarios()
     runaway = sum(1 for s in scenarios if s.kind == "runaway")
-    print(f"Detection: {runaway} runaway and {len(scenarios) - runaway} healthy scenarios, "
-          f"model {scenarios[0].events[1].model}.")  # type: ignore[attr-defined]
-    print("Cells: runaway = model calls after the loop's onset at which the run was stopped "
-          "(limit: the latest that\nmeets 'within 3 calls after the second repetition'); healthy "
-          "= ok, or STOP@call (a false stop).\n$ = dollars spent until the stop.\n")
+    print(
+        f"Detection: {runaway} runaway and {len(scenarios) - runaway} healthy scenarios, "
+        f"model {scenarios[0].events[1].model}."
+    )  # type: ignore[attr-defined]
+    print(
+        "Cells: runaway = model calls after the loop's onset at which the run was stopped "
+        "(limit: the latest that\nmeets 'within 3 calls after the second repetition'); healthy "
+        "= ok, or STOP@call (a false stop).\n$ = dollars spent until the stop.\n"
+    )
     table, ok = detection_table(scenarios)
     print("\n".join(table))
-    print("\nDetector cost as runs grow (best of several passes; the baseline is the same guard "
-          "with the runaway detectors off):\n")
+    print(
+        "\nDetector cost as runs grow (best of several passes; the baseline is the same guard "
+        "with the runaway detectors off):\n"
+    )
     print("\n".join(cost_table(args.quick)))
-    print("\n(The short run is replayed 50 times a round, so its events stay in the CPU caches;"
-          " the\nlong run's 8,000 events, with prompts of up to 4,000 messages, do not. The table"
-          " below\ncompares early and late steps of one run, like for like.)")
+    print(
+        "\n(The short run is replayed 50 times a round, so its events stay in the CPU caches;"
+        " the\nlong run's 8,000 events, with prompts of up to 4,000 messages, do not. The table"
+        " below\ncompares early and late steps of one run, like for like.)"
+    )
     print("\nPer detector, early and late in one 2,000-step run (best of 5 passes):\n")
     print("\n".join(per_detector_table(passes=2 if args.quick else 5)))
-    print("\nloopguard meets the done-when criteria." if ok else
-          "\nloopguard FAILS the done-when criteria (cells marked !).")
+    print(
+        "\nloopguard meets the done-when criteria."
+        if ok
+        else "\nloopguard FAILS the done-when criteria (cells marked !)."
+    )
     return 0 if ok else 1
 
 

@@ -28,7 +28,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from loopguard.ledger import Claim, open_ledger  # noqa: E402
+from loopguard.ledger import Claim, open_ledger
 
 ctx = mp.get_context("fork")
 NANO = 1_000_000_000
@@ -38,6 +38,7 @@ CALL_SECONDS = 0.01  # a (very fast) model call between the check and the write
 
 
 # --- part 1: throughput -------------------------------------------------------------------
+
 
 def _throughput(uri: str, calls: int, out) -> None:
     """One model call's ledger work, `calls` times: reserve, then settle. Reports the time
@@ -76,15 +77,16 @@ def throughput(uri: str, calls: int, procs: int) -> tuple[float, float]:
 
 # --- part 2: overshoot --------------------------------------------------------------------
 
+
 def _naive_redis(url: str, key: str, attempts: int) -> None:
     import redis
 
     r = redis.Redis.from_url(url)
     for _ in range(attempts):
-        spent = int(r.get(key) or 0)           # read
-        if spent + CALL_N <= CAP_N:            # check
-            time.sleep(CALL_SECONDS)           # the model call
-            r.incrby(key, CALL_N)              # write
+        spent = int(r.get(key) or 0)  # read
+        if spent + CALL_N <= CAP_N:  # check
+            time.sleep(CALL_SECONDS)  # the model call
+            r.incrby(key, CALL_N)  # write
 
 
 def _naive_sqlite(path: str, key: str, attempts: int) -> None:
@@ -126,7 +128,7 @@ def _loopguard_calls(ledger, key: str, attempts: int) -> None:
     for _ in range(attempts):
         rid = uuid.uuid4().hex
         if ledger.reserve(rid, [claim], ttl=60).ok:
-            time.sleep(CALL_SECONDS)               # the model call
+            time.sleep(CALL_SECONDS)  # the model call
             ledger.settle(rid, [claim])
 
 
@@ -146,8 +148,10 @@ def overshoot(backend: str, uri: str, workers: int, attempts: int) -> tuple[floa
 
         naive = _naive_memory_threads(key, attempts, workers) / NANO
         ledger = open_ledger(uri)
-        threads = [threading.Thread(target=_loopguard_calls, args=(ledger, key, attempts))
-                   for _ in range(workers)]
+        threads = [
+            threading.Thread(target=_loopguard_calls, args=(ledger, key, attempts))
+            for _ in range(workers)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -176,6 +180,7 @@ def overshoot(backend: str, uri: str, workers: int, attempts: int) -> tuple[floa
 
 # --- setup --------------------------------------------------------------------------------
 
+
 def start_redis() -> tuple[subprocess.Popen | None, str | None]:
     if shutil.which("redis-server") is None:
         return None, None
@@ -186,9 +191,21 @@ def start_redis() -> tuple[subprocess.Popen | None, str | None]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(200):
@@ -210,16 +227,22 @@ def main() -> int:
 
     tmp = tempfile.mkdtemp(prefix="loopguard-bench-")
     redis_proc, redis_url = start_redis()
-    backends = [("memory", f"memory://bench-{uuid.uuid4().hex}"),
-                ("sqlite", f"sqlite:///{tmp}/ledger.db")]
+    backends = [
+        ("memory", f"memory://bench-{uuid.uuid4().hex}"),
+        ("sqlite", f"sqlite:///{tmp}/ledger.db"),
+    ]
     if redis_url:
         backends.append(("redis", redis_url))
     try:
-        print(f"loopguard ledger benchmark: python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} CPUs, {args.calls} reservations per process")
+        print(
+            f"loopguard ledger benchmark: python {sys.version.split()[0]}, "
+            f"{os.cpu_count()} CPUs, {args.calls} reservations per process"
+        )
         print()
-        print(f"{'backend':8}  {'reservations/s':>14}  {'reserve+settle/s':>16}  "
-              f"{f'reserve+settle/s, {args.procs} procs':>28}")
+        print(
+            f"{'backend':8}  {'reservations/s':>14}  {'reserve+settle/s':>16}  "
+            f"{f'reserve+settle/s, {args.procs} procs':>28}"
+        )
         for name, uri in backends:
             reserve, cycle = throughput(uri, args.calls, 1)
             if name == "memory":
@@ -231,14 +254,18 @@ def main() -> int:
             print("(redis: skipped, redis-server or redis-py not available)")
         print()
         attempts = 1000 // args.workers + 50
-        print(f"Overshoot: {args.workers} workers (threads for memory://, processes otherwise) "
-              f"share a $1.00 budget; calls of $0.002 taking {CALL_SECONDS * 1000:g} ms; "
-              f"{attempts} attempts each")
+        print(
+            f"Overshoot: {args.workers} workers (threads for memory://, processes otherwise) "
+            f"share a $1.00 budget; calls of $0.002 taking {CALL_SECONDS * 1000:g} ms; "
+            f"{attempts} attempts each"
+        )
         print(f"{'backend':8}  {'naive read-check-write':>24}  {'loopguard':>12}")
         for name, uri in backends:
             naive, lg = overshoot(name, uri, args.workers, attempts)
-            print(f"{name:8}  {f'${naive:.3f} (+${max(naive - 1, 0):.3f})':>24}  "
-                  f"{f'${lg:.3f} (+${max(lg - 1, 0):.3f})':>12}")
+            print(
+                f"{name:8}  {f'${naive:.3f} (+${max(naive - 1, 0):.3f})':>24}  "
+                f"{f'${lg:.3f} (+${max(lg - 1, 0):.3f})':>12}"
+            )
     finally:
         if redis_proc is not None:
             redis_proc.terminate()

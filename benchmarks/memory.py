@@ -44,10 +44,16 @@ def rss_kib() -> int:
 def one_run(h: Any, i: int) -> None:
     root, llm = uuid.uuid4(), uuid.uuid4()
     h.on_chain_start({"name": "agent"}, {}, run_id=root, metadata={"thread_id": f"t{i}"})
-    h.on_chat_model_start({"name": "chat"}, PROMPT, run_id=llm, parent_run_id=root,
-                          metadata={"ls_model_name": MODEL, "ls_max_tokens": 256})
-    message = AIMessage(f"Paris ({i})", usage_metadata={"input_tokens": 20, "output_tokens": 5,
-                                                         "total_tokens": 25})
+    h.on_chat_model_start(
+        {"name": "chat"},
+        PROMPT,
+        run_id=llm,
+        parent_run_id=root,
+        metadata={"ls_model_name": MODEL, "ls_max_tokens": 256},
+    )
+    message = AIMessage(
+        f"Paris ({i})", usage_metadata={"input_tokens": 20, "output_tokens": 5, "total_tokens": 25}
+    )
     h.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]), run_id=llm)
     h.on_chain_end({}, run_id=root)
 
@@ -60,8 +66,15 @@ def measure(label: str, h: Any, runs: int) -> list[tuple[str, int, int, int, flo
         one_run(h, i)
         if i in checkpoints:
             gc.collect()
-            rows.append((label, i, rss_kib(), len(gc.get_objects()),
-                         (time.perf_counter() - start) / i * 1e6))
+            rows.append(
+                (
+                    label,
+                    i,
+                    rss_kib(),
+                    len(gc.get_objects()),
+                    (time.perf_counter() - start) / i * 1e6,
+                )
+            )
     return rows
 
 
@@ -80,9 +93,11 @@ def main() -> None:
         print(f"{label:<15} {n:>8,} {rss / 1024:>9.1f} {objects:>13,} {per_run:>8.1f}")
     guarded = [r for r in rows if r[0] == "loopguard"]
     first, last = guarded[0], guarded[-1]
-    print(f"\nloopguard from {first[1]:,} to {last[1]:,} runs: RSS {last[2] - first[2]:+,} KiB, "
-          f"live objects {last[3] - first[3]:+,}; runs still held: "
-          f"{handler.guard.active_runs}, LangChain runs tracked: {len(handler._nodes)}")
+    print(
+        f"\nloopguard from {first[1]:,} to {last[1]:,} runs: RSS {last[2] - first[2]:+,} KiB, "
+        f"live objects {last[3] - first[3]:+,}; runs still held: "
+        f"{handler.guard.active_runs}, LangChain runs tracked: {len(handler._nodes)}"
+    )
 
 
 if __name__ == "__main__":

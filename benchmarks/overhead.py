@@ -44,8 +44,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loopguard import Guard, LoopGuardCallbackHandler, Policy
-from loopguard.testing.text import unrelated_text
 from loopguard.telemetry.spans import SpanSink
+from loopguard.testing.text import unrelated_text
 
 USAGE = {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150}
 
@@ -65,13 +65,15 @@ class FakeChat(BaseChatModel):
         params["ls_provider"], params["ls_model_name"] = "amazon_bedrock", self.model
         return params
 
-    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         message = AIMessage(_words(str(messages[-1].content)), usage_metadata=USAGE)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
         for i in range(self.tokens):
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=f"w{i} "))
             if run_manager is not None:
@@ -89,13 +91,23 @@ class ToolChat(FakeChat):
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self
 
-    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         done = sum(1 for m in messages if m.type == "tool")
         question = str(messages[0].content)
         if done < self.steps - 1:
-            message = AIMessage("", usage_metadata=USAGE, tool_calls=[{
-                "name": "lookup", "args": {"item": f"{question} part {done}"}, "id": f"c{done}"}])
+            message = AIMessage(
+                "",
+                usage_metadata=USAGE,
+                tool_calls=[
+                    {
+                        "name": "lookup",
+                        "args": {"item": f"{question} part {done}"},
+                        "id": f"c{done}",
+                    }
+                ],
+            )
         else:
             message = AIMessage(_words(question + " answer"), usage_metadata=USAGE)
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -137,20 +149,41 @@ class SdkFloor(BaseCallbackHandler):
     LangChain run. What loopguard + spans + metrics costs beyond this row is its own work."""
 
     run_inline = True
-    _ROOT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "bench",
-             "loopguard.run_id": "r", "loopguard.mode": "enforce"}
-    _ROOT_END = {"loopguard.run.status": "ok", "loopguard.cost_usd": 0.001,
-                 "loopguard.model_calls": 1, "loopguard.tool_calls": 0,
-                 "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30}
-    _CHAT = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
-             "gen_ai.provider.name": "aws.bedrock", "gen_ai.usage.input_tokens": 120,
-             "gen_ai.usage.output_tokens": 30, "loopguard.cost_usd": 0.001,
-             "loopguard.call_cost_usd": 0.001, "loopguard.tokens_per_minute": 150.0,
-             "loopguard.usd_per_minute": 0.001}
-    _TOOL = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
-             "gen_ai.tool.type": "function"}
-    _DURATION = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
-                 "gen_ai.provider.name": "aws.bedrock"}
+    _ROOT = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "bench",
+        "loopguard.run_id": "r",
+        "loopguard.mode": "enforce",
+    }
+    _ROOT_END = {
+        "loopguard.run.status": "ok",
+        "loopguard.cost_usd": 0.001,
+        "loopguard.model_calls": 1,
+        "loopguard.tool_calls": 0,
+        "gen_ai.usage.input_tokens": 120,
+        "gen_ai.usage.output_tokens": 30,
+    }
+    _CHAT = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "m",
+        "gen_ai.provider.name": "aws.bedrock",
+        "gen_ai.usage.input_tokens": 120,
+        "gen_ai.usage.output_tokens": 30,
+        "loopguard.cost_usd": 0.001,
+        "loopguard.call_cost_usd": 0.001,
+        "loopguard.tokens_per_minute": 150.0,
+        "loopguard.usd_per_minute": 0.001,
+    }
+    _TOOL = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "lookup",
+        "gen_ai.tool.type": "function",
+    }
+    _DURATION = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "m",
+        "gen_ai.provider.name": "aws.bedrock",
+    }
 
     def __init__(self, otel: Otel) -> None:
         from opentelemetry import trace
@@ -158,7 +191,8 @@ class SdkFloor(BaseCallbackHandler):
         self._in = trace.set_span_in_context
         self.tracer = otel.tracer_provider.get_tracer("floor")
         self.duration = otel.meter_provider.get_meter("floor").create_histogram(
-            "gen_ai.client.operation.duration", unit="s")
+            "gen_ai.client.operation.duration", unit="s"
+        )
         self.root_of: dict[Any, Any] = {}  # live LangChain run -> the root span of its run
         self.owners: dict[Any, Any] = {}  # the runs that are a guarded run -> its root span
         self.calls: dict[Any, tuple[Any, int]] = {}  # model and tool runs -> (root, start)
@@ -166,8 +200,9 @@ class SdkFloor(BaseCallbackHandler):
     def _root(self, run_id: Any, parent_run_id: Any) -> Any:
         root = self.root_of.get(parent_run_id) if parent_run_id is not None else None
         if root is None:  # a run of its own (a model call may be one)
-            root = self.owners[run_id] = self.tracer.start_span("invoke_agent bench",
-                                                                attributes=self._ROOT)
+            root = self.owners[run_id] = self.tracer.start_span(
+                "invoke_agent bench", attributes=self._ROOT
+            )
         self.root_of[run_id] = root
         return root
 
@@ -181,12 +216,14 @@ class SdkFloor(BaseCallbackHandler):
     def _span(self, run_id: Any, name: str, attributes: dict[str, Any]) -> int:
         root, start = self.calls.pop(run_id)
         end = time.time_ns()
-        self.tracer.start_span(name, context=self._in(root), attributes=attributes,
-                               start_time=start).end(end_time=end)
+        self.tracer.start_span(
+            name, context=self._in(root), attributes=attributes, start_time=start
+        ).end(end_time=end)
         return end - start
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any,
-                       parent_run_id: Any = None, **kwargs: Any) -> None:
+    def on_chain_start(
+        self, serialized: Any, inputs: Any, *, run_id: Any, parent_run_id: Any = None, **kwargs: Any
+    ) -> None:
         self._root(run_id, parent_run_id)
 
     def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
@@ -195,16 +232,30 @@ class SdkFloor(BaseCallbackHandler):
     def on_chain_error(self, error: BaseException, *, run_id: Any, **kwargs: Any) -> None:
         self._leave(run_id)
 
-    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any,
-                            parent_run_id: Any = None, **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: Any,
+        *,
+        run_id: Any,
+        parent_run_id: Any = None,
+        **kwargs: Any,
+    ) -> None:
         self.calls[run_id] = (self._root(run_id, parent_run_id), time.time_ns())
 
     def on_llm_end(self, response: Any, *, run_id: Any, **kwargs: Any) -> None:
         self.duration.record(self._span(run_id, "chat m", self._CHAT) / 1e9, self._DURATION)
         self._leave(run_id)
 
-    def on_tool_start(self, serialized: Any, input_str: str, *, run_id: Any,
-                      parent_run_id: Any = None, **kwargs: Any) -> None:
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: str,
+        *,
+        run_id: Any,
+        parent_run_id: Any = None,
+        **kwargs: Any,
+    ) -> None:
         self.calls[run_id] = (self._root(run_id, parent_run_id), time.time_ns())
 
     def on_tool_end(self, output: Any, *, run_id: Any, **kwargs: Any) -> None:
@@ -229,8 +280,13 @@ class Otel:
         self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
 
 
-def compare(make: Callable[[Any], Callable[[], Any]], configs: list[tuple[str, Any, str | None]],
-            n: int, repeats: int, otel: Otel) -> list[tuple[str, float | None]]:
+def compare(
+    make: Callable[[Any], Callable[[], Any]],
+    configs: list[tuple[str, Any, str | None]],
+    n: int,
+    repeats: int,
+    otel: Otel,
+) -> list[tuple[str, float | None]]:
     """CPU µs per call of each configuration: the best of `repeats` batch means, the batches of
     all configurations interleaved. CPU time of this process, not wall time: on a shared machine
     the time spent waiting for a core is not the handlers' cost."""
@@ -271,8 +327,9 @@ def instrumented(name: str | None, otel: Otel) -> Iterator[bool]:
         return
     saved = [(target, dict(vars(target))) for target in _patch_targets()]
     instrumentor = Inst()
-    instrumentor.instrument(tracer_provider=otel.tracer_provider,
-                            meter_provider=otel.meter_provider)
+    instrumentor.instrument(
+        tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+    )
     try:
         yield True
     finally:
@@ -293,14 +350,21 @@ def _patch_targets() -> list[Any]:
     import importlib
 
     targets: list[Any] = [BaseCallbackManager]
-    for module, name in (("langgraph.pregel", "Pregel"), ("langgraph.types", "Command"),
-                         ("langchain.agents.middleware.types", "AgentMiddleware")):
+    for module, name in (
+        ("langgraph.pregel", "Pregel"),
+        ("langgraph.types", "Command"),
+        ("langchain.agents.middleware.types", "AgentMiddleware"),
+    ):
         try:
             targets.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):
             pass
-    for module in ("langchain.agents", "langchain.agents.factory", "langgraph.prebuilt",
-                   "langgraph.prebuilt.chat_agent_executor"):
+    for module in (
+        "langchain.agents",
+        "langchain.agents.factory",
+        "langgraph.prebuilt",
+        "langgraph.prebuilt.chat_agent_executor",
+    ):
         try:
             targets.append(importlib.import_module(module))
         except ImportError:
@@ -320,15 +384,19 @@ def main(argv: list[str] | None = None) -> int:
     policy = Policy()
 
     detectors = LoopGuardCallbackHandler(policy=policy, telemetry=False)
-    spans = LoopGuardCallbackHandler(policy=policy, tracer_provider=otel.tracer_provider,
-                                     meter_provider=otel.meter_provider)
+    spans = LoopGuardCallbackHandler(
+        policy=policy, tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+    )
     spans_only = LoopGuardCallbackHandler(policy=policy, telemetry=False)
     spans_only.guard.sinks.append(SpanSink(tracer_provider=otel.tracer_provider, metrics=False))
     configs: list[tuple[str, Any, str | None]] = [
         ("no handler", None, None),
         ("no-op handler", NoOpHandler(), None),
-        ("loopguard adapter only (events, no guard)",
-         LoopGuardCallbackHandler(guard=Unjudged(policy), telemetry=False), None),
+        (
+            "loopguard adapter only (events, no guard)",
+            LoopGuardCallbackHandler(guard=Unjudged(policy), telemetry=False),
+            None,
+        ),
         ("loopguard, detectors only", detectors, None),
         ("loopguard + spans (metrics off)", spans_only, None),
         ("loopguard + spans + metrics", spans, None),
@@ -337,10 +405,16 @@ def main(argv: list[str] | None = None) -> int:
         ("OpenInference LangChain instrumentation", None, "openinference"),
     ]
     # The rows whose spans are counted: loopguard's (all of them), the floor's, the others'.
-    exporting = [c for c in configs if c[0] == "loopguard + spans + metrics"
-                 or c[0].startswith(("SDK floor", "OpenLLMetry", "OpenInference"))]
-    print(f"Python {sys.version.split()[0]}; CPU µs per call, best of {reps} batch means, "
-          "configurations interleaved\n")
+    exporting = [
+        c
+        for c in configs
+        if c[0] == "loopguard + spans + metrics"
+        or c[0].startswith(("SDK floor", "OpenLLMetry", "OpenInference"))
+    ]
+    print(
+        f"Python {sys.version.split()[0]}; CPU µs per call, best of {reps} batch means, "
+        "configurations interleaved\n"
+    )
 
     def invoke(handler: Any) -> Callable[[], Any]:
         config = {"callbacks": [handler]} if handler is not None else None
@@ -363,8 +437,10 @@ def main(argv: list[str] | None = None) -> int:
         return lambda: agent.invoke("go", config=config)
 
     r = max(10, n // k)
-    arows = [(label, us / k if us is not None else None)
-             for label, us in compare(run, configs, r, reps, otel)]
+    arows = [
+        (label, us / k if us is not None else None)
+        for label, us in compare(run, configs, r, reps, otel)
+    ]
     _table(f"per model call in a run of {k} calls ({r} runs per batch)", arows)
     _targets(arows)
 
@@ -379,13 +455,19 @@ def main(argv: list[str] | None = None) -> int:
     def agent_run(handler: Any) -> Callable[[], Any]:
         config = {"callbacks": [handler]} if handler is not None else None
         return lambda: react.invoke(
-            {"messages": [("user", f"question {next(questions)}")]}, config=config)
+            {"messages": [("user", f"question {next(questions)}")]}, config=config
+        )
 
     g = max(10, n // 10)
-    grows = [(label, us / steps if us is not None else None)
-             for label, us in compare(agent_run, configs, g, reps, otel)]
-    _table(f"per model call in a create_agent run of {steps} model calls and {steps - 1} tool "
-           f"calls ({g} runs per batch)", grows)
+    grows = [
+        (label, us / steps if us is not None else None)
+        for label, us in compare(agent_run, configs, g, reps, otel)
+    ]
+    _table(
+        f"per model call in a create_agent run of {steps} model calls and {steps - 1} tool "
+        f"calls ({g} runs per batch)",
+        grows,
+    )
     _span_counts("spans per run", agent_run, exporting, otel)
     _targets(grows)
 
@@ -405,8 +487,10 @@ def main(argv: list[str] | None = None) -> int:
         if us is None:
             print(f"{label:40} {'(not installed)':>9}")
             continue
-        print(f"{label:40} {us:9.1f} {(us - sbase) / args.tokens:10.2f} "  # type: ignore[operator]
-              f"{(us - snoop) / args.tokens:19.2f}")  # type: ignore[operator]
+        print(
+            f"{label:40} {us:9.1f} {(us - sbase) / args.tokens:10.2f} "  # type: ignore[operator]
+            f"{(us - snoop) / args.tokens:19.2f}"
+        )  # type: ignore[operator]
 
     print()
     _guard_alone(otel, policy, min(n, 500), reps)
@@ -424,10 +508,15 @@ def _guard_alone(otel: Otel, policy: Policy, n: int, reps: int) -> None:
     answers = [_words(f"answer {i}") for i in range(n)]  # no repeats for detectors to flag
     guards = {
         "guard, no sinks": Guard(policy),
-        "guard + spans (metrics off)": Guard(policy, sinks=[
-            SpanSink(tracer_provider=otel.tracer_provider, metrics=False)]),
-        "guard + spans + metrics": Guard(policy, sinks=[
-            SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)]),
+        "guard + spans (metrics off)": Guard(
+            policy, sinks=[SpanSink(tracer_provider=otel.tracer_provider, metrics=False)]
+        ),
+        "guard + spans + metrics": Guard(
+            policy,
+            sinks=[
+                SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+            ],
+        ),
     }
     messages = [Message("user", PROMPTS[0])]
     model = FakeChat().model
@@ -441,16 +530,43 @@ def _guard_alone(otel: Otel, policy: Policy, n: int, reps: int) -> None:
             t0 = time.process_time_ns()
             for i in range(n):
                 call = f"{run}-{i}"
-                guard.process(ModelStart(run=run, agent="bench", id=call, parent=run,
-                                         model=model, messages=messages,
-                                         max_tokens=256, ts=1e9 + i))
-                guard.process(ModelEnd(run=run, agent="bench", id=call, parent=run,
-                                       model=model, text=answers[i],
-                                       usage=Usage(120, 30), ts=1e9 + i + 0.5))
+                guard.process(
+                    ModelStart(
+                        run=run,
+                        agent="bench",
+                        id=call,
+                        parent=run,
+                        model=model,
+                        messages=messages,
+                        max_tokens=256,
+                        ts=1e9 + i,
+                    )
+                )
+                guard.process(
+                    ModelEnd(
+                        run=run,
+                        agent="bench",
+                        id=call,
+                        parent=run,
+                        model=model,
+                        text=answers[i],
+                        usage=Usage(120, 30),
+                        ts=1e9 + i + 0.5,
+                    )
+                )
             t1 = time.process_time_ns()
             call = f"{run}-stream"
-            guard.process(ModelStart(run=run, agent="bench", id=call, parent=run,
-                                     model=model, messages=messages, ts=2e9))
+            guard.process(
+                ModelStart(
+                    run=run,
+                    agent="bench",
+                    id=call,
+                    parent=run,
+                    model=model,
+                    messages=messages,
+                    ts=2e9,
+                )
+            )
             t2 = time.process_time_ns()
             for i in range(n):
                 guard.process(Token(run=run, agent="bench", id=call, text="w ", ts=2e9 + i))
@@ -463,8 +579,10 @@ def _guard_alone(otel: Otel, policy: Policy, n: int, reps: int) -> None:
     print(f"the guard alone, events of a run with {n} model calls and a {n}-token stream")
     print(f"{'configuration':40} {'µs/call':>9} {'+µs/call':>9} {'µs/token':>9} {'+µs/token':>10}")
     for label in guards:
-        print(f"{label:40} {best_call[label]:9.1f} {best_call[label] - base_c:9.1f} "
-              f"{best_token[label]:9.2f} {best_token[label] - base_t:10.2f}")
+        print(
+            f"{label:40} {best_call[label]:9.1f} {best_call[label] - base_c:9.1f} "
+            f"{best_token[label]:9.2f} {best_token[label] - base_t:10.2f}"
+        )
 
 
 def _targets(rows: list[tuple[str, float | None]]) -> None:
@@ -481,19 +599,25 @@ def _targets(rows: list[tuple[str, float | None]]) -> None:
     ours_rows = [v for k, v in values.items() if k.startswith("loopguard")]
     if min(ours_rows) < noop:  # type: ignore[type-var,operator]
         # Each loopguard row does all the no-op handler does and more: noise outweighs them.
-        print("(inconclusive: a loopguard row came out below the no-op handler's; noise "
-              "outweighs the differences in this table, rerun it)")
+        print(
+            "(inconclusive: a loopguard row came out below the no-op handler's; noise "
+            "outweighs the differences in this table, rerun it)"
+        )
         return
     if ol is not None:
         allowed = (ol - base) / 4  # type: ignore[operator]
         share = ours / (ol - base) if ol > base else float("inf")  # type: ignore[operator]
-        print(f"target: loopguard + spans <= 1/4 of OpenLLMetry's overhead: {ours:.1f} vs "
-              f"{ol - base:.1f} µs = {share:.2f} -> {'met' if share <= 0.25 else 'NOT met'} "
-              f"(allowed {allowed:.1f} µs; the SDK floor alone takes {floor:.1f}, "
-              f"loopguard's own share {ours - floor:.1f})")
-    print(f"target: detectors < 20 µs beyond the no-op handler: {det:.1f} µs -> "
-          f"{'met' if det < 20 else 'NOT met'} (the adapter alone takes {adapter:.1f}, the "
-          f"guard and its detectors {det - adapter:.1f})")
+        print(
+            f"target: loopguard + spans <= 1/4 of OpenLLMetry's overhead: {ours:.1f} vs "
+            f"{ol - base:.1f} µs = {share:.2f} -> {'met' if share <= 0.25 else 'NOT met'} "
+            f"(allowed {allowed:.1f} µs; the SDK floor alone takes {floor:.1f}, "
+            f"loopguard's own share {ours - floor:.1f})"
+        )
+    print(
+        f"target: detectors < 20 µs beyond the no-op handler: {det:.1f} µs -> "
+        f"{'met' if det < 20 else 'NOT met'} (the adapter alone takes {adapter:.1f}, the "
+        f"guard and its detectors {det - adapter:.1f})"
+    )
 
 
 def _table(title: str, rows: list[tuple[str, float | None]]) -> None:
@@ -507,8 +631,12 @@ def _table(title: str, rows: list[tuple[str, float | None]]) -> None:
             print(f"{label:40} {us:9.1f} {us - base:12.1f} {us - noop:13.1f}")  # type: ignore[operator]
 
 
-def _span_counts(title: str, make: Callable[[Any], Callable[[], Any]],
-                 configs: list[tuple[str, Any, str | None]], otel: Otel) -> None:
+def _span_counts(
+    title: str,
+    make: Callable[[Any], Callable[[], Any]],
+    configs: list[tuple[str, Any, str | None]],
+    otel: Otel,
+) -> None:
     """How many spans one call of each exporting configuration makes."""
     counts = []
     for label, handler, instrumentation in configs:

@@ -38,5 +38,6 @@ def chat_model(scenario: str, **kwargs: Any) -> Iterator[Any]:
 
     if boto3.Session().get_credentials() is None:
         sys.exit("LOOPGUARD_EXAMPLES_REAL_BEDROCK=1, but boto3 found no AWS credentials")
-    yield ChatBedrockConverse(model=MODEL, region_name=os.environ.get("AWS_REGION", "us-east-1"),
-                              **kwargs)
+    yield ChatBedrockConverse(
+        model=MODEL, region_name=os.environ.get("AWS_REGION", "us-east-1"), **kwargs
+    )

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 
+from _bedrock import chat_model
 from langchain.agents import create_agent
 
 from loopguard import Guard, LoopGuardAbort, LoopGuardCallbackHandler, Policy
 from loopguard.demo.tools import web_search
-
-from _bedrock import chat_model
 
 TRACE_FILE = "loopguard-traces-example.json"
 endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -30,14 +29,17 @@ else:
     from loopguard.telemetry.jaeger import JaegerFileSink
 
     telemetry = None
-    handler = LoopGuardCallbackHandler(Guard(Policy(), sinks=[JaegerFileSink(TRACE_FILE)]),
-                                       agent="shopper")
+    handler = LoopGuardCallbackHandler(
+        Guard(Policy(), sinks=[JaegerFileSink(TRACE_FILE)]), agent="shopper"
+    )
 
 with chat_model("search-loop") as llm:
     agent = create_agent(llm, [web_search], name="shopper")
     try:
-        agent.invoke({"messages": [("user", "What does the ACME X100 cost today?")]},
-                     config={"callbacks": [handler]})
+        agent.invoke(
+            {"messages": [("user", "What does the ACME X100 cost today?")]},
+            config={"callbacks": [handler]},
+        )
     except LoopGuardAbort as stop:
         print(f"stopped by {stop.verdict.detector} at model call {stop.verdict.step}")
 

@@ -6,13 +6,12 @@ handler. The scripted model reads one long page after another; a dollar cap stop
 
 from __future__ import annotations
 
+from _bedrock import chat_model
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from loopguard import LoopGuardAbort, LoopGuardCallbackHandler, Policy
 from loopguard.demo.tools import fetch_page
-
-from _bedrock import chat_model
 
 with chat_model("snowball") as llm:
     model = llm.bind_tools([fetch_page])
@@ -32,11 +31,15 @@ with chat_model("snowball") as llm:
 
     handler = LoopGuardCallbackHandler(policy=Policy(max_cost_usd=0.25), agent="report-reader")
     try:
-        graph.invoke({"messages": [("user", "Summarise the annual report.")]},
-                     config={"callbacks": [handler], "recursion_limit": 200})
+        graph.invoke(
+            {"messages": [("user", "Summarise the annual report.")]},
+            config={"callbacks": [handler], "recursion_limit": 200},
+        )
         print("finished without being stopped")
     except LoopGuardAbort as stop:
         v = stop.verdict
         print(f"stopped by {v.detector} at model call {v.step}: {v.reason}")
-        print(f"spent: ${v.usage['cost_usd']:.4f} of the $0.25 cap, "
-              f"{v.usage['input_tokens']:,} input tokens")
+        print(
+            f"spent: ${v.usage['cost_usd']:.4f} of the $0.25 cap, "
+            f"{v.usage['input_tokens']:,} input tokens"
+        )

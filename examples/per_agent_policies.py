@@ -1,18 +1,17 @@
 """Several agents, one loopguard.toml, one guard: each agent runs under its own policy.
 
-    python examples/per_agent_policies.py
+python examples/per_agent_policies.py
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from _bedrock import chat_model
 from langchain.agents import create_agent
 
 from loopguard import Guard, LoopGuardAbort, LoopGuardCallbackHandler
 from loopguard.demo.tools import fetch_page, web_search
-
-from _bedrock import chat_model
 
 guard = Guard(Path(__file__).with_name("loopguard.toml"))  # or $LOOPGUARD_CONFIG
 
@@ -29,10 +28,13 @@ for name, scenario, tools, question in AGENTS:
         agent = create_agent(llm, tools, name=name)
         handler = LoopGuardCallbackHandler(guard, agent=name)
         try:
-            result = agent.invoke({"messages": [("user", question)]},
-                                  config={"callbacks": [handler]})
-            print(f"{name}: finished (max_cost_usd={policy.max_cost_usd}): "
-                  f"{result['messages'][-1].text}")
+            result = agent.invoke(
+                {"messages": [("user", question)]}, config={"callbacks": [handler]}
+            )
+            print(
+                f"{name}: finished (max_cost_usd={policy.max_cost_usd}): "
+                f"{result['messages'][-1].text}"
+            )
         except LoopGuardAbort as stop:
             v = stop.verdict
             print(f"{name}: stopped by {v.detector} at model call {v.step}: {v.reason}")

@@ -19,8 +19,10 @@ def __getattr__(name: str):  # LangChain adapters load on first use: the engine 
         except ModuleNotFoundError as exc:
             if exc.name not in ("langchain", "langgraph"):
                 raise
-            raise ImportError("LoopGuardMiddleware needs LangChain v1 agents: pip install "
-                              "'langchain-loopguard[agents]'") from exc
+            raise ImportError(
+                "LoopGuardMiddleware needs LangChain v1 agents: pip install "
+                "'langchain-loopguard[agents]'"
+            ) from exc
         return LoopGuardMiddleware
     raise AttributeError(f"module 'loopguard' has no attribute {name!r}")
 

@@ -118,7 +118,7 @@ class BudgetCheck:
         kind = type(event)
         if kind is ModelStart:
             return self._start(state, slot, event)  # type: ignore[arg-type]
-        if kind is ModelEnd or kind is ModelError and event.usage is not None:  # type: ignore[attr-defined]
+        if kind is ModelEnd or (kind is ModelError and event.usage is not None):  # type: ignore[attr-defined]
             # A call that failed after it was billed (a stream cut mid-answer) is settled to
             # its estimated usage, like a finished one; other failures release the hold.
             self._end(state, slot, event)  # type: ignore[arg-type]
@@ -137,24 +137,37 @@ class BudgetCheck:
         policy = state.policy
         found = self.pricer.resolve(policy, event.model)
         if found is None and policy.unknown_model == "block":
-            return abort(self.name, f"no price for model {event.model!r} and "
-                         f"unknown_model = 'block'", limit="unknown_model", model=event.model)
+            return abort(
+                self.name,
+                f"no price for model {event.model!r} and unknown_model = 'block'",
+                limit="unknown_model",
+                model=event.model,
+            )
         in_tokens = estimate_input_tokens(event.messages)
         out_tokens = event.max_tokens or policy.output_estimate_tokens
         usd = 0.0 if found is None else projected_cost_usd(found.price, in_tokens, out_tokens)
         tokens = in_tokens + out_tokens
-        projection = {"projected_usd": round(usd, 6), "projected_tokens": tokens,
-                      "projected_input_tokens": in_tokens, "projected_output_tokens": out_tokens}
+        projection = {
+            "projected_usd": round(usd, 6),
+            "projected_tokens": tokens,
+            "projected_input_tokens": in_tokens,
+            "projected_output_tokens": out_tokens,
+        }
         if found is None:
             state.attributes["loopguard.unpriced_model"] = event.model
 
         run_total = state.cost_usd + slot.reserved_usd + usd
         if policy.max_cost_usd is not None and run_total > policy.max_cost_usd:
-            return abort(self.name, f"model call could bring the run to ${run_total:.4f}, over "
-                         f"max_cost_usd=${policy.max_cost_usd:g}", limit="max_cost_usd",
-                         spent_usd=round(state.cost_usd, 6),
-                         reserved_usd=round(slot.reserved_usd, 6), max=policy.max_cost_usd,
-                         **projection)
+            return abort(
+                self.name,
+                f"model call could bring the run to ${run_total:.4f}, over "
+                f"max_cost_usd=${policy.max_cost_usd:g}",
+                limit="max_cost_usd",
+                spent_usd=round(state.cost_usd, 6),
+                reserved_usd=round(slot.reserved_usd, 6),
+                max=policy.max_cost_usd,
+                **projection,
+            )
 
         held = _Held(uuid.uuid4().hex, usd, tokens)
         budget_warning = None
@@ -165,61 +178,100 @@ class BudgetCheck:
         slot.held[event.id or held.rid] = held
         return self._soft(state, slot, run_total) or budget_warning
 
-    def _reserve(self, state: RunState, event: ModelStart, held: _Held,
-                 projection: dict[str, Any]) -> Verdict | None:
+    def _reserve(
+        self, state: RunState, event: ModelStart, held: _Held, projection: dict[str, Any]
+    ) -> Verdict | None:
         policy = state.policy
         meta = {**state.meta, **(event.meta or {})}  # start events come before accounting
         specs = tuple(policy.budgets)
-        claims = tuple(b.claim(b.ledger_key(run=state.run, agent=state.agent, meta=meta,
-                                            ts=event.ts), held.usd, held.tokens, event.ts, up=True)
-                       for b in specs)
+        claims = tuple(
+            b.claim(
+                b.ledger_key(run=state.run, agent=state.agent, meta=meta, ts=event.ts),
+                held.usd,
+                held.tokens,
+                event.ts,
+                up=True,
+            )
+            for b in specs
+        )
         try:
             outcome = self.ledgers.remote(policy.ledger).reserve(
-                held.rid, claims, policy.reservation_ttl)
+                held.rid, claims, policy.reservation_ttl
+            )
         except LedgerUnavailable as exc:
             if policy.on_ledger_error == "closed":
-                return abort(self.name, f"budget ledger unreachable ({exc}); paid calls are "
-                             f"refused (on_ledger_error = 'closed')", limit="ledger",
-                             ledger=policy.ledger, **projection)
+                return abort(
+                    self.name,
+                    f"budget ledger unreachable ({exc}); paid calls are "
+                    f"refused (on_ledger_error = 'closed')",
+                    limit="ledger",
+                    ledger=policy.ledger,
+                    **projection,
+                )
             self._degraded(state, policy, exc)
             held.local = True
             outcome = self.ledgers.local(policy.ledger).reserve(
-                held.rid, claims, policy.reservation_ttl)
+                held.rid, claims, policy.reservation_ttl
+            )
         denied = outcome.denied
         if denied is not None:
             i = [c.key for c in claims].index(denied.key)
             spec, claim = specs[i], claims[i]
-            over = ("max_usd" if claim.max_usd_n is not None and
-                    denied.spent_usd_n + denied.reserved_usd_n + claim.usd_n > claim.max_usd_n
-                    else "max_tokens")
+            over = (
+                "max_usd"
+                if claim.max_usd_n is not None
+                and denied.spent_usd_n + denied.reserved_usd_n + claim.usd_n > claim.max_usd_n
+                else "max_tokens"
+            )
             limit = spec.max_usd if over == "max_usd" else spec.max_tokens
-            return abort(self.name, f"model call would exceed budget {spec.label} "
-                         f"({over}={limit:g}) on {denied.key}", limit=f"budget.{over}",
-                         budget=spec.label, key=denied.key, max=limit,
-                         spent_usd=denied.spent_usd_n / NANO,
-                         reserved_usd=denied.reserved_usd_n / NANO,
-                         spent_tokens=denied.spent_tokens,
-                         reserved_tokens=denied.reserved_tokens, **projection)
+            return abort(
+                self.name,
+                f"model call would exceed budget {spec.label} ({over}={limit:g}) on {denied.key}",
+                limit=f"budget.{over}",
+                budget=spec.label,
+                key=denied.key,
+                max=limit,
+                spent_usd=denied.spent_usd_n / NANO,
+                reserved_usd=denied.reserved_usd_n / NANO,
+                spent_tokens=denied.spent_tokens,
+                reserved_tokens=denied.reserved_tokens,
+                **projection,
+            )
         held.claims, held.specs = claims, specs
         return self._nearly_spent(policy, specs, claims, outcome.used)
 
-    def _nearly_spent(self, policy: Policy, specs: tuple[BudgetSpec, ...],
-                      claims: tuple[Claim, ...], used: tuple[tuple[int, int], ...]) -> Verdict | None:
+    def _nearly_spent(
+        self,
+        policy: Policy,
+        specs: tuple[BudgetSpec, ...],
+        claims: tuple[Claim, ...],
+        used: tuple[tuple[int, int], ...],
+    ) -> Verdict | None:
         """A warning when a budget is at warn_ratio of a limit; once per key per process (a
         key names its window, so each new day or hour warns again)."""
-        for spec, claim, (usd_n, tokens) in zip(specs, claims, used):
-            for name, value, limit in (("max_usd", usd_n, claim.max_usd_n),
-                                       ("max_tokens", tokens, claim.max_tokens)):
+        for spec, claim, (usd_n, tokens) in zip(specs, claims, used, strict=False):
+            for name, value, limit in (
+                ("max_usd", usd_n, claim.max_usd_n),
+                ("max_tokens", tokens, claim.max_tokens),
+            ):
                 if limit is None or value < limit * policy.warn_ratio:
                     continue
                 if not self.ledgers.first_warning(f"{policy.ledger} {claim.key} {name}"):
                     continue
-                shown = (f"${value / NANO:.4f} of ${limit / NANO:g}" if name == "max_usd"
-                         else f"{value} of {limit} tokens")
-                return warn(self.name, f"budget {spec.label} on {claim.key} is at {shown} "
-                            f"(spent and reserved)", limit=f"budget.{name}", budget=spec.label,
-                            key=claim.key, value=value / NANO if name == "max_usd" else value,
-                            max=spec.max_usd if name == "max_usd" else spec.max_tokens)
+                shown = (
+                    f"${value / NANO:.4f} of ${limit / NANO:g}"
+                    if name == "max_usd"
+                    else f"{value} of {limit} tokens"
+                )
+                return warn(
+                    self.name,
+                    f"budget {spec.label} on {claim.key} is at {shown} (spent and reserved)",
+                    limit=f"budget.{name}",
+                    budget=spec.label,
+                    key=claim.key,
+                    value=value / NANO if name == "max_usd" else value,
+                    max=spec.max_usd if name == "max_usd" else spec.max_tokens,
+                )
         return None
 
     def _soft(self, state: RunState, slot: _Slot, run_total: float) -> Verdict | None:
@@ -227,10 +279,15 @@ class BudgetCheck:
         threshold = policy.warn_at("cost_usd")
         if threshold is not None and run_total >= threshold and "run" not in slot.warned:
             slot.warned.add("run")
-            return warn(self.name, f"run cost could reach ${run_total:.4f}; the limit is "
-                        f"${policy.max_cost_usd:g}" if policy.max_cost_usd is not None else
-                        f"run cost could reach ${run_total:.4f}", limit="cost_usd",
-                        value=round(run_total, 6), max=policy.max_cost_usd)
+            return warn(
+                self.name,
+                f"run cost could reach ${run_total:.4f}; the limit is ${policy.max_cost_usd:g}"
+                if policy.max_cost_usd is not None
+                else f"run cost could reach ${run_total:.4f}",
+                limit="cost_usd",
+                value=round(run_total, 6),
+                max=policy.max_cost_usd,
+            )
         return None
 
     # --- model end: settle to the real cost -----------------------------------------------
@@ -244,11 +301,15 @@ class BudgetCheck:
             specs, keys = held.specs, [c.key for c in held.claims]
         elif policy.budgets:  # no reservation (shadow mode, replay without starts): spend anyway
             specs = tuple(policy.budgets)
-            keys = [b.ledger_key(run=state.run, agent=state.agent, meta=state.meta, ts=event.ts)
-                    for b in specs]
+            keys = [
+                b.ledger_key(run=state.run, agent=state.agent, meta=state.meta, ts=event.ts)
+                for b in specs
+            ]
         else:
             return
-        claims = [b.claim(k, usd, tokens, event.ts, up=False) for b, k in zip(specs, keys)]
+        claims = [
+            b.claim(k, usd, tokens, event.ts, up=False) for b, k in zip(specs, keys, strict=True)
+        ]
         rid = held.rid if held is not None else uuid.uuid4().hex
         if held is not None and held.local:
             self.ledgers.local(policy.ledger).settle(rid, claims)
@@ -275,14 +336,22 @@ class BudgetCheck:
     def _degraded(self, state: RunState, policy: Policy, exc: Exception) -> None:
         state.attributes["loopguard.ledger_degraded"] = policy.ledger
         if self.ledgers.should_log(policy.ledger, time.time()):
-            logger.error("loopguard: budget ledger %s unreachable (%s); counting budgets in "
-                         "this process only (on_ledger_error = 'open'). Spend is kept and "
-                         "written to the ledger when it is back.", policy.ledger, exc)
+            logger.error(
+                "loopguard: budget ledger %s unreachable (%s); counting budgets in "
+                "this process only (on_ledger_error = 'open'). Spend is kept and "
+                "written to the ledger when it is back.",
+                policy.ledger,
+                exc,
+            )
 
 
 def build_budget_check(policy: Policy) -> BudgetCheck | None:
     """The money check, or None when the policy sets no money limit at all."""
-    if (policy.max_cost_usd is None and policy.warn_cost_usd is None and not policy.budgets
-            and policy.unknown_model != "block"):
+    if (
+        policy.max_cost_usd is None
+        and policy.warn_cost_usd is None
+        and not policy.budgets
+        and policy.unknown_model != "block"
+    ):
         return None
     return BudgetCheck()

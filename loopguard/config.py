@@ -25,8 +25,9 @@ CANDIDATES = ("loopguard.toml", "loopguard.yaml", "loopguard.yml", "pyproject.to
 class ConfigError(ValueError):
     """A policy file or mapping that loopguard cannot accept."""
 
-    def __init__(self, source: str, message: str, *, key: str | None = None,
-                 line: int | None = None) -> None:
+    def __init__(
+        self, source: str, message: str, *, key: str | None = None, line: int | None = None
+    ) -> None:
         self.source, self.key, self.line = source, key, line
         where = source if line is None else f"{source}:{line}"
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
@@ -71,31 +72,49 @@ def load_file(path: Path) -> PolicySet:
 
 def policy_set_from_mapping(data: Any, *, source: str, text: str | None = None) -> PolicySet:
     if not isinstance(data, Mapping):
-        raise ConfigError(source, f"the top level must be a table of keys, got {type(data).__name__}")
+        raise ConfigError(
+            source, f"the top level must be a table of keys, got {type(data).__name__}"
+        )
     prefix = "tool.loopguard." if source.endswith("pyproject.toml") else ""
     raw_default = {k: v for k, v in data.items() if k != "agents"}
     agents_raw = data.get("agents", {})
     if not isinstance(agents_raw, Mapping):
-        raise ConfigError(source, "must be a table of agent names to policy tables",
-                          key=f"{prefix}agents", line=_find_line(text, ["agents"]))
+        raise ConfigError(
+            source,
+            "must be a table of agent names to policy tables",
+            key=f"{prefix}agents",
+            line=_find_line(text, ["agents"]),
+        )
     default = _validate(Policy, raw_default, source, text, [], prefix)
     base = default.model_dump()
     agents: dict[str, Policy] = {}
     for name, over in agents_raw.items():
         if not isinstance(over, Mapping):
-            raise ConfigError(source, "must be a table of policy keys",
-                              key=f"{prefix}agents.{name}", line=_find_line(text, ["agents", name]))
+            raise ConfigError(
+                source,
+                "must be a table of policy keys",
+                key=f"{prefix}agents.{name}",
+                line=_find_line(text, ["agents", name]),
+            )
         from loopguard.policy import _deep_merge
 
         merged = _deep_merge(base, over)
         # Validate the override first so its own errors carry its own key path.
-        agents[name] = _validate(Policy, merged, source, text, ["agents", str(name)], prefix,
-                                 own=over)
+        agents[name] = _validate(
+            Policy, merged, source, text, ["agents", str(name)], prefix, own=over
+        )
     return PolicySet(default=default, agents=agents, source=source)
 
 
-def _validate(model: type[BaseModel], data: Mapping[str, Any], source: str, text: str | None,
-              path: list[str], prefix: str, own: Mapping[str, Any] | None = None) -> Any:
+def _validate(
+    model: type[BaseModel],
+    data: Mapping[str, Any],
+    source: str,
+    text: str | None,
+    path: list[str],
+    prefix: str,
+    own: Mapping[str, Any] | None = None,
+) -> Any:
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
@@ -146,8 +165,9 @@ def _parse_yaml(text: str, source: str) -> Any:
     try:
         import yaml
     except ImportError:
-        raise ConfigError(source, "YAML policies need PyYAML: pip install "
-                                  "'langchain-loopguard[yaml]'") from None
+        raise ConfigError(
+            source, "YAML policies need PyYAML: pip install 'langchain-loopguard[yaml]'"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

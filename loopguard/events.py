@@ -87,8 +87,13 @@ class Event:
     adapters set it on run_start and model_start only."""
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"v": FORMAT_VERSION, "type": self.type, "run": self.run,
-                             "agent": self.agent, "ts": self.ts}
+        d: dict[str, Any] = {
+            "v": FORMAT_VERSION,
+            "type": self.type,
+            "run": self.run,
+            "agent": self.agent,
+            "ts": self.ts,
+        }
         if self.id is not None:
             d["id"] = self.id
         if self.parent is not None:
@@ -121,8 +126,11 @@ class ModelStart(Event):
     max_tokens: int | None = None
 
     def _payload(self) -> dict[str, Any]:
-        return {"model": self.model, "messages": [m.to_dict() for m in self.messages],
-                "max_tokens": self.max_tokens}
+        return {
+            "model": self.model,
+            "messages": [m.to_dict() for m in self.messages],
+            "max_tokens": self.max_tokens,
+        }
 
 
 @dataclass(slots=True, kw_only=True)
@@ -134,9 +142,12 @@ class ModelEnd(Event):
     usage: Usage = field(default_factory=Usage)
 
     def _payload(self) -> dict[str, Any]:
-        return {"model": self.model, "text": self.text,
-                "tool_calls": [c.to_dict() for c in self.tool_calls],
-                "usage": self.usage.to_dict()}
+        return {
+            "model": self.model,
+            "text": self.text,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "usage": self.usage.to_dict(),
+        }
 
 
 @dataclass(slots=True, kw_only=True)
@@ -207,17 +218,28 @@ class RunEnd(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStart, ModelStart, ModelEnd, ModelError, Token, ToolStart, ToolEnd, ToolError, RunEnd)
+    for cls in (
+        RunStart,
+        ModelStart,
+        ModelEnd,
+        ModelError,
+        Token,
+        ToolStart,
+        ToolEnd,
+        ToolError,
+        RunEnd,
+    )
 }
 
 
 # --- reading recordings -------------------------------------------------------------------
 
+
 def _need(d: dict[str, Any], key: str, kinds: type | tuple[type, ...], what: str) -> Any:
     if key not in d:
         raise EventFormatError(f"missing field {key!r} ({what})")
     value = d[key]
-    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in _as_tuple(kinds):
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _as_tuple(kinds)):
         raise EventFormatError(f"field {key!r} must be {what}, got {type(value).__name__}")
     return value
 
@@ -226,8 +248,9 @@ def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
     return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
-def _opt(d: dict[str, Any], key: str, kinds: type | tuple[type, ...], what: str,
-         default: Any = None) -> Any:
+def _opt(
+    d: dict[str, Any], key: str, kinds: type | tuple[type, ...], what: str, default: Any = None
+) -> Any:
     if d.get(key) is None:
         return default
     return _need(d, key, kinds, what)
@@ -242,8 +265,9 @@ def _messages(raw: Any) -> list[Message]:
             raise EventFormatError(f"messages[{i}] must be an object")
         role = m.get("role")
         if role not in ROLES:
-            raise EventFormatError(f"messages[{i}].role must be one of {', '.join(ROLES)}; "
-                                   f"got {role!r}")
+            raise EventFormatError(
+                f"messages[{i}].role must be one of {', '.join(ROLES)}; got {role!r}"
+            )
         content = m.get("content", "")
         if not isinstance(content, str):
             raise EventFormatError(f"messages[{i}].content must be a string")
@@ -292,8 +316,9 @@ def from_dict(d: Any) -> Event:
     kind = d.get("type")
     cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
     if cls is None:
-        raise EventFormatError(f"field 'type' must be one of {', '.join(EVENT_TYPES)}; "
-                               f"got {kind!r}")
+        raise EventFormatError(
+            f"field 'type' must be one of {', '.join(EVENT_TYPES)}; got {kind!r}"
+        )
     common = {
         "run": _need(d, "run", str, "a string"),
         "agent": _opt(d, "agent", str, "a string or null"),
@@ -306,17 +331,27 @@ def from_dict(d: Any) -> Event:
         return RunStart(**common, name=_opt(d, "name", str, "a string"))
     if cls is ModelStart:
         mt = _opt(d, "max_tokens", int, "an integer or null")
-        return ModelStart(**common, model=_need(d, "model", str, "a string"),
-                          messages=_messages(d.get("messages", [])), max_tokens=mt)
+        return ModelStart(
+            **common,
+            model=_need(d, "model", str, "a string"),
+            messages=_messages(d.get("messages", [])),
+            max_tokens=mt,
+        )
     if cls is ModelEnd:
-        return ModelEnd(**common, model=_need(d, "model", str, "a string"),
-                        text=_opt(d, "text", str, "a string", ""),
-                        tool_calls=_tool_calls(d.get("tool_calls", [])),
-                        usage=_usage(d.get("usage")))
+        return ModelEnd(
+            **common,
+            model=_need(d, "model", str, "a string"),
+            text=_opt(d, "text", str, "a string", ""),
+            tool_calls=_tool_calls(d.get("tool_calls", [])),
+            usage=_usage(d.get("usage")),
+        )
     if cls is ModelError:
-        return ModelError(**common, model=_need(d, "model", str, "a string"),
-                          error=_opt(d, "error", str, "a string", ""),
-                          usage=_usage(d["usage"]) if d.get("usage") is not None else None)
+        return ModelError(
+            **common,
+            model=_need(d, "model", str, "a string"),
+            error=_opt(d, "error", str, "a string", ""),
+            usage=_usage(d["usage"]) if d.get("usage") is not None else None,
+        )
     if cls is Token:
         return Token(**common, text=_need(d, "text", str, "a string"))
     if cls is ToolStart:
@@ -325,13 +360,20 @@ def from_dict(d: Any) -> Event:
             raise EventFormatError("field 'args' must be an object or a string")
         return ToolStart(**common, tool=_need(d, "tool", str, "a string"), args=args)
     if cls is ToolEnd:
-        return ToolEnd(**common, tool=_need(d, "tool", str, "a string"),
-                       output=_opt(d, "output", str, "a string", ""))
+        return ToolEnd(
+            **common,
+            tool=_need(d, "tool", str, "a string"),
+            output=_opt(d, "output", str, "a string", ""),
+        )
     if cls is ToolError:
-        return ToolError(**common, tool=_need(d, "tool", str, "a string"),
-                         error=_opt(d, "error", str, "a string", ""))
+        return ToolError(
+            **common,
+            tool=_need(d, "tool", str, "a string"),
+            error=_opt(d, "error", str, "a string", ""),
+        )
     status = d.get("status", "ok")
     if status not in RUN_STATUSES:
-        raise EventFormatError(f"field 'status' must be one of {', '.join(RUN_STATUSES)}; "
-                               f"got {status!r}")
+        raise EventFormatError(
+            f"field 'status' must be one of {', '.join(RUN_STATUSES)}; got {status!r}"
+        )
     return RunEnd(**common, status=status)

@@ -75,7 +75,9 @@ class Guard:
     ) -> None:
         if policy is None or isinstance(policy, (str, os.PathLike)):
             policy = PolicySet.load(policy)
-        self.policies: PolicySet = policy if isinstance(policy, PolicySet) else PolicySet(default=policy)
+        self.policies: PolicySet = (
+            policy if isinstance(policy, PolicySet) else PolicySet(default=policy)
+        )
         self.sinks: list[Sink] = list(sinks)
         self.extra_detectors: list[Detector] = list(detectors)  # after the policy's, before money
         # Money (issue 4): by default each call is priced from the run policy's price table.
@@ -153,8 +155,11 @@ class Guard:
         """Report that `run` ended (frees its state)."""
         state = self._runs.get(run)
         if state is not None:
-            self.process(RunEnd(run=run, agent=state.agent, status=status,
-                                ts=time.time() if ts is None else ts))
+            self.process(
+                RunEnd(
+                    run=run, agent=state.agent, status=status, ts=time.time() if ts is None else ts
+                )
+            )
 
     def get_run(self, run: str) -> RunState | None:
         return self._runs.get(run)
@@ -221,8 +226,7 @@ class Guard:
             entry = self._dispatch[id(policy)] = (policy, table)
         return entry[1]
 
-    def _evaluate(self, state: RunState, event: Event,
-                  detectors: list[Detector]) -> Verdict | None:
+    def _evaluate(self, state: RunState, event: Event, detectors: list[Detector]) -> Verdict | None:
         strongest: Verdict | None = None
         for detector in detectors:
             try:
@@ -245,19 +249,34 @@ class Guard:
                 if any(v.detector == strongest.detector for v in state.shadow_verdicts):
                     return None  # report each would-be abort once per run
                 state.shadow_verdicts.append(strongest)
-                logger.warning("loopguard (shadow): would stop run %s (agent %s) at model call "
-                               "%d: [%s] %s", state.run, state.agent, strongest.step,
-                               strongest.detector, strongest.reason)
+                logger.warning(
+                    "loopguard (shadow): would stop run %s (agent %s) at model call %d: [%s] %s",
+                    state.run,
+                    state.agent,
+                    strongest.step,
+                    strongest.detector,
+                    strongest.reason,
+                )
             else:
                 state.aborted = strongest
-                logger.error("loopguard: stopping run %s (agent %s) at model call %d: [%s] %s",
-                             state.run, state.agent, strongest.step, strongest.detector,
-                             strongest.reason)
+                logger.error(
+                    "loopguard: stopping run %s (agent %s) at model call %d: [%s] %s",
+                    state.run,
+                    state.agent,
+                    strongest.step,
+                    strongest.detector,
+                    strongest.reason,
+                )
         else:
             if len(state.warnings) < _MAX_WARNINGS_KEPT:
                 state.warnings.append(strongest)
-            logger.warning("loopguard: run %s (agent %s): [%s] %s", state.run, state.agent,
-                           strongest.detector, strongest.reason)
+            logger.warning(
+                "loopguard: run %s (agent %s): [%s] %s",
+                state.run,
+                state.agent,
+                strongest.detector,
+                strongest.reason,
+            )
         return strongest
 
     def _account(self, state: RunState, event: Event, kind: type[Event]) -> None:
@@ -267,7 +286,7 @@ class Guard:
             state.meta.update(event.meta)
         if kind is ModelStart:
             state.model_calls += 1
-        elif kind is ModelEnd or kind is ModelError and event.usage is not None:  # type: ignore[attr-defined]
+        elif kind is ModelEnd or (kind is ModelError and event.usage is not None):  # type: ignore[attr-defined]
             self._charge(state, event.model, event.usage)  # type: ignore[attr-defined]
         elif kind is RunStart:
             state.name = event.name  # type: ignore[attr-defined]
@@ -310,8 +329,10 @@ class Guard:
         try:
             method(*args)
         except Exception:  # noqa: BLE001 - sinks observe; they never break a run
-            self._internal_error(f"sink {type(getattr(method, '__self__', method)).__name__}",
-                                 args[0] if args else None)
+            self._internal_error(
+                f"sink {type(getattr(method, '__self__', method)).__name__}",
+                args[0] if args else None,
+            )
 
     def _internal_error(self, where: str, state: RunState | None) -> None:
         self.internal_errors += 1
@@ -319,8 +340,9 @@ class Guard:
             state.attributes["loopguard.internal_error"] = where
         if where not in self._failed:  # log the traceback once per failing part
             self._failed.add(where)
-            logger.exception("loopguard: internal error in %s; continuing without it "
-                             "(fail open)", where)
+            logger.exception(
+                "loopguard: internal error in %s; continuing without it (fail open)", where
+            )
         else:
             logger.debug("loopguard: internal error in %s again", where)
 

@@ -36,7 +36,8 @@ _NOISE = re.compile(
     r"|\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"
     r"|1[5-9]\d{8}(?:\.\d+)?\b)"  # 2: timestamp (ISO date/time, clock time, epoch 2017..2033)
     # 3: a hex id, at least 8 hex characters with a digit ("deadbeef" stays, "ab12cd34" goes)
-    r"|((?=[0-9a-f]*\d)[0-9a-f]{8,}\b))")
+    r"|((?=[0-9a-f]*\d)[0-9a-f]{8,}\b))"
+)
 _MASKS = (None, "<uuid>", "<ts>", "<id>")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DIGIT = re.compile(r"\d")
@@ -45,6 +46,7 @@ _DIGIT = re.compile(r"\d")
 # that must look inside every word.
 _DELIMITERS = str.maketrans({c: " " for c in "\"'`(){}[],;=<>|"})
 _EDGE_PUNCTUATION = ".:-#!?%$*"
+
 
 def _mask_noise(text: str) -> str:
     if not _DIGIT.search(text):  # every mask needs a digit; most prose has none
@@ -140,7 +142,8 @@ def digest(text: str) -> str:
 
 # Function words and the filler agents put around a repeated action ("let me try again"):
 # dropping them lets a rephrased thought match the thought it repeats.
-_STOPWORDS = frozenset("""
+_STOPWORDS = frozenset(
+    """
 a an the and or but if then so of to in on at by for from with about into over as is are was
 were be been being am do does did done have has had having i me my we our you your it its this
 that these those there here what which who whom how why when where will would shall should can
@@ -148,7 +151,8 @@ could may might must not no nor just now again also still yet very too more most
 let lets let's try trying tried retry check checking look looking see seeing going go get getting
 need needs want okay ok well sure please one another same first next time step use using call
 calling ill i'll i'm im ive i've we'll we're
-""".split())
+""".split()
+)
 # Words are letters only: numbers and ids are compared exactly, as identifiers, not as words.
 _WORD = re.compile(r"[a-z_<>]+(?:'[a-z]+)?")
 # The same words found by bytes.translate and split, several times faster than the regex: every
@@ -195,9 +199,12 @@ def similar_among(a: str, others: list[str], cutoff: float) -> list[tuple[int, f
     # Usually none is: extractOne says so at half the cost of extract.
     if extractOne(a, others, scorer=Indel.normalized_similarity, score_cutoff=cutoff) is None:
         return []
-    return [(i, 1.0 if a == b else score)
-            for b, score, i in extract(a, others, scorer=Indel.normalized_similarity,
-                                       score_cutoff=cutoff, limit=None)]
+    return [
+        (i, 1.0 if a == b else score)
+        for b, score, i in extract(
+            a, others, scorer=Indel.normalized_similarity, score_cutoff=cutoff, limit=None
+        )
+    ]
 
 
 def clip(text: str, limit: int) -> str:

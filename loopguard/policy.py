@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, field_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    field_validator,
     model_validator,
 )
 
-from loopguard.ledger.budgets import BudgetSpec  # money (issue 4)
-from loopguard.pricing.spec import PriceSpec  # money (issue 4)
 from loopguard.detectors.cycle import CycleConfig  # runaway detectors (issue 3)
 from loopguard.detectors.errors import ErrorsConfig  # runaway detectors (issue 3)
 from loopguard.detectors.growth import GrowthConfig  # runaway detectors (issue 3)
@@ -25,7 +28,8 @@ from loopguard.detectors.similarity import SimilarityConfig  # runaway detectors
 from loopguard.detectors.stream import StreamConfig  # runaway detectors (issue 3)
 from loopguard.detectors.tool_repeat import ToolRepeatConfig  # runaway detectors (issue 3)
 from loopguard.detectors.velocity import VelocityConfig  # runaway detectors (issue 3)
-
+from loopguard.ledger.budgets import BudgetSpec  # money (issue 4)
+from loopguard.pricing.spec import PriceSpec  # money (issue 4)
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -110,7 +114,6 @@ class Policy(BaseModel):
 
         ledger_class(uri)  # an unknown scheme is a config error, not a runtime one
         return uri
-
 
     # --- telemetry (issue 5): content capture, added here ---
     capture_content: bool = False

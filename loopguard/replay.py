@@ -37,9 +37,15 @@ class RunResult:
     ended: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "agent": self.agent, "action": self.action,
-                "detector": self.detector, "reason": self.reason, "step": self.step,
-                "cost_usd": round(self.cost_usd, 6)}
+        return {
+            "run": self.run,
+            "agent": self.agent,
+            "action": self.action,
+            "detector": self.detector,
+            "reason": self.reason,
+            "step": self.step,
+            "cost_usd": round(self.cost_usd, 6),
+        }
 
 
 class Replayer:
@@ -75,7 +81,11 @@ class Replayer:
             self._stopped(result, verdict)
         elif result.action == "ok":
             result.action, result.verdict = "warn", verdict
-            result.detector, result.reason, result.step = verdict.detector, verdict.reason, verdict.step
+            result.detector, result.reason, result.step = (
+                verdict.detector,
+                verdict.reason,
+                verdict.step,
+            )
 
     def finish(self) -> list[RunResult]:
         """End runs the recording left open, and return every run's result, in first-seen order."""
@@ -118,8 +128,12 @@ class LineError:
         return f"{self.path}:{self.line}: {self.reason}"
 
 
-def read_events(path: str | os.PathLike[str], *, on_error: Callable[[LineError], None],
-                on_bytes: Callable[[int], None] | None = None) -> Iterator[Event]:
+def read_events(
+    path: str | os.PathLike[str],
+    *,
+    on_error: Callable[[LineError], None],
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[Event]:
     """Events of a JSONL recording; a bad line is reported to `on_error` and skipped."""
     name = str(path)
     with open(path, "rb") as f:
@@ -131,8 +145,11 @@ def read_events(path: str | os.PathLike[str], *, on_error: Callable[[LineError],
             try:
                 data = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                reason = (f"invalid JSON: {exc.msg} (column {exc.colno})"
-                          if isinstance(exc, json.JSONDecodeError) else f"not UTF-8: {exc.reason}")
+                reason = (
+                    f"invalid JSON: {exc.msg} (column {exc.colno})"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else f"not UTF-8: {exc.reason}"
+                )
                 on_error(LineError(name, number, reason))
                 continue
             try:

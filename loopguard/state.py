@@ -16,9 +16,26 @@ class RunState:
     """What the guard knows of one guarded (root) run."""
 
     __slots__ = (
-        "run", "agent", "policy", "started", "last_seen", "model_calls", "tool_calls",
-        "tool_counts", "usage", "cost_usd", "aborted", "shadow_verdicts", "warnings", "slots",
-        "lock", "attributes", "meta", "last_call_cost", "name", "detectors",
+        "aborted",
+        "agent",
+        "attributes",
+        "cost_usd",
+        "detectors",
+        "last_call_cost",
+        "last_seen",
+        "lock",
+        "meta",
+        "model_calls",
+        "name",
+        "policy",
+        "run",
+        "shadow_verdicts",
+        "slots",
+        "started",
+        "tool_calls",
+        "tool_counts",
+        "usage",
+        "warnings",
     )
 
     def __init__(self, run: str, agent: str | None, policy: Policy, now: float) -> None:

@@ -69,8 +69,10 @@ class LoopGuardAbort(RuntimeError):
 
     def __init__(self, verdict: Verdict) -> None:
         self.verdict = verdict
-        super().__init__(f"loopguard stopped run {verdict.run} (agent {verdict.agent!r}) "
-                         f"at model call {verdict.step}: [{verdict.detector}] {verdict.reason}")
+        super().__init__(
+            f"loopguard stopped run {verdict.run} (agent {verdict.agent!r}) "
+            f"at model call {verdict.step}: [{verdict.detector}] {verdict.reason}"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.verdict,))

@@ -11,11 +11,11 @@ import pytest
 from loopguard import Guard, LoopGuardAbort
 from loopguard.events import Message, ModelEnd, ModelError, ModelStart, Usage
 from loopguard.ledger import SCHEMES, open_ledger, shared_ledger
-from loopguard.ledger.budgets import PREFIX, BudgetSpec, expire_at, window
 from loopguard.ledger.base import LedgerUnavailable
+from loopguard.ledger.budgets import PREFIX, BudgetSpec, expire_at, window
 from loopguard.ledger.memory import MemoryLedger
-from tests.ledger.conftest import free_port, redis_url  # noqa: F401 - redis-server fixture
 from tests.ledger._workers import money_policy as policy
+from tests.ledger.conftest import free_port, redis_url  # noqa: F401 - redis-server fixture
 
 HAIKU = "us.anthropic.claude-3-5-haiku-20241022-v1:0"  # 0.80 in / 4.00 out / 1.00 cache write
 
@@ -24,14 +24,31 @@ def mem() -> str:
     return f"memory://{uuid.uuid4().hex}"
 
 
-def start(run: str, i: int, *, model: str = HAIKU, text: str = "x" * 347, max_tokens: int = 1000,
-          meta: dict | None = None, agent: str | None = None) -> ModelStart:
+def start(
+    run: str,
+    i: int,
+    *,
+    model: str = HAIKU,
+    text: str = "x" * 347,
+    max_tokens: int = 1000,
+    meta: dict | None = None,
+    agent: str | None = None,
+) -> ModelStart:
     # 347 characters: estimate = 4 + ceil(347 / 3.5) = 104 input tokens
-    return ModelStart(run=run, agent=agent, model=model, messages=[Message("user", text)],
-                      max_tokens=max_tokens, id=f"{run}-{i}", meta=meta)
+    return ModelStart(
+        run=run,
+        agent=agent,
+        model=model,
+        messages=[Message("user", text)],
+        max_tokens=max_tokens,
+        id=f"{run}-{i}",
+        meta=meta,
+    )
 
 
-def end(run: str, i: int, usage: Usage, *, model: str = HAIKU, agent: str | None = None) -> ModelEnd:
+def end(
+    run: str, i: int, usage: Usage, *, model: str = HAIKU, agent: str | None = None
+) -> ModelEnd:
     return ModelEnd(run=run, agent=agent, model=model, usage=usage, id=f"{run}-{i}")
 
 
@@ -80,8 +97,9 @@ def _spent(uri: str, key_part: str) -> float:
 
 def test_conversation_budget_spans_runs() -> None:
     uri = mem()
-    guard = Guard(policy(ledger=uri, budgets=[{"scope": "conversation", "period": "total",
-                                               "max_usd": 0.01}]))
+    guard = Guard(
+        policy(ledger=uri, budgets=[{"scope": "conversation", "period": "total", "max_usd": 0.01}])
+    )
     went = 0
     with pytest.raises(LoopGuardAbort) as info:
         for i in range(10):  # every turn of the conversation is its own run
@@ -98,9 +116,15 @@ def test_conversation_budget_spans_runs() -> None:
 
 def test_agent_and_global_budgets_and_tokens() -> None:
     uri = mem()
-    guard = Guard(policy(ledger=uri, budgets=[
-        {"scope": "agent", "period": "hour", "max_tokens": 2500},
-        {"scope": "global", "period": "month", "max_usd": 100}]))
+    guard = Guard(
+        policy(
+            ledger=uri,
+            budgets=[
+                {"scope": "agent", "period": "hour", "max_tokens": 2500},
+                {"scope": "global", "period": "month", "max_usd": 100},
+            ],
+        )
+    )
     # each call reserves 104 + 1000 tokens; settles to 600
     guard.process(start("a", 0, agent="writer"))
     guard.process(end("a", 0, USAGE, agent="writer"))
@@ -113,8 +137,7 @@ def test_agent_and_global_budgets_and_tokens() -> None:
 
 def test_tenant_budget_without_the_label_shares_one_bucket() -> None:
     uri = mem()
-    guard = Guard(policy(ledger=uri, budgets=[{"scope": "tenant", "key": "org",
-                                               "max_usd": 1}]))
+    guard = Guard(policy(ledger=uri, budgets=[{"scope": "tenant", "key": "org", "max_usd": 1}]))
     guard.process(start("r", 0))
     guard.process(end("r", 0, USAGE))
     assert _spent(uri, "tenant=_none_") == pytest.approx(0.00208)
@@ -164,8 +187,18 @@ def test_unknown_model_warn_marks_the_run(caplog: pytest.LogCaptureFixture) -> N
 def test_default_guard_prices_calls_with_the_packaged_table() -> None:
     guard = Guard(policy())
     guard.process(start("r", 0))
-    guard.process(end("r", 0, Usage(input_tokens=10_000, output_tokens=1_000,
-                                    cache_read_tokens=4_000, cache_write_tokens=2_000)))
+    guard.process(
+        end(
+            "r",
+            0,
+            Usage(
+                input_tokens=10_000,
+                output_tokens=1_000,
+                cache_read_tokens=4_000,
+                cache_write_tokens=2_000,
+            ),
+        )
+    )
     assert guard.get_run("r").cost_usd == pytest.approx(0.00952)
 
 
@@ -211,10 +244,10 @@ def flaky(monkeypatch: pytest.MonkeyPatch) -> str:
     return f"flaky://{uuid.uuid4().hex}"
 
 
-def test_fail_open_counts_locally_and_loses_no_spend(flaky: str,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
-    guard = Guard(policy(ledger=flaky, on_ledger_error="open",
-                         budgets=[{"max_usd": 0.01}]))
+def test_fail_open_counts_locally_and_loses_no_spend(
+    flaky: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    guard = Guard(policy(ledger=flaky, on_ledger_error="open", budgets=[{"max_usd": 0.01}]))
     guard.process(start("r", 0))
     guard.process(end("r", 0, USAGE))
     Flaky.down = True
@@ -296,11 +329,15 @@ def test_bad_budget_in_a_file_names_the_key_path(tmp_path) -> None:
     assert info.value.line == 2
 
 
-def test_redis_window_keys_expire(redis_url: str) -> None:
+def test_redis_window_keys_expire(redis_url: str) -> None:  # noqa: F811 - the fixture
     import redis as redis_py
 
-    guard = Guard(policy(ledger=redis_url, budgets=[{"period": "hour", "max_usd": 1},
-                                                    {"period": "total", "max_usd": 1}]))
+    guard = Guard(
+        policy(
+            ledger=redis_url,
+            budgets=[{"period": "hour", "max_usd": 1}, {"period": "total", "max_usd": 1}],
+        )
+    )
     run = uuid.uuid4().hex
     guard.process(start(run, 0))
     guard.process(end(run, 0, USAGE))
@@ -321,11 +358,17 @@ def test_real_bedrock_client_is_stopped_before_the_call_that_would_cross_a_budge
 
     uri = f"sqlite:///{tmp_path}/tenants.db"
     # 3.5 Haiku, in-region: 40*0.80 + 1200*0.08 + 300*1.00 + 100*4.00 = 828 micro-USD per call
-    reply = Reply(text="Sunny.", input_tokens=40, output_tokens=100, cache_read_tokens=1200,
-                  cache_write_tokens=300)
+    reply = Reply(
+        text="Sunny.",
+        input_tokens=40,
+        output_tokens=100,
+        cache_read_tokens=1200,
+        cache_write_tokens=300,
+    )
     # the projection of "weather?": 4 + ceil(8/3.5) = 7 tokens * 1.00 + 500 * 4.00 = 2,007
-    handler = LoopGuardCallbackHandler(Guard(policy(ledger=uri, budgets=[
-        {"scope": "tenant", "key": "tenant", "max_usd": 0.005}])))
+    handler = LoopGuardCallbackHandler(
+        Guard(policy(ledger=uri, budgets=[{"scope": "tenant", "key": "tenant", "max_usd": 0.005}]))
+    )
     config = {"callbacks": [handler], "metadata": {"tenant": "acme"}}
     went = 0
     with FakeBedrock([reply] * 10) as fake:
@@ -362,8 +405,12 @@ def test_a_budget_near_its_limit_warns_once(caplog: pytest.LogCaptureFixture) ->
 
 def test_a_run_period_budget_is_per_run_and_per_scope() -> None:
     uri = mem()
-    guard = Guard(policy(ledger=uri, budgets=[{"scope": "tenant", "key": "org", "period": "run",
-                                               "max_usd": 0.005}]))
+    guard = Guard(
+        policy(
+            ledger=uri,
+            budgets=[{"scope": "tenant", "key": "org", "period": "run", "max_usd": 0.005}],
+        )
+    )
     guard.process(start("a", 0, meta={"org": "acme"}))  # 4,104 held
     with pytest.raises(LoopGuardAbort):
         guard.process(start("a", 1))  # the run's label came with its first call

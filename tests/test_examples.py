@@ -70,16 +70,30 @@ class Run:
 def runs(tmp_path_factory) -> dict[str, Run]:
     """All examples, each in its own empty directory, offline."""
     jobs = [(name, str(tmp_path_factory.mktemp(name))) for name in NAMES]
-    done = subprocess.run([sys.executable, "-c", _RUNNER, str(EXAMPLES), json.dumps(jobs)],
-                          env=_offline_env(), capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(EXAMPLES), json.dumps(jobs)],
+        env=_offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     codes = json.loads(done.stdout.strip().splitlines()[-1])
-    return {name: Run(codes[name], (Path(cwd) / "stdout.txt").read_text(),
-                      (Path(cwd) / "stderr.txt").read_text(), Path(cwd)) for name, cwd in jobs}
+    return {
+        name: Run(
+            codes[name],
+            (Path(cwd) / "stdout.txt").read_text(),
+            (Path(cwd) / "stderr.txt").read_text(),
+            Path(cwd),
+        )
+        for name, cwd in jobs
+    }
 
 
 def _offline_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOOPGUARD_", "AWS_"))}
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOOPGUARD_", "AWS_"))
+    }
 
 
 def output(runs, name: str) -> str:
@@ -95,9 +109,15 @@ def stopped(text: str) -> tuple[str, int]:
 
 
 def test_every_example_is_tested():
-    assert set(NAMES) == {"agent_executor", "create_agent_handler", "create_agent_middleware",
-                          "jaeger_export", "langgraph_graph", "per_agent_policies",
-                          "shadow_mode"}
+    assert set(NAMES) == {
+        "agent_executor",
+        "create_agent_handler",
+        "create_agent_middleware",
+        "jaeger_export",
+        "langgraph_graph",
+        "per_agent_policies",
+        "shadow_mode",
+    }
 
 
 def test_create_agent_handler(runs):
@@ -154,8 +174,13 @@ def test_jaeger_export_writes_a_trace_file(runs):
 
 
 def test_an_example_runs_as_a_plain_script(tmp_path):
-    done = subprocess.run([sys.executable, str(EXAMPLES / "create_agent_handler.py")],
-                          cwd=tmp_path, env=_offline_env(), capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "create_agent_handler.py")],
+        cwd=tmp_path,
+        env=_offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert stopped(done.stdout)[0]

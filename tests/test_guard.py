@@ -9,8 +9,18 @@ import pytest
 
 from loopguard import Guard, LoopGuardAbort, Policy
 from loopguard.events import (
-    EventFormatError, Message, ModelEnd, ModelStart, RunEnd, RunStart, Token, ToolCall, ToolEnd,
-    ToolStart, Usage, from_dict,
+    EventFormatError,
+    Message,
+    ModelEnd,
+    ModelStart,
+    RunEnd,
+    RunStart,
+    Token,
+    ToolCall,
+    ToolEnd,
+    ToolStart,
+    Usage,
+    from_dict,
 )
 from loopguard.verdict import Action
 
@@ -93,7 +103,7 @@ def test_tool_limits_and_per_tool_limits() -> None:
     guard.process(ToolStart(run="r", tool="search"))
     guard.process(ToolStart(run="r", tool="search"))
     guard.process(ToolStart(run="r", tool="read"))
-    with pytest.raises(LoopGuardAbort, match="max_calls_per_tool.search=2"):
+    with pytest.raises(LoopGuardAbort, match=r"max_calls_per_tool\.search=2"):
         guard.process(ToolStart(run="r", tool="search"))
 
 
@@ -139,12 +149,25 @@ def test_idle_runs_are_evicted_after_the_ttl_and_size_is_bounded() -> None:
 def test_events_round_trip_through_json() -> None:
     events = [
         RunStart(run="r", agent="a", ts=1.5, name="agent", meta={"thread_id": "t"}),
-        ModelStart(run="r", agent="a", ts=2.0, id="m1", parent="r", model="m",
-                   messages=[Message("user", "hi"), Message("assistant", "", [{"name": "t",
-                                                                               "args": {}}])],
-                   max_tokens=10),
-        ModelEnd(run="r", ts=3.0, id="m1", model="m", text="x",
-                 tool_calls=[ToolCall("t", {"a": 1})], usage=Usage(1, 2, 3, 4)),
+        ModelStart(
+            run="r",
+            agent="a",
+            ts=2.0,
+            id="m1",
+            parent="r",
+            model="m",
+            messages=[Message("user", "hi"), Message("assistant", "", [{"name": "t", "args": {}}])],
+            max_tokens=10,
+        ),
+        ModelEnd(
+            run="r",
+            ts=3.0,
+            id="m1",
+            model="m",
+            text="x",
+            tool_calls=[ToolCall("t", {"a": 1})],
+            usage=Usage(1, 2, 3, 4),
+        ),
         ToolStart(run="r", tool="t", args={"a": 1}),
         ToolEnd(run="r", tool="t", output="out"),
         RunEnd(run="r", status="aborted"),
@@ -154,17 +177,38 @@ def test_events_round_trip_through_json() -> None:
         assert from_dict(json.loads(line)) == event
 
 
-@pytest.mark.parametrize(("raw", "says"), [
-    ({"v": 2, "type": "token"}, "field 'v' must be 1"),
-    ({"v": 1, "type": "nope", "run": "r", "ts": 1}, "field 'type' must be one of"),
-    ({"v": 1, "type": "token", "ts": 1}, "missing field 'run'"),
-    ({"v": 1, "type": "token", "run": "r", "ts": "x", "text": "a"}, "field 'ts' must be"),
-    ({"v": 1, "type": "model_end", "run": "r", "ts": 1, "model": "m",
-      "usage": {"input_tokens": -1}}, "usage.input_tokens must be a non-negative integer"),
-    ({"v": 1, "type": "model_start", "run": "r", "ts": 1, "model": "m",
-      "messages": [{"role": "robot", "content": ""}]}, "messages[0].role must be one of"),
-    ([1, 2], "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ({"v": 2, "type": "token"}, "field 'v' must be 1"),
+        ({"v": 1, "type": "nope", "run": "r", "ts": 1}, "field 'type' must be one of"),
+        ({"v": 1, "type": "token", "ts": 1}, "missing field 'run'"),
+        ({"v": 1, "type": "token", "run": "r", "ts": "x", "text": "a"}, "field 'ts' must be"),
+        (
+            {
+                "v": 1,
+                "type": "model_end",
+                "run": "r",
+                "ts": 1,
+                "model": "m",
+                "usage": {"input_tokens": -1},
+            },
+            "usage.input_tokens must be a non-negative integer",
+        ),
+        (
+            {
+                "v": 1,
+                "type": "model_start",
+                "run": "r",
+                "ts": 1,
+                "model": "m",
+                "messages": [{"role": "robot", "content": ""}],
+            },
+            "messages[0].role must be one of",
+        ),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
 def test_bad_recorded_events_are_named(raw: object, says: str) -> None:
     with pytest.raises(EventFormatError, match=None) as info:
         from_dict(raw)
@@ -198,8 +242,7 @@ def test_a_failed_call_with_estimated_usage_is_charged_and_settled() -> None:
     guard.process(start(model=model, id="c1", max_tokens=100))
     slot = guard.get_run("r").slots["budget"]  # type: ignore[union-attr]
     assert slot.held
-    guard.process(ModelError(run="r", id="c1", model=model, error="cut",
-                             usage=Usage(1000, 200)))
+    guard.process(ModelError(run="r", id="c1", model=model, error="cut", usage=Usage(1000, 200)))
     state = guard.get_run("r")
     assert state is not None and not slot.held
     assert abs(state.cost_usd - (1000 * 0.25e-6 + 200 * 1.25e-6)) < 1e-12

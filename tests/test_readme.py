@@ -26,8 +26,9 @@ def test_every_toml_example_in_the_readme_loads(block: str, tmp_path: Path) -> N
 
 def test_ci_runs_the_readme_test_command() -> None:
     text = README.read_text(encoding="utf-8")
-    command = re.search(r"<!-- test-command -->\n```bash\n(.*?)\n```\n<!-- /test-command -->",
-                        text, re.S)
+    command = re.search(
+        r"<!-- test-command -->\n```bash\n(.*?)\n```\n<!-- /test-command -->", text, re.S
+    )
     assert command is not None
     assert "pytest" in command.group(1)
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")

@@ -31,13 +31,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 def _events(run: str = "r1") -> list:
     return [
-        ModelStart(run=run, agent="a", ts=1.0, model="m", messages=[
-            Message("system", "secret system prompt"),
-            Message("user", "user question", None)], max_tokens=100),
+        ModelStart(
+            run=run,
+            agent="a",
+            ts=1.0,
+            model="m",
+            messages=[
+                Message("system", "secret system prompt"),
+                Message("user", "user question", None),
+            ],
+            max_tokens=100,
+        ),
         Token(run=run, agent="a", ts=1.1, text="Let me"),
-        ModelEnd(run=run, agent="a", ts=1.5, model="m", text="Let me look",
-                 tool_calls=[ToolCall("search", {"q": "private query", "n": 3})],
-                 usage=Usage(10, 5)),
+        ModelEnd(
+            run=run,
+            agent="a",
+            ts=1.5,
+            model="m",
+            text="Let me look",
+            tool_calls=[ToolCall("search", {"q": "private query", "n": 3})],
+            usage=Usage(10, 5),
+        ),
         ToolStart(run=run, agent="a", ts=1.6, tool="search", args={"q": "private query", "n": 3}),
         ToolEnd(run=run, agent="a", ts=1.7, tool="search", output="private result"),
         ToolError(run=run, agent="a", ts=1.8, tool="search", error="private error"),
@@ -56,10 +70,17 @@ def test_records_every_event_in_the_v1_format(tmp_path: Path) -> None:
     for event in _events():
         guard.process(event)
     lines = _lines(path)  # flushed at run end
-    assert [d["type"] for d in lines] == ["model_start", "token", "model_end", "tool_start",
-                                          "tool_end", "tool_error", "run_end"]
+    assert [d["type"] for d in lines] == [
+        "model_start",
+        "token",
+        "model_end",
+        "tool_start",
+        "tool_end",
+        "tool_error",
+        "run_end",
+    ]
     assert all(d["v"] == 1 and d["run"] == "r1" and d["agent"] == "a" for d in lines)
-    assert [type(from_dict(d)).__name__ for d in lines][0] == "ModelStart"
+    assert next(type(from_dict(d)).__name__ for d in lines) == "ModelStart"
     assert lines[0]["messages"][0]["content"] == "secret system prompt"
     recorder.close()
 

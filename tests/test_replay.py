@@ -11,13 +11,13 @@ from loopguard.replay import LineError, Replayer, read_events, replay_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from _scenarios import batch_orders, exact_repeat, ping_pong  # noqa: E402
-
+from _scenarios import batch_orders, exact_repeat, ping_pong
 
 
 def test_interleaved_runs_are_replayed_independently() -> None:
     a, b, c = exact_repeat().events, batch_orders().events, ping_pong().events
-    mixed = [e for trio in zip(a, b, c) for e in trio] + a[len(b):] + b[len(a):] + c[len(a):]
+    mixed = [e for trio in zip(a, b, c, strict=False) for e in trio]
+    mixed += a[len(b) :] + b[len(a) :] + c[len(a) :]
     results = {r.run: r for r in replay_events(mixed)}
     assert results["bench-exact-repeat"].action == "abort"
     assert results["bench-exact-repeat"].step == 6
@@ -45,9 +45,13 @@ def test_shadow_mode_reports_the_would_be_abort() -> None:
 
 
 def test_a_different_policy_changes_the_outcome() -> None:
-    lenient = PolicySet.from_dict({"tool_repeat": {"abort_repeats": 50, "nudge_repeats": 50},
-                                   "similarity": {"enabled": False},
-                                   "cycle": {"enabled": False}})
+    lenient = PolicySet.from_dict(
+        {
+            "tool_repeat": {"abort_repeats": 50, "nudge_repeats": 50},
+            "similarity": {"enabled": False},
+            "cycle": {"enabled": False},
+        }
+    )
     [result] = replay_events(exact_repeat().events, Guard(lenient))
     # first repeat: calls 2 and 3 searched alike; the warning comes before call 4
     assert result.action == "warn" and result.detector == "tool_repeat" and result.step == 4
@@ -62,8 +66,15 @@ def test_runs_left_open_are_ended() -> None:
 
 def test_to_dict_is_the_cli_contract() -> None:
     [result] = replay_events(exact_repeat().events)
-    assert set(result.to_dict()) == {"run", "agent", "action", "detector", "reason", "step",
-                                     "cost_usd"}
+    assert set(result.to_dict()) == {
+        "run",
+        "agent",
+        "action",
+        "detector",
+        "reason",
+        "step",
+        "cost_usd",
+    }
 
 
 def test_read_events_reports_file_and_line(tmp_path: Path) -> None:
@@ -71,8 +82,10 @@ def test_read_events_reports_file_and_line(tmp_path: Path) -> None:
     good = RunEnd(run="r", ts=1.0).to_dict()
     import json
 
-    path.write_text(json.dumps(good) + "\n{oops\n\n" + '{"v": 1, "type": "tool_end", "run": "r",'
-                    ' "ts": 2}\n' + json.dumps(good) + "\n")
+    path.write_text(
+        json.dumps(good) + "\n{oops\n\n" + '{"v": 1, "type": "tool_end", "run": "r",'
+        ' "ts": 2}\n' + json.dumps(good) + "\n"
+    )
     errors: list[LineError] = []
     events = list(read_events(path, on_error=errors.append))
     assert len(events) == 2

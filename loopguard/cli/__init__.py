@@ -15,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     from loopguard import __version__
 
     parser = argparse.ArgumentParser(
-        prog="loopguard", description="A circuit breaker for runaway LLM agents.")
+        prog="loopguard", description="A circuit breaker for runaway LLM agents."
+    )
     parser.add_argument("--version", action="version", version=f"loopguard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

@@ -29,8 +29,9 @@ def load_policies(args: argparse.Namespace, command: str) -> Any | None:
         return None
 
 
-def line_errors(stop: Callable[[], None] | None = None
-                ) -> tuple[list[LineError], Callable[[LineError], None]]:
+def line_errors(
+    stop: Callable[[], None] | None = None,
+) -> tuple[list[LineError], Callable[[LineError], None]]:
     """A list that collects corrupt lines, and the `on_error` callback that reports each one
     on stderr (and then calls `stop`, e.g. to raise for --strict)."""
     errors: list[LineError] = []

@@ -11,22 +11,33 @@ from loopguard.ledger.budgets import PREFIX
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("budget", help="show or reset budgets in a ledger",
-                       description="Inspect the budgets kept in a ledger (spent and reserved "
-                                   "dollars and tokens per budget key), or reset them.")
+    p = sub.add_parser(
+        "budget",
+        help="show or reset budgets in a ledger",
+        description="Inspect the budgets kept in a ledger (spent and reserved "
+        "dollars and tokens per budget key), or reset them.",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     show = actions.add_parser("show", help="spend and reservations per budget key")
     reset = actions.add_parser("reset", help="forget the spend of matching budget keys")
     for a in (show, reset):
-        a.add_argument("--ledger", help="ledger URI, e.g. redis://localhost:6379/0 or "
-                                        "sqlite:///budgets.db (default: the policy's ledger)")
+        a.add_argument(
+            "--ledger",
+            help="ledger URI, e.g. redis://localhost:6379/0 or "
+            "sqlite:///budgets.db (default: the policy's ledger)",
+        )
         a.add_argument("--config", help="policy file to read the ledger URI from")
-        a.add_argument("match", nargs="?", default="",
-                       help="only keys starting with this, after the 'loopguard:budget:' "
-                            "prefix, e.g. tenant=acme")
+        a.add_argument(
+            "match",
+            nargs="?",
+            default="",
+            help="only keys starting with this, after the 'loopguard:budget:' "
+            "prefix, e.g. tenant=acme",
+        )
     show.add_argument("--json", action="store_true", help="print JSON")
-    reset.add_argument("--yes", action="store_true", help="required to reset every budget "
-                                                         "(no MATCH given)")
+    reset.add_argument(
+        "--yes", action="store_true", help="required to reset every budget (no MATCH given)"
+    )
     p.set_defaults(func=run)
 
 
@@ -43,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"loopguard budget: {exc}", file=sys.stderr)
             return 2
     if uri.startswith("memory://"):
-        print("loopguard budget: a memory:// ledger lives inside one process; pass --ledger "
-              "sqlite:///... or redis://... (or set ledger in your policy)", file=sys.stderr)
+        print(
+            "loopguard budget: a memory:// ledger lives inside one process; pass --ledger "
+            "sqlite:///... or redis://... (or set ledger in your policy)",
+            file=sys.stderr,
+        )
         return 2
     try:
         ledger = open_ledger(uri)
@@ -55,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "reset":
             if not args.match and not args.yes:
-                print("loopguard budget: reset without MATCH clears every budget; add --yes",
-                      file=sys.stderr)
+                print(
+                    "loopguard budget: reset without MATCH clears every budget; add --yes",
+                    file=sys.stderr,
+                )
                 return 2
             n = ledger.reset(prefix)
             print(f"reset {n} budget key(s) matching {prefix!r} in {uri}")
@@ -74,10 +90,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"no budget keys matching {prefix!r} in {uri}")
         return 0
     headers = ["key", "spent $", "reserved $", "spent tokens", "reserved tokens", "held"]
-    data = [[r.key.removeprefix(PREFIX), f"{r.spent_usd:.6f}", f"{r.reserved_usd:.6f}",
-             str(r.spent_tokens), str(r.reserved_tokens), str(r.reservations)] for r in rows]
+    data = [
+        [
+            r.key.removeprefix(PREFIX),
+            f"{r.spent_usd:.6f}",
+            f"{r.reserved_usd:.6f}",
+            str(r.spent_tokens),
+            str(r.reserved_tokens),
+            str(r.reservations),
+        ]
+        for r in rows
+    ]
     widths = [max(len(h), *(len(d[i]) for d in data)) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
     for d in data:
-        print("  ".join(c.ljust(w) for c, w in zip(d, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(d, widths, strict=False)).rstrip())
     return 0

@@ -20,23 +20,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runaway = [n for n, s in SCENARIOS.items() if s.runaway]
     listing = "; ".join(f"{n}: {SCENARIOS[n].summary}" for n in runaway)
     parser = subparsers.add_parser(
-        "demo", help="watch loopguard stop a runaway agent (offline, a few seconds)",
+        "demo",
+        help="watch loopguard stop a runaway agent (offline, a few seconds)",
         description="Runs a create_agent agent with langchain-aws ChatBedrockConverse against "
-                    "a local fake Bedrock server, under loopguard's default policy. No AWS "
-                    "account or network needed.")
-    parser.add_argument("--scenario", choices=runaway, default=DEFAULT_SCENARIO,
-                        help=f"how the agent runs away (default {DEFAULT_SCENARIO}). {listing}")
-    parser.add_argument("--healthy", action="store_true",
-                        help="run an agent that finishes on its own; loopguard lets it be")
-    parser.add_argument("--no-live", action="store_true",
-                        help="plain lines instead of the live view (the default when stdout "
-                             "is not a terminal)")
-    parser.add_argument("--model", default=None,
-                        help="Bedrock model id the fake serves and prices are taken for "
-                             "(default: Claude Sonnet 4 via the us. inference profile)")
-    parser.add_argument("--traces", type=Path, default=Path("loopguard-traces.json"),
-                        help="Jaeger JSON file for the traces when OTEL_EXPORTER_OTLP_ENDPOINT "
-                             "is not set (default: ./loopguard-traces.json)")
+        "a local fake Bedrock server, under loopguard's default policy. No AWS "
+        "account or network needed.",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=runaway,
+        default=DEFAULT_SCENARIO,
+        help=f"how the agent runs away (default {DEFAULT_SCENARIO}). {listing}",
+    )
+    parser.add_argument(
+        "--healthy",
+        action="store_true",
+        help="run an agent that finishes on its own; loopguard lets it be",
+    )
+    parser.add_argument(
+        "--no-live",
+        action="store_true",
+        help="plain lines instead of the live view (the default when stdout is not a terminal)",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Bedrock model id the fake serves and prices are taken for "
+        "(default: Claude Sonnet 4 via the us. inference profile)",
+    )
+    parser.add_argument(
+        "--traces",
+        type=Path,
+        default=Path("loopguard-traces.json"),
+        help="Jaeger JSON file for the traces when OTEL_EXPORTER_OTLP_ENDPOINT "
+        "is not set (default: ./loopguard-traces.json)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,27 +63,38 @@ _NEEDS = {"langchain": "agents", "langgraph": "agents", "langchain_aws": "aws", 
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = sorted({extra for module, extra in _NEEDS.items()
-                      if importlib.util.find_spec(module) is None})
+    missing = sorted(
+        {extra for module, extra in _NEEDS.items() if importlib.util.find_spec(module) is None}
+    )
     if missing:
-        print(f"loopguard demo needs the {' and '.join(missing)} extra"
-              f"{'s' if len(missing) > 1 else ''}: pip install 'langchain-loopguard[all]'",
-              file=sys.stderr)
+        print(
+            f"loopguard demo needs the {' and '.join(missing)} extra"
+            f"{'s' if len(missing) > 1 else ''}: pip install 'langchain-loopguard[all]'",
+            file=sys.stderr,
+        )
         return 1
     try:
         from loopguard.demo import run as demo_run
         from loopguard.demo.summary import write_summary
     except ImportError as exc:
-        print(f"loopguard demo needs the agent, AWS and CLI extras: pip install "
-              f"'langchain-loopguard[all]' ({exc})", file=sys.stderr)
+        print(
+            f"loopguard demo needs the agent, AWS and CLI extras: pip install "
+            f"'langchain-loopguard[all]' ({exc})",
+            file=sys.stderr,
+        )
         return 1
     out = sys.stdout
     # The live view needs rich (the `cli` extra); without it the plain lines still tell it all.
     live = out.isatty() and not args.no_live and importlib.util.find_spec("rich") is not None
     scenario = "healthy" if args.healthy else args.scenario
     with _quiet_logs():
-        result = demo_run.run(scenario, out=out, live=live, traces_path=args.traces,
-                              model=args.model or demo_run.DEMO_MODEL)
+        result = demo_run.run(
+            scenario,
+            out=out,
+            live=live,
+            traces_path=args.traces,
+            model=args.model or demo_run.DEMO_MODEL,
+        )
     write_summary(result, out)
     return 0
 

@@ -25,23 +25,33 @@ FORMATS = ("jaeger",)
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "export", help="write recordings (JSONL events) as Jaeger JSON traces",
+        "export",
+        help="write recordings (JSONL events) as Jaeger JSON traces",
         description="Turn flight recordings into traces the Jaeger UI opens (Search, then "
-                    "\"JSON File\").")
+        '"JSON File").',
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="JSONL recordings (format v1)")
-    p.add_argument("--format", choices=FORMATS, default="jaeger",
-                   help="output format (default: jaeger)")
+    p.add_argument(
+        "--format", choices=FORMATS, default="jaeger", help="output format (default: jaeger)"
+    )
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
-    p.add_argument("--policy", metavar="PATH",
-                   help="policy to judge the runs with (default: $LOOPGUARD_CONFIG, "
-                        "./loopguard.toml, ... as for a live guard)")
-    p.add_argument("--service-name", default="loopguard",
-                   help="the service name Jaeger shows (default: loopguard)")
+    p.add_argument(
+        "--policy",
+        metavar="PATH",
+        help="policy to judge the runs with (default: $LOOPGUARD_CONFIG, "
+        "./loopguard.toml, ... as for a live guard)",
+    )
+    p.add_argument(
+        "--service-name",
+        default="loopguard",
+        help="the service name Jaeger shows (default: loopguard)",
+    )
     p.set_defaults(func=run)
 
 
-def export_jaeger(events: Iterable[Event], policy: Any = None,
-                  service_name: str = "loopguard") -> dict[str, Any]:
+def export_jaeger(
+    events: Iterable[Event], policy: Any = None, service_name: str = "loopguard"
+) -> dict[str, Any]:
     """The Jaeger JSON document for the recorded runs in `events`."""
     from loopguard.guard import Guard
     from loopguard.telemetry.jaeger import JaegerBackend, to_jaeger
@@ -84,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_text(text, encoding="utf-8")
         spans = sum(len(t["spans"]) for t in doc["data"])
-        print(f"wrote {spans} spans in {len(doc['data'])} trace(s) to {args.output}",
-              file=sys.stderr)
+        print(
+            f"wrote {spans} spans in {len(doc['data'])} trace(s) to {args.output}", file=sys.stderr
+        )
     return 1 if errors else 0

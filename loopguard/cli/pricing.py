@@ -9,14 +9,23 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("pricing", help="show model prices (USD per million tokens)",
-                       description="Show the price table, or the price of one model id in any "
-                                   "of its forms (Bedrock prefixes, -v1:0 suffixes, ARNs).")
-    p.add_argument("model", nargs="?", help="a model id, e.g. us.anthropic.claude-sonnet-4-"
-                                            "20250514-v1:0 or claude-sonnet-4-5")
+    p = sub.add_parser(
+        "pricing",
+        help="show model prices (USD per million tokens)",
+        description="Show the price table, or the price of one model id in any "
+        "of its forms (Bedrock prefixes, -v1:0 suffixes, ARNs).",
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="a model id, e.g. us.anthropic.claude-sonnet-4-20250514-v1:0 or claude-sonnet-4-5",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--config", help="policy file whose prices and model_aliases apply "
-                                    "(default: $LOOPGUARD_CONFIG or ./loopguard.toml, if any)")
+    p.add_argument(
+        "--config",
+        help="policy file whose prices and model_aliases apply "
+        "(default: $LOOPGUARD_CONFIG or ./loopguard.toml, if any)",
+    )
     p.set_defaults(func=run)
 
 
@@ -78,7 +87,7 @@ def _print_rows(rows: list[tuple[str, Any, str]]) -> None:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        Console = None  # noqa: N806
+        Console = None
     if Console is not None and sys.stdout.isatty():
         table = Table(title="USD per million tokens")
         for h in HEADERS:
@@ -89,7 +98,7 @@ def _print_rows(rows: list[tuple[str, Any, str]]) -> None:
         return
     data = [[model, *_cells(price)] for model, price, _ in rows]
     widths = [max(len(h), *(len(r[i]) for r in data)) for i, h in enumerate(HEADERS)]
-    print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)).rstrip())
+    print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=False)).rstrip())
     for r in data:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
     print("(USD per million tokens; '-' = no such price)")

@@ -33,17 +33,28 @@ def _stop() -> None:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "replay", help="run recorded events (JSONL) through the guard offline",
+        "replay",
+        help="run recorded events (JSONL) through the guard offline",
         description="Replay flight-recorder files (JSON Lines, format v1) through the guard "
-                    "under a policy and report what it would do to each run.")
+        "under a policy and report what it would do to each run.",
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL recordings")
-    parser.add_argument("--policy", metavar="PATH",
-                        help="policy file (default: $LOOPGUARD_CONFIG, ./loopguard.toml, ...)")
+    parser.add_argument(
+        "--policy",
+        metavar="PATH",
+        help="policy file (default: $LOOPGUARD_CONFIG, ./loopguard.toml, ...)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop at the first corrupt line instead of skipping it")
-    parser.add_argument("--verbose", action="store_true",
-                        help="also log every warning and stop as the guard gives it")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first corrupt line instead of skipping it",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also log every warning and stop as the guard gives it",
+    )
     parser.set_defaults(func=run)
 
 
@@ -64,8 +75,12 @@ def run(args: argparse.Namespace) -> int:
         log.setLevel(level)
 
 
-def _replay(args: argparse.Namespace, policies: Any, errors: list[LineError],
-            on_error: Callable[[LineError], None]) -> int:
+def _replay(
+    args: argparse.Namespace,
+    policies: Any,
+    errors: list[LineError],
+    on_error: Callable[[LineError], None],
+) -> int:
     from loopguard.guard import Guard
 
     guard = Guard(policies)
@@ -76,8 +91,7 @@ def _replay(args: argparse.Namespace, policies: Any, errors: list[LineError],
                 for event in read_events(path, on_error=on_error, on_bytes=advance):
                     replayer.feed(event)
         except _Strict:
-            print("loopguard replay: stopped at the first corrupt line (--strict)",
-                  file=sys.stderr)
+            print("loopguard replay: stopped at the first corrupt line (--strict)", file=sys.stderr)
             return 1
     results = replayer.finish()
     if args.json:
@@ -86,24 +100,40 @@ def _replay(args: argparse.Namespace, policies: Any, errors: list[LineError],
     else:
         _print_table(results, replayer, errors)
     if guard.internal_errors and not args.verbose:
-        print(f"loopguard replay: {guard.internal_errors} internal errors in the guard were "
-              "skipped (fail open); --verbose shows them", file=sys.stderr)
+        print(
+            f"loopguard replay: {guard.internal_errors} internal errors in the guard were "
+            "skipped (fail open); --verbose shows them",
+            file=sys.stderr,
+        )
     return 1 if errors else 0
 
 
 def _print_table(results: list[RunResult], replayer: Replayer, errors: list[LineError]) -> None:
-    rows = [(r.run, r.agent or "-", r.action, r.detector or "-", str(r.step), f"{r.cost_usd:.4f}",
-             r.reason or "") for r in results]
+    rows = [
+        (
+            r.run,
+            r.agent or "-",
+            r.action,
+            r.detector or "-",
+            str(r.step),
+            f"{r.cost_usd:.4f}",
+            r.reason or "",
+        )
+        for r in results
+    ]
     head = ("run", "agent", "action", "detector", "step", "cost_usd", "reason")
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-              for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
     widths[-1] = 0
     for row in (head, *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
     counts = {a: sum(1 for r in results if r.action == a) for a in ("abort", "warn", "ok")}
-    print(f"\n{len(results)} runs, {replayer.events:,} events: {counts['abort']} stopped, "
-          f"{counts['warn']} warned, {counts['ok']} ok"
-          + (f"; {len(errors)} corrupt lines skipped" if errors else ""))
+    print(
+        f"\n{len(results)} runs, {replayer.events:,} events: {counts['abort']} stopped, "
+        f"{counts['warn']} warned, {counts['ok']} ok"
+        + (f"; {len(errors)} corrupt lines skipped" if errors else "")
+    )
 
 
 class _progress:
@@ -122,9 +152,14 @@ class _progress:
         except ImportError:
             return None
         # On stderr: stdout carries the results (--json output stays clean when piped).
-        self._bar = Progress("replaying", BarColumn(), "{task.percentage:>3.0f}%",
-                             TimeRemainingColumn(), transient=True,
-                             console=Console(stderr=True))
+        self._bar = Progress(
+            "replaying",
+            BarColumn(),
+            "{task.percentage:>3.0f}%",
+            TimeRemainingColumn(),
+            transient=True,
+            console=Console(stderr=True),
+        )
         self._bar.start()
         task = self._bar.add_task("replay", total=self.total)
         pending = [0]

@@ -81,12 +81,16 @@ class LiveSink:
         elif kind is ToolStart:
             view.tool_calls += 1
         elif kind is ModelEnd:
-            view.calls.append(CallRecord(
-                step=state.model_calls, model=event.model,  # type: ignore[attr-defined]
-                usage=event.usage,  # type: ignore[attr-defined]
-                cost_usd=state.last_call_cost,
-                tools=[c.name for c in event.tool_calls],  # type: ignore[attr-defined]
-                seconds=time.monotonic() - self._call_started))
+            view.calls.append(
+                CallRecord(
+                    step=state.model_calls,
+                    model=event.model,  # type: ignore[attr-defined]
+                    usage=event.usage,  # type: ignore[attr-defined]
+                    cost_usd=state.last_call_cost,
+                    tools=[c.name for c in event.tool_calls],  # type: ignore[attr-defined]
+                    seconds=time.monotonic() - self._call_started,
+                )
+            )
         view.attributes = {k.removeprefix("loopguard."): v for k, v in state.attributes.items()}
         if kind is ModelEnd:
             self.renderer.call_done(view)
@@ -106,6 +110,7 @@ class LiveSink:
 
 # --- renderers --------------------------------------------------------------------------------
 
+
 def fmt_usd(value: float | None) -> str:
     if value is None:
         return "unpriced"
@@ -114,12 +119,17 @@ def fmt_usd(value: float | None) -> str:
 
 def _call_line(view: RunView, call: CallRecord) -> str:
     u = call.usage
-    cache = (f" (cache read {u.cache_read_tokens:,}, write {u.cache_write_tokens:,})"
-             if u.cache_read_tokens or u.cache_write_tokens else "")
+    cache = (
+        f" (cache read {u.cache_read_tokens:,}, write {u.cache_write_tokens:,})"
+        if u.cache_read_tokens or u.cache_write_tokens
+        else ""
+    )
     tools = ", ".join(call.tools) or "answer"
-    return (f"step {call.step:>3}  {call.model}  in {u.input_tokens:,}{cache}  out "
-            f"{u.output_tokens:,}  {fmt_usd(call.cost_usd)}  run {fmt_usd(view.cost_usd)}  "
-            f"{view.tokens_per_minute:,.0f} tok/min  -> {tools}")
+    return (
+        f"step {call.step:>3}  {call.model}  in {u.input_tokens:,}{cache}  out "
+        f"{u.output_tokens:,}  {fmt_usd(call.cost_usd)}  run {fmt_usd(view.cost_usd)}  "
+        f"{view.tokens_per_minute:,.0f} tok/min  -> {tools}"
+    )
 
 
 class PlainRenderer:
@@ -142,8 +152,11 @@ class PlainRenderer:
 
     def verdict(self, view: RunView, verdict: Verdict) -> None:
         label = str(verdict.action).upper() if verdict.enforced else f"WOULD {verdict.action}"
-        print(f"          loopguard {label} [{verdict.detector}] {verdict.reason}",
-              file=self.out, flush=True)
+        print(
+            f"          loopguard {label} [{verdict.detector}] {verdict.reason}",
+            file=self.out,
+            flush=True,
+        )
 
 
 class RichRenderer:
@@ -157,8 +170,12 @@ class RichRenderer:
         self.console = Console(file=out)
         self.title = title
         self.view: RunView | None = None
-        self.live = Live(console=self.console, refresh_per_second=12, transient=False,
-                         get_renderable=self._render)
+        self.live = Live(
+            console=self.console,
+            refresh_per_second=12,
+            transient=False,
+            get_renderable=self._render,
+        )
 
     def __enter__(self) -> RichRenderer:
         self.live.start()
@@ -191,14 +208,21 @@ class RichRenderer:
             return Panel(grid, title=self.title)
         last = view.calls[-1] if view.calls else None
         busy = view.model_starts > len(view.calls) and view.ended is None
-        grid.add_row("step", f"model call {view.model_starts}"
-                     + (" (answering)" if busy else "") + f", {view.tool_calls} tool calls")
+        grid.add_row(
+            "step",
+            f"model call {view.model_starts}"
+            + (" (answering)" if busy else "")
+            + f", {view.tool_calls} tool calls",
+        )
         grid.add_row("model", view.model or "-")
         if last is not None:
             u = last.usage
-            grid.add_row("last call", f"in {u.input_tokens:,} (cache read "
-                         f"{u.cache_read_tokens:,}, write {u.cache_write_tokens:,})  out "
-                         f"{u.output_tokens:,}  {fmt_usd(last.cost_usd)}")
+            grid.add_row(
+                "last call",
+                f"in {u.input_tokens:,} (cache read "
+                f"{u.cache_read_tokens:,}, write {u.cache_write_tokens:,})  out "
+                f"{u.output_tokens:,}  {fmt_usd(last.cost_usd)}",
+            )
         grid.add_row("tokens", f"{view.tokens:,}  ({view.tokens_per_minute:,.0f} per minute)")
         grid.add_row("cost", fmt_usd(view.cost_usd))
         grid.add_row("streamed", f"{view.streamed_chars:,} characters")
@@ -207,8 +231,9 @@ class RichRenderer:
         detectors.add_column("state")
         for name in view.detectors:
             state = view.status.get(name, "ok")
-            style = ("bold red" if state.startswith("abort") else
-                     "yellow" if state != "ok" else "green")
+            style = (
+                "bold red" if state.startswith("abort") else "yellow" if state != "ok" else "green"
+            )
             detectors.add_row(name, Text(_clip(state, 90), style=style))
         if view.attributes:
             shown = ", ".join(f"{k}={v}" for k, v in sorted(view.attributes.items()))

@@ -39,9 +39,13 @@ def model_calls_for_recursion_limit(limit: int) -> int:
     return (limit + 1) // 2
 
 
-def project(calls: Sequence[CallRecord], limit: int, label: str,
-            price: Callable[[Usage], float | None],
-            context_window: int = CONTEXT_WINDOW) -> Projection:
+def project(
+    calls: Sequence[CallRecord],
+    limit: int,
+    label: str,
+    price: Callable[[Usage], float | None],
+    context_window: int = CONTEXT_WINDOW,
+) -> Projection:
     """The loop in `calls` run on to `limit` model calls."""
     if not calls:
         raise ValueError("nothing to project: no model call finished")
@@ -59,8 +63,11 @@ def project(calls: Sequence[CallRecord], limit: int, label: str,
         if input_tokens > context_window:
             full_at = k
             break
-        usage = Usage(input_tokens=input_tokens, output_tokens=output,
-                      cache_read_tokens=min(cached, input_tokens))
+        usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=output,
+            cache_read_tokens=min(cached, input_tokens),
+        )
         tokens += usage.total_tokens
         costs.append(price(usage))
     cost = None if any(c is None for c in costs) else sum(costs)  # type: ignore[misc]
@@ -68,5 +75,10 @@ def project(calls: Sequence[CallRecord], limit: int, label: str,
     return Projection(label, limit, calls_made, tokens, cost, full_at)
 
 
-__all__ = ["AGENT_EXECUTOR_MAX_ITERATIONS", "CONTEXT_WINDOW", "Projection",
-           "model_calls_for_recursion_limit", "project"]
+__all__ = [
+    "AGENT_EXECUTOR_MAX_ITERATIONS",
+    "CONTEXT_WINDOW",
+    "Projection",
+    "model_calls_for_recursion_limit",
+    "project",
+]

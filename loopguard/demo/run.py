@@ -58,17 +58,20 @@ def build_agent(llm: Any, scenario: Scenario) -> Any:
     from langchain.agents import create_agent
     from langchain_core.messages import SystemMessage
 
-    system = SystemMessage(content=[{"type": "text", "text": SYSTEM_PROMPT},
-                                    {"cachePoint": {"type": "default"}}])
-    return create_agent(llm, tools_for(scenario.tools), system_prompt=system,
-                        name=f"{scenario.name}-agent")
+    system = SystemMessage(
+        content=[{"type": "text", "text": SYSTEM_PROMPT}, {"cachePoint": {"type": "default"}}]
+    )
+    return create_agent(
+        llm, tools_for(scenario.tools), system_prompt=system, name=f"{scenario.name}-agent"
+    )
 
 
 def trace_sink(path: Path) -> tuple[Any, str, Any]:
     """OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one) is set, else a Jaeger JSON file.
     Returns (sink, where the traces go, the telemetry handle to shut down or None)."""
-    endpoint = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-                or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
     if endpoint:
         from loopguard.telemetry import SpanSink, setup
 
@@ -79,8 +82,15 @@ def trace_sink(path: Path) -> tuple[Any, str, Any]:
     return JaegerFileSink(path, service_name="loopguard-demo"), str(path), None
 
 
-def run(scenario_name: str, *, out: TextIO, live: bool, traces_path: Path,
-        model: str = DEMO_MODEL, policy: Policy | None = None) -> DemoResult:
+def run(
+    scenario_name: str,
+    *,
+    out: TextIO,
+    live: bool,
+    traces_path: Path,
+    model: str = DEMO_MODEL,
+    policy: Policy | None = None,
+) -> DemoResult:
     scenario = get(scenario_name)
     policy = policy or Policy()  # the built-in default, whatever loopguard.toml is around
     view = RunView(detectors=[d.name for d in build_detectors(policy)])
@@ -101,8 +111,9 @@ def run(scenario_name: str, *, out: TextIO, live: bool, traces_path: Path,
         agent = build_agent(llm, scenario)
         with renderer:
             try:
-                result = agent.invoke({"messages": [("user", scenario.task)]},
-                                      config={"callbacks": [handler]})
+                result = agent.invoke(
+                    {"messages": [("user", scenario.task)]}, config={"callbacks": [handler]}
+                )
                 answer = result["messages"][-1].text
             except LoopGuardAbort as exc:
                 verdict = exc.verdict
@@ -111,8 +122,18 @@ def run(scenario_name: str, *, out: TextIO, live: bool, traces_path: Path,
     seconds = time.monotonic() - started
     if telemetry is not None:
         telemetry.shutdown()  # flush the batch exporter before the process ends
-    return DemoResult(scenario, model, view, verdict, answer, seconds, traces,
-                      (getattr(agent, "config", None) or {}).get("recursion_limit"), policy, cut)
+    return DemoResult(
+        scenario,
+        model,
+        view,
+        verdict,
+        answer,
+        seconds,
+        traces,
+        (getattr(agent, "config", None) or {}).get("recursion_limit"),
+        policy,
+        cut,
+    )
 
 
-__all__ = ["DEMO_MODEL", "DemoResult", "SYSTEM_PROMPT", "build_agent", "run", "trace_sink"]
+__all__ = ["DEMO_MODEL", "SYSTEM_PROMPT", "DemoResult", "build_agent", "run", "trace_sink"]

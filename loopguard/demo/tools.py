@@ -6,8 +6,10 @@ import hashlib
 
 from langchain_core.tools import BaseTool, tool
 
-_PARAGRAPH = ("Revenue grew in every region, led by the industrial segment; operating costs "
-              "rose with freight and energy prices, and the board kept the dividend unchanged. ")
+_PARAGRAPH = (
+    "Revenue grew in every region, led by the industrial segment; operating costs "
+    "rose with freight and energy prices, and the board kept the dividend unchanged. "
+)
 
 
 def _digest(text: str) -> str:
@@ -15,21 +17,36 @@ def _digest(text: str) -> str:
 
 
 _RESULTS = (
-    ("ACME X100 widget", "shop.example.com/acme-x100",
-     "The ACME X100 is our best-selling general purpose widget. See the product page for the "
-     "current price, stock and delivery times. Free returns within 30 days."),
-    ("ACME X100 review: a solid widget", "reviews.example.com/x100",
-     "We tested the X100 for three months. Build quality is excellent, the price is fair for "
-     "what you get, and the two-year warranty is better than most competitors offer."),
-    ("X100 price history", "prices.example.com/x100",
-     "Price history chart for the ACME X100 across twelve shops. Interactive chart only; "
-     "enable JavaScript to see prices."),
-    ("ACME X100 vs X200: which should you buy?", "blog.example.com/x100-vs-x200",
-     "The X200 adds a second motor and a bigger tank. For most homes the X100 is enough; "
-     "we compare noise, power draw, size and the price of spare parts."),
-    ("ACME X100 manual (PDF)", "acme.example.com/manuals/x100.pdf",
-     "Installation, safety notes, maintenance schedule and troubleshooting for the X100 "
-     "widget, model years 2024 to 2026."),
+    (
+        "ACME X100 widget",
+        "shop.example.com/acme-x100",
+        "The ACME X100 is our best-selling general purpose widget. See the product page for the "
+        "current price, stock and delivery times. Free returns within 30 days.",
+    ),
+    (
+        "ACME X100 review: a solid widget",
+        "reviews.example.com/x100",
+        "We tested the X100 for three months. Build quality is excellent, the price is fair for "
+        "what you get, and the two-year warranty is better than most competitors offer.",
+    ),
+    (
+        "X100 price history",
+        "prices.example.com/x100",
+        "Price history chart for the ACME X100 across twelve shops. Interactive chart only; "
+        "enable JavaScript to see prices.",
+    ),
+    (
+        "ACME X100 vs X200: which should you buy?",
+        "blog.example.com/x100-vs-x200",
+        "The X200 adds a second motor and a bigger tank. For most homes the X100 is enough; "
+        "we compare noise, power draw, size and the price of spare parts.",
+    ),
+    (
+        "ACME X100 manual (PDF)",
+        "acme.example.com/manuals/x100.pdf",
+        "Installation, safety notes, maintenance schedule and troubleshooting for the X100 "
+        "widget, model years 2024 to 2026.",
+    ),
 )
 
 

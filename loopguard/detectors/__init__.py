@@ -56,6 +56,14 @@ def build_detectors(policy: Policy, extra: Sequence[Detector] = ()) -> list[Dete
 
 
 __all__ = [
-    "Cycle", "Detector", "Growth", "RepeatedErrors", "RunLimits", "Similarity", "StreamRepeat",
-    "ToolRepeat", "Velocity", "build_detectors",
+    "Cycle",
+    "Detector",
+    "Growth",
+    "RepeatedErrors",
+    "RunLimits",
+    "Similarity",
+    "StreamRepeat",
+    "ToolRepeat",
+    "Velocity",
+    "build_detectors",
 ]

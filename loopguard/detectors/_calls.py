@@ -26,7 +26,7 @@ class Finished(NamedTuple):
 
 
 class _Tracker:
-    __slots__ = ("pending", "started", "finished", "result")
+    __slots__ = ("finished", "pending", "result", "started")
 
     def __init__(self) -> None:
         self.pending: OrderedDict[Any, tuple[str, int]] = OrderedDict()

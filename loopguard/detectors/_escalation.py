@@ -15,6 +15,7 @@ heed the nudge.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
@@ -40,10 +41,16 @@ class Escalation(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Escalation:
-        levels = [(n, v) for n, v in (("warn_repeats", self.warn_repeats),
-                                      ("nudge_repeats", self.nudge_repeats),
-                                      ("abort_repeats", self.abort_repeats)) if v is not None]
-        for (low, a), (high, b) in zip(levels, levels[1:]):
+        levels = [
+            (n, v)
+            for n, v in (
+                ("warn_repeats", self.warn_repeats),
+                ("nudge_repeats", self.nudge_repeats),
+                ("abort_repeats", self.abort_repeats),
+            )
+            if v is not None
+        ]
+        for (low, a), (high, b) in itertools.pairwise(levels):
             if a > b:
                 raise ValueError(f"{low} ({a}) must not be above {high} ({b})")
         return self
@@ -62,9 +69,17 @@ class Escalation(BaseModel):
 _MAKE = {Action.WARN: warn, Action.NUDGE: nudge, Action.ABORT: abort}
 
 
-def escalate(config: Escalation, emitted: dict[Any, Action], key: Any, detector: str,
-             repeated: int, unit: int, reason: str, message: str,
-             **evidence: Any) -> Verdict | None:
+def escalate(
+    config: Escalation,
+    emitted: dict[Any, Action],
+    key: Any,
+    detector: str,
+    repeated: int,
+    unit: int,
+    reason: str,
+    message: str,
+    **evidence: Any,
+) -> Verdict | None:
     """The verdict for a loop of `unit` steps per repetition, or None.
 
     Warn and nudge are given once per loop (`key`); the record of what was given is forgotten

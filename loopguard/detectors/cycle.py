@@ -2,11 +2,12 @@
 
 Each finished tool call is a symbol: the tool, its canonical arguments and its result (or
 error). Two symbols match when tool and result are the same, the identifiers in the arguments
-(numbers, ids, paths, snake_case names) are the same, and the arguments are at least `threshold` alike (so a query reworded
-slightly still matches). For every period p the detector keeps how many consecutive calls have
-matched the call p places before, so each call costs `max_period` comparisons, whatever the
-length of the run. Period 1 (the same call again) is `tool_repeat`'s; a cycle whose results
-change (reading two files that are being written) is progress and never matches.
+(numbers, ids, paths, snake_case names) are the same, and the arguments are at least `threshold`
+alike (so a query reworded slightly still matches). For every period p the detector keeps how
+many consecutive calls have matched the call p places before, so each call costs `max_period`
+comparisons, whatever the length of the run. Period 1 (the same call again) is
+`tool_repeat`'s; a cycle whose results change (reading two files that are being written) is
+progress and never matches.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class CycleConfig(Escalation):
     @model_validator(mode="after")
     def _periods(self) -> CycleConfig:
         if self.min_period > self.max_period:
-            raise ValueError(f"min_period ({self.min_period}) must not be above max_period "
-                             f"({self.max_period})")
+            raise ValueError(
+                f"min_period ({self.min_period}) must not be above max_period ({self.max_period})"
+            )
         return self
 
 
@@ -61,7 +63,7 @@ class _Call:
 
 
 class _Slot:
-    __slots__ = ("history", "runs", "starts", "scores", "emitted")
+    __slots__ = ("emitted", "history", "runs", "scores", "starts")
 
     def __init__(self, max_period: int) -> None:
         self.history: deque[_Call] = deque(maxlen=max_period + 1)
@@ -92,8 +94,11 @@ class Cycle:
         n = len(history)
         period = 0  # the shortest period whose run of matches covers a whole cycle
         for p in range(1, cfg.max_period + 1):
-            score = (self._same(call, earlier) if p < n
-                     and (earlier := history[-1 - p]).outcome == call.outcome else 0.0)
+            score = (
+                self._same(call, earlier)
+                if p < n and (earlier := history[-1 - p]).outcome == call.outcome
+                else 0.0
+            )
             if score:
                 if runs[p] == 0:
                     slot.starts[p], slot.scores[p] = earlier.step, score
@@ -111,12 +116,20 @@ class Cycle:
         tools = [c.tool for c in list(history)[-period:]]
         pattern = " -> ".join(tools)
         return escalate(
-            cfg, slot.emitted, period, self.name, repeated, period,
+            cfg,
+            slot.emitted,
+            period,
+            self.name,
+            repeated,
+            period,
             f"tool calls cycle with period {period} ({pattern}), repeated {repeated // period} "
             "times with the same results",
             f"You are going in circles: the sequence {pattern} has repeated "
             f"{repeated // period} times with the same results. Change approach or finish.",
-            start_step=slot.starts[period], similarity=round(slot.scores[period], 3), tools=tools)
+            start_step=slot.starts[period],
+            similarity=round(slot.scores[period], 3),
+            tools=tools,
+        )
 
     def _same(self, a: _Call, b: _Call) -> float:
         """How alike two calls are (0 when they do not match)."""

@@ -25,7 +25,7 @@ class ErrorsConfig(Escalation):
 
 
 class _Slot:
-    __slots__ = ("streaks", "emitted")
+    __slots__ = ("emitted", "streaks")
 
     def __init__(self) -> None:
         # tool -> (hash of the error, repeats after the first, model call of the first)
@@ -60,8 +60,16 @@ class RepeatedErrors:
         slot.streaks[tool] = (key, repeats, found[2])
         shown = event.error.strip().splitlines()[0][:120] if event.error.strip() else "(empty)"  # type: ignore[attr-defined]
         return escalate(
-            self.config, slot.emitted, tool, self.name, repeats, 1,
+            self.config,
+            slot.emitted,
+            tool,
+            self.name,
+            repeats,
+            1,
             f"tool {tool!r} failed {repeats + 1} times in a row with the same error: {shown}",
             f"The tool {tool} has failed {repeats + 1} times in a row with the same error "
             f"({shown}). Retrying will not help; change approach or finish.",
-            start_step=found[2], similarity=1.0, tool=tool)
+            start_step=found[2],
+            similarity=1.0,
+            tool=tool,
+        )

@@ -32,7 +32,7 @@ class GrowthConfig(Escalation):
 
 
 class _Slot:
-    __slots__ = ("last", "streak", "since", "sizes", "emitted")
+    __slots__ = ("emitted", "last", "since", "sizes", "streak")
 
     def __init__(self) -> None:
         self.last = 0
@@ -57,7 +57,7 @@ class Growth:
             if slot.streak == 0:
                 slot.since, slot.sizes = max(1, state.model_calls - 1), [slot.last]
             slot.streak += 1
-            slot.sizes = (slot.sizes + [size])[-8:]
+            slot.sizes = ([*slot.sizes, size])[-8:]
         else:
             slot.streak, slot.sizes = 0, []
         slot.last = size
@@ -68,8 +68,15 @@ class Growth:
             return None
         sizes = " -> ".join(f"{s:,}" for s in slot.sizes)
         return escalate(
-            cfg, slot.emitted, None, self.name, slot.streak, 1,
+            cfg,
+            slot.emitted,
+            None,
+            self.name,
+            slot.streak,
+            1,
             f"output grew {slot.streak} steps in a row ({sizes} tokens)",
             f"Your answers have grown {slot.streak} steps in a row ({sizes} tokens). Do not "
             "repeat earlier output; answer with only what is new, or finish.",
-            start_step=slot.since, sizes=list(slot.sizes))
+            start_step=slot.since,
+            sizes=list(slot.sizes),
+        )

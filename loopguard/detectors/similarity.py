@@ -34,7 +34,13 @@ from pydantic import Field, model_validator
 from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.events import Event, Message, ModelEnd, ModelStart
 from loopguard.normalize import (
-    canonical_args, clip, content_words, identifiers, normalize_light, similar, similar_among,
+    canonical_args,
+    clip,
+    content_words,
+    identifiers,
+    normalize_light,
+    similar,
+    similar_among,
     words,
 )
 from loopguard.state import RunState
@@ -61,8 +67,10 @@ class SimilarityConfig(Escalation):
         for key in ("warn_repeats", "nudge_repeats", "abort_repeats"):
             value = getattr(self, key)
             if value is not None and value >= self.span:
-                raise ValueError(f"{key} ({value}) must be below span ({self.span}): repeats "
-                                 f"are counted over the last span steps")
+                raise ValueError(
+                    f"{key} ({value}) must be below span ({self.span}): repeats "
+                    f"are counted over the last span steps"
+                )
         return self
 
 
@@ -87,8 +95,9 @@ class _Step:
     def words(self) -> str:
         """What it did: sorted argument words, or an answer's sorted content words."""
         if self._words is None:
-            self._words = " ".join(sorted(words(self.said) if self.tools
-                                          else content_words(self.said)))
+            self._words = " ".join(
+                sorted(words(self.said) if self.tools else content_words(self.said))
+            )
         return self._words
 
     @property
@@ -104,13 +113,15 @@ class _Step:
     def ids(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The identifiers in the arguments, and in the environment's answer."""
         if self._ids is None:
-            self._ids = (identifiers(self.said) if self.tools else (),
-                         identifiers(normalize_light(self.got)))
+            self._ids = (
+                identifiers(self.said) if self.tools else (),
+                identifiers(normalize_light(self.got)),
+            )
         return self._ids
 
 
 class _Slot:
-    __slots__ = ("seen", "pending", "steps", "keys", "flags", "emitted")
+    __slots__ = ("emitted", "flags", "keys", "pending", "seen", "steps")
 
     def __init__(self, window: int, span: int) -> None:
         self.seen = 0  # messages in the previous prompt
@@ -173,18 +184,30 @@ class Similarity:
         state.attributes["loopguard.similarity"] = round(score, 3)
         index = step.index
         period = index - best.index
-        what = ("an empty answer" if step.tools is None else
-                f"the same step (calling {', '.join(step.tools)})" if step.tools else
-                "the same answer")
+        what = (
+            "an empty answer"
+            if step.tools is None
+            else f"the same step (calling {', '.join(step.tools)})"
+            if step.tools
+            else "the same answer"
+        )
         return escalate(
-            self.config, slot.emitted, None, self.name, len(repeats), 1,
+            self.config,
+            slot.emitted,
+            None,
+            self.name,
+            len(repeats),
+            1,
             f"{len(repeats)} of the last {len(slot.flags)} steps repeat an earlier one "
             f"(step {index} repeats step {best.index}, similarity {score:.2f})",
             f"You are repeating yourself: step {index} was {what} as step {best.index}, with "
             f"the same result, and {len(repeats)} of your last {len(slot.flags)} steps repeated "
             "earlier ones. Change approach or finish.",
-            start_step=min(repeats), period=period, repeats=len(repeats),
-            similarity=round(score, 3))
+            start_step=min(repeats),
+            period=period,
+            repeats=len(repeats),
+            similarity=round(score, 3),
+        )
 
     def _closest(self, slot: _Slot, step: _Step) -> tuple[_Step | None, float]:
         found = slot.keys.get(step.key)  # the same tools, the same digits in the arguments
@@ -240,5 +263,5 @@ def _new_text(messages: list[Message], seen: int) -> str:
         tail = messages[seen:]
     else:
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
-        tail = messages[last + 1:]
+        tail = messages[last + 1 :]
     return "\n".join([m.content for m in tail if m.role != "assistant"])

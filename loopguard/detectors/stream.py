@@ -62,15 +62,20 @@ class StreamConfig(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> StreamConfig:
-        if (self.warn_repeats is not None and self.abort_repeats is not None
-                and self.warn_repeats > self.abort_repeats):
-            raise ValueError(f"warn_repeats ({self.warn_repeats}) must not be above "
-                             f"abort_repeats ({self.abort_repeats})")
+        if (
+            self.warn_repeats is not None
+            and self.abort_repeats is not None
+            and self.warn_repeats > self.abort_repeats
+        ):
+            raise ValueError(
+                f"warn_repeats ({self.warn_repeats}) must not be above "
+                f"abort_repeats ({self.abort_repeats})"
+            )
         return self
 
 
 class _Slot:
-    __slots__ = ("pending", "kind", "prose", "in_code", "items", "chars", "warned", "step")
+    __slots__ = ("chars", "in_code", "items", "kind", "pending", "prose", "step", "warned")
 
     def __init__(self) -> None:
         self.reset(0)
@@ -95,8 +100,9 @@ class StreamRepeat:
 
     def __init__(self, config: StreamConfig) -> None:
         self.config = config
-        self._max_chars = (None if config.max_output_tokens is None
-                           else config.max_output_tokens * CHARS_PER_TOKEN)
+        self._max_chars = (
+            None if config.max_output_tokens is None else config.max_output_tokens * CHARS_PER_TOKEN
+        )
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
         slot: _Slot = state.slot(self.name, _Slot)
@@ -105,9 +111,14 @@ class StreamRepeat:
         text = event.text  # type: ignore[attr-defined]
         slot.chars += len(text)
         if self._max_chars is not None and slot.chars > self._max_chars:
-            return abort(self.name, f"one answer streamed over max_output_tokens="
-                         f"{self.config.max_output_tokens} (about {slot.chars:,} characters)",
-                         limit="max_output_tokens", chars=slot.chars, start_step=slot.step)
+            return abort(
+                self.name,
+                f"one answer streamed over max_output_tokens="
+                f"{self.config.max_output_tokens} (about {slot.chars:,} characters)",
+                limit="max_output_tokens",
+                chars=slot.chars,
+                start_step=slot.step,
+            )
         pending = slot.pending + text
         if "\n" not in text and len(pending) < _MAX_LINE:
             slot.pending = pending
@@ -129,7 +140,7 @@ class StreamRepeat:
             return self._item(slot, line)
         if kind != "prose":
             return None
-        slot.prose = (slot.prose + " " + normalize_light(line))[-self.config.window_chars:]
+        slot.prose = (slot.prose + " " + normalize_light(line))[-self.config.window_chars :]
         return self._periodic(slot)
 
     @staticmethod
@@ -162,9 +173,14 @@ class StreamRepeat:
             return None
         slot.items[key] = count
         if count >= cfg.list_repeats:
-            return abort(self.name, f"the list item {key[:60]!r} was streamed {count} times in "
-                         "one answer", repeats=count - 1, start_step=slot.step,
-                         passage=key[:200], similarity=1.0)
+            return abort(
+                self.name,
+                f"the list item {key[:60]!r} was streamed {count} times in one answer",
+                repeats=count - 1,
+                start_step=slot.step,
+                passage=key[:200],
+                similarity=1.0,
+            )
         return None
 
     def _periodic(self, slot: _Slot) -> Verdict | None:
@@ -174,8 +190,13 @@ class StreamRepeat:
             return None
         period, copies = found
         passage = slot.prose[-period:].strip()
-        evidence = dict(period_chars=period, repeats=copies - 1, start_step=slot.step,
-                        passage=passage[:200], similarity=1.0)
+        evidence = dict(
+            period_chars=period,
+            repeats=copies - 1,
+            start_step=slot.step,
+            passage=passage[:200],
+            similarity=1.0,
+        )
         reason = f"the answer repeats a {period}-character passage {copies} times: {passage[:60]!r}"
         if cfg.abort_repeats is not None and copies >= cfg.abort_repeats:
             return abort(self.name, reason, **evidence)
@@ -204,8 +225,9 @@ def _repeated_tail(buf: str, min_period: int, min_total: int) -> tuple[int, int]
         unit = buf[-period:]
         if len(set(unit)) - (" " in unit) >= 3:
             copies = 1
-            while (copies + 1) * period <= size and buf[size - (copies + 1) * period:
-                                                         size - copies * period] == unit:
+            while (copies + 1) * period <= size and buf[
+                size - (copies + 1) * period : size - copies * period
+            ] == unit:
                 copies += 1
             if copies >= 2 and copies * period >= min_total:
                 return period, copies

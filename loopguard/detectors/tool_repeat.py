@@ -39,15 +39,19 @@ class ToolRepeatConfig(Escalation):
 
     @model_validator(mode="after")
     def _polls_ordered(self) -> ToolRepeatConfig:
-        if self.warn_polls is not None and self.max_polls is not None \
-                and self.warn_polls > self.max_polls:
-            raise ValueError(f"warn_polls ({self.warn_polls}) must not be above max_polls "
-                             f"({self.max_polls})")
+        if (
+            self.warn_polls is not None
+            and self.max_polls is not None
+            and self.warn_polls > self.max_polls
+        ):
+            raise ValueError(
+                f"warn_polls ({self.warn_polls}) must not be above max_polls ({self.max_polls})"
+            )
         return self
 
 
 class _Record:
-    __slots__ = ("outcome", "stale", "polls", "since", "first", "polls_warned")
+    __slots__ = ("first", "outcome", "polls", "polls_warned", "since", "stale")
 
     def __init__(self, outcome: tuple[bool, int], step: int) -> None:
         self.outcome = outcome
@@ -59,7 +63,7 @@ class _Record:
 
 
 class _Slot:
-    __slots__ = ("records", "emitted", "last")
+    __slots__ = ("emitted", "last", "records")
 
     def __init__(self) -> None:
         self.last: tuple[str, str] | None = None  # the previous finished call
@@ -101,23 +105,48 @@ class ToolRepeat:
         call = _show(event.tool, args)  # type: ignore[attr-defined]
         same = "error" if outcome[0] else "result"
         return escalate(
-            self.config, slot.emitted, key, self.name, record.stale, 1,
+            self.config,
+            slot.emitted,
+            key,
+            self.name,
+            record.stale,
+            1,
             f"{call} returned the same {same} {record.stale + 1} times",
             f"You have called {call} {record.stale + 1} times with the same {same}. "
             "Change approach or finish.",
-            start_step=record.since, similarity=1.0, tool=event.tool)  # type: ignore[attr-defined]
+            start_step=record.since,
+            similarity=1.0,
+            tool=event.tool,
+        )  # type: ignore[attr-defined]
 
     def _polling(self, tool: str, args: str, record: _Record) -> Verdict | None:
         cfg = self.config
         if cfg.max_polls is not None and record.polls >= cfg.max_polls:
-            return abort(self.name, f"{_show(tool, args)} was polled {record.polls + 1} times "
-                         f"(max_polls={cfg.max_polls})", tool=tool, polls=record.polls + 1,
-                         repeats=record.polls, period=1, start_step=record.first)
-        if cfg.warn_polls is not None and record.polls >= cfg.warn_polls and not record.polls_warned:
+            return abort(
+                self.name,
+                f"{_show(tool, args)} was polled {record.polls + 1} times "
+                f"(max_polls={cfg.max_polls})",
+                tool=tool,
+                polls=record.polls + 1,
+                repeats=record.polls,
+                period=1,
+                start_step=record.first,
+            )
+        if (
+            cfg.warn_polls is not None
+            and record.polls >= cfg.warn_polls
+            and not record.polls_warned
+        ):
             record.polls_warned = True
-            return warn(self.name, f"{_show(tool, args)} polled {record.polls + 1} times; the "
-                        f"limit is {cfg.max_polls}", tool=tool, polls=record.polls + 1,
-                        repeats=record.polls, period=1)
+            return warn(
+                self.name,
+                f"{_show(tool, args)} polled {record.polls + 1} times; the "
+                f"limit is {cfg.max_polls}",
+                tool=tool,
+                polls=record.polls + 1,
+                repeats=record.polls,
+                period=1,
+            )
         return None
 
 

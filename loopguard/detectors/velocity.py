@@ -5,8 +5,8 @@ last `window_seconds`; what is inside the window is the rate, not an extrapolati
 first quick calls are not mistaken for a flood. A second, short window (`burst_seconds`)
 catches a sudden flood earlier. Cost needs a pricer (the guard's); without one only tokens
 are watched. Prompt-cache reads do not count in the token rules (they are priced, at their own
-low rate, by the dollar rule). Warnings come at `warn_ratio` of each limit; a model cannot be nudged to slow
-down, so there is no nudge. Rates are published as `loopguard.tokens_per_minute` and
+low rate, by the dollar rule). Warnings come at `warn_ratio` of each limit; a model cannot be
+nudged to slow down, so there is no nudge. Rates are published as `loopguard.tokens_per_minute` and
 `loopguard.usd_per_minute` in the run's attributes.
 """
 
@@ -46,7 +46,7 @@ class VelocityConfig(BaseModel):
 class _Window:
     """Sums of (tokens, dollars) over the last `span` seconds; O(1) amortised per add."""
 
-    __slots__ = ("span", "items", "tokens", "usd")
+    __slots__ = ("items", "span", "tokens", "usd")
 
     def __init__(self, span: float) -> None:
         self.span = span
@@ -67,7 +67,7 @@ class _Window:
 
 
 class _Slot:
-    __slots__ = ("minute", "burst", "warned")
+    __slots__ = ("burst", "minute", "warned")
 
     def __init__(self, window: float, burst: float) -> None:
         self.minute = _Window(window)
@@ -83,9 +83,14 @@ class Velocity:
         self.config = config
         self._new_slot = lambda: _Slot(config.window_seconds, config.burst_seconds)
         # Below these (warn_ratio of each limit) a call has nothing to report: most calls.
-        self._quiet = tuple(float("inf") if limit is None else limit * config.warn_ratio
-                            for limit in (config.max_tokens_per_minute,
-                                          config.max_usd_per_minute, config.burst_tokens))
+        self._quiet = tuple(
+            float("inf") if limit is None else limit * config.warn_ratio
+            for limit in (
+                config.max_tokens_per_minute,
+                config.max_usd_per_minute,
+                config.burst_tokens,
+            )
+        )
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
         cfg = self.config
@@ -107,19 +112,31 @@ class Velocity:
         quiet_tpm, quiet_upm, quiet_burst = self._quiet
         if tpm < quiet_tpm and upm < quiet_upm and slot.burst.tokens < quiet_burst:
             return None
-        for rule, value, limit in (("tokens_per_minute", tpm, cfg.max_tokens_per_minute),
-                                   ("usd_per_minute", upm, cfg.max_usd_per_minute),
-                                   ("burst_tokens", slot.burst.tokens, cfg.burst_tokens)):
+        for rule, value, limit in (
+            ("tokens_per_minute", tpm, cfg.max_tokens_per_minute),
+            ("usd_per_minute", upm, cfg.max_usd_per_minute),
+            ("burst_tokens", slot.burst.tokens, cfg.burst_tokens),
+        ):
             if limit is None or value < limit * cfg.warn_ratio:
                 continue
             if value > limit:
-                return abort(self.name, f"{self._show(rule, value)} is over {rule}={limit:,}",
-                             rule=rule, value=round(value, 6), max=limit,
-                             start_step=self._start(slot, state))
+                return abort(
+                    self.name,
+                    f"{self._show(rule, value)} is over {rule}={limit:,}",
+                    rule=rule,
+                    value=round(value, 6),
+                    max=limit,
+                    start_step=self._start(slot, state),
+                )
             if rule not in slot.warned:
                 slot.warned.add(rule)
-                return warn(self.name, f"{self._show(rule, value)}; the limit is "
-                            f"{rule}={limit:,}", rule=rule, value=round(value, 6), max=limit)
+                return warn(
+                    self.name,
+                    f"{self._show(rule, value)}; the limit is {rule}={limit:,}",
+                    rule=rule,
+                    value=round(value, 6),
+                    max=limit,
+                )
         return None
 
     def _show(self, rule: str, value: float) -> str:

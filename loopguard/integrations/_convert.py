@@ -8,8 +8,15 @@ from typing import Any
 from loopguard.events import Message, ToolCall, Usage
 from loopguard.pricing.usage import usage_from_metadata
 
-_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool",
-          "AIMessageChunk": "assistant", "function": "tool", "chat": "user"}
+_ROLES = {
+    "system": "system",
+    "human": "user",
+    "ai": "assistant",
+    "tool": "tool",
+    "AIMessageChunk": "assistant",
+    "function": "tool",
+    "chat": "user",
+}
 
 
 def text_of(content: Any) -> str:
@@ -38,11 +45,13 @@ def messages_of(messages: Sequence[Any]) -> list[Message]:
         kind = getattr(m, "type", "")
         # Only AI messages have tool calls; asking others makes pydantic raise and catch.
         calls = getattr(m, "tool_calls", None) if kind in _WITH_TOOL_CALLS else None
-        out.append(Message(
-            _ROLES.get(kind, "user"),
-            text_of(getattr(m, "content", m)),
-            [{"name": c["name"], "args": c.get("args", {})} for c in calls] if calls else None,
-        ))
+        out.append(
+            Message(
+                _ROLES.get(kind, "user"),
+                text_of(getattr(m, "content", m)),
+                [{"name": c["name"], "args": c.get("args", {})} for c in calls] if calls else None,
+            )
+        )
     return out
 
 
@@ -133,10 +142,10 @@ def model_id(metadata: Mapping[str, Any] | None, params: Mapping[str, Any] | Non
     return None
 
 
-def max_tokens_of(metadata: Mapping[str, Any] | None,
-                  params: Mapping[str, Any] | None) -> int | None:
-    for source, key in ((metadata, "ls_max_tokens"), (params, "max_tokens"),
-                        (params, "maxTokens")):
+def max_tokens_of(
+    metadata: Mapping[str, Any] | None, params: Mapping[str, Any] | None
+) -> int | None:
+    for source, key in ((metadata, "ls_max_tokens"), (params, "max_tokens"), (params, "maxTokens")):
         if source:
             value = source.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
@@ -163,8 +172,7 @@ def labels_of(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
     keys = tuple(metadata)
     plan = _PLANS.get(keys)
     if plan is None:
-        plan = tuple(k for k in keys
-                     if not k.startswith(_SKIP_META_PREFIXES) or k == "ls_provider")
+        plan = tuple(k for k in keys if not k.startswith(_SKIP_META_PREFIXES) or k == "ls_provider")
         if len(_PLANS) < _MAX_PLANS:
             _PLANS[keys] = plan
     out = None
@@ -179,5 +187,6 @@ def labels_of(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def stop_message(verdict: Any) -> str:
     """What an agent stopped gracefully tells its caller."""
-    return (f"Stopped by loopguard [{verdict.detector}] at model call {verdict.step}: "
-            f"{verdict.reason}")
+    return (
+        f"Stopped by loopguard [{verdict.detector}] at model call {verdict.step}: {verdict.reason}"
+    )

@@ -11,20 +11,36 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from itertools import islice
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
 from loopguard.events import (
-    Event, Message, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolEnd, ToolError,
-    ToolStart, Usage,
+    Event,
+    Message,
+    ModelEnd,
+    ModelError,
+    ModelStart,
+    RunEnd,
+    RunStart,
+    Token,
+    ToolEnd,
+    ToolError,
+    ToolStart,
+    Usage,
 )
 from loopguard.guard import Guard
 from loopguard.integrations._convert import (
-    PromptConverter, labels_of, max_tokens_of, model_id, text_of, tool_calls_of, usage_of,
+    PromptConverter,
+    labels_of,
+    max_tokens_of,
+    model_id,
+    text_of,
+    tool_calls_of,
+    usage_of,
 )
 from loopguard.policy import Policy, PolicySet
 from loopguard.tokens import estimate_input_tokens, tokens_for_chars
@@ -45,11 +61,27 @@ def _internal_error() -> None:
 class _Node:
     """What the handler remembers of one live LangChain run."""
 
-    __slots__ = ("id", "root", "anchor", "agent", "is_root", "label", "messages", "streamed",
-                 "_inner")
+    __slots__ = (
+        "_inner",
+        "agent",
+        "anchor",
+        "id",
+        "is_root",
+        "label",
+        "messages",
+        "root",
+        "streamed",
+    )
 
-    def __init__(self, id: str, root: str, anchor: str, agent: str | None, is_root: bool,
-                 label: str | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        root: str,
+        anchor: str,
+        agent: str | None,
+        is_root: bool,
+        label: str | None = None,
+    ) -> None:
         self.id = id  # the LangChain run id as a string, made once
         self.root = root  # the guarded run (root LangChain run id)
         self.anchor = anchor  # nearest enclosing call with a span: a tool run, or the root
@@ -104,9 +136,15 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         tracer_provider: Any = None,
         meter_provider: Any = None,
     ) -> None:
-        self.guard = adapter_guard(guard, policy, record_to=record_to,
-                                   record_content=record_content, telemetry=telemetry,
-                                   tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self.guard = adapter_guard(
+            guard,
+            policy,
+            record_to=record_to,
+            record_content=record_content,
+            telemetry=telemetry,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
         self.agent = agent
         self._nodes: dict[UUID, _Node] = {}
         self._prompts = PromptConverter()
@@ -117,9 +155,17 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
     def _parent(self, parent_run_id: UUID | None) -> _Node | None:
         return self._nodes.get(parent_run_id) if parent_run_id is not None else None
 
-    def _enter(self, run_id: UUID, parent_run_id: UUID | None, parent: _Node | None,
-               name: str | None, metadata: Mapping[str, Any] | None, *, is_tool: bool = False,
-               label: str | None = None) -> _Node:
+    def _enter(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        parent: _Node | None,
+        name: str | None,
+        metadata: Mapping[str, Any] | None,
+        *,
+        is_tool: bool = False,
+        label: str | None = None,
+    ) -> _Node:
         """Track a new LangChain run; `parent` is the node of `parent_run_id`, if known (the
         callers have looked it up already). `name` only matters when there is no parent."""
         key = str(run_id)
@@ -165,9 +211,16 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     # --- chains (only the root matters) -------------------------------------------------------
 
-    def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
-                       parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
-                       **kwargs: Any) -> None:
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         try:
             parent = self._parent(parent_run_id)
             if parent is not None:  # the common case: a chain inside a known run
@@ -176,8 +229,15 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             name = _name(serialized, kwargs)
             node = self._enter(run_id, parent_run_id, None, name, metadata)
             if node.is_root:
-                self._send(RunStart(run=node.root, agent=node.agent, id=node.root, name=name,
-                                    meta=labels_of(metadata)))
+                self._send(
+                    RunStart(
+                        run=node.root,
+                        agent=node.agent,
+                        id=node.root,
+                        name=name,
+                        meta=labels_of(metadata),
+                    )
+                )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
@@ -196,44 +256,80 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     # --- models -----------------------------------------------------------------------------
 
-    def on_chat_model_start(self, serialized: dict[str, Any] | None,
-                            messages: list[list[Any]], *, run_id: UUID,
-                            parent_run_id: UUID | None = None,
-                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         try:
-            self._model_start(serialized, messages[0] if messages else (), run_id,
-                              parent_run_id, metadata, kwargs)
+            self._model_start(
+                serialized, messages[0] if messages else (), run_id, parent_run_id, metadata, kwargs
+            )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
             _internal_error()
 
-    def on_llm_start(self, serialized: dict[str, Any] | None, prompts: list[str], *,
-                     run_id: UUID, parent_run_id: UUID | None = None,
-                     metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         try:
-            self._model_start(serialized, [Message("user", p) for p in prompts[:1]], run_id,
-                              parent_run_id, metadata, kwargs)
+            self._model_start(
+                serialized,
+                [Message("user", p) for p in prompts[:1]],
+                run_id,
+                parent_run_id,
+                metadata,
+                kwargs,
+            )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
             _internal_error()
 
-    def _model_start(self, serialized: dict[str, Any] | None, prompt: Sequence[Any], run_id: UUID,
-                     parent_run_id: UUID | None, metadata: dict[str, Any] | None,
-                     kwargs: dict[str, Any]) -> None:
+    def _model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompt: Sequence[Any],
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> None:
         params = kwargs.get("invocation_params")
         model = model_id(metadata, params)
         parent = self._parent(parent_run_id)
         # The name is the model's fallback id, and the agent's name of a run that is this call.
         name = _name(serialized, kwargs) if model is None or parent is None else None
-        node = self._enter(run_id, parent_run_id, parent, name, metadata,
-                           label=model or name or "unknown")
+        node = self._enter(
+            run_id, parent_run_id, parent, name, metadata, label=model or name or "unknown"
+        )
         node.messages = self._prompts.convert(node.root, prompt)
-        self._send(ModelStart(run=node.root, agent=node.agent, id=node.id,
-                              parent=node.anchor, model=node.label, messages=node.messages,
-                              max_tokens=max_tokens_of(metadata, params),
-                              meta=labels_of(metadata)), refused=run_id)
+        self._send(
+            ModelStart(
+                run=node.root,
+                agent=node.agent,
+                id=node.id,
+                parent=node.anchor,
+                model=node.label,
+                messages=node.messages,
+                max_tokens=max_tokens_of(metadata, params),
+                meta=labels_of(metadata),
+            ),
+            refused=run_id,
+        )
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.get(run_id)
@@ -259,12 +355,23 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             generations = response.generations[0] if response.generations else ()
             first = generations[0] if generations else None
             message = getattr(first, "message", None)
-            text = text_of(message.content) if message is not None else (
-                getattr(first, "text", "") or "")
-            self._send(ModelEnd(run=node.root, agent=node.agent, id=node.id,
-                                parent=node.anchor, model=node.label or "unknown",
-                                text=text, tool_calls=tool_calls_of(message),
-                                usage=usage_of(message, response.llm_output)))
+            text = (
+                text_of(message.content)
+                if message is not None
+                else (getattr(first, "text", "") or "")
+            )
+            self._send(
+                ModelEnd(
+                    run=node.root,
+                    agent=node.agent,
+                    id=node.id,
+                    parent=node.anchor,
+                    model=node.label or "unknown",
+                    text=text,
+                    tool_calls=tool_calls_of(message),
+                    usage=usage_of(message, response.llm_output),
+                )
+            )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
@@ -282,11 +389,20 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         try:
             usage = None
             if node.streamed:
-                usage = Usage(estimate_input_tokens(node.messages or ()),
-                              tokens_for_chars(node.streamed))
-            self._send(ModelError(run=node.root, agent=node.agent, id=node.id,
-                                  parent=node.anchor, model=node.label or "unknown",
-                                  error=f"{type(error).__name__}: {error}", usage=usage))
+                usage = Usage(
+                    estimate_input_tokens(node.messages or ()), tokens_for_chars(node.streamed)
+                )
+            self._send(
+                ModelError(
+                    run=node.root,
+                    agent=node.agent,
+                    id=node.id,
+                    parent=node.anchor,
+                    model=node.label or "unknown",
+                    error=f"{type(error).__name__}: {error}",
+                    usage=usage,
+                )
+            )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
@@ -297,17 +413,35 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     # --- tools ------------------------------------------------------------------------------
 
-    def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID,
-                      parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
-                      inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         try:
             tool = _name(serialized, kwargs) or "tool"
             parent = self._parent(parent_run_id)
-            node = self._enter(run_id, parent_run_id, parent, tool, metadata, is_tool=True,
-                               label=tool)
+            node = self._enter(
+                run_id, parent_run_id, parent, tool, metadata, is_tool=True, label=tool
+            )
             anchor = parent.anchor if parent is not None else node.root
-            self._send(ToolStart(run=node.root, agent=node.agent, id=node.id, parent=anchor,
-                                 tool=tool, args=_tool_args(inputs, input_str)), refused=run_id)
+            self._send(
+                ToolStart(
+                    run=node.root,
+                    agent=node.agent,
+                    id=node.id,
+                    parent=anchor,
+                    tool=tool,
+                    args=_tool_args(inputs, input_str),
+                ),
+                refused=run_id,
+            )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
@@ -319,8 +453,15 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             return
         try:
             content = getattr(output, "content", output)
-            self._send(ToolEnd(run=node.root, agent=node.agent, id=node.id,
-                               tool=node.label or "tool", output=text_of(content)))
+            self._send(
+                ToolEnd(
+                    run=node.root,
+                    agent=node.agent,
+                    id=node.id,
+                    tool=node.label or "tool",
+                    output=text_of(content),
+                )
+            )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
@@ -334,9 +475,15 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         if node is None:
             return
         try:
-            self._send(ToolError(run=node.root, agent=node.agent, id=node.id,
-                                 tool=node.label or "tool",
-                                 error=f"{type(error).__name__}: {error}"))
+            self._send(
+                ToolError(
+                    run=node.root,
+                    agent=node.agent,
+                    id=node.id,
+                    tool=node.label or "tool",
+                    error=f"{type(error).__name__}: {error}",
+                )
+            )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
@@ -351,9 +498,16 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     # --- retrievers only matter for the run tree ----------------------------------------------
 
-    def on_retriever_start(self, serialized: dict[str, Any] | None, query: str, *,
-                           run_id: UUID, parent_run_id: UUID | None = None,
-                           metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None,
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if parent_run_id is not None:
             self._enter(run_id, parent_run_id, self._parent(parent_run_id), None, metadata)
 
@@ -364,10 +518,16 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         self._nodes.pop(run_id, None)
 
 
-def adapter_guard(guard: Guard | None, policy: Policy | PolicySet | str | os.PathLike[str] | None,
-                  *, record_to: str | os.PathLike[str] | None, record_content: bool,
-                  telemetry: bool | str | None, tracer_provider: Any,
-                  meter_provider: Any) -> Guard:
+def adapter_guard(
+    guard: Guard | None,
+    policy: Policy | PolicySet | str | os.PathLike[str] | None,
+    *,
+    record_to: str | os.PathLike[str] | None,
+    record_content: bool,
+    telemetry: bool | str | None,
+    tracer_provider: Any,
+    meter_provider: Any,
+) -> Guard:
     """The guard an adapter (handler or middleware) works with, with the flight recorder and
     telemetry sinks it was asked for. Telemetry defaults to on for a guard the adapter builds;
     a guard that is given keeps its own sinks."""
@@ -384,8 +544,13 @@ def adapter_guard(guard: Guard | None, policy: Policy | PolicySet | str | os.Pat
     if telemetry:
         from loopguard.telemetry.spans import SpanSink
 
-        guard.sinks.append(SpanSink(tracer_provider=tracer_provider, meter_provider=meter_provider,
-                                    mode="annotate" if telemetry == "annotate" else "spans"))
+        guard.sinks.append(
+            SpanSink(
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+                mode="annotate" if telemetry == "annotate" else "spans",
+            )
+        )
     return guard
 
 

@@ -14,16 +14,33 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, NoReturn, NotRequired
 
 from langchain.agents.middleware.types import (
-    AgentMiddleware, AgentState, ModelRequest, ModelResponse, PrivateStateAttr,
+    AgentMiddleware,
+    AgentState,
+    ModelRequest,
+    ModelResponse,
+    PrivateStateAttr,
 )
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from loopguard.events import (
-    Event, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, ToolEnd, ToolError, ToolStart,
+    Event,
+    ModelEnd,
+    ModelError,
+    ModelStart,
+    RunEnd,
+    RunStart,
+    ToolEnd,
+    ToolError,
+    ToolStart,
 )
 from loopguard.guard import Guard
 from loopguard.integrations._convert import (
-    labels_of, messages_of, stop_message, text_of, tool_calls_of, usage_of,
+    labels_of,
+    messages_of,
+    stop_message,
+    text_of,
+    tool_calls_of,
+    usage_of,
 )
 from loopguard.policy import Policy, PolicySet
 from loopguard.verdict import Action, LoopGuardAbort, Verdict
@@ -69,9 +86,15 @@ class LoopGuardMiddleware(AgentMiddleware):
             raise ValueError(f"exit_behavior must be 'error' or 'end', got {exit_behavior!r}")
         from loopguard.integrations.langchain import adapter_guard
 
-        self.guard = adapter_guard(guard, policy, record_to=record_to,
-                                   record_content=record_content, telemetry=telemetry,
-                                   tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self.guard = adapter_guard(
+            guard,
+            policy,
+            record_to=record_to,
+            record_content=record_content,
+            telemetry=telemetry,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
         self.agent = agent
         self.exit_behavior = exit_behavior
         self.nudge = nudge
@@ -82,8 +105,9 @@ class LoopGuardMiddleware(AgentMiddleware):
         run = str(uuid.uuid4())
         metadata = _config_metadata()
         agent = self.agent or metadata.get("loopguard_agent") or metadata.get("lc_agent_name")
-        self._send(RunStart(run=run, agent=agent, id=run, name=agent or "agent",
-                            meta=labels_of(metadata)))
+        self._send(
+            RunStart(run=run, agent=agent, id=run, name=agent or "agent", meta=labels_of(metadata))
+        )
         return {"loopguard_run": run}
 
     async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
@@ -106,8 +130,9 @@ class LoopGuardMiddleware(AgentMiddleware):
 
     # --- model calls ------------------------------------------------------------------------
 
-    def wrap_model_call(self, request: ModelRequest,
-                        handler: Callable[[ModelRequest], ModelResponse]) -> Any:
+    def wrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
+    ) -> Any:
         request, call, stopped = self._before_model(request)
         if stopped is not None:
             return stopped
@@ -120,8 +145,9 @@ class LoopGuardMiddleware(AgentMiddleware):
             raise
         return self._after_model(call, response)
 
-    async def awrap_model_call(self, request: ModelRequest,
-                               handler: Callable[[ModelRequest], Awaitable[ModelResponse]]) -> Any:
+    async def awrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
+    ) -> Any:
         request, call, stopped = self._before_model(request)
         if stopped is not None:
             return stopped
@@ -142,10 +168,16 @@ class LoopGuardMiddleware(AgentMiddleware):
         if request.system_message is not None:
             messages.insert(0, request.system_message)
         call = _Call(run, self._agent(run), str(uuid.uuid4()), model)
-        event = ModelStart(run=run, agent=call.agent, id=call.id, parent=run, model=model,
-                           messages=messages_of(messages),
-                           max_tokens=_max_tokens(request, ls),
-                           meta=labels_of(_config_metadata()))
+        event = ModelStart(
+            run=run,
+            agent=call.agent,
+            id=call.id,
+            parent=run,
+            model=model,
+            messages=messages_of(messages),
+            max_tokens=_max_tokens(request, ls),
+            meta=labels_of(_config_metadata()),
+        )
         try:
             verdict = self._send(event)
         except LoopGuardAbort as exc:
@@ -175,9 +207,16 @@ class LoopGuardMiddleware(AgentMiddleware):
 
     def _after_model(self, call: _Call, response: Any) -> Any:
         message = _ai_message(response)
-        event = ModelEnd(run=call.run, agent=call.agent, id=call.id, parent=call.run,
-                         model=call.model, text=text_of(getattr(message, "content", "")),
-                         tool_calls=tool_calls_of(message), usage=usage_of(message))
+        event = ModelEnd(
+            run=call.run,
+            agent=call.agent,
+            id=call.id,
+            parent=call.run,
+            model=call.model,
+            text=text_of(getattr(message, "content", "")),
+            tool_calls=tool_calls_of(message),
+            usage=usage_of(message),
+        )
         try:
             self._send(event)
         except LoopGuardAbort as exc:
@@ -186,8 +225,16 @@ class LoopGuardMiddleware(AgentMiddleware):
 
     def _model_failed(self, call: _Call, exc: BaseException, abort: LoopGuardAbort | None) -> Any:
         try:
-            self._send(ModelError(run=call.run, agent=call.agent, id=call.id, parent=call.run,
-                                  model=call.model, error=f"{type(exc).__name__}: {exc}"))
+            self._send(
+                ModelError(
+                    run=call.run,
+                    agent=call.agent,
+                    id=call.id,
+                    parent=call.run,
+                    model=call.model,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            )
         except LoopGuardAbort as late:
             abort = abort or late
         if abort is not None:
@@ -205,8 +252,10 @@ class LoopGuardMiddleware(AgentMiddleware):
     def _stop_model(self, exc: LoopGuardAbort) -> AIMessage:
         if self.exit_behavior == "error":
             self._raise(exc)
-        return AIMessage(content=stop_message(exc.verdict),
-                         response_metadata={"loopguard": exc.verdict.to_dict()})
+        return AIMessage(
+            content=stop_message(exc.verdict),
+            response_metadata={"loopguard": exc.verdict.to_dict()},
+        )
 
     def _nudge_text(self, run: str, verdict: Verdict) -> str | None:
         state = self.guard.get_run(run)
@@ -251,40 +300,68 @@ class LoopGuardMiddleware(AgentMiddleware):
     def _before_tool(self, request: Any) -> tuple[_Call, Any]:
         tool_call = request.tool_call
         run = self._run_of(request.state)
-        call = _Call(run, self._agent(run), str(tool_call.get("id") or uuid.uuid4()),
-                     tool_call.get("name") or "tool")
+        call = _Call(
+            run,
+            self._agent(run),
+            str(tool_call.get("id") or uuid.uuid4()),
+            tool_call.get("name") or "tool",
+        )
         try:
-            verdict = self._send(ToolStart(run=run, agent=call.agent, id=call.id, parent=run,
-                                           tool=call.model, args=tool_call.get("args") or {}))
+            verdict = self._send(
+                ToolStart(
+                    run=run,
+                    agent=call.agent,
+                    id=call.id,
+                    parent=run,
+                    tool=call.model,
+                    args=tool_call.get("args") or {},
+                )
+            )
             self._pending_nudge(run, verdict)
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
                 self._raise(exc)
             # The tool does not run; the next model call is refused and ends the agent.
-            return call, ToolMessage(content=stop_message(exc.verdict),
-                                     tool_call_id=tool_call.get("id") or "", name=call.model,
-                                     status="error")
+            return call, ToolMessage(
+                content=stop_message(exc.verdict),
+                tool_call_id=tool_call.get("id") or "",
+                name=call.model,
+                status="error",
+            )
         return call, None
 
     def _after_tool(self, call: _Call, request: Any, result: Any) -> Any:
         status = getattr(result, "status", "success")
         content = text_of(getattr(result, "content", ""))
-        event: Event = (ToolError(run=call.run, agent=call.agent, id=call.id, tool=call.model,
-                                  error=content) if status == "error" else
-                        ToolEnd(run=call.run, agent=call.agent, id=call.id, tool=call.model,
-                                output=content))
+        event: Event = (
+            ToolError(run=call.run, agent=call.agent, id=call.id, tool=call.model, error=content)
+            if status == "error"
+            else ToolEnd(
+                run=call.run, agent=call.agent, id=call.id, tool=call.model, output=content
+            )
+        )
         try:
             self._pending_nudge(call.run, self._send(event))
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
                 self._raise(exc)
-            return ToolMessage(content=f"{content}\n\n{stop_message(exc.verdict)}",
-                               tool_call_id=request.tool_call.get("id") or "", name=call.model)
+            return ToolMessage(
+                content=f"{content}\n\n{stop_message(exc.verdict)}",
+                tool_call_id=request.tool_call.get("id") or "",
+                name=call.model,
+            )
         return result
 
     def _tool_failed(self, call: _Call, exc: BaseException) -> None:
-        self._send(ToolError(run=call.run, agent=call.agent, id=call.id, tool=call.model,
-                             error=f"{type(exc).__name__}: {exc}"))
+        self._send(
+            ToolError(
+                run=call.run,
+                agent=call.agent,
+                id=call.id,
+                tool=call.model,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        )
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -293,7 +370,7 @@ class LoopGuardMiddleware(AgentMiddleware):
             return self.guard.process(event)
         except LoopGuardAbort:
             raise
-        except Exception:  # noqa: BLE001 - the guard's own bugs must not break the agent
+        except Exception:
             logger.exception("loopguard: internal error in the middleware (fail open)")
             return None
 
@@ -302,8 +379,10 @@ class LoopGuardMiddleware(AgentMiddleware):
         if run is None:
             # before_agent did not run (the middleware was added to a graph by hand):
             # each call is then its own run, so say so once.
-            logger.warning("loopguard: LoopGuardMiddleware saw no run id in the agent state; "
-                           "add it with create_agent(middleware=[...])")
+            logger.warning(
+                "loopguard: LoopGuardMiddleware saw no run id in the agent state; "
+                "add it with create_agent(middleware=[...])"
+            )
             run = str(uuid.uuid4())
         return run
 
@@ -313,7 +392,7 @@ class LoopGuardMiddleware(AgentMiddleware):
 
 
 class _Call:
-    __slots__ = ("run", "agent", "id", "model")
+    __slots__ = ("agent", "id", "model", "run")
 
     def __init__(self, run: str, agent: str | None, id: str, model: str) -> None:
         self.run, self.agent, self.id, self.model = run, agent, id, model

@@ -14,7 +14,13 @@ import threading
 from urllib.parse import urlsplit
 
 from loopguard.ledger.base import (
-    Claim, Denied, KeyUsage, Ledger, LedgerUnavailable, Reservation, usd_to_nano,
+    Claim,
+    Denied,
+    KeyUsage,
+    Ledger,
+    LedgerUnavailable,
+    Reservation,
+    usd_to_nano,
 )
 from loopguard.ledger.budgets import BudgetSpec
 
@@ -34,8 +40,10 @@ def ledger_class(uri: str) -> type[Ledger]:
     scheme = urlsplit(uri).scheme
     target = SCHEMES.get(scheme)
     if target is None:
-        raise ValueError(f"unknown ledger URI {uri!r}; accepted schemes: "
-                         + ", ".join(f"{s}://" for s in SCHEMES))
+        raise ValueError(
+            f"unknown ledger URI {uri!r}; accepted schemes: "
+            + ", ".join(f"{s}://" for s in SCHEMES)
+        )
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -57,7 +65,16 @@ def shared_ledger(uri: str) -> Ledger:
 
 
 __all__ = [
-    "SCHEMES", "BudgetSpec", "Claim", "Denied", "KeyUsage", "Ledger", "LedgerUnavailable",
+    "SCHEMES",
+    "BudgetSpec",
+    "Claim",
+    "Denied",
+    "KeyUsage",
+    "Ledger",
+    "LedgerUnavailable",
     "Reservation",
-    "ledger_class", "open_ledger", "shared_ledger", "usd_to_nano",
+    "ledger_class",
+    "open_ledger",
+    "shared_ledger",
+    "usd_to_nano",
 ]

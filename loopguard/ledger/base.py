@@ -75,9 +75,14 @@ class KeyUsage:
         return self.reserved_usd_n / NANO
 
     def to_dict(self) -> dict[str, object]:
-        return {"key": self.key, "spent_usd": self.spent_usd, "reserved_usd": self.reserved_usd,
-                "spent_tokens": self.spent_tokens, "reserved_tokens": self.reserved_tokens,
-                "reservations": self.reservations}
+        return {
+            "key": self.key,
+            "spent_usd": self.spent_usd,
+            "reserved_usd": self.reserved_usd,
+            "spent_tokens": self.spent_tokens,
+            "reserved_tokens": self.reserved_tokens,
+            "reservations": self.reservations,
+        }
 
 
 class LedgerUnavailable(RuntimeError):
@@ -90,8 +95,9 @@ class Ledger(ABC):
     uri: str
 
     @abstractmethod
-    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Reservation:
+    def reserve(
+        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+    ) -> Reservation:
         """Reserve every claim under reservation id `rid` for `ttl` seconds, or none of them;
         when refused, `denied` names the first key that would go over its limit."""
 

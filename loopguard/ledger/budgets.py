@@ -63,16 +63,20 @@ class BudgetSpec(BaseModel):
             value = meta.get(self.key or "thread_id")
         return NONE_LABEL if value is None or value == "" else str(value)
 
-    def ledger_key(self, *, run: str, agent: str | None, meta: dict[str, Any],
-                   ts: float) -> str:
+    def ledger_key(self, *, run: str, agent: str | None, meta: dict[str, Any], ts: float) -> str:
         value = self.scope_value(agent, meta)
         scope = self.scope if value is None else f"{self.scope}={quote(value, safe='')}"
         return f"{PREFIX}{scope}:{window(self.period, ts, run)}"
 
     def claim(self, key: str, usd: float, tokens: int, ts: float, *, up: bool) -> Claim:
-        return Claim(key, usd_to_nano(usd, up=up), tokens,
-                     None if self.max_usd is None else usd_to_nano(self.max_usd),
-                     self.max_tokens, expire_at=expire_at(self.period, ts))
+        return Claim(
+            key,
+            usd_to_nano(usd, up=up),
+            tokens,
+            None if self.max_usd is None else usd_to_nano(self.max_usd),
+            self.max_tokens,
+            expire_at=expire_at(self.period, ts),
+        )
 
 
 def window(period: str, ts: float, run: str) -> str:
@@ -99,7 +103,9 @@ def expire_at(period: str, ts: float) -> float | None:
         end = t.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() + 86_400
     elif period == "month":
         days = calendar.monthrange(t.year, t.month)[1]
-        end = t.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp() + days * 86_400
+        end = (
+            t.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp() + days * 86_400
+        )
     else:  # run: kept a day after the run's last call
         end = ts
     return end + _KEEP[period]

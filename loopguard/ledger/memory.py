@@ -49,17 +49,18 @@ class MemoryLedger(Ledger):
         self._lock = threading.Lock()
         self._next_sweep = 0.0
 
-    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Reservation:
+    def reserve(
+        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+    ) -> Reservation:
         now = time.time() if now is None else now
         with self._lock:
             self._forget_old(now)
             for c in claims:
                 k = self._keys.get(c.key) or _Key()
                 k.reclaim(now)
-                if ((c.max_usd_n is not None and k.spent_n + k.res_n + c.usd_n > c.max_usd_n)
-                        or (c.max_tokens is not None
-                            and k.spent_t + k.res_t + c.tokens > c.max_tokens)):
+                if (c.max_usd_n is not None and k.spent_n + k.res_n + c.usd_n > c.max_usd_n) or (
+                    c.max_tokens is not None and k.spent_t + k.res_t + c.tokens > c.max_tokens
+                ):
                     return Reservation(Denied(c.key, k.spent_n, k.res_n, k.spent_t, k.res_t))
             used = []
             for c in claims:
@@ -81,8 +82,11 @@ class MemoryLedger(Ledger):
         with self._lock:
             self._next_sweep = 0.0
             self._forget_old(now)
-            names = list(keys) if keys is not None else sorted(
-                k for k in self._keys if k.startswith(prefix))
+            names = (
+                list(keys)
+                if keys is not None
+                else sorted(k for k in self._keys if k.startswith(prefix))
+            )
             out = []
             for name in names:
                 k = self._keys.get(name) or _Key()
@@ -109,6 +113,9 @@ class MemoryLedger(Ledger):
         if now < self._next_sweep:  # sweep old windows at most once a minute
             return
         self._next_sweep = now + 60
-        for name in [n for n, k in self._keys.items()
-                     if k.expire_at is not None and k.expire_at < now and not k.held]:
+        for name in [
+            n
+            for n, k in self._keys.items()
+            if k.expire_at is not None and k.expire_at < now and not k.held
+        ]:
             del self._keys[name]

@@ -35,36 +35,45 @@ class RedisLedger(Ledger):
         try:
             import redis
         except ImportError:
-            raise ImportError("the redis:// ledger needs redis-py: "
-                              "pip install 'langchain-loopguard[redis]'") from None
+            raise ImportError(
+                "the redis:// ledger needs redis-py: pip install 'langchain-loopguard[redis]'"
+            ) from None
         self.uri = uri
         # Any server-side refusal (a read-only replica after failover, OOM, auth) counts as
         # unreachable too: the policy's on_ledger_error decides, the guard never guesses.
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError,)
-        self._client = redis.Redis.from_url(uri, socket_timeout=socket_timeout,
-                                            socket_connect_timeout=socket_timeout)
+        self._client = redis.Redis.from_url(
+            uri, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+        )
         # register_script sends EVALSHA and reloads the script after a NOSCRIPT reply.
         self._reserve = self._client.register_script(_script("reserve"))
         self._settle = self._client.register_script(_script("settle"))
         self._usage = self._client.register_script(_script("usage"))
         self._pid = os.getpid()
 
-    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Reservation:
+    def reserve(
+        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+    ) -> Reservation:
         if not claims:
             return Reservation()
         now = time.time() if now is None else now
         args: list[Any] = [repr(now), repr(now + ttl), rid]
         for c in claims:
-            args += [c.usd_n, c.tokens, -1 if c.max_usd_n is None else c.max_usd_n,
-                     -1 if c.max_tokens is None else c.max_tokens, _at(c.expire_at)]
+            args += [
+                c.usd_n,
+                c.tokens,
+                -1 if c.max_usd_n is None else c.max_usd_n,
+                -1 if c.max_tokens is None else c.max_tokens,
+                _at(c.expire_at),
+            ]
         result = self._call(self._reserve, _keys(c.key for c in claims), args)
         if int(result[0]) == 1:
             flat = [int(x) for x in result[1:]]
-            return Reservation(used=tuple(zip(flat[0::2], flat[1::2])))
+            return Reservation(used=tuple(zip(flat[0::2], flat[1::2], strict=False)))
         i = int(result[1]) - 1
-        return Reservation(Denied(claims[i].key, int(result[2]), int(result[3]),
-                                  int(result[4]), int(result[5])))
+        return Reservation(
+            Denied(claims[i].key, int(result[2]), int(result[3]), int(result[4]), int(result[5]))
+        )
 
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:
         if not claims:
@@ -76,12 +85,13 @@ class RedisLedger(Ledger):
 
     def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
         if keys is None:
-            keys = sorted({k.decode() if isinstance(k, bytes) else k
-                           for k in self._call(self._scan, prefix)} )
+            keys = sorted(
+                {k.decode() if isinstance(k, bytes) else k for k in self._call(self._scan, prefix)}
+            )
         if not keys:
             return []
         flat = self._call(self._usage, _keys(keys), [repr(time.time())])
-        return [KeyUsage(k, *(int(x) for x in flat[5 * i:5 * i + 5])) for i, k in enumerate(keys)]
+        return [KeyUsage(k, *(int(x) for x in flat[5 * i : 5 * i + 5])) for i, k in enumerate(keys)]
 
     def reset(self, prefix: str = "") -> int:
         keys = self._call(self._scan, prefix)

@@ -40,8 +40,9 @@ class Resilient:
     def backlog(self) -> int:
         return len(self._backlog)
 
-    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Reservation:
+    def reserve(
+        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+    ) -> Reservation:
         self._flush()
         return self.ledger.reserve(rid, claims, ttl, now)
 
@@ -59,11 +60,21 @@ class Resilient:
             with self._lock:
                 if len(self._backlog) >= MAX_BACKLOG:
                     dropped = self._backlog.popleft()
-                    logger.error("loopguard: ledger %s backlog full; dropped a %s of %s",
-                                 self.uri, dropped[0], dropped[1])
+                    logger.error(
+                        "loopguard: ledger %s backlog full; dropped a %s of %s",
+                        self.uri,
+                        dropped[0],
+                        dropped[1],
+                    )
                 self._backlog.append((op, rid, claims))
-            logger.warning("loopguard: ledger %s unreachable (%s); %s of %s kept to replay "
-                           "(%d waiting)", self.uri, exc, op, rid, len(self._backlog))
+            logger.warning(
+                "loopguard: ledger %s unreachable (%s); %s of %s kept to replay (%d waiting)",
+                self.uri,
+                exc,
+                op,
+                rid,
+                len(self._backlog),
+            )
 
     def _flush(self) -> None:
         if not self._backlog:

@@ -45,8 +45,10 @@ def path_from_uri(uri: str) -> str:
     parts = urlsplit(uri)
     path = unquote(parts.path)
     if parts.netloc:
-        raise ValueError(f"{uri!r}: a sqlite ledger URI has no host; write sqlite:///file.db "
-                         f"(relative) or sqlite:////abs/file.db (absolute)")
+        raise ValueError(
+            f"{uri!r}: a sqlite ledger URI has no host; write sqlite:///file.db "
+            f"(relative) or sqlite:////abs/file.db (absolute)"
+        )
     path = path[1:] if path.startswith("/") else path
     if not path:
         raise ValueError(f"{uri!r}: no database file; write sqlite:///file.db")
@@ -66,8 +68,12 @@ class SqliteLedger(Ledger):
         db = getattr(self._local, "db", None)
         if db is None or self._local.pid != os.getpid():
             try:
-                db = sqlite3.connect(self.path, timeout=self.busy_timeout,
-                                     isolation_level=None, check_same_thread=False)
+                db = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(_SCHEMA)
@@ -93,23 +99,29 @@ class SqliteLedger(Ledger):
             _rollback(db)
             raise
 
-    def reserve(self, rid: str, claims: Sequence[Claim], ttl: float,
-                now: float | None = None) -> Reservation:
+    def reserve(
+        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+    ) -> Reservation:
         now = time.time() if now is None else now
         with self._tx() as db:
             for c in claims:
                 _reclaim(db, c.key, now)
                 sn, st, rn, rt = _totals(db, c.key)
-                if ((c.max_usd_n is not None and sn + rn + c.usd_n > c.max_usd_n)
-                        or (c.max_tokens is not None and st + rt + c.tokens > c.max_tokens)):
+                if (c.max_usd_n is not None and sn + rn + c.usd_n > c.max_usd_n) or (
+                    c.max_tokens is not None and st + rt + c.tokens > c.max_tokens
+                ):
                     return Reservation(Denied(c.key, sn, rn, st, rt))
             used = []
             for c in claims:
                 _ensure(db, c)
-                db.execute("INSERT INTO reservation VALUES (?, ?, ?, ?, ?)",
-                           (rid, c.key, c.usd_n, c.tokens, now + ttl))
-                db.execute("UPDATE budget SET res_n = res_n + ?, res_t = res_t + ? WHERE key = ?",
-                           (c.usd_n, c.tokens, c.key))
+                db.execute(
+                    "INSERT INTO reservation VALUES (?, ?, ?, ?, ?)",
+                    (rid, c.key, c.usd_n, c.tokens, now + ttl),
+                )
+                db.execute(
+                    "UPDATE budget SET res_n = res_n + ?, res_t = res_t + ? WHERE key = ?",
+                    (c.usd_n, c.tokens, c.key),
+                )
                 sn, st, rn, rt = _totals(db, c.key)
                 used.append((sn + rn, st + rt))
         return Reservation(used=tuple(used))
@@ -119,35 +131,46 @@ class SqliteLedger(Ledger):
             for c in claims:
                 _ensure(db, c)
                 _unreserve(db, "rid = ? AND key = ?", (rid, c.key), c.key)
-                db.execute("UPDATE budget SET spent_n = spent_n + ?, spent_t = spent_t + ? "
-                           "WHERE key = ?", (c.usd_n, c.tokens, c.key))
+                db.execute(
+                    "UPDATE budget SET spent_n = spent_n + ?, spent_t = spent_t + ? WHERE key = ?",
+                    (c.usd_n, c.tokens, c.key),
+                )
 
     def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
         now = time.time()
         with self._tx() as db:
-            for (key,) in db.execute("SELECT DISTINCT key FROM reservation WHERE expires <= ?",
-                                     (now,)).fetchall():
+            for (key,) in db.execute(
+                "SELECT DISTINCT key FROM reservation WHERE expires <= ?", (now,)
+            ).fetchall():
                 _reclaim(db, key, now)
-            db.execute("DELETE FROM budget WHERE expire_at < ? AND key NOT IN "
-                       "(SELECT key FROM reservation)", (now,))
+            db.execute(
+                "DELETE FROM budget WHERE expire_at < ? AND key NOT IN "
+                "(SELECT key FROM reservation)",
+                (now,),
+            )
             if keys is None:
-                keys = [r[0] for r in db.execute(
-                    "SELECT key FROM budget WHERE substr(key, 1, ?) = ? ORDER BY key",
-                    (len(prefix), prefix))]
+                keys = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT key FROM budget WHERE substr(key, 1, ?) = ? ORDER BY key",
+                        (len(prefix), prefix),
+                    )
+                ]
             out = []
             for key in keys:
                 sn, st, rn, rt = _totals(db, key)
-                (count,) = db.execute("SELECT COUNT(*) FROM reservation WHERE key = ?",
-                                      (key,)).fetchone()
+                (count,) = db.execute(
+                    "SELECT COUNT(*) FROM reservation WHERE key = ?", (key,)
+                ).fetchone()
                 out.append(KeyUsage(key, sn, rn, st, rt, count))
             return out
 
     def reset(self, prefix: str = "") -> int:
         with self._tx() as db:
-            n = db.execute("DELETE FROM budget WHERE substr(key, 1, ?) = ?",
-                           (len(prefix), prefix)).rowcount
-            db.execute("DELETE FROM reservation WHERE substr(key, 1, ?) = ?",
-                       (len(prefix), prefix))
+            n = db.execute(
+                "DELETE FROM budget WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            ).rowcount
+            db.execute("DELETE FROM reservation WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
             return n
 
     def close(self) -> None:
@@ -165,8 +188,9 @@ def _rollback(db: sqlite3.Connection) -> None:
 
 
 def _totals(db: sqlite3.Connection, key: str) -> tuple[int, int, int, int]:
-    row = db.execute("SELECT spent_n, spent_t, res_n, res_t FROM budget WHERE key = ?",
-                     (key,)).fetchone()
+    row = db.execute(
+        "SELECT spent_n, spent_t, res_n, res_t FROM budget WHERE key = ?", (key,)
+    ).fetchone()
     return row if row else (0, 0, 0, 0)
 
 
@@ -176,14 +200,16 @@ def _reclaim(db: sqlite3.Connection, key: str, now: float) -> None:
 
 
 def _unreserve(db: sqlite3.Connection, where: str, args: tuple, key: str) -> None:
-    n, t = db.execute(f"SELECT COALESCE(SUM(usd_n), 0), COALESCE(SUM(tokens), 0) "
-                      f"FROM reservation WHERE {where}", args).fetchone()
+    n, t = db.execute(
+        f"SELECT COALESCE(SUM(usd_n), 0), COALESCE(SUM(tokens), 0) FROM reservation WHERE {where}",
+        args,
+    ).fetchone()
     db.execute(f"DELETE FROM reservation WHERE {where}", args)
     if n or t:
-        db.execute("UPDATE budget SET res_n = res_n - ?, res_t = res_t - ? WHERE key = ?",
-                   (n, t, key))
+        db.execute(
+            "UPDATE budget SET res_n = res_n - ?, res_t = res_t - ? WHERE key = ?", (n, t, key)
+        )
 
 
 def _ensure(db: sqlite3.Connection, c: Claim) -> None:
-    db.execute("INSERT OR IGNORE INTO budget (key, expire_at) VALUES (?, ?)",
-               (c.key, c.expire_at))
+    db.execute("INSERT OR IGNORE INTO budget (key, expire_at) VALUES (?, ?)", (c.key, c.expire_at))

@@ -3,7 +3,14 @@
 from loopguard.pricing.cost import cost_usd, projected_cost_usd
 from loopguard.pricing.pricer import PolicyPricer, default_pricer
 from loopguard.pricing.spec import LongContextSpec, PriceSpec
-from loopguard.pricing.table import Price, PriceTable, Resolved, UnknownModel, normalise, packaged_table
+from loopguard.pricing.table import (
+    Price,
+    PriceTable,
+    Resolved,
+    UnknownModel,
+    normalise,
+    packaged_table,
+)
 from loopguard.pricing.usage import usage_from_metadata
 
 __all__ = [

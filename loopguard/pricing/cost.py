@@ -27,8 +27,12 @@ def cost_usd(price: Price, usage: Usage) -> float:
     uncached = max(usage.input_tokens - cached, 0)
     read = p.cache_read if p.cache_read is not None else p.input
     write = p.cache_write if p.cache_write is not None else p.input
-    return (uncached * p.input + usage.cache_read_tokens * read
-            + usage.cache_write_tokens * write + usage.output_tokens * p.output) / PER
+    return (
+        uncached * p.input
+        + usage.cache_read_tokens * read
+        + usage.cache_write_tokens * write
+        + usage.output_tokens * p.output
+    ) / PER
 
 
 def projected_cost_usd(price: Price, input_tokens: int, output_tokens: int) -> float:

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from loopguard.events import Usage
 from loopguard.pricing.cost import cost_usd
-from loopguard.pricing.table import Price, PriceTable, Resolved, UnknownModel, normalise, packaged_table
+from loopguard.pricing.table import (
+    Price,
+    PriceTable,
+    Resolved,
+    UnknownModel,
+    normalise,
+    packaged_table,
+)
 
 if TYPE_CHECKING:
     from loopguard.policy import Policy
@@ -68,18 +75,23 @@ class PolicyPricer:
             reason = str(exc)
         fallback = policy.fallback_price
         if fallback is not None:
-            self._warn_once(model, f"loopguard: {reason}; pricing it at fallback_price "
-                                   f"(input {fallback.input:g}, output {fallback.output:g} USD/MTok)")
+            self._warn_once(
+                model,
+                f"loopguard: {reason}; pricing it at fallback_price "
+                f"(input {fallback.input:g}, output {fallback.output:g} USD/MTok)",
+            )
             try:
                 scope, base = normalise(model, policy.model_aliases)
                 shown = f"{scope}.{base}" if scope else base
             except UnknownModel:
                 shown = model
             return Resolved(shown, Price.from_spec(fallback), "fallback_price")
-        action = ("calls to it are refused (unknown_model = 'block')"
-                  if policy.unknown_model == "block" else
-                  "its calls are not costed and dollar caps cannot count them "
-                  "(unknown_model = 'warn')")
+        action = (
+            "calls to it are refused (unknown_model = 'block')"
+            if policy.unknown_model == "block"
+            else "its calls are not costed and dollar caps cannot count them "
+            "(unknown_model = 'warn')"
+        )
         self._warn_once(model, f"loopguard: {reason}; {action}")
         return None
 

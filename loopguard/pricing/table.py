@@ -49,10 +49,17 @@ class Price:
         tier = None
         if spec.long_context is not None:
             lc = spec.long_context
-            tier = (lc.above_input_tokens,
-                    cls(m(lc.input), m(lc.output), m(lc.cache_read), m(lc.cache_write)))  # type: ignore[arg-type]
-        return cls(m(spec.input), m(spec.output), m(spec.cache_read), m(spec.cache_write),  # type: ignore[arg-type]
-                   tier)
+            tier = (
+                lc.above_input_tokens,
+                cls(m(lc.input), m(lc.output), m(lc.cache_read), m(lc.cache_write)),
+            )  # type: ignore[arg-type]
+        return cls(
+            m(spec.input),
+            m(spec.output),
+            m(spec.cache_read),
+            m(spec.cache_write),  # type: ignore[arg-type]
+            tier,
+        )
 
     def for_input(self, input_tokens: int) -> Price:
         """The tier that applies to a request with `input_tokens` (cache tokens included)."""
@@ -61,8 +68,12 @@ class Price:
         return self
 
     def to_dict(self) -> dict[str, float | None]:
-        return {"input_per_mtok": self.input, "output_per_mtok": self.output,
-                "cache_read_per_mtok": self.cache_read, "cache_write_per_mtok": self.cache_write}
+        return {
+            "input_per_mtok": self.input,
+            "output_per_mtok": self.output,
+            "cache_read_per_mtok": self.cache_read,
+            "cache_write_per_mtok": self.cache_write,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +105,26 @@ def normalise(model: str, aliases: Mapping[str, str] | None = None) -> tuple[str
             raise UnknownModel(
                 f"{model!r} is an application inference-profile ARN; map it to the model it "
                 f"serves with the policy key model_aliases, e.g. "
-                f'model_aliases = {{"{model}" = "anthropic.claude-sonnet-4-5-20250929-v1:0"}}')
+                f'model_aliases = {{"{model}" = "anthropic.claude-sonnet-4-5-20250929-v1:0"}}'
+            )
         s = rest
     s = s.lower()
     scope = None
     m = _PREFIX_RE.match(s)
     if m:
-        scope, s = m.group(1), s[m.end():]
+        scope, s = m.group(1), s[m.end() :]
     return scope, _VERSION_RE.sub("", s)
 
 
 class PriceTable:
     """Entries by id and alias. Overrides (a policy's `prices`) win over packaged entries."""
 
-    def __init__(self, entries: Mapping[str, PriceSpec], names: Mapping[str, str] | None = None,
-                 aliases: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        entries: Mapping[str, PriceSpec],
+        names: Mapping[str, str] | None = None,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
         self._specs = {k.lower(): v for k, v in entries.items()}
         self._names = dict(names or {})
         self._aliases = {k.lower(): v.lower() for k, v in (aliases or {}).items()}
@@ -140,8 +156,10 @@ class PriceTable:
             return Resolved(full, Price.from_spec(self._specs[full]), full, self._names.get(full))
         entry = self._lookup(base)
         if entry is None:
-            raise UnknownModel(f"no price for model {model!r} (looked up {base!r}); add it "
-                               f"under the policy key prices, or set fallback_price")
+            raise UnknownModel(
+                f"no price for model {model!r} (looked up {base!r}); add it "
+                f"under the policy key prices, or set fallback_price"
+            )
         spec = self._specs[entry]
         multiplier = 1.0
         if spec.regional_multiplier and scope != "global":
@@ -172,13 +190,14 @@ def table_from_toml(data: Mapping[str, Any], *, source: str) -> PriceTable:
     for i, raw in enumerate(data.get("models", [])):
         try:
             entry = ModelEntry.model_validate(raw)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - re-raised with the entry named
             raise ValueError(f"{source}: models[{i}] ({raw.get('id')!r}): {exc}") from None
         key = entry.id.lower()
         if key in entries:
             raise ValueError(f"{source}: models[{i}]: duplicate id {entry.id!r}")
         entries[key] = PriceSpec.model_validate(
-            entry.model_dump(include=set(PriceSpec.model_fields)))
+            entry.model_dump(include=set(PriceSpec.model_fields))
+        )
         names[key] = entry.name
         for alias in entry.aliases:
             aliases[alias.lower()] = key

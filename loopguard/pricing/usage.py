@@ -22,9 +22,11 @@ def usage_from_metadata(meta: Mapping[str, Any] | None) -> Usage:
     read = write = 0
     if details:
         read = _int(details.get("cache_read"))
-        write = (_int(details.get("cache_creation"))
-                 + _int(details.get("ephemeral_5m_input_tokens"))
-                 + _int(details.get("ephemeral_1h_input_tokens")))
+        write = (
+            _int(details.get("cache_creation"))
+            + _int(details.get("ephemeral_5m_input_tokens"))
+            + _int(details.get("ephemeral_1h_input_tokens"))
+        )
     return Usage(_int(meta.get("input_tokens")), _int(meta.get("output_tokens")), read, write)
 
 

@@ -68,7 +68,7 @@ class _Target:
     """A span of loopguard's tree, resolved to another instrumentation's span when it exists.
     Annotations made before that are kept and applied then."""
 
-    __slots__ = ("key", "parent", "span", "attrs", "events", "error")
+    __slots__ = ("attrs", "error", "events", "key", "parent", "span")
 
     def __init__(self, key: str | None, parent: _Target | None) -> None:
         self.key = key
@@ -136,8 +136,9 @@ class AnnotateBackend:
             span.set_status(Status(StatusCode.ERROR, target.error))
             target.error = None
 
-    def start(self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any],
-              key: str | None) -> Any:
+    def start(
+        self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any], key: str | None
+    ) -> Any:
         target = _Target(key, parent)
         ours = _ours(attrs)
         if ours:

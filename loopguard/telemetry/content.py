@@ -14,8 +14,20 @@ NOT_CAPTURED = "<not captured; opt in with capture_content>"
 
 # Evidence keys that carry content by the detectors' naming convention; without opt-in their
 # values are replaced by a note of their size.
-CONTENT_KEYS = frozenset({"args", "arguments", "text", "content", "output", "messages", "prompt",
-                          "completion", "result", "sample"})
+CONTENT_KEYS = frozenset(
+    {
+        "args",
+        "arguments",
+        "text",
+        "content",
+        "output",
+        "messages",
+        "prompt",
+        "completion",
+        "result",
+        "sample",
+    }
+)
 
 
 def capture_enabled(policy: Any) -> bool:
@@ -39,8 +51,9 @@ def input_messages(messages: list[Message]) -> str:
         elif m.content:
             parts.append({"type": "text", "content": m.content})
         for call in m.tool_calls or ():
-            parts.append({"type": "tool_call", "name": call.get("name"),
-                          "arguments": call.get("args")})
+            parts.append(
+                {"type": "tool_call", "name": call.get("name"), "arguments": call.get("args")}
+            )
         out.append({"role": m.role, "parts": parts})
     return dumps(out)
 

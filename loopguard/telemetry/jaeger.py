@@ -58,8 +58,15 @@ class JaegerBackend:
         self._open: dict[str, list[SpanRecord]] = {}  # trace id -> spans of a live run
         self._lock = threading.Lock()
 
-    def start(self, name: str, kind: str, parent: SpanRecord | None, ts: float,
-              attrs: dict[str, Any], key: str | None) -> SpanRecord:
+    def start(
+        self,
+        name: str,
+        kind: str,
+        parent: SpanRecord | None,
+        ts: float,
+        attrs: dict[str, Any],
+        key: str | None,
+    ) -> SpanRecord:
         if parent is None:
             trace_id = _trace_id(key or name)
             spans = self._open[trace_id] = []
@@ -68,8 +75,9 @@ class JaegerBackend:
             spans = self._open.setdefault(trace_id, [])
         # Deterministic ids: exporting the same recording twice gives the same file.
         span_id = hashlib.sha256(f"{trace_id}/{len(spans)}".encode()).hexdigest()[:16]
-        record = SpanRecord(trace_id, span_id, parent.span_id if parent else None, name, kind, ts,
-                            attrs=dict(attrs))
+        record = SpanRecord(
+            trace_id, span_id, parent.span_id if parent else None, name, kind, ts, attrs=dict(attrs)
+        )
         spans.append(record)
         return record
 
@@ -101,6 +109,7 @@ class JaegerBackend:
 
 # --- the JSON format ------------------------------------------------------------------------
 
+
 def _tag(key: str, value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"key": key, "type": "bool", "value": value}
@@ -114,7 +123,7 @@ def _tag(key: str, value: Any) -> dict[str, Any]:
 
 
 def _us(ts: float) -> int:
-    return int(round(ts * 1_000_000))
+    return round(ts * 1_000_000)
 
 
 def _span(record: SpanRecord) -> dict[str, Any]:
@@ -123,18 +132,35 @@ def _span(record: SpanRecord) -> dict[str, Any]:
     tags.append(_tag("span.kind", record.kind))
     if record.error is not None:
         # How Jaeger shows an OpenTelemetry ERROR status.
-        tags += [_tag("error", True), _tag("otel.status_code", "ERROR"),
-                 _tag("otel.status_description", record.error)]
-    refs = ([{"refType": "CHILD_OF", "traceID": record.trace_id, "spanID": record.parent_id}]
-            if record.parent_id else [])
-    logs = [{"timestamp": _us(ts), "fields": [_tag("event", name)]
-             + [_tag(k, v) for k, v in attrs.items()]}
-            for name, ts, attrs in record.events]
+        tags += [
+            _tag("error", True),
+            _tag("otel.status_code", "ERROR"),
+            _tag("otel.status_description", record.error),
+        ]
+    refs = (
+        [{"refType": "CHILD_OF", "traceID": record.trace_id, "spanID": record.parent_id}]
+        if record.parent_id
+        else []
+    )
+    logs = [
+        {
+            "timestamp": _us(ts),
+            "fields": [_tag("event", name)] + [_tag(k, v) for k, v in attrs.items()],
+        }
+        for name, ts, attrs in record.events
+    ]
     return {
-        "traceID": record.trace_id, "spanID": record.span_id, "operationName": record.name,
-        "references": refs, "startTime": _us(record.start),
-        "duration": max(0, _us(end) - _us(record.start)), "tags": tags, "logs": logs,
-        "processID": "p1", "warnings": None, "flags": 1,
+        "traceID": record.trace_id,
+        "spanID": record.span_id,
+        "operationName": record.name,
+        "references": refs,
+        "startTime": _us(record.start),
+        "duration": max(0, _us(end) - _us(record.start)),
+        "tags": tags,
+        "logs": logs,
+        "processID": "p1",
+        "warnings": None,
+        "flags": 1,
     }
 
 
@@ -142,16 +168,30 @@ def to_jaeger(traces: list[list[SpanRecord]], service_name: str = "loopguard") -
     """Jaeger's JSON document (`{"data": [trace, ...]}`) for these traces."""
     from loopguard import __version__
 
-    process = {"serviceName": service_name,
-               "tags": [_tag("telemetry.sdk.name", "loopguard"),
-                        _tag("telemetry.sdk.version", __version__)]}
-    return {"data": [{"traceID": spans[0].trace_id, "spans": [_span(s) for s in spans],
-                      "processes": {"p1": process}, "warnings": None}
-                     for spans in traces if spans]}
+    process = {
+        "serviceName": service_name,
+        "tags": [
+            _tag("telemetry.sdk.name", "loopguard"),
+            _tag("telemetry.sdk.version", __version__),
+        ],
+    }
+    return {
+        "data": [
+            {
+                "traceID": spans[0].trace_id,
+                "spans": [_span(s) for s in spans],
+                "processes": {"p1": process},
+                "warnings": None,
+            }
+            for spans in traces
+            if spans
+        ]
+    }
 
 
-def write(path: str | os.PathLike[str], traces: list[list[SpanRecord]],
-          service_name: str = "loopguard") -> None:
+def write(
+    path: str | os.PathLike[str], traces: list[list[SpanRecord]], service_name: str = "loopguard"
+) -> None:
     """Write the traces to `path`, replacing it atomically (a reader never sees half a file)."""
     target = Path(path)
     doc = to_jaeger(traces, service_name)
@@ -170,8 +210,13 @@ class JaegerFileSink(TreeSink):
     JSON at the end of every run (and on `close()`). For development and offline runs: the
     rewrite happens in the run's own thread; in production, export over OTLP."""
 
-    def __init__(self, path: str | os.PathLike[str], *, service_name: str = "loopguard",
-                 max_traces: int = 1000) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        service_name: str = "loopguard",
+        max_traces: int = 1000,
+    ) -> None:
         self.path = Path(path)
         self.service_name = service_name
         self.backend = JaegerBackend(max_traces)

@@ -62,8 +62,11 @@ class _Sums:
             values[key] = value
         elif not self._full:
             self._full = True
-            logger.warning("loopguard: metric %s has %d attribute sets; new ones are "
-                           "dropped", self.name, _MAX_SERIES)
+            logger.warning(
+                "loopguard: metric %s has %d attribute sets; new ones are dropped",
+                self.name,
+                _MAX_SERIES,
+            )
 
     def observe(self, options: CallbackOptions) -> Iterator[Observation]:
         with self.lock:
@@ -101,20 +104,34 @@ class Metrics:
         self._lock = threading.Lock()
         meter = metrics.get_meter("loopguard", __version__, meter_provider)
         self.duration = meter.create_histogram(
-            sc.METRIC_OPERATION_DURATION, unit="s", description="Model call latency",
-            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS))
-        self.tokens = self._counter(meter, sc.METRIC_TOKENS, "{token}",
-                                    "Tokens of model calls by type (input includes cached)")
+            sc.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="Model call latency",
+            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        )
+        self.tokens = self._counter(
+            meter,
+            sc.METRIC_TOKENS,
+            "{token}",
+            "Tokens of model calls by type (input includes cached)",
+        )
         self.cost = self._counter(meter, sc.METRIC_COST, "USD", "Cost of model calls")
-        self.model_calls = self._counter(meter, sc.METRIC_MODEL_CALLS, "{call}",
-                                         "Model calls that went out")
-        self.tool_calls = self._counter(meter, sc.METRIC_TOOL_CALLS, "{call}",
-                                        "Tool calls that ran")
-        self.warnings = self._counter(meter, sc.METRIC_WARNINGS, "{warning}",
-                                      "Warnings by detector and agent")
-        self.aborts = self._counter(meter, sc.METRIC_ABORTS, "{abort}",
-                                    "Aborts by detector and agent (shadow-mode would-be aborts "
-                                    "included, with loopguard.enforced=false)")
+        self.model_calls = self._counter(
+            meter, sc.METRIC_MODEL_CALLS, "{call}", "Model calls that went out"
+        )
+        self.tool_calls = self._counter(
+            meter, sc.METRIC_TOOL_CALLS, "{call}", "Tool calls that ran"
+        )
+        self.warnings = self._counter(
+            meter, sc.METRIC_WARNINGS, "{warning}", "Warnings by detector and agent"
+        )
+        self.aborts = self._counter(
+            meter,
+            sc.METRIC_ABORTS,
+            "{abort}",
+            "Aborts by detector and agent (shadow-mode would-be aborts "
+            "included, with loopguard.enforced=false)",
+        )
         # Attribute sets are built once per distinct key: the hot path only looks them up.
         self._cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
@@ -126,12 +143,14 @@ class Metrics:
 
     def _counter(self, meter: Any, name: str, unit: str, description: str) -> _Sums:
         sums = _Sums(name, self._lock)
-        meter.create_observable_counter(name, callbacks=[sums.observe], unit=unit,
-                                        description=description)
+        meter.create_observable_counter(
+            name, callbacks=[sums.observe], unit=unit, description=description
+        )
         return sums
 
-    def _chat_attrs(self, agent: str | None, provider: str | None, model: str,
-                    error: str | None) -> tuple[Any, ...]:
+    def _chat_attrs(
+        self, agent: str | None, provider: str | None, model: str, error: str | None
+    ) -> tuple[Any, ...]:
         key = (agent, provider, model, error)
         found = self._cache.get(key)
         if found is None:
@@ -140,19 +159,40 @@ class Metrics:
                 base[sc.PROVIDER_NAME] = provider
             if error:
                 base[sc.ERROR_TYPE] = error
-            ours = tuple((k, v) for k, v in ((sc.AGENT_NAME, agent), (sc.REQUEST_MODEL, model),
-                                             (sc.PROVIDER_NAME, provider), (sc.ERROR_TYPE, error))
-                         if v is not None)
-            by_type = tuple(ours + ((sc.TOKEN_TYPE, t),) for t in (
-                sc.TOKEN_INPUT, sc.TOKEN_OUTPUT, sc.TOKEN_CACHE_READ, sc.TOKEN_CACHE_WRITE))
+            ours = tuple(
+                (k, v)
+                for k, v in (
+                    (sc.AGENT_NAME, agent),
+                    (sc.REQUEST_MODEL, model),
+                    (sc.PROVIDER_NAME, provider),
+                    (sc.ERROR_TYPE, error),
+                )
+                if v is not None
+            )
+            by_type = tuple(
+                (*ours, (sc.TOKEN_TYPE, t))
+                for t in (
+                    sc.TOKEN_INPUT,
+                    sc.TOKEN_OUTPUT,
+                    sc.TOKEN_CACHE_READ,
+                    sc.TOKEN_CACHE_WRITE,
+                )
+            )
             found = (base, ours, by_type)
             if len(self._cache) < _MAX_SERIES:
                 self._cache[key] = found
         return found
 
-    def model_end(self, agent: str | None, provider: str | None, model: str,
-                  usage: Usage | None, cost: float | None, seconds: float,
-                  error: str | None) -> None:
+    def model_end(
+        self,
+        agent: str | None,
+        provider: str | None,
+        model: str,
+        usage: Usage | None,
+        cost: float | None,
+        seconds: float,
+        error: str | None,
+    ) -> None:
         base, ours, token_keys = self._chat_attrs(agent, provider, model, error)
         self.duration.record(max(0.0, seconds), base)
         with self._lock:
@@ -178,11 +218,13 @@ class Metrics:
         self.tool_calls.add(1, key)
 
     def verdict(self, agent: str | None, verdict: Verdict) -> None:
-        key: tuple[tuple[str, Any], ...] = ((sc.LG_DETECTOR, verdict.detector),
-                                            (sc.LG_ACTION, str(verdict.action)))
+        key: tuple[tuple[str, Any], ...] = (
+            (sc.LG_DETECTOR, verdict.detector),
+            (sc.LG_ACTION, str(verdict.action)),
+        )
         if agent:
             key += ((sc.AGENT_NAME, agent),)
         if verdict.action is Action.ABORT:
-            self.aborts.add(1, key + ((sc.LG_ENFORCED, verdict.enforced),))
+            self.aborts.add(1, (*key, (sc.LG_ENFORCED, verdict.enforced)))
         else:
             self.warnings.add(1, key)

@@ -44,8 +44,22 @@ TOKEN_TYPE = "gen_ai.token.type"
 TOKEN_INPUT = "input"
 TOKEN_OUTPUT = "output"
 # Bucket boundaries the conventions recommend for the duration histogram.
-DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
-                    40.96, 81.92)
+DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
 
 # --- loopguard's own -----------------------------------------------------------------------
 LG_RUN_ID = "loopguard.run.id"
@@ -86,24 +100,54 @@ METRIC_ABORTS = "loopguard.aborts"
 # --- gen_ai.provider.name ------------------------------------------------------------------
 # LangChain reports its provider as `ls_provider` in a chat model's metadata.
 _LS_PROVIDERS = {
-    "amazon_bedrock": "aws.bedrock", "bedrock": "aws.bedrock", "bedrock_converse": "aws.bedrock",
+    "amazon_bedrock": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
     "anthropic-bedrock": "aws.bedrock",
-    "anthropic": "anthropic", "openai": "openai", "azure": "azure.ai.openai",
-    "azure_openai": "azure.ai.openai", "google_vertexai": "gcp.vertex_ai",
-    "google_genai": "gcp.gen_ai", "google_anthropic_vertex": "gcp.vertex_ai",
-    "mistral": "mistral_ai", "mistralai": "mistral_ai", "groq": "groq", "cohere": "cohere",
-    "deepseek": "deepseek", "xai": "x_ai", "perplexity": "perplexity", "ibm": "ibm.watsonx.ai",
+    "anthropic": "anthropic",
+    "openai": "openai",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "google_vertexai": "gcp.vertex_ai",
+    "google_genai": "gcp.gen_ai",
+    "google_anthropic_vertex": "gcp.vertex_ai",
+    "mistral": "mistral_ai",
+    "mistralai": "mistral_ai",
+    "groq": "groq",
+    "cohere": "cohere",
+    "deepseek": "deepseek",
+    "xai": "x_ai",
+    "perplexity": "perplexity",
+    "ibm": "ibm.watsonx.ai",
 }
 # Model-id prefixes, tried when the metadata names no provider.
 _MODEL_PREFIXES = (
-    ("arn:aws:bedrock", "aws.bedrock"), ("claude", "anthropic"), ("gpt-", "openai"),
-    ("o1", "openai"), ("o3", "openai"), ("o4", "openai"), ("chatgpt", "openai"),
-    ("gemini", "gcp.gemini"), ("mistral", "mistral_ai"), ("command", "cohere"),
-    ("deepseek", "deepseek"), ("grok", "x_ai"),
+    ("arn:aws:bedrock", "aws.bedrock"),
+    ("claude", "anthropic"),
+    ("gpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("chatgpt", "openai"),
+    ("gemini", "gcp.gemini"),
+    ("mistral", "mistral_ai"),
+    ("command", "cohere"),
+    ("deepseek", "deepseek"),
+    ("grok", "x_ai"),
 )
 # Bedrock model ids are `<vendor>.<model>` optionally behind a region prefix (`us.`, `eu.`).
-_BEDROCK_VENDORS = ("anthropic.", "amazon.", "meta.", "mistral.", "cohere.", "ai21.", "deepseek.",
-                    "writer.", "qwen.", "openai.")
+_BEDROCK_VENDORS = (
+    "anthropic.",
+    "amazon.",
+    "meta.",
+    "mistral.",
+    "cohere.",
+    "ai21.",
+    "deepseek.",
+    "writer.",
+    "qwen.",
+    "openai.",
+)
 
 
 @lru_cache(maxsize=256)

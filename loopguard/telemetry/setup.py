@@ -38,22 +38,29 @@ class Telemetry:
 
 def _env(signal: str, name: str, default: str) -> str:
     # The per-signal variable wins over the general one, as the OTLP exporter spec says.
-    value = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_{name}")
-             or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}") or default)
+    value = (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_{name}")
+        or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}")
+        or default
+    )
     return value.strip().lower()
 
 
 def _choice(var: str, value: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
-        raise ValueError(f"{var}={value!r} is not supported by loopguard.telemetry.setup(); "
-                         f"accepted: {', '.join(accepted)}")
+        raise ValueError(
+            f"{var}={value!r} is not supported by loopguard.telemetry.setup(); "
+            f"accepted: {', '.join(accepted)}"
+        )
     return value
 
 
 def _exporter(signal: str, kind: str) -> Any:
-    exporter = _choice(f"OTEL_{signal}_EXPORTER",
-                       os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower()
-                       .split(",")[0], EXPORTERS)
+    exporter = _choice(
+        f"OTEL_{signal}_EXPORTER",
+        os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower().split(",")[0],
+        EXPORTERS,
+    )
     if exporter == "none":
         return None
     if exporter == "console":
@@ -64,8 +71,9 @@ def _exporter(signal: str, kind: str) -> Any:
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
         return ConsoleMetricExporter()
-    protocol = _choice("OTEL_EXPORTER_OTLP_PROTOCOL", _env(signal, "PROTOCOL", "http/protobuf"),
-                       PROTOCOLS)
+    protocol = _choice(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", _env(signal, "PROTOCOL", "http/protobuf"), PROTOCOLS
+    )
     module = "grpc" if protocol == "grpc" else "http"
     try:
         if kind == "traces":
@@ -81,12 +89,15 @@ def _exporter(signal: str, kind: str) -> Any:
         return OTLPMetricExporter()
     except ImportError as exc:
         extra = "otlp-grpc" if module == "grpc" else "otlp"
-        raise ImportError(f"OTLP export over {protocol} needs the exporter package: "
-                          f"pip install 'langchain-loopguard[{extra}]' ({exc})") from exc
+        raise ImportError(
+            f"OTLP export over {protocol} needs the exporter package: "
+            f"pip install 'langchain-loopguard[{extra}]' ({exc})"
+        ) from exc
 
 
-def setup(service_name: str | None = None, *, traces: bool = True,
-          metrics: bool = True) -> Telemetry:
+def setup(
+    service_name: str | None = None, *, traces: bool = True, metrics: bool = True
+) -> Telemetry:
     """Install OTLP-exporting tracer and meter providers as the global ones, unless one is
     already installed. Configured by the standard variables: OTEL_EXPORTER_OTLP_ENDPOINT (and the
     per-signal ones), OTEL_EXPORTER_OTLP_PROTOCOL (`http/protobuf`, the default, or `grpc` with
@@ -123,8 +134,9 @@ def setup(service_name: str | None = None, *, traces: bool = True,
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-            provider = MeterProvider(resource=resource,
-                                     metric_readers=[PeriodicExportingMetricReader(exporter)])
+            provider = MeterProvider(
+                resource=resource, metric_readers=[PeriodicExportingMetricReader(exporter)]
+            )
             otel_metrics.set_meter_provider(provider)
             done.meter_provider = provider
     elif metrics:

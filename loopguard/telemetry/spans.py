@@ -31,8 +31,9 @@ class OtelBackend:
         # tuple, so threads replace it whole.
         self._last: tuple[Any, Any] = (None, None)
 
-    def start(self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any],
-              key: str | None) -> Any:
+    def start(
+        self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any], key: str | None
+    ) -> Any:
         # The root has no loopguard parent: it joins whatever trace the caller has current
         # (a web request, a job), which is only read, never changed.
         context = None
@@ -42,8 +43,12 @@ class OtelBackend:
                 context = trace.set_span_in_context(parent)
                 self._last = (parent, context)
         return self.tracer.start_span(
-            name, context=context, kind=SpanKind.CLIENT if kind == CLIENT else SpanKind.INTERNAL,
-            attributes=attrs, start_time=int(ts * 1e9))
+            name,
+            context=context,
+            kind=SpanKind.CLIENT if kind == CLIENT else SpanKind.INTERNAL,
+            attributes=attrs,
+            start_time=int(ts * 1e9),
+        )
 
     def set(self, span: Any, attrs: dict[str, Any]) -> None:
         span.set_attributes(attrs)
@@ -75,17 +80,22 @@ class SpanSink(TreeSink):
             annotate (default: found from the active instrumentation, see annotate.py).
     """
 
-    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None, *,
-                 mode: str = "spans", metrics: bool = True,
-                 span_lookup: Any = None) -> None:
+    def __init__(
+        self,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        *,
+        mode: str = "spans",
+        metrics: bool = True,
+        span_lookup: Any = None,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"SpanSink mode must be one of {', '.join(MODES)}; got {mode!r}")
         from loopguard import __version__
 
         self.mode = mode
         if mode == "spans":
-            backend: Any = OtelBackend(trace.get_tracer("loopguard", __version__,
-                                                        tracer_provider))
+            backend: Any = OtelBackend(trace.get_tracer("loopguard", __version__, tracer_provider))
         else:
             from loopguard.telemetry.annotate import AnnotateBackend
 

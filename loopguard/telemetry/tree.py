@@ -23,7 +23,16 @@ import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loopguard.events import (
-    Event, ModelEnd, ModelError, ModelStart, RunEnd, RunStart, Token, ToolEnd, ToolError, ToolStart,
+    Event,
+    ModelEnd,
+    ModelError,
+    ModelStart,
+    RunEnd,
+    RunStart,
+    Token,
+    ToolEnd,
+    ToolError,
+    ToolStart,
 )
 from loopguard.telemetry import content
 from loopguard.telemetry import semconv as sc
@@ -48,8 +57,9 @@ class SpanBackend(Protocol):
     # attributes known by then; False: at the span's start event, with later ones `set`.
     defers: bool
 
-    def start(self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any],
-              key: str | None) -> Any: ...
+    def start(
+        self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any], key: str | None
+    ) -> Any: ...
 
     def set(self, span: Any, attrs: dict[str, Any]) -> None: ...
 
@@ -69,12 +79,34 @@ class _Span:
     """A span of a run's tree. Until the backend's span exists (`handle`), its attributes,
     events and error are kept here, to be handed over in one go."""
 
-    __slots__ = ("handle", "name", "kind", "parent", "start", "key", "attrs", "events", "error",
-                 "model", "provider", "streamed", "end_event", "end_ts")
+    __slots__ = (
+        "attrs",
+        "end_event",
+        "end_ts",
+        "error",
+        "events",
+        "handle",
+        "key",
+        "kind",
+        "model",
+        "name",
+        "parent",
+        "provider",
+        "start",
+        "streamed",
+    )
 
-    def __init__(self, name: str | None, kind: str, parent: _Span | None, start: float,
-                 attrs: dict[str, Any] | None, key: str | None, model: str | None = None,
-                 provider: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str | None,
+        kind: str,
+        parent: _Span | None,
+        start: float,
+        attrs: dict[str, Any] | None,
+        key: str | None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> None:
         self.handle: Any = None
         self.name = name
         self.kind = kind
@@ -109,8 +141,19 @@ _NO_SPANS = _NoSpans()
 
 
 class _Run:
-    __slots__ = ("root", "spans", "defer", "tracing", "metrics", "calls", "pending", "capture",
-                 "failed", "refused", "off")
+    __slots__ = (
+        "calls",
+        "capture",
+        "defer",
+        "failed",
+        "metrics",
+        "off",
+        "pending",
+        "refused",
+        "root",
+        "spans",
+        "tracing",
+    )
 
     def __init__(self, root: _Span, spans: Any, metrics: Metrics | None, capture: bool) -> None:
         self.root = root
@@ -156,9 +199,18 @@ class SpanTree:
 
     # --- spans, created now or when first needed ----------------------------------------------
 
-    def _span(self, run: _Run, name: str, kind: str, parent: _Span, ts: float,
-              attrs: dict[str, Any], key: str | None, model: str | None = None,
-              provider: str | None = None) -> _Span:
+    def _span(
+        self,
+        run: _Run,
+        name: str,
+        kind: str,
+        parent: _Span,
+        ts: float,
+        attrs: dict[str, Any],
+        key: str | None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> _Span:
         span = _Span(name, kind, parent, ts, attrs, key, model, provider)
         if not run.defer:
             self._handle(run, span)
@@ -172,8 +224,9 @@ class SpanTree:
             parent = span.parent
             if parent is not None:
                 parent = parent.handle if parent.handle is not None else self._handle(run, parent)
-            handle = span.handle = spans.start(span.name, span.kind, parent, span.start,
-                                               span.attrs, span.key)
+            handle = span.handle = spans.start(
+                span.name, span.kind, parent, span.start, span.attrs, span.key
+            )
             span.attrs = None  # from now on attributes go to the backend
             if span.events is not None:
                 for name, ts, attrs in span.events:
@@ -189,8 +242,9 @@ class SpanTree:
         else:
             run.spans.set(span.handle, attrs)
 
-    def _add_event(self, run: _Run, span: _Span, name: str, ts: float,
-                   attrs: dict[str, Any]) -> None:
+    def _add_event(
+        self, run: _Run, span: _Span, name: str, ts: float, attrs: dict[str, Any]
+    ) -> None:
         if span.handle is None:
             if span.events is None:
                 span.events = []
@@ -217,8 +271,14 @@ class SpanTree:
             if call is not None and not call.streamed:
                 call.streamed = True
                 if run.tracing:  # type: ignore[union-attr]
-                    self._set(run, call, {sc.RESPONSE_TIME_TO_FIRST_CHUNK:  # type: ignore[arg-type]
-                                          max(0.0, event.ts - call.start)})
+                    self._set(
+                        run,
+                        call,
+                        {
+                            sc.RESPONSE_TIME_TO_FIRST_CHUNK:  # type: ignore[arg-type]
+                            max(0.0, event.ts - call.start)
+                        },
+                    )
             return
         run = self._runs.get(event.run)
         opened = run is None
@@ -245,8 +305,11 @@ class SpanTree:
 
     def _open(self, state: RunState, event: Event) -> _Run:
         agent = state.agent
-        attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.LG_RUN_ID: state.run,
-                                 sc.LG_MODE: state.policy.mode}
+        attrs: dict[str, Any] = {
+            sc.OPERATION_NAME: sc.OP_INVOKE_AGENT,
+            sc.LG_RUN_ID: state.run,
+            sc.LG_MODE: state.policy.mode,
+        }
         if agent:
             attrs[sc.AGENT_NAME] = agent
         if state.name:
@@ -271,8 +334,9 @@ class SpanTree:
     def _model_start(self, state: RunState, run: _Run, event: ModelStart) -> None:
         provider = sc.provider_name(event.model, event.meta)
         if not run.tracing:  # only the metrics need the call
-            run.calls[_key(event, "model")] = _Span(None, CLIENT, None, event.ts, None, None,
-                                                    event.model, provider)
+            run.calls[_key(event, "model")] = _Span(
+                None, CLIENT, None, event.ts, None, None, event.model, provider
+            )
             return
         attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: event.model}
         if provider:
@@ -282,8 +346,16 @@ class SpanTree:
         if run.capture:
             attrs[sc.INPUT_MESSAGES] = content.input_messages(event.messages)
         run.calls[event.id if event.id is not None else "model"] = self._span(
-            run, f"chat {event.model}", CLIENT, self._parent(run, event), event.ts, attrs,
-            event.id, event.model, provider)
+            run,
+            f"chat {event.model}",
+            CLIENT,
+            self._parent(run, event),
+            event.ts,
+            attrs,
+            event.id,
+            event.model,
+            provider,
+        )
 
     def _model_end(self, state: RunState, run: _Run, event: ModelEnd) -> None:
         key = event.id if event.id is not None else "model"  # _key, inlined on the hot path
@@ -294,18 +366,32 @@ class SpanTree:
             # Its start was never seen: a zero-length span still shows the call.
             provider = sc.provider_name(event.model, None)
             if run.tracing:
-                call = self._span(run, f"chat {event.model}", CLIENT, self._parent(run, event),
-                                  event.ts, {sc.OPERATION_NAME: sc.OP_CHAT,
-                                             sc.REQUEST_MODEL: event.model},
-                                  event.id, event.model, provider)
+                call = self._span(
+                    run,
+                    f"chat {event.model}",
+                    CLIENT,
+                    self._parent(run, event),
+                    event.ts,
+                    {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: event.model},
+                    event.id,
+                    event.model,
+                    provider,
+                )
             else:
                 call = _Span(None, CLIENT, None, event.ts, None, None, event.model, provider)
         if run.tracing:
             self._usage_attributes(state, run, call, event)
             self._finish(run, call, event)
         if run.metrics is not None:
-            run.metrics.model_end(state.agent, call.provider, call.model or event.model,
-                                  event.usage, state.last_call_cost, event.ts - call.start, None)
+            run.metrics.model_end(
+                state.agent,
+                call.provider,
+                call.model or event.model,
+                event.usage,
+                state.last_call_cost,
+                event.ts - call.start,
+                None,
+            )
 
     def _usage_attributes(self, state: RunState, run: _Run, call: _Span, event: ModelEnd) -> None:
         usage = event.usage
@@ -338,20 +424,36 @@ class SpanTree:
             self._set_error(run, call, event.error[:_MAX_DESCRIPTION])
             self._finish(run, call, event)
         if run.metrics is not None:
-            run.metrics.model_end(state.agent, call.provider, call.model or event.model,
-                                  None, None, event.ts - call.start, etype)
+            run.metrics.model_end(
+                state.agent,
+                call.provider,
+                call.model or event.model,
+                None,
+                None,
+                event.ts - call.start,
+                etype,
+            )
 
     def _tool_start(self, state: RunState, run: _Run, event: ToolStart) -> None:
         if not run.tracing:  # only the metrics need the call
             run.calls[_key(event, "tool")] = _Span(None, INTERNAL, None, event.ts, None, None)
             return
-        attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.TOOL_NAME: event.tool,
-                                 sc.TOOL_TYPE: "function"}
+        attrs: dict[str, Any] = {
+            sc.OPERATION_NAME: sc.OP_EXECUTE_TOOL,
+            sc.TOOL_NAME: event.tool,
+            sc.TOOL_TYPE: "function",
+        }
         if run.capture:
             attrs[sc.TOOL_CALL_ARGUMENTS] = content.attr_value(event.args)
         run.calls[_key(event, "tool")] = self._span(
-            run, f"execute_tool {event.tool}", INTERNAL, self._parent(run, event), event.ts,
-            attrs, event.id)
+            run,
+            f"execute_tool {event.tool}",
+            INTERNAL,
+            self._parent(run, event),
+            event.ts,
+            attrs,
+            event.id,
+        )
 
     def _tool_end(self, state: RunState, run: _Run, event: ToolEnd | ToolError) -> None:
         call = run.calls.pop(_key(event, "tool"), None)
@@ -412,8 +514,15 @@ class SpanTree:
         attrs = verdict_attributes(verdict, run.capture)
         action = verdict.action
         if action is Action.ABORT and verdict.enforced:
-            self._set(run, root, {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector,
-                                  sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE})
+            self._set(
+                run,
+                root,
+                {
+                    sc.LG_VERDICT: "abort",
+                    sc.LG_DETECTOR: verdict.detector,
+                    sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE,
+                },
+            )
             self._set_error(run, root, f"[{verdict.detector}] {verdict.reason}")
             run.failed = True
             self._add_event(run, root, sc.EVENT_ABORT, event.ts, attrs)
@@ -435,11 +544,13 @@ class SpanTree:
             self._set(run, root, {sc.LG_VERDICT: "shadow_abort"})
             self._add_event(run, root, sc.EVENT_SHADOW_ABORT, event.ts, attrs)
             if call is not None:
-                self._set(run, call, {sc.LG_VERDICT: "shadow_abort",
-                                      sc.LG_DETECTOR: verdict.detector})
+                self._set(
+                    run, call, {sc.LG_VERDICT: "shadow_abort", sc.LG_DETECTOR: verdict.detector}
+                )
         else:
-            self._add_event(run, call if call is not None else root, sc.EVENT_WARNING, event.ts,
-                            attrs)
+            self._add_event(
+                run, call if call is not None else root, sc.EVENT_WARNING, event.ts, attrs
+            )
         if call is not None and call is run.pending:
             self._close_pending(run)
 
@@ -455,24 +566,29 @@ class SpanTree:
         status = event.status
         aborted = status == "aborted"
         for call in run.calls.values():  # calls the run ended before they finished
-            self._set(run, call, {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted
-                                  else sc.ERROR_TYPE_OTHER})
+            self._set(
+                run, call, {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted else sc.ERROR_TYPE_OTHER}
+            )
             self._set_error(run, call, f"the run ended ({status}) before this call did")
             self._end(run, call, event.ts)
         run.calls.clear()
         usage = state.usage
         attrs: dict[str, Any] = {
-            sc.LG_RUN_STATUS: status, sc.LG_RUN_COST: state.cost_usd,
-            sc.LG_MODEL_CALLS: state.model_calls, sc.LG_TOOL_CALLS: state.tool_calls,
-            sc.USAGE_INPUT_TOKENS: usage.input_tokens, sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
+            sc.LG_RUN_STATUS: status,
+            sc.LG_RUN_COST: state.cost_usd,
+            sc.LG_MODEL_CALLS: state.model_calls,
+            sc.LG_TOOL_CALLS: state.tool_calls,
+            sc.USAGE_INPUT_TOKENS: usage.input_tokens,
+            sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
         }
         if state.attributes:
             _copy_numbers(state.attributes, attrs)
         root = run.root
         if status != "ok" and not run.failed:
             attrs[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE if aborted else sc.ERROR_TYPE_OTHER
-            self._set_error(run, root, "the run was stopped by loopguard" if aborted
-                            else "the run failed")
+            self._set_error(
+                run, root, "the run was stopped by loopguard" if aborted else "the run failed"
+            )
         self._set(run, root, attrs)
         self._end(run, root, event.ts)
 
@@ -496,8 +612,11 @@ class TreeSink:
 def verdict_attributes(verdict: Verdict, capture: bool) -> dict[str, Any]:
     """A verdict as span-event attributes: evidence and usage flattened under loopguard.*"""
     attrs: dict[str, Any] = {
-        sc.LG_DETECTOR: verdict.detector, sc.LG_ACTION: str(verdict.action),
-        sc.LG_REASON: verdict.reason, sc.LG_STEP: verdict.step, sc.LG_ENFORCED: verdict.enforced,
+        sc.LG_DETECTOR: verdict.detector,
+        sc.LG_ACTION: str(verdict.action),
+        sc.LG_REASON: verdict.reason,
+        sc.LG_STEP: verdict.step,
+        sc.LG_ENFORCED: verdict.enforced,
     }
     for k, v in verdict.evidence.items():
         if v is not None:

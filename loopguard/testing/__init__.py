@@ -13,6 +13,16 @@ from loopguard.testing.scenarios import SCENARIOS, Scenario
 from loopguard.testing.script import Fault, Reply, Request, ScriptExhausted, ToolUse, cycle
 
 __all__ = [
-    "Call", "DEFAULT_MODEL", "FakeBedrock", "Fault", "Reply", "Request", "SCENARIOS", "Scenario",
-    "ScriptError", "ScriptExhausted", "ToolUse", "cycle",
+    "DEFAULT_MODEL",
+    "SCENARIOS",
+    "Call",
+    "FakeBedrock",
+    "Fault",
+    "Reply",
+    "Request",
+    "Scenario",
+    "ScriptError",
+    "ScriptExhausted",
+    "ToolUse",
+    "cycle",
 ]

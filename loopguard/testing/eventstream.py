@@ -40,8 +40,7 @@ def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
 def event(event_type: str, payload: dict[str, Any]) -> bytes:
     """A ConverseStream event such as `messageStart` or `contentBlockDelta`."""
     return encode_message(
-        {":event-type": event_type, ":content-type": "application/json",
-         ":message-type": "event"},
+        {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"},
         json.dumps(payload, separators=(",", ":")).encode("utf-8"),
     )
 
@@ -50,8 +49,11 @@ def exception(exception_type: str, message: str, **fields: Any) -> bytes:
     """An error sent inside an open stream; `exception_type` is the member name of
     ConverseStreamOutput, e.g. `modelStreamErrorException` or `throttlingException`."""
     return encode_message(
-        {":exception-type": exception_type, ":content-type": "application/json",
-         ":message-type": "exception"},
+        {
+            ":exception-type": exception_type,
+            ":content-type": "application/json",
+            ":message-type": "exception",
+        },
         json.dumps({"message": message, **fields}, separators=(",", ":")).encode("utf-8"),
     )
 

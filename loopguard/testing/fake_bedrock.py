@@ -27,7 +27,14 @@ from urllib.parse import unquote
 
 from loopguard.testing import eventstream
 from loopguard.testing.script import (
-    Fault, Reply, Request, Responder, Response, Script, count_tokens, output_tokens,
+    Fault,
+    Reply,
+    Request,
+    Responder,
+    Response,
+    Script,
+    count_tokens,
+    output_tokens,
 )
 
 DEFAULT_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -62,7 +69,8 @@ class FakeBedrock:
     """A scripted Bedrock Runtime server on 127.0.0.1 (a free port unless given).
 
     `script` is a list of `Reply`/`Fault`/str, a function `request -> Reply | Fault`, or a
-    scenario name (see `loopguard.testing.scenarios`; the default, `echo`, fits any agent). `strict` makes the server reject what
+    scenario name (see `loopguard.testing.scenarios`; the default, `echo`, fits any agent).
+    `strict` makes the server reject what
     real Bedrock rejects (conversations that do not alternate, tool calls without results,
     tool blocks without toolConfig) with a ValidationException. `chunk_delay` is the default
     pause between stream events; `prompt_cache` serves cache reads/writes for `cachePoint`s.
@@ -99,8 +107,12 @@ class FakeBedrock:
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
         server = _Server(("127.0.0.1", self._port), handler)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="FakeBedrock",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            name="FakeBedrock",
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -133,7 +145,9 @@ class FakeBedrock:
     @property
     def port(self) -> int:
         if self._server is None:
-            raise RuntimeError("FakeBedrock is not started; use `with FakeBedrock(...)` or .start()")
+            raise RuntimeError(
+                "FakeBedrock is not started; use `with FakeBedrock(...)` or .start()"
+            )
         return self._server.server_address[1]
 
     @property
@@ -144,8 +158,12 @@ class FakeBedrock:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `boto3.client("bedrock-runtime", ...)` aimed at this server."""
-        return {"endpoint_url": self.endpoint_url, "region_name": "us-east-1",
-                "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "test",
+            "aws_secret_access_key": "test",
+        }
 
     def client(self, *, retries: int = 0, **kwargs: Any) -> Any:
         """A boto3 `bedrock-runtime` client for this server. `retries` is how many times
@@ -154,8 +172,9 @@ class FakeBedrock:
         from botocore.config import Config
 
         config = Config(retries={"total_max_attempts": retries + 1, "mode": "standard"})
-        return boto3.client("bedrock-runtime", **{**self.client_kwargs(), "config": config,
-                                                  **kwargs})
+        return boto3.client(
+            "bedrock-runtime", **{**self.client_kwargs(), "config": config, **kwargs}
+        )
 
     def chat_model(self, model: str = DEFAULT_MODEL, *, retries: int = 0, **kwargs: Any) -> Any:
         """A langchain-aws `ChatBedrockConverse` for this server (needs the `aws` extra)."""
@@ -180,8 +199,9 @@ class FakeBedrock:
 
     # --- serving (called from the handler threads) -------------------------------------------
 
-    def _new_call(self, operation: str, model_id: str, body: dict[str, Any],
-                  headers: dict[str, str]) -> Call:
+    def _new_call(
+        self, operation: str, model_id: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> Call:
         with self._lock:
             call = Call(Request(operation, model_id, body, len(self.calls), headers))
             self.calls.append(call)
@@ -197,8 +217,11 @@ class FakeBedrock:
         if read is None and write is None and self.prompt_cache:
             read, write = self._cached(request)
         read, write = read or 0, write or 0
-        inp = reply.input_tokens if reply.input_tokens is not None else max(
-            total_in - read - write, 0)
+        inp = (
+            reply.input_tokens
+            if reply.input_tokens is not None
+            else max(total_in - read - write, 0)
+        )
         out = reply.output_tokens if reply.output_tokens is not None else output_tokens(reply)
         # Bedrock reports inputTokens without the cache tokens; totalTokens counts them all.
         usage = {"inputTokens": inp, "outputTokens": out, "totalTokens": inp + out + read + write}
@@ -211,9 +234,11 @@ class FakeBedrock:
         """Prompt caching: the prefix up to the last cachePoint is written once, then read."""
         body = request.body
         # Bedrock's cache order: tools, then system, then the messages.
-        blocks = [*((body.get("toolConfig") or {}).get("tools") or []),
-                  *(body.get("system") or []),
-                  *(b for m in body.get("messages") or [] for b in m.get("content") or [])]
+        blocks = [
+            *((body.get("toolConfig") or {}).get("tools") or []),
+            *(body.get("system") or []),
+            *(b for m in body.get("messages") or [] for b in m.get("content") or []),
+        ]
         parts: list[Any] = []
         prefix: list[Any] | None = None
         for block in blocks:
@@ -237,16 +262,20 @@ def validate(request: Request) -> str | None:
     """What real Bedrock would reject in this request (a ValidationException message)."""
     messages = request.messages
     if not messages or messages[0].get("role") != "user":
-        return ("A conversation must start with a user message. Try again with a conversation "
-                "that starts with a user message.")
+        return (
+            "A conversation must start with a user message. Try again with a conversation "
+            "that starts with a user message."
+        )
     uses_tools = False
     for i, m in enumerate(messages):
         role = m.get("role")
         if role not in ("user", "assistant"):
             return f"messages.{i}.role: value {role!r} is not one of user, assistant"
         if i and messages[i - 1].get("role") == role:
-            return ("A conversation must alternate between user and assistant roles. Make sure "
-                    "the conversation alternates between user and assistant roles and try again.")
+            return (
+                "A conversation must alternate between user and assistant roles. Make sure "
+                "the conversation alternates between user and assistant roles and try again."
+            )
         content = m.get("content") or []
         if not content:
             return f"messages.{i}.content: the content field in the message is empty"
@@ -259,11 +288,14 @@ def validate(request: Request) -> str | None:
             answered = {b["toolResult"]["toolUseId"] for b in following if "toolResult" in b}
             missing = [x for x in ids if x not in answered]
             if missing:
-                return (f"messages.{i + 1}.content: Expected toolResult blocks at "
-                        f"messages.{i + 1}.content for the following Ids: {', '.join(missing)}")
+                return (
+                    f"messages.{i + 1}.content: Expected toolResult blocks at "
+                    f"messages.{i + 1}.content for the following Ids: {', '.join(missing)}"
+                )
     if uses_tools and not (request.body.get("toolConfig") or {}).get("tools"):
-        return ("The toolConfig field must be defined when using toolUse and toolResult "
-                "content blocks.")
+        return (
+            "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+        )
     return None
 
 
@@ -283,17 +315,20 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, as botocore expects
     server_version = "FakeBedrock"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         match = _PATH.match(self.path)
         if match is None:
-            self._error(404, "UnknownOperationException",
-                        f"FakeBedrock serves POST /model/{{modelId}}/converse and "
-                        f"/converse-stream, not {self.path}")
+            self._error(
+                404,
+                "UnknownOperationException",
+                f"FakeBedrock serves POST /model/{{modelId}}/converse and "
+                f"/converse-stream, not {self.path}",
+            )
             return
         operation = "ConverseStream" if match["op"] == "converse-stream" else "Converse"
         try:
@@ -325,8 +360,9 @@ class _Handler(BaseHTTPRequestHandler):
             offered = request.tool_names
             unknown = [c.name for c in reply.tool_calls if c.name not in offered]
             if unknown:
-                return self._script_failed(call, f"the script calls tool(s) {unknown} but the "
-                                                 f"request offers {offered}")
+                return self._script_failed(
+                    call, f"the script calls tool(s) {unknown} but the request offers {offered}"
+                )
         if isinstance(response, Fault) and response.kind not in ("cut", "stream_error"):
             call.outcome = "error"
             self._error(*response.http)
@@ -337,8 +373,11 @@ class _Handler(BaseHTTPRequestHandler):
         fault = response if isinstance(response, Fault) else None
         message, stop_reason, clipped = _message(request, reply)
         call.usage = fake._usage(request, clipped)
-        latency = reply.latency_ms if reply.latency_ms is not None else 120 + call.usage[
-            "outputTokens"] * 8
+        latency = (
+            reply.latency_ms
+            if reply.latency_ms is not None
+            else 120 + call.usage["outputTokens"] * 8
+        )
         if request.stream:
             self._stream(call, message, stop_reason, clipped, latency, fault)
         else:
@@ -351,14 +390,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- Converse ---------------------------------------------------------------------------
 
-    def _converse(self, call: Call, message: dict[str, Any], stop_reason: str, latency: int,
-                  fault: Fault | None) -> None:
-        payload = json.dumps({
-            "output": {"message": message},
-            "stopReason": stop_reason,
-            "usage": call.usage,
-            "metrics": {"latencyMs": latency},
-        }).encode()
+    def _converse(
+        self,
+        call: Call,
+        message: dict[str, Any],
+        stop_reason: str,
+        latency: int,
+        fault: Fault | None,
+    ) -> None:
+        payload = json.dumps(
+            {
+                "output": {"message": message},
+                "stopReason": stop_reason,
+                "usage": call.usage,
+                "metrics": {"latencyMs": latency},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -375,10 +422,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- ConverseStream ----------------------------------------------------------------------
 
-    def _stream(self, call: Call, message: dict[str, Any], stop_reason: str, reply: Reply,
-                latency: int, fault: Fault | None) -> None:
-        events = list(_stream_events(message, stop_reason, call.usage, latency,
-                                     reply.words_per_chunk))
+    def _stream(
+        self,
+        call: Call,
+        message: dict[str, Any],
+        stop_reason: str,
+        reply: Reply,
+        latency: int,
+        fault: Fault | None,
+    ) -> None:
+        events = list(
+            _stream_events(message, stop_reason, call.usage, latency, reply.words_per_chunk)
+        )
         call.events_total = len(events)
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.amazon.eventstream")
@@ -400,8 +455,9 @@ class _Handler(BaseHTTPRequestHandler):
             call.outcome = "cut"
             return
         if fault is not None:
-            frame = eventstream.exception(fault.exception,
-                                          fault.message or "The model stream failed.")
+            frame = eventstream.exception(
+                fault.exception, fault.message or "The model stream failed."
+            )
             if not self._chunk(frame):
                 call.outcome = "client_closed"
                 self.close_connection = True
@@ -443,8 +499,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        self.send_header("x-amzn-ErrorType", f"{error_type}:http://internal.amazon.com/coral/"
-                                             "com.amazon.bedrock/")
+        self.send_header(
+            "x-amzn-ErrorType", f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"
+        )
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         self.end_headers()
         self.wfile.write(payload)
@@ -458,10 +515,17 @@ def _message(request: Request, reply: Reply) -> tuple[dict[str, Any], str, Reply
     if limit is not None and reply.output_tokens is None and output_tokens(reply) > limit:
         # A real model stops mid-sentence at maxTokens and drops unfinished tool calls.
         text, calls, stop = text[: limit * 4], [], "max_tokens"
-        reply = Reply(text=text, stop_reason=stop, output_tokens=limit,
-                      input_tokens=reply.input_tokens, cache_read_tokens=reply.cache_read_tokens,
-                      cache_write_tokens=reply.cache_write_tokens, latency_ms=reply.latency_ms,
-                      chunk_delay=reply.chunk_delay, words_per_chunk=reply.words_per_chunk)
+        reply = Reply(
+            text=text,
+            stop_reason=stop,
+            output_tokens=limit,
+            input_tokens=reply.input_tokens,
+            cache_read_tokens=reply.cache_read_tokens,
+            cache_write_tokens=reply.cache_write_tokens,
+            latency_ms=reply.latency_ms,
+            chunk_delay=reply.chunk_delay,
+            words_per_chunk=reply.words_per_chunk,
+        )
     content: list[dict[str, Any]] = []
     if text:
         content.append({"text": text})
@@ -473,8 +537,13 @@ def _message(request: Request, reply: Reply) -> tuple[dict[str, Any], str, Reply
     return {"role": "assistant", "content": content}, stop, reply
 
 
-def _stream_events(message: dict[str, Any], stop_reason: str, usage: dict[str, int],
-                   latency: int, words_per_chunk: int):
+def _stream_events(
+    message: dict[str, Any],
+    stop_reason: str,
+    usage: dict[str, int],
+    latency: int,
+    words_per_chunk: int,
+):
     yield "messageStart", {"role": "assistant"}
     for index, block in enumerate(message["content"]):
         if "text" in block:
@@ -482,12 +551,19 @@ def _stream_events(message: dict[str, Any], stop_reason: str, usage: dict[str, i
                 yield "contentBlockDelta", {"delta": {"text": piece}, "contentBlockIndex": index}
         else:
             use = block["toolUse"]
-            yield "contentBlockStart", {"start": {"toolUse": {
-                "toolUseId": use["toolUseId"], "name": use["name"]}}, "contentBlockIndex": index}
+            yield (
+                "contentBlockStart",
+                {
+                    "start": {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}},
+                    "contentBlockIndex": index,
+                },
+            )
             raw = json.dumps(use["input"])
             for k in range(0, len(raw), 24):
-                yield "contentBlockDelta", {"delta": {"toolUse": {"input": raw[k:k + 24]}},
-                                            "contentBlockIndex": index}
+                yield (
+                    "contentBlockDelta",
+                    {"delta": {"toolUse": {"input": raw[k : k + 24]}}, "contentBlockIndex": index},
+                )
         yield "contentBlockStop", {"contentBlockIndex": index}
     yield "messageStop", {"stopReason": stop_reason}
     yield "metadata", {"usage": usage, "metrics": {"latencyMs": latency}}
@@ -499,7 +575,7 @@ def _split_words(text: str, per_chunk: int) -> list[str]:
         return []
     words = re.findall(r"\S+\s*|\s+", text)
     n = max(1, per_chunk)
-    return ["".join(words[i:i + n]) for i in range(0, len(words), n)]
+    return ["".join(words[i : i + n]) for i in range(0, len(words), n)]
 
 
-__all__ = ["Call", "DEFAULT_MODEL", "FakeBedrock", "ScriptError", "validate"]
+__all__ = ["DEFAULT_MODEL", "Call", "FakeBedrock", "ScriptError", "validate"]

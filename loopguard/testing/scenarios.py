@@ -56,47 +56,88 @@ def _snowball(request: Request) -> Reply:
     # Never the same call twice, but every page read stays in the context: each call costs
     # more than the one before.
     part = request.turn + 1
-    return Reply(text=f"Reading part {part} of the report before I answer.",
-                 tool_calls=[ToolUse("fetch_page",
-                                     {"url": f"https://archive.example.com/report/part-{part}"})])
+    return Reply(
+        text=f"Reading part {part} of the report before I answer.",
+        tool_calls=[
+            ToolUse("fetch_page", {"url": f"https://archive.example.com/report/part-{part}"})
+        ],
+    )
 
 
-_REPEAT = ("I have checked the order status and the order is on its way.\n"
-           "To confirm, let me summarise once more:\n")
+_REPEAT = (
+    "I have checked the order status and the order is on its way.\n"
+    "To confirm, let me summarise once more:\n"
+)
 
 
 def _stream_repeat(request: Request) -> Reply:
     # Degenerate decoding: one streamed answer that says the same thing over and over, then
     # asks for the order status again.
-    return Reply(text=_REPEAT * 40, tool_calls=[ToolUse("order_status", {"order_id": "A-1001"})],
-                 words_per_chunk=3)
+    return Reply(
+        text=_REPEAT * 40,
+        tool_calls=[ToolUse("order_status", {"order_id": "A-1001"})],
+        words_per_chunk=3,
+    )
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("search-loop", "repeats the same web search forever",
-             f"What does the {_QUERY.removesuffix(' today')} cost today?",
-             ("web_search",), _search_loop),
-    Scenario("ping-pong", "alternates between searching and fetching the same page",
-             f"What does the {_QUERY.removesuffix(' today')} cost today?",
-             ("web_search", "fetch_page"), _ping_pong),
-    Scenario("snowball", "reads one long page after another; the context grows every call",
-             "Summarise the annual report.", ("fetch_page",), _snowball),
-    Scenario("stream-repeat", "streams the same sentences over and over, then asks again",
-             "Where is my order A-1001?", ("order_status",), _stream_repeat),
-    Scenario("echo", "answers at once, repeating the user's first message", "Hello!", (),
-             _echo, runaway=False),
-    Scenario("healthy", "searches, reads one page, answers",
-             f"What does the {_QUERY.removesuffix(' today')} cost today?",
-             ("web_search", "fetch_page"), _healthy, runaway=False),
-)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "search-loop",
+            "repeats the same web search forever",
+            f"What does the {_QUERY.removesuffix(' today')} cost today?",
+            ("web_search",),
+            _search_loop,
+        ),
+        Scenario(
+            "ping-pong",
+            "alternates between searching and fetching the same page",
+            f"What does the {_QUERY.removesuffix(' today')} cost today?",
+            ("web_search", "fetch_page"),
+            _ping_pong,
+        ),
+        Scenario(
+            "snowball",
+            "reads one long page after another; the context grows every call",
+            "Summarise the annual report.",
+            ("fetch_page",),
+            _snowball,
+        ),
+        Scenario(
+            "stream-repeat",
+            "streams the same sentences over and over, then asks again",
+            "Where is my order A-1001?",
+            ("order_status",),
+            _stream_repeat,
+        ),
+        Scenario(
+            "echo",
+            "answers at once, repeating the user's first message",
+            "Hello!",
+            (),
+            _echo,
+            runaway=False,
+        ),
+        Scenario(
+            "healthy",
+            "searches, reads one page, answers",
+            f"What does the {_QUERY.removesuffix(' today')} cost today?",
+            ("web_search", "fetch_page"),
+            _healthy,
+            runaway=False,
+        ),
+    )
+}
 
 
 def get(name: str) -> Scenario:
     try:
         return SCENARIOS[name]
     except KeyError:
-        raise KeyError(f"unknown FakeBedrock scenario {name!r}; known: "
-                       f"{', '.join(SCENARIOS)}") from None
+        raise KeyError(
+            f"unknown FakeBedrock scenario {name!r}; known: {', '.join(SCENARIOS)}"
+        ) from None
 
 
 __all__ = ["SCENARIOS", "Scenario", "get"]

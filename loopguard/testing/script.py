@@ -12,7 +12,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 CHARS_PER_TOKEN = 4
 """The fake model's tokenizer: ceil(characters / 4), plus a few tokens of framing per message."""
@@ -71,8 +71,11 @@ _ERRORS = {
     "validation": (400, "ValidationException", "The request is invalid."),
     "model_error": (424, "ModelErrorException", "The model encountered an error."),
     "timeout": (408, "ModelTimeoutException", "The model timed out."),
-    "access_denied": (403, "AccessDeniedException",
-                      "You don't have access to the model with the specified model ID."),
+    "access_denied": (
+        403,
+        "AccessDeniedException",
+        "You don't have access to the model with the specified model ID.",
+    ),
 }
 
 
@@ -119,11 +122,17 @@ class Fault:
         return cls("cut", after_events=after_events, reply=reply)
 
     @classmethod
-    def stream_error(cls, after_events: int = 3, reply: Reply | None = None, *,
-                     exception: str = "modelStreamErrorException",
-                     message: str | None = None) -> Fault:
-        return cls("stream_error", message, after_events=after_events, reply=reply,
-                   exception=exception)
+    def stream_error(
+        cls,
+        after_events: int = 3,
+        reply: Reply | None = None,
+        *,
+        exception: str = "modelStreamErrorException",
+        message: str | None = None,
+    ) -> Fault:
+        return cls(
+            "stream_error", message, after_events=after_events, reply=reply, exception=exception
+        )
 
     @property
     def http(self) -> tuple[int, str, str]:
@@ -132,7 +141,7 @@ class Fault:
         return status, error_type, self.message or default
 
 
-Response = Union[Reply, Fault]
+Response = Reply | Fault
 
 
 @dataclass(slots=True)
@@ -219,7 +228,8 @@ def _text_of(blocks: Iterable[dict[str, Any]]) -> str:
 
 def output_tokens(reply: Reply) -> int:
     return count_tokens(reply.text) + sum(
-        _TOOL_CALL_OVERHEAD + count_tokens(json.dumps(c.input)) for c in reply.tool_calls)
+        _TOOL_CALL_OVERHEAD + count_tokens(json.dumps(c.input)) for c in reply.tool_calls
+    )
 
 
 class ScriptExhausted(RuntimeError):
@@ -246,8 +256,10 @@ class Script:
             items = [Reply(text=i) if isinstance(i, str) else i for i in source]
             for n, item in enumerate(items):
                 if not isinstance(item, (Reply, Fault)):
-                    raise TypeError(f"script item {n} must be a Reply, a Fault or a str, "
-                                    f"got {type(item).__name__}")
+                    raise TypeError(
+                        f"script item {n} must be a Reply, a Fault or a str, "
+                        f"got {type(item).__name__}"
+                    )
             self.name = "list"
             self._items = iter(items)
             self._size = len(items)
@@ -257,8 +269,10 @@ class Script:
         with self._lock:
             item = next(self._items, None)
         if item is None:
-            raise ScriptExhausted(f"the script's {self._size} replies are used up; request "
-                                  f"{request.index} ({request.operation}) has none left")
+            raise ScriptExhausted(
+                f"the script's {self._size} replies are used up; request "
+                f"{request.index} ({request.operation}) has none left"
+            )
         return item
 
     def respond(self, request: Request) -> Response:
@@ -266,8 +280,9 @@ class Script:
         if isinstance(response, str):
             return Reply(text=response)
         if not isinstance(response, (Reply, Fault)):
-            raise TypeError(f"a script must return a Reply, a Fault or a str, "
-                            f"got {type(response).__name__}")
+            raise TypeError(
+                f"a script must return a Reply, a Fault or a str, got {type(response).__name__}"
+            )
         return response
 
 
@@ -284,6 +299,16 @@ def cycle(*responses: Response) -> Responder:
 
 
 __all__ = [
-    "CHARS_PER_TOKEN", "Fault", "Reply", "Request", "Responder", "Response", "Script",
-    "ScriptExhausted", "ToolUse", "count_tokens", "cycle", "output_tokens",
+    "CHARS_PER_TOKEN",
+    "Fault",
+    "Reply",
+    "Request",
+    "Responder",
+    "Response",
+    "Script",
+    "ScriptExhausted",
+    "ToolUse",
+    "count_tokens",
+    "cycle",
+    "output_tokens",
 ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-_VOCAB = ("apple river mountain violet engine harbor quartz lantern meadow orbit canyon falcon "
-          "pepper marble cobalt willow thunder saddle velvet glacier ember parcel summit tundra "
-          "pilot rocket garden copper silver anchor beacon cactus dolphin fossil jasmine kettle "
-          "lemon mosaic nectar oyster").split()
+_VOCAB = (
+    "apple river mountain violet engine harbor quartz lantern meadow orbit canyon falcon "
+    "pepper marble cobalt willow thunder saddle velvet glacier ember parcel summit tundra "
+    "pilot rocket garden copper silver anchor beacon cactus dolphin fossil jasmine kettle "
+    "lemon mosaic nectar oyster"
+).split()
 
 
 def unrelated_text(seed: str, words: int = 10) -> str:

@@ -30,9 +30,14 @@ def test_show_and_reset(uri: str, capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["budget", "show", "--ledger", uri, f"tenant={tag}", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row == {"key": f"{PREFIX}tenant={tag}:day=2026-11-29", "spent_usd": 1.5,
-                   "reserved_usd": 0.25, "spent_tokens": 1234, "reserved_tokens": 10,
-                   "reservations": 1}
+    assert row == {
+        "key": f"{PREFIX}tenant={tag}:day=2026-11-29",
+        "spent_usd": 1.5,
+        "reserved_usd": 0.25,
+        "spent_tokens": 1234,
+        "reserved_tokens": 10,
+        "reservations": 1,
+    }
 
     assert main(["budget", "show", "--ledger", uri, f"tenant={tag}"]) == 0
     assert "1.500000" in capsys.readouterr().out

@@ -19,12 +19,12 @@ from tests.conftest import require
 pytest.importorskip("langchain_aws")
 pytest.importorskip("langchain.agents")
 
-from loopguard.cli import main  # noqa: E402
-from loopguard.demo import run as demo_run  # noqa: E402
-from loopguard.demo.live import CallRecord  # noqa: E402
-from loopguard.demo.projection import model_calls_for_recursion_limit, project  # noqa: E402
-from loopguard.events import Usage  # noqa: E402
-from loopguard.testing import SCENARIOS  # noqa: E402
+from loopguard.cli import main
+from loopguard.demo import run as demo_run
+from loopguard.demo.live import CallRecord
+from loopguard.demo.projection import model_calls_for_recursion_limit, project
+from loopguard.events import Usage
+from loopguard.testing import SCENARIOS
 
 RUNAWAY = [n for n, s in SCENARIOS.items() if s.runaway]
 
@@ -44,9 +44,12 @@ def test_each_runaway_scenario_is_stopped(capsys, tmp_path, scenario):
     steps = re.findall(r"^step +(\d+) ", out, re.M)
     assert all(int(step) <= int(m.group(1)) for step in steps)
     assert "evidence:" in out
-    assert re.search(r"spent: \d+ model calls?, \d+ tool calls?, [\d,]+ tokens \(input [\d,]+, "
-                     r"of which cache read [\d,]+ and cache write [\d,]+; output [\d,]+\), "
-                     r"\$\d+\.\d+ at us\.anthropic", out)
+    assert re.search(
+        r"spent: \d+ model calls?, \d+ tool calls?, [\d,]+ tokens \(input [\d,]+, "
+        r"of which cache read [\d,]+ and cache write [\d,]+; output [\d,]+\), "
+        r"\$\d+\.\d+ at us\.anthropic",
+        out,
+    )
     cut = re.search(r"the server saw the client hang up after (\d+) of (\d+) events", out)
     if cut:  # stopped mid-answer: the server stopped sending
         assert int(cut.group(1)) < int(cut.group(2))
@@ -68,8 +71,11 @@ def _check_projections(out: str) -> None:
     assert re.search(r"LangGraph's old default recursion_limit=25 +13 model calls +\$", out)
     limit, version = langgraph_default_recursion_limit()
     calls = model_calls_for_recursion_limit(limit)
-    assert re.search(rf"LangGraph {re.escape(version)}'s default recursion_limit={limit:,} +"
-                     rf"{calls:,} model calls +\$", out)
+    assert re.search(
+        rf"LangGraph {re.escape(version)}'s default recursion_limit={limit:,} +"
+        rf"{calls:,} model calls +\$",
+        out,
+    )
     assert "recursion_limit=9,999 (5,000 model calls)" in " ".join(out.split())  # create_agent
 
 
@@ -94,8 +100,7 @@ def test_healthy_agent_finishes_untouched(capsys, tmp_path):
 def test_live_view_renders_the_detectors(tmp_path):
     pytest.importorskip("rich")
     buffer = io.StringIO()
-    result = demo_run.run("search-loop", out=buffer, live=True,
-                          traces_path=tmp_path / "t.json")
+    result = demo_run.run("search-loop", out=buffer, live=True, traces_path=tmp_path / "t.json")
     text = buffer.getvalue()
     assert result.verdict is not None
     for label in ("step", "model", "tokens", "cost", "detector"):
@@ -119,15 +124,22 @@ def test_recursion_limit_arithmetic_matches_langgraph():
         for limit in (25, 10):
             before = len(fake.calls)
             with pytest.raises(GraphRecursionError):
-                agent.invoke({"messages": [("user", scenario.task)]},
-                             config={"recursion_limit": limit})
+                agent.invoke(
+                    {"messages": [("user", scenario.task)]}, config={"recursion_limit": limit}
+                )
             assert len(fake.calls) - before == model_calls_for_recursion_limit(limit)
 
 
-def _call(step: int, input_tokens: int, output_tokens: int = 50, cache_read: int = 0,
-          cost: float | None = 0.01) -> CallRecord:
-    return CallRecord(step, "m", Usage(input_tokens, output_tokens, cache_read, 0), cost,
-                      ["t"], 0.1)
+def _call(
+    step: int,
+    input_tokens: int,
+    output_tokens: int = 50,
+    cache_read: int = 0,
+    cost: float | None = 0.01,
+) -> CallRecord:
+    return CallRecord(
+        step, "m", Usage(input_tokens, output_tokens, cache_read, 0), cost, ["t"], 0.1
+    )
 
 
 def test_projection_extends_the_observed_growth():
@@ -167,7 +179,7 @@ def test_unpriced_calls_make_the_projection_unpriced():
 class _OtlpReceiver(BaseHTTPRequestHandler):
     bodies: list[tuple[str, bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.bodies.append((self.path, body))
         self.send_response(200)
@@ -189,8 +201,14 @@ def test_traces_go_to_otlp_when_the_endpoint_is_set(tmp_path):
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOOPGUARD_"))}
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{server.server_address[1]}"
-        done = subprocess.run([sys.executable, "-m", "loopguard", "demo"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "loopguard", "demo"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -201,8 +219,9 @@ def test_traces_go_to_otlp_when_the_endpoint_is_set(tmp_path):
     for path, body in _OtlpReceiver.bodies:
         assert path == "/v1/traces"
         request = trace_pb2.ExportTraceServiceRequest.FromString(body)
-        names += [s.name for rs in request.resource_spans for ss in rs.scope_spans
-                  for s in ss.spans]
+        names += [
+            s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans
+        ]
     assert "invoke_agent search-loop-agent" in names
     assert "execute_tool web_search" in names
 
@@ -213,7 +232,10 @@ def test_demo_without_its_extras_says_what_to_install(monkeypatch, capsys):
     from loopguard.cli import main
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "langchain_aws" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "langchain_aws" else real(name, *a),
+    )
     assert main(["demo"]) == 1
     assert "needs the aws extra: pip install 'langchain-loopguard[all]'" in capsys.readouterr().err

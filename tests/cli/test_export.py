@@ -15,9 +15,18 @@ def _record(path, events):
 def _recording(tmp_path):
     s = Script()
     m1, t1, m2, t2 = (s.new_id() for _ in range(4))
-    events = [s.run_start(), s.model_start(m1), s.model_end(m1), s.tool_start(t1),
-              s.tool_end(t1), s.model_start(m2), s.model_end(m2), s.tool_start(t2),
-              s.tool_end(t2), s.run_end()]
+    events = [
+        s.run_start(),
+        s.model_start(m1),
+        s.model_end(m1),
+        s.tool_start(t1),
+        s.tool_end(t1),
+        s.model_start(m2),
+        s.model_end(m2),
+        s.tool_start(t2),
+        s.tool_end(t2),
+        s.run_end(),
+    ]
     path = tmp_path / "run.jsonl"
     _record(path, events)
     return path, events
@@ -26,15 +35,30 @@ def _recording(tmp_path):
 def test_export_recording_to_jaeger(tmp_path, capsys):
     path, events = _recording(tmp_path)
     out = tmp_path / "traces.json"
-    assert main(["export", str(path), "--format", "jaeger", "-o", str(out),
-                 "--service-name", "replayed"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(path),
+                "--format",
+                "jaeger",
+                "-o",
+                str(out),
+                "--service-name",
+                "replayed",
+            ]
+        )
+        == 0
+    )
     assert "wrote 5 spans in 1 trace(s)" in capsys.readouterr().err
     doc = json.loads(out.read_text())
     spans = validate_jaeger(doc)
     assert doc["data"][0]["processes"]["p1"]["serviceName"] == "replayed"
     assert sorted(s["operationName"] for s in spans) == sorted(
-        ["invoke_agent researcher"] + ["chat anthropic.claude-3-5-haiku-20241022-v1:0"] * 2
-        + ["execute_tool calculator"] * 2)
+        ["invoke_agent researcher"]
+        + ["chat anthropic.claude-3-5-haiku-20241022-v1:0"] * 2
+        + ["execute_tool calculator"] * 2
+    )
     [root] = [s for s in spans if not s["references"]]
     assert root["startTime"] == round(events[0].ts * 1e6)
     assert "error" not in tags(root)
@@ -119,14 +143,16 @@ def test_export_of_a_recording_equals_the_live_trace(tmp_path, capsys):
         return f"results for {query}"
 
     recording, live, exported = (tmp_path / n for n in ("run.jsonl", "live.json", "out.json"))
-    handler = LoopGuardCallbackHandler(policy=Policy(max_tool_calls=2), agent="researcher",
-                                       record_to=recording, telemetry=False)
+    handler = LoopGuardCallbackHandler(
+        policy=Policy(max_tool_calls=2), agent="researcher", record_to=recording, telemetry=False
+    )
     handler.guard.sinks.append(JaegerFileSink(live))
-    script = [Reply.calling("web_search", f"Searching {i}.", query=f"topic {i}")
-              for i in range(5)]
+    script = [Reply.calling("web_search", f"Searching {i}.", query=f"topic {i}") for i in range(5)]
     with FakeBedrock(script) as fake:
-        agent = create_agent(fake.chat_model("anthropic.claude-3-5-haiku-20241022-v1:0",
-                                             streaming=True), [web_search])
+        agent = create_agent(
+            fake.chat_model("anthropic.claude-3-5-haiku-20241022-v1:0", streaming=True),
+            [web_search],
+        )
         try:
             agent.invoke({"messages": [("user", "research")]}, config={"callbacks": [handler]})
         except LoopGuardAbort:

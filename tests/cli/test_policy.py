@@ -14,24 +14,31 @@ def test_check_a_good_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     path = tmp_path / "loopguard.toml"
     path.write_text("max_model_calls = 9\n[agents.b]\nmax_model_calls = 3\n[agents.a]\n")
     assert main(["policy", "check", str(path)]) == 0
-    assert capsys.readouterr().out == f"{path}: ok (a default policy and agent overrides for: a, b)\n"
+    assert (
+        capsys.readouterr().out == f"{path}: ok (a default policy and agent overrides for: a, b)\n"
+    )
 
 
-def test_check_a_bad_file_names_line_and_key(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_a_bad_file_names_line_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "loopguard.toml"
     path.write_text("max_model_calls = 9\n[agents.b]\nmax_tool_call = 3\n")
     assert main(["policy", "check", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"{path}:3: agents.b.max_tool_call: unknown key (did you mean "
-                          "'max_tool_calls'?)")
+    assert err.startswith(
+        f"{path}:3: agents.b.max_tool_call: unknown key (did you mean 'max_tool_calls'?)"
+    )
 
 
-def test_show_an_agents_effective_policy(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_an_agents_effective_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "loopguard.toml"
-    path.write_text("max_model_calls = 9\nmax_seconds = 60\n[agents.b]\nmax_model_calls = 3\n"
-                    "[agents.b.similarity]\nthreshold = 0.9\n")
+    path.write_text(
+        "max_model_calls = 9\nmax_seconds = 60\n[agents.b]\nmax_model_calls = 3\n"
+        "[agents.b.similarity]\nthreshold = 0.9\n"
+    )
     assert main(["policy", "show", str(path), "--agent", "b"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["max_model_calls"] == 3 and shown["max_seconds"] == 60

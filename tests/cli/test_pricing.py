@@ -13,8 +13,12 @@ from loopguard.cli import main
 def test_one_model_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pricing", "eu.anthropic.claude-3-5-haiku-20241022-v1:0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
-        "model": "eu.anthropic.claude-3-5-haiku-20241022", "input_per_mtok": 0.8,
-        "output_per_mtok": 4.0, "cache_read_per_mtok": 0.08, "cache_write_per_mtok": 1.0}
+        "model": "eu.anthropic.claude-3-5-haiku-20241022",
+        "input_per_mtok": 0.8,
+        "output_per_mtok": 4.0,
+        "cache_read_per_mtok": 0.08,
+        "cache_write_per_mtok": 1.0,
+    }
 
 
 def test_missing_prices_are_null(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,12 +42,15 @@ def test_table_lists_every_entry(capsys: pytest.CaptureFixture[str]) -> None:
     assert ">200K: 6/22.5" in out  # Sonnet 4's long-context tier
 
 
-def test_policy_prices_and_aliases_apply(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_policy_prices_and_aliases_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/p1"
     cfg = tmp_path / "loopguard.toml"
-    cfg.write_text(f'[model_aliases]\n"{arn}" = "global.anthropic.claude-opus-4-5-20251101-v1:0"'
-                   '\n[prices.in-house]\ninput = 0.1\noutput = 0.2\n')
+    cfg.write_text(
+        f'[model_aliases]\n"{arn}" = "global.anthropic.claude-opus-4-5-20251101-v1:0"'
+        "\n[prices.in-house]\ninput = 0.1\noutput = 0.2\n"
+    )
     assert main(["pricing", arn, "--json", "--config", str(cfg)]) == 0
     assert json.loads(capsys.readouterr().out)["input_per_mtok"] == 5.0
     assert main(["pricing", "in-house", "--json", "--config", str(cfg)]) == 0

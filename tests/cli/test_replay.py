@@ -12,8 +12,7 @@ from loopguard.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from _scenarios import batch_orders, exact_repeat  # noqa: E402
-
+from _scenarios import batch_orders, exact_repeat
 
 
 def _write(path: Path, *scenarios, extra: str = "") -> Path:  # type: ignore[no-untyped-def]
@@ -30,13 +29,16 @@ def test_json_prints_one_object_per_run(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["replay", "--json", str(path)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["agent"], r["action"], r["step"]) for r in rows] == [
-        ("exact-repeat", "abort", 6), ("batch-orders", "ok", 31)]
+        ("exact-repeat", "abort", 6),
+        ("batch-orders", "ok", 31),
+    ]
     assert rows[0]["detector"] == "tool_repeat" and rows[0]["cost_usd"] > 0
     assert set(rows[0]) == {"run", "agent", "action", "detector", "reason", "step", "cost_usd"}
 
 
 def test_corrupt_lines_are_reported_and_the_rest_replays(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _write(tmp_path / "a.jsonl", exact_repeat(), extra="not json\n")
     second = _write(tmp_path / "b.jsonl", batch_orders())
     assert main(["replay", "--json", str(path), str(second)]) == 1
@@ -46,7 +48,8 @@ def test_corrupt_lines_are_reported_and_the_rest_replays(
 
 
 def test_strict_stops_at_the_first_corrupt_line(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _write(tmp_path / "a.jsonl", extra='{"v": 2}\n')
     _write(path.with_name("b.jsonl"), exact_repeat())
     assert main(["replay", "--strict", "--json", str(path), str(path.with_name("b.jsonl"))]) == 1
@@ -63,8 +66,9 @@ def test_table_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_policy_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "loopguard.toml"
-    policy.write_text("mode = 'enforce'\n[tool_repeat]\nenabled = false\n[similarity]\n"
-                      "enabled = false\n")
+    policy.write_text(
+        "mode = 'enforce'\n[tool_repeat]\nenabled = false\n[similarity]\nenabled = false\n"
+    )
     path = _write(tmp_path / "a.jsonl", exact_repeat())
     assert main(["replay", "--json", "--policy", str(policy), str(path)]) == 0
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -84,7 +88,8 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_progress_bar_on_a_terminal_keeps_stdout_clean(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _write(tmp_path / "a.jsonl", exact_repeat(), batch_orders())
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["replay", "--json", str(path)]) == 0

@@ -9,13 +9,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from loopguard import Guard, LoopGuardAbort, Policy  # noqa: E402
-from loopguard.events import Event  # noqa: E402
-from loopguard.verdict import Verdict  # noqa: E402
+from loopguard import Guard, LoopGuardAbort, Policy
+from loopguard.events import Event
+from loopguard.verdict import Verdict
 
 
-def feed(events: Iterable[Event], policy: Policy | None = None, **overrides: object
-         ) -> tuple[list[Verdict], Verdict | None]:
+def feed(
+    events: Iterable[Event], policy: Policy | None = None, **overrides: object
+) -> tuple[list[Verdict], Verdict | None]:
     """Run `events` through a guard; returns (warnings and nudges, the abort or None).
 
     Events after an abort are not fed (they would never have happened)."""

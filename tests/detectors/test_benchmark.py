@@ -7,7 +7,6 @@ no healthy scenario is stopped.
 from __future__ import annotations
 
 import pytest
-
 from _baselines import BASELINES
 from _scenarios import HEALTHY, RUNAWAY, Scenario
 from detection import dollars, loopguard_stop
@@ -20,7 +19,8 @@ def test_runaway_is_stopped_in_time(make) -> None:  # type: ignore[no-untyped-de
     assert stop is not None, f"{scenario.name} was not stopped"
     assert scenario.deadline is not None
     assert stop.step <= scenario.deadline, (
-        f"{scenario.name}: stopped at call {stop.step}, latest allowed {scenario.deadline}")
+        f"{scenario.name}: stopped at call {stop.step}, latest allowed {scenario.deadline}"
+    )
     assert dollars(scenario.events, stop) < dollars(scenario.events, None)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from _scenarios import Sim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _scenarios import Sim
 from loopguard.verdict import Action
 from tests.detectors.conftest import feed, only
 
@@ -41,8 +41,22 @@ def test_three_cycle_is_found_with_its_period() -> None:
 def test_near_identical_arguments_still_match() -> None:
     s = Sim("t", "task")
     for i in range(5):
-        s.step("go", [("search", {"q": ["acme quarterly revenue", "ACME quarterly revenues",
-                                        "acme quarterly  revenue"][i % 3]}, "nothing")])
+        s.step(
+            "go",
+            [
+                (
+                    "search",
+                    {
+                        "q": [
+                            "acme quarterly revenue",
+                            "ACME quarterly revenues",
+                            "acme quarterly  revenue",
+                        ][i % 3]
+                    },
+                    "nothing",
+                )
+            ],
+        )
         s.step("go", [("read", {"path": "a.txt"}, "alpha")])
     _, stop = feed(s.done("runaway", "").events, only("cycle"))
     assert stop is not None and stop.evidence["period"] == 2
@@ -83,8 +97,11 @@ def test_min_period_above_max_period_is_rejected() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 3)),
-                min_size=1, max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 3)), min_size=1, max_size=60
+    )
+)
 def test_calls_with_fresh_results_never_trigger(calls: list[tuple[str, int]]) -> None:
     s = Sim("t", "task")
     for i, (tool, arg) in enumerate(calls):

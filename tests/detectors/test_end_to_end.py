@@ -29,7 +29,7 @@ def _directory() -> tuple[list[str], object]:
 
 def test_a_reworded_search_loop_is_stopped_in_a_create_agent_run() -> None:
     model = ScriptedChatModel(replies=[lambda msgs, n: tool_call("directory", q=QUERIES[n % 4])])
-    asked, directory = _directory()
+    _asked, directory = _directory()
     agent = create_agent(model, [directory])
     handler = LoopGuardCallbackHandler(policy=Policy(), telemetry=False)
     with pytest.raises(LoopGuardAbort) as info:
@@ -41,9 +41,15 @@ def test_a_reworded_search_loop_is_stopped_in_a_create_agent_run() -> None:
 
 
 def test_a_healthy_batch_runs_to_its_end() -> None:
-    model = ScriptedChatModel(replies=[
-        lambda msgs, n: tool_call("get_order", order_id=5000 + n) if n <= 25
-        else AIMessage(content="All 25 orders checked.")])
+    model = ScriptedChatModel(
+        replies=[
+            lambda msgs, n: (
+                tool_call("get_order", order_id=5000 + n)
+                if n <= 25
+                else AIMessage(content="All 25 orders checked.")
+            )
+        ]
+    )
     checked: list[int] = []
 
     @tool
@@ -79,8 +85,9 @@ def test_the_model_gets_one_nudge_and_can_change_course() -> None:
 
     model = ScriptedChatModel(replies=[reply])
     asked, directory = _directory()
-    agent = create_agent(model, [directory], middleware=[
-        LoopGuardMiddleware(policy=Policy(), telemetry=False)])
+    agent = create_agent(
+        model, [directory], middleware=[LoopGuardMiddleware(policy=Policy(), telemetry=False)]
+    )
     result = agent.invoke(USER)
     assert "please ask #payments" in result["messages"][-1].content
     assert len(asked) <= 4

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from _scenarios import Fail, Sim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _scenarios import Fail, Sim
 from loopguard.verdict import Action
 from tests.detectors.conftest import feed, only
 

@@ -9,11 +9,22 @@ from loopguard.detectors._escalation import Escalation, escalate
 from loopguard.verdict import Action
 
 
-@pytest.mark.parametrize(("repeated", "period", "expected"), [
-    (0, 1, Action.OK), (1, 1, Action.WARN), (2, 1, Action.NUDGE), (3, 1, Action.ABORT),
-    (1, 2, Action.OK), (2, 2, Action.WARN), (4, 2, Action.NUDGE), (5, 2, Action.ABORT),
-    (5, 3, Action.WARN), (6, 3, Action.NUDGE), (7, 3, Action.ABORT),
-])
+@pytest.mark.parametrize(
+    ("repeated", "period", "expected"),
+    [
+        (0, 1, Action.OK),
+        (1, 1, Action.WARN),
+        (2, 1, Action.NUDGE),
+        (3, 1, Action.ABORT),
+        (1, 2, Action.OK),
+        (2, 2, Action.WARN),
+        (4, 2, Action.NUDGE),
+        (5, 2, Action.ABORT),
+        (5, 3, Action.WARN),
+        (6, 3, Action.NUDGE),
+        (7, 3, Action.ABORT),
+    ],
+)
 def test_levels_by_period(repeated: int, period: int, expected: Action) -> None:
     assert Escalation().level(repeated, period) is expected
 

@@ -29,8 +29,9 @@ def test_small_outputs_growing_are_conversation() -> None:
 
 
 def test_a_pause_in_growth_resets() -> None:
-    verdicts, stop = feed(_outputs([1000, 1400, 2000, 1900, 2600, 3500, 3000, 4000]),
-                          only("growth"))
+    _verdicts, stop = feed(
+        _outputs([1000, 1400, 2000, 1900, 2600, 3500, 3000, 4000]), only("growth")
+    )
     assert stop is None
 
 

@@ -12,9 +12,11 @@ from loopguard.detectors import build_detectors
 
 def test_sections_load_from_toml_with_agent_overrides(tmp_path: Path) -> None:
     path = tmp_path / "loopguard.toml"
-    path.write_text("[similarity]\nthreshold = 0.9\n\n[tool_repeat]\nmax_polls = 80\n\n"
-                    "[agents.poller.tool_repeat]\nmax_polls = 500\n\n"
-                    "[agents.quiet.stream]\nenabled = false\n")
+    path.write_text(
+        "[similarity]\nthreshold = 0.9\n\n[tool_repeat]\nmax_polls = 80\n\n"
+        "[agents.poller.tool_repeat]\nmax_polls = 500\n\n"
+        "[agents.quiet.stream]\nenabled = false\n"
+    )
     policies = PolicySet.load(str(path))
     assert policies.default.similarity.threshold == 0.9
     assert policies.default.tool_repeat.max_polls == 80
@@ -36,21 +38,19 @@ def test_unknown_detector_key_names_file_key_and_accepted(tmp_path: Path) -> Non
 def test_bad_value_is_explained(tmp_path: Path) -> None:
     path = tmp_path / "loopguard.toml"
     path.write_text("[similarity]\nthreshold = 1.5\n")
-    with pytest.raises(ConfigError, match="similarity.threshold"):
+    with pytest.raises(ConfigError, match=r"similarity\.threshold"):
         PolicySet.load(str(path))
 
 
 def test_default_policy_builds_every_runaway_detector() -> None:
     names = {d.name for d in build_detectors(PolicySet().default)}
-    assert {"similarity", "tool_repeat", "cycle", "errors", "velocity", "growth",
-            "stream"} <= names
+    assert {"similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream"} <= names
 
 
 def test_every_knob_is_documented() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "detectors.md").read_text()
     policy = PolicySet().default
-    for section in ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth",
-                    "stream"):
+    for section in ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream"):
         assert f"[{section}]" in docs
         for key in type(getattr(policy, section)).model_fields:
             assert key in docs, f"{section}.{key} is not in docs/detectors.md"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from _scenarios import Sim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _scenarios import Sim
 from loopguard.detectors.similarity import Similarity, SimilarityConfig
 from loopguard.events import Message, ModelEnd, ModelStart, ToolCall
 from loopguard.normalize import similar
@@ -101,9 +101,14 @@ def test_window_bounds_what_is_compared() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["search", "read", "fetch"]),
-                          st.integers(0, 10**6)), min_size=1, max_size=40,
-                unique_by=lambda t: t[1]))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["search", "read", "fetch"]), st.integers(0, 10**6)),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda t: t[1],
+    )
+)
 def test_steps_on_distinct_items_never_trigger(calls: list[tuple[str, int]]) -> None:
     s = Sim("t", "batch")
     for tool, item in calls:
@@ -113,8 +118,14 @@ def test_steps_on_distinct_items_never_trigger(calls: list[tuple[str, int]]) -> 
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=20, max_size=80),
-                min_size=1, max_size=25, unique=True))
+@given(
+    st.lists(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=20, max_size=80),
+        min_size=1,
+        max_size=25,
+        unique=True,
+    )
+)
 def test_distinct_tool_results_never_trigger(results: list[str]) -> None:
     s = Sim("t", "research")
     for i, result in enumerate(results):
@@ -125,8 +136,14 @@ def test_distinct_tool_results_never_trigger(results: list[str]) -> None:
 
 def test_the_same_check_between_different_attempts_is_not_a_loop() -> None:
     s = Sim("t", "fix the bug")
-    fixes = ["use decimal arithmetic", "round half up", "sum before tax", "integer cents",
-             "discount after rounding", "reorder the tax lines"]
+    fixes = [
+        "use decimal arithmetic",
+        "round half up",
+        "sum before tax",
+        "integer cents",
+        "discount after rounding",
+        "reorder the tax lines",
+    ]
     for fix in fixes:
         s.step("edit", [("edit", {"patch": fix}, "edited")])
         s.step("test", [("run_tests", {}, "1 failed: test_total")])
@@ -170,32 +187,58 @@ def _closest_by_brute_force(window: list[Any], step: Any, config: SimilarityConf
             continue
         if earlier.tools != step.tools or earlier.ids != step.ids:
             continue
-        score = min(similar(step.words, earlier.words, config.threshold),
-                    similar(earlier.result, step.result, config.input_threshold))
+        score = min(
+            similar(step.words, earlier.words, config.threshold),
+            similar(earlier.result, step.result, config.input_threshold),
+        )
         if score > best_score:
             best, best_score = earlier, score
     return best
 
 
-_ARGS = [{"q": "payments on-call"}, {"q": "on call payments"}, {"id": 7}, {"id": 17},
-         {"path": "a1.txt"}, {"path": "a-1.txt"}, {}]
+_ARGS = [
+    {"q": "payments on-call"},
+    {"q": "on call payments"},
+    {"id": 7},
+    {"id": 17},
+    {"path": "a1.txt"},
+    {"path": "a-1.txt"},
+    {},
+]
 _TEXTS = ["", " ", "Let me look it up.", "I'll search again.", "Order 7 is late.", "done"]
 _RESULTS = ["0 results.", "0 results!", "order 7: late", "order 17: late", "ok", ""]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["search", "read", ""]), st.sampled_from(_ARGS),
-                          st.sampled_from(_TEXTS), st.sampled_from(_RESULTS)),
-                min_size=2, max_size=30),
-       st.sampled_from([2, 4, 8]), st.sampled_from([0.5, 0.85]), st.sampled_from([0.7, 0.95]))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["search", "read", ""]),
+            st.sampled_from(_ARGS),
+            st.sampled_from(_TEXTS),
+            st.sampled_from(_RESULTS),
+        ),
+        min_size=2,
+        max_size=30,
+    ),
+    st.sampled_from([2, 4, 8]),
+    st.sampled_from([0.5, 0.85]),
+    st.sampled_from([0.7, 0.95]),
+)
 def test_the_cheap_gates_find_what_comparing_every_step_finds(
-        steps: list[tuple[str, Any, str, str]], window: int, threshold: float,
-        input_threshold: float) -> None:
+    steps: list[tuple[str, Any, str, str]], window: int, threshold: float, input_threshold: float
+) -> None:
     # Steps meet only those with their key, then in words, results last: the same step must
     # come out as from comparing each with every step of the window.
-    config = SimilarityConfig(window=window, span=4, threshold=threshold,
-                              input_threshold=input_threshold, warn_repeats=None,
-                              nudge_repeats=None, abort_repeats=None)
+    config = SimilarityConfig(
+        window=window,
+        span=4,
+        threshold=threshold,
+        input_threshold=input_threshold,
+        warn_repeats=None,
+        nudge_repeats=None,
+        abort_repeats=None,
+    )
     detector, state = Similarity(config), _State()
     messages = [Message("user", "go")]
     for tool, args, text, result in steps:

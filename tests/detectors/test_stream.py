@@ -14,8 +14,10 @@ def _stream(text: str, chunk: int = 11, calls: int = 1) -> list:
     events = []
     for c in range(calls):
         events.append(ModelStart(run="r", model="m", ts=c))
-        events += [Token(run="r", text=text[i:i + chunk], ts=c + 0.001 * i)
-                   for i in range(0, len(text), chunk)]
+        events += [
+            Token(run="r", text=text[i : i + chunk], ts=c + 0.001 * i)
+            for i in range(0, len(text), chunk)
+        ]
         events.append(ModelEnd(run="r", model="m", text=text, ts=c + 0.9, usage=Usage(10, 10)))
     return events
 
@@ -53,9 +55,19 @@ def test_repetition_without_newlines_or_punctuation() -> None:
 
 
 def test_code_blocks_tables_and_separators_are_not_loops() -> None:
-    text = ("Config:\n```yaml\n" + "- replicas: 3\n  zone: a\n" * 60 + "```\n"
-            + "| shard | zone |\n|---|---|\n" + "| s | a |\n" * 60
-            + "=" * 500 + "\n" + "." * 400 + "\n" + "-" * 300 + "\nDone.\n")
+    text = (
+        "Config:\n```yaml\n"
+        + "- replicas: 3\n  zone: a\n" * 60
+        + "```\n"
+        + "| shard | zone |\n|---|---|\n"
+        + "| s | a |\n" * 60
+        + "=" * 500
+        + "\n"
+        + "." * 400
+        + "\n"
+        + "-" * 300
+        + "\nDone.\n"
+    )
     verdicts, stop = feed(_stream(text), only("stream"))
     assert verdicts == [] and stop is None
 
@@ -69,15 +81,18 @@ def test_long_list_of_similar_items_is_fine_but_a_repeated_item_is_not() -> None
     good = "".join(f"{i}. Verify endpoint /api/v1/items/{i} returns 200\n" for i in range(100))
     verdicts, stop = feed(_stream(good), only("stream"))
     assert verdicts == [] and stop is None
-    bad = "".join(f"- {['Restart the gateway pods.', 'Rotate the API key now.'][i % 2]}\n"
-                  for i in range(20))
+    bad = "".join(
+        f"- {['Restart the gateway pods.', 'Rotate the API key now.'][i % 2]}\n" for i in range(20)
+    )
     _, stop = feed(_stream(bad), only("stream", min_item_chars=10))
     assert stop is not None and stop.evidence["passage"] == "restart the gateway pods."
 
 
 def test_headings_reset_the_list_items() -> None:
-    text = "".join(f"## Service {i}\n- Check the health endpoint responds.\n- Owner: team {i}\n"
-                   for i in range(10))
+    text = "".join(
+        f"## Service {i}\n- Check the health endpoint responds.\n- Owner: team {i}\n"
+        for i in range(10)
+    )
     verdicts, stop = feed(_stream(text), only("stream"))
     assert verdicts == [] and stop is None
 
@@ -95,8 +110,14 @@ def test_state_resets_between_calls() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=9),
-                min_size=50, max_size=400), st.integers(1, 40))
+@given(
+    st.lists(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=9),
+        min_size=50,
+        max_size=400,
+    ),
+    st.integers(1, 40),
+)
 def test_random_prose_never_triggers(words: list[str], chunk: int) -> None:
     verdicts, stop = feed(_stream(" ".join(words) + ".", chunk=chunk), only("stream"))
     assert verdicts == [] and stop is None

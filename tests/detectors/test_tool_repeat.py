@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from _scenarios import Fail, Sim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _scenarios import Fail, Sim
 from loopguard.verdict import Action
 from tests.detectors.conftest import feed, only
 
@@ -30,8 +30,12 @@ def test_escalates_warn_nudge_then_abort_with_evidence() -> None:
 
 def test_argument_key_order_and_case_do_not_matter() -> None:
     s = Sim("t", "task")
-    for args in ({"a": 1, "b": "X  y"}, {"b": "x y", "a": 1}, {"b": " X Y", "a": 1},
-                 {"a": 1, "b": "x y"}):
+    for args in (
+        {"a": 1, "b": "X  y"},
+        {"b": "x y", "a": 1},
+        {"b": " X Y", "a": 1},
+        {"a": 1, "b": "x y"},
+    ):
         s.step("go", [("tool", args, "same")])
     _, stop = feed(s.done("runaway", "").events, only("tool_repeat"))
     assert stop is not None
@@ -41,8 +45,9 @@ def test_new_results_are_polling_not_repeats() -> None:
     s = Sim("t", "task")
     for i in range(30):
         s.step("poll", [("status", {"id": "job-1"}, f"running {i}%")])
-    verdicts, stop = feed(s.done("healthy", "").events, only("tool_repeat", warn_polls=20,
-                                                               max_polls=40))
+    verdicts, stop = feed(
+        s.done("healthy", "").events, only("tool_repeat", warn_polls=20, max_polls=40)
+    )
     assert stop is None
     assert [v.evidence.get("polls") for v in verdicts] == [21]
 
@@ -64,22 +69,41 @@ def test_same_error_counts_as_same_result() -> None:
 def test_timestamps_and_request_ids_in_results_do_not_make_them_new() -> None:
     s = Sim("t", "task")
     for i in range(5):
-        s.step("go", [("create", {"t": "x"}, f"created at 2025-01-0{i + 1}T10:00:0{i}Z "
-                                             f"id=3f2a9c1e-1111-2222-3333-44445555666{i}")])
+        s.step(
+            "go",
+            [
+                (
+                    "create",
+                    {"t": "x"},
+                    f"created at 2025-01-0{i + 1}T10:00:0{i}Z "
+                    f"id=3f2a9c1e-1111-2222-3333-44445555666{i}",
+                )
+            ],
+        )
     _, stop = feed(s.done("runaway", "").events, only("tool_repeat"))
     assert stop is not None
 
 
 def test_levels_can_be_switched_off() -> None:
-    verdicts, stop = feed(_repeat(8), only("tool_repeat", warn_repeats=None, nudge_repeats=None,
-                                           abort_repeats=None))
+    verdicts, stop = feed(
+        _repeat(8), only("tool_repeat", warn_repeats=None, nudge_repeats=None, abort_repeats=None)
+    )
     assert verdicts == [] and stop is None
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["read", "search", "open"]),
-                          st.integers(0, 10_000), st.text(min_size=1, max_size=30)),
-                min_size=1, max_size=40, unique_by=lambda t: (t[0], t[1])))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["read", "search", "open"]),
+            st.integers(0, 10_000),
+            st.text(min_size=1, max_size=30),
+        ),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda t: (t[0], t[1]),
+    )
+)
 def test_distinct_calls_never_trigger(calls: list[tuple[str, int, str]]) -> None:
     s = Sim("t", "task")
     for tool, arg, result in calls:

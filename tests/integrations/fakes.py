@@ -55,31 +55,58 @@ class ScriptedChatModel(BaseChatModel):
         reply = self.replies[(n - 1) % len(self.replies)]
         message = reply(messages, n) if callable(reply) else reply
         if message.usage_metadata is None:
-            message = message.model_copy(update={"usage_metadata": {
-                "input_tokens": 100 * n, "output_tokens": 20, "total_tokens": 100 * n + 20}})
+            message = message.model_copy(
+                update={
+                    "usage_metadata": {
+                        "input_tokens": 100 * n,
+                        "output_tokens": 20,
+                        "total_tokens": 100 * n + 20,
+                    }
+                }
+            )
         return message
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         message = self._next(messages)
         words = str(message.content).split(" ") if message.content else []
         for i, word in enumerate(words):
-            chunk = ChatGenerationChunk(message=AIMessageChunk(
-                content=word if i == 0 else " " + word))
+            chunk = ChatGenerationChunk(
+                message=AIMessageChunk(content=word if i == 0 else " " + word)
+            )
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
-        yield ChatGenerationChunk(message=AIMessageChunk(
-            content="", tool_call_chunks=[
-                {"name": c["name"], "args": __import__("json").dumps(c["args"]), "id": c["id"],
-                 "index": i} for i, c in enumerate(message.tool_calls)],
-            usage_metadata=message.usage_metadata, chunk_position="last"))
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                tool_call_chunks=[
+                    {
+                        "name": c["name"],
+                        "args": __import__("json").dumps(c["args"]),
+                        "id": c["id"],
+                        "index": i,
+                    }
+                    for i, c in enumerate(message.tool_calls)
+                ],
+                usage_metadata=message.usage_metadata,
+                chunk_position="last",
+            )
+        )
 
     @property
     def call_count(self) -> int:
@@ -91,14 +118,34 @@ _ids = itertools.count(1)
 
 def tool_call(name: str, **args: Any) -> AIMessage:
     """A reply that asks for one tool call."""
-    return AIMessage(content="", tool_calls=[
-        {"name": name, "args": args, "id": f"call_{next(_ids)}", "type": "tool_call"}])
+    return AIMessage(
+        content="",
+        tool_calls=[{"name": name, "args": args, "id": f"call_{next(_ids)}", "type": "tool_call"}],
+    )
 
 
-_TOPICS = ("volcanoes", "tides", "glaciers", "monsoons", "aurora", "lightning", "deserts",
-           "coral reefs", "jet streams", "hurricanes", "fog banks", "sea ice", "geysers",
-           "dust storms", "permafrost", "heat domes", "sandbars", "typhoons", "rainbows",
-           "avalanches")
+_TOPICS = (
+    "volcanoes",
+    "tides",
+    "glaciers",
+    "monsoons",
+    "aurora",
+    "lightning",
+    "deserts",
+    "coral reefs",
+    "jet streams",
+    "hurricanes",
+    "fog banks",
+    "sea ice",
+    "geysers",
+    "dust storms",
+    "permafrost",
+    "heat domes",
+    "sandbars",
+    "typhoons",
+    "rainbows",
+    "avalanches",
+)
 
 
 def endless_model(**kwargs: Any) -> ScriptedChatModel:
@@ -106,7 +153,8 @@ def endless_model(**kwargs: Any) -> ScriptedChatModel:
     topic. Only the plain run limits can stop it, which is what the limit tests need."""
     return ScriptedChatModel(
         replies=[lambda msgs, n: tool_call("search", query=_TOPICS[(n - 1) % len(_TOPICS)])],
-        **kwargs)
+        **kwargs,
+    )
 
 
 class ToolCounter:
@@ -126,5 +174,21 @@ class ToolCounter:
         self.tool = search
 
 
-_WORDS = ("alpha", "basin", "cirrus", "delta", "ember", "fjord", "gale", "humid", "isobar",
-          "jetty", "katabatic", "lagoon", "mistral", "nimbus", "ozone", "plume")
+_WORDS = (
+    "alpha",
+    "basin",
+    "cirrus",
+    "delta",
+    "ember",
+    "fjord",
+    "gale",
+    "humid",
+    "isobar",
+    "jetty",
+    "katabatic",
+    "lagoon",
+    "mistral",
+    "nimbus",
+    "ozone",
+    "plume",
+)

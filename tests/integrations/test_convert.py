@@ -10,12 +10,14 @@ from loopguard.integrations._convert import PromptConverter, labels_of, messages
 
 
 def test_messages_of_roles_content_blocks_and_tool_calls() -> None:
-    converted = messages_of([
-        SystemMessage("be brief"),
-        HumanMessage([{"type": "text", "text": "hi "}, {"type": "image", "url": "x"}, "there"]),
-        AIMessage("", tool_calls=[{"name": "s", "args": {"q": 1}, "id": "1"}]),
-        ToolMessage("result", tool_call_id="1"),
-    ])
+    converted = messages_of(
+        [
+            SystemMessage("be brief"),
+            HumanMessage([{"type": "text", "text": "hi "}, {"type": "image", "url": "x"}, "there"]),
+            AIMessage("", tool_calls=[{"name": "s", "args": {"q": 1}, "id": "1"}]),
+            ToolMessage("result", tool_call_id="1"),
+        ]
+    )
     assert converted == [
         Message("system", "be brief"),
         Message("user", "hi there"),
@@ -63,12 +65,28 @@ def test_prompt_converter_is_bounded() -> None:
 
 
 def test_labels_are_user_keys_of_plain_values_and_the_model_provider() -> None:
-    meta = {"langgraph_step": 3, "langgraph_node": "model", "checkpoint_ns": "model:1",
-            "ls_provider": "amazon_bedrock", "ls_model_name": "m", "lc_agent_name": "a",
-            "__pregel_task": "x", "thread_id": "t-1", "tenant": "acme", "budget": 2.5,
-            "debug": True, "config": {"nested": 1}, "tags": ["a"]}
-    assert labels_of(meta) == {"ls_provider": "amazon_bedrock", "thread_id": "t-1",
-                               "tenant": "acme", "budget": 2.5, "debug": True}
+    meta = {
+        "langgraph_step": 3,
+        "langgraph_node": "model",
+        "checkpoint_ns": "model:1",
+        "ls_provider": "amazon_bedrock",
+        "ls_model_name": "m",
+        "lc_agent_name": "a",
+        "__pregel_task": "x",
+        "thread_id": "t-1",
+        "tenant": "acme",
+        "budget": 2.5,
+        "debug": True,
+        "config": {"nested": 1},
+        "tags": ["a"],
+    }
+    assert labels_of(meta) == {
+        "ls_provider": "amazon_bedrock",
+        "thread_id": "t-1",
+        "tenant": "acme",
+        "budget": 2.5,
+        "debug": True,
+    }
     assert labels_of({}) is None and labels_of(None) is None
     assert labels_of({"langgraph_step": 1}) is None
 
@@ -76,9 +94,10 @@ def test_labels_are_user_keys_of_plain_values_and_the_model_provider() -> None:
 def test_labels_follow_each_calls_values_with_the_same_keys() -> None:
     # Which keys may be labels is remembered per key set; the values are each call's own.
     keys = ("langgraph_step", "thread_id", "tenant")
-    assert labels_of(dict(zip(keys, (1, "t-1", "acme")))) == {"thread_id": "t-1", "tenant": "acme"}
-    assert labels_of(dict(zip(keys, (2, "t-2", {"not": "a label"})))) == {"thread_id": "t-2"}
-    assert labels_of(dict(zip(keys, (3, None, None)))) is None
+    first, second = (1, "t-1", "acme"), (2, "t-2", {"not": "a label"})
+    assert labels_of(dict(zip(keys, first, strict=True))) == {"thread_id": "t-1", "tenant": "acme"}
+    assert labels_of(dict(zip(keys, second, strict=True))) == {"thread_id": "t-2"}
+    assert labels_of(dict(zip(keys, (3, None, None), strict=True))) is None
 
 
 def test_label_key_sets_remembered_are_bounded(monkeypatch) -> None:

@@ -52,8 +52,16 @@ def test_one_agent_invocation_is_one_guarded_run_with_its_events() -> None:
     runs = {e.run for e in sink.events}
     assert len(runs) == 1
     kinds = [e.type for e in sink.events]
-    assert kinds == ["run_start", "model_start", "model_end", "tool_start", "tool_end",
-                     "model_start", "model_end", "run_end"]
+    assert kinds == [
+        "run_start",
+        "model_start",
+        "model_end",
+        "tool_start",
+        "tool_end",
+        "model_start",
+        "model_end",
+        "run_end",
+    ]
     start = sink.events[1]
     assert isinstance(start, ModelStart)
     assert start.model == "anthropic.claude-3-5-sonnet-20241022-v2:0"
@@ -93,8 +101,9 @@ def test_agent_name_resolution_order() -> None:
 def test_per_agent_policies_apply_by_agent_name() -> None:
     from loopguard import PolicySet
 
-    policies = PolicySet(default=Policy(max_model_calls=2),
-                         agents={"patient": Policy(max_model_calls=5)})
+    policies = PolicySet(
+        default=Policy(max_model_calls=2), agents={"patient": Policy(max_model_calls=5)}
+    )
     h = LoopGuardCallbackHandler(policy=policies, telemetry=False)
     for name, limit in (("patient", 5), ("other", 2)):
         model, tools = endless_model(), ToolCounter()
@@ -184,8 +193,13 @@ def test_parallel_tool_calls_on_threads_never_exceed_the_limit() -> None:
             ran.append(n)
         return str(n)
 
-    six = AIMessage(content="", tool_calls=[
-        {"name": "fetch", "args": {"n": i}, "id": f"c{i}", "type": "tool_call"} for i in range(6)])
+    six = AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "fetch", "args": {"n": i}, "id": f"c{i}", "type": "tool_call"}
+            for i in range(6)
+        ],
+    )
     model = ScriptedChatModel(replies=[six])
     h = LoopGuardCallbackHandler(policy=Policy(max_tool_calls=5), telemetry=False)
     with pytest.raises(LoopGuardAbort):
@@ -220,11 +234,17 @@ def test_many_threads_driving_one_guard_keep_exact_counts() -> None:
 def drive_short_run(h: LoopGuardCallbackHandler, *, end: bool = True) -> None:
     root, llm = uuid.uuid4(), uuid.uuid4()
     h.on_chain_start({"name": "agent"}, {}, run_id=root)
-    h.on_chat_model_start({"name": "m"}, [[]], run_id=llm, parent_run_id=root,
-                          metadata={"ls_model_name": "m"})
-    result = type("R", (), {"generations": [[type("G", (), {"message": AIMessage("x"),
-                                                            "text": "x"})()]],
-                            "llm_output": None})()
+    h.on_chat_model_start(
+        {"name": "m"}, [[]], run_id=llm, parent_run_id=root, metadata={"ls_model_name": "m"}
+    )
+    result = type(
+        "R",
+        (),
+        {
+            "generations": [[type("G", (), {"message": AIMessage("x"), "text": "x"})()]],
+            "llm_output": None,
+        },
+    )()
     h.on_llm_end(result, run_id=llm)
     if end:
         h.on_chain_end({}, run_id=root)
@@ -256,29 +276,41 @@ def test_runs_that_never_end_are_evicted() -> None:
 def test_cache_writes_reported_per_ttl_are_counted_as_writes() -> None:
     # langchain-aws sets cache_creation to 0 and reports ephemeral_5m/1h tokens instead when
     # Bedrock breaks cache writes down by TTL; they must still bill at the cache-write price.
-    usage = {"input_tokens": 1200, "output_tokens": 10, "total_tokens": 1210,
-             "input_token_details": {"cache_read": 100, "cache_creation": 0,
-                                     "ephemeral_5m_input_tokens": 700,
-                                     "ephemeral_1h_input_tokens": 300}}
+    usage = {
+        "input_tokens": 1200,
+        "output_tokens": 10,
+        "total_tokens": 1210,
+        "input_token_details": {
+            "cache_read": 100,
+            "cache_creation": 0,
+            "ephemeral_5m_input_tokens": 700,
+            "ephemeral_1h_input_tokens": 300,
+        },
+    }
     model = ScriptedChatModel(replies=[AIMessage("ok", usage_metadata=usage)])
     h, sink = guarded()
     model.invoke("hi", config={"callbacks": [h]})
     end = next(e for e in sink.events if isinstance(e, ModelEnd))
-    assert (end.usage.input_tokens, end.usage.cache_read_tokens,
-            end.usage.cache_write_tokens) == (1200, 100, 1000)
+    assert (end.usage.input_tokens, end.usage.cache_read_tokens, end.usage.cache_write_tokens) == (
+        1200,
+        100,
+        1000,
+    )
 
 
 def test_a_stream_cut_mid_answer_is_charged_its_estimated_usage() -> None:
     # The provider never reports usage for a stream loopguard cut off, but the prompt and the
     # streamed part were billed: the guard counts an estimate (docs: loopguard/tokens.py).
-    from loopguard.events import ModelError
-    from loopguard.tokens import estimate_input_tokens, tokens_for_chars
-    from loopguard.integrations._convert import messages_of
     from langchain_core.messages import HumanMessage
 
+    from loopguard.events import ModelError
+    from loopguard.integrations._convert import messages_of
+    from loopguard.tokens import estimate_input_tokens, tokens_for_chars
+
     words = " ".join(["la"] * 10 + ["STOP"] + ["la"] * 50)
-    model = ScriptedChatModel(replies=[AIMessage(words)],
-                              model="anthropic.claude-3-5-haiku-20241022-v1:0")
+    model = ScriptedChatModel(
+        replies=[AIMessage(words)], model="anthropic.claude-3-5-haiku-20241022-v1:0"
+    )
     sink = Collect()
     guard = Guard(Policy(), detectors=[StopOnToken("STOP")], sinks=[sink])
     prompt = [HumanMessage("sing me a song " * 20)]
@@ -295,8 +327,9 @@ def test_a_stream_cut_mid_answer_is_charged_its_estimated_usage() -> None:
     assert sink.ended and abs(sink.last_cost - expected) < 1e-9
 
 
-def test_a_bug_in_the_adapter_itself_fails_open(monkeypatch: pytest.MonkeyPatch,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_a_bug_in_the_adapter_itself_fails_open(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import loopguard.integrations.langchain as adapter
 
     def broken(*args: Any, **kwargs: Any) -> Any:

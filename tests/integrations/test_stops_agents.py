@@ -40,6 +40,7 @@ def assert_stopped(info: pytest.ExceptionInfo[LoopGuardAbort], detector: str = "
 
 # --- create_agent ---------------------------------------------------------------------------
 
+
 def test_create_agent_invoke_stops_at_max_model_calls() -> None:
     model, tools = endless_model(), ToolCounter()
     agent = create_agent(model, [tools.tool])
@@ -67,8 +68,9 @@ def test_create_agent_stream_stops_at_max_tool_calls() -> None:
     agent = create_agent(model, [tools.tool])
     seen = []
     with pytest.raises(LoopGuardAbort) as info:
-        for update in agent.stream(USER, config={"callbacks": [handler(max_tool_calls=2)]},
-                                   stream_mode="updates"):
+        for update in agent.stream(
+            USER, config={"callbacks": [handler(max_tool_calls=2)]}, stream_mode="updates"
+        ):
             seen.append(update)
     assert_stopped(info)
     assert tools.calls == 2
@@ -80,8 +82,9 @@ async def test_create_agent_astream_messages_mode_stops() -> None:
     model, tools = endless_model(), ToolCounter()
     agent = create_agent(model, [tools.tool])
     with pytest.raises(LoopGuardAbort):
-        async for _ in agent.astream(USER, config={"callbacks": [handler(max_model_calls=2)]},
-                                     stream_mode="messages"):
+        async for _ in agent.astream(
+            USER, config={"callbacks": [handler(max_model_calls=2)]}, stream_mode="messages"
+        ):
             pass
     assert model.call_count == 2
     # LangChain's AsyncCallbackManager makes one coroutine per handler and awaits the inline
@@ -91,8 +94,7 @@ async def test_create_agent_astream_messages_mode_stops() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gc.collect()
-    assert [str(w.message) for w in caught] in (
-        [], ["coroutine 'ahandle_event' was never awaited"])
+    assert [str(w.message) for w in caught] in ([], ["coroutine 'ahandle_event' was never awaited"])
 
 
 def test_per_tool_limit_stops_only_that_tool() -> None:
@@ -106,12 +108,14 @@ def test_per_tool_limit_stops_only_that_tool() -> None:
 
 # --- a hand-built LangGraph graph with ToolNode(handle_tool_errors=True) ----------------------
 
+
 class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-def build_graph(model: ScriptedChatModel, tools: ToolCounter, *,
-                retry: RetryPolicy | None = None) -> Any:
+def build_graph(
+    model: ScriptedChatModel, tools: ToolCounter, *, retry: RetryPolicy | None = None
+) -> Any:
     def call_model(state: State) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
 
@@ -156,6 +160,7 @@ def test_langgraph_retry_policy_retrying_everything_still_stops() -> None:
 
 # --- with_retry -------------------------------------------------------------------------------
 
+
 def agent_loop(model: Any, steps: int = 20) -> RunnableLambda:
     """A plain runnable that calls `model` in a loop, as hand-written agents do."""
 
@@ -182,13 +187,18 @@ def test_with_retry_counts_every_provider_call_and_cannot_retry_past_the_abort()
 
 # --- the classic AgentExecutor ------------------------------------------------------------------
 
+
 def test_agent_executor_with_handle_parsing_errors_stops() -> None:
     from langchain_classic.agents import AgentExecutor, create_tool_calling_agent
 
     model, tools = endless_model(), ToolCounter()
     prompt = ChatPromptTemplate.from_messages(
-        [("system", "You are helpful."), ("human", "{input}"), ("placeholder",
-                                                                 "{agent_scratchpad}")])
+        [
+            ("system", "You are helpful."),
+            ("human", "{input}"),
+            ("placeholder", "{agent_scratchpad}"),
+        ]
+    )
     agent = create_tool_calling_agent(model, [tools.tool], prompt)
     executor = AgentExecutor(agent=agent, tools=[tools.tool], handle_parsing_errors=True)
     with pytest.raises(LoopGuardAbort) as info:
@@ -207,7 +217,8 @@ def test_agent_executor_parsing_error_loop_is_stopped() -> None:
     model = ScriptedChatModel(replies=[AIMessage("I should look this up somehow.")])
     tools = ToolCounter()
     prompt = PromptTemplate.from_template(
-        "Answer using tools {tools} ({tool_names}).\nQuestion: {input}\n{agent_scratchpad}")
+        "Answer using tools {tools} ({tool_names}).\nQuestion: {input}\n{agent_scratchpad}"
+    )
     agent = create_react_agent(model, [tools.tool], prompt)
     executor = AgentExecutor(agent=agent, tools=[tools.tool], handle_parsing_errors=True)
     with pytest.raises(LoopGuardAbort) as info:
@@ -219,6 +230,7 @@ def test_agent_executor_parsing_error_loop_is_stopped() -> None:
 
 
 # --- a plain runnable chain ---------------------------------------------------------------------
+
 
 def test_plain_runnable_chain_stops() -> None:
     model = ScriptedChatModel(replies=[AIMessage("again")])
@@ -240,9 +252,11 @@ def test_handler_in_model_constructor_stops_a_loop_of_one_run() -> None:
 
 # --- the middleware -----------------------------------------------------------------------------
 
+
 def middleware(exit_behavior: str = "error", **limits: Any) -> LoopGuardMiddleware:
-    return LoopGuardMiddleware(policy=Policy(**limits), exit_behavior=exit_behavior,
-                               telemetry=False)
+    return LoopGuardMiddleware(
+        policy=Policy(**limits), exit_behavior=exit_behavior, telemetry=False
+    )
 
 
 def test_middleware_error_exit_raises_at_the_limit() -> None:
@@ -292,8 +306,7 @@ def test_middleware_end_exit_at_a_tool_call() -> None:
 def test_middleware_counts_retries_of_model_retry_middleware() -> None:
     from langchain.agents.middleware import ModelRetryMiddleware
 
-    model = ScriptedChatModel(replies=[lambda m, n: tool_call("search", query="x")],
-                              fail_on={1, 2})
+    model = ScriptedChatModel(replies=[lambda m, n: tool_call("search", query="x")], fail_on={1, 2})
     tools = ToolCounter()
     retry = ModelRetryMiddleware(max_retries=3, initial_delay=0, jitter=False)
     agent = create_agent(model, [tools.tool], middleware=[retry, middleware(max_model_calls=4)])
@@ -320,8 +333,8 @@ def test_many_concurrent_async_runs_are_counted_apart() -> None:
         pairs = [(endless_model(), ToolCounter()) for _ in range(20)]
         agents = [create_agent(m, [t.tool]) for m, t in pairs]
         results = await asyncio.gather(
-            *(a.ainvoke(USER, config={"callbacks": [h]}) for a in agents),
-            return_exceptions=True)
+            *(a.ainvoke(USER, config={"callbacks": [h]}) for a in agents), return_exceptions=True
+        )
         assert h.guard.active_runs == 0
         return [(r, m.call_count) for r, (m, _) in zip(results, pairs, strict=True)]
 
@@ -366,8 +379,11 @@ def test_middleware_passes_a_nudge_given_on_tool_results_to_the_next_model_call(
     seen: list[str] = []
 
     def reply(messages: list[Any], n: int) -> AIMessage:
-        nudges = [m.content for m in messages
-                  if isinstance(m, HumanMessage) and "[loopguard]" in str(m.content)]
+        nudges = [
+            m.content
+            for m in messages
+            if isinstance(m, HumanMessage) and "[loopguard]" in str(m.content)
+        ]
         if nudges:
             seen.extend(nudges)
             return AIMessage("The forecast service keeps returning the same page; giving up.")
@@ -375,8 +391,11 @@ def test_middleware_passes_a_nudge_given_on_tool_results_to_the_next_model_call(
 
     model, tools = ScriptedChatModel(replies=[reply]), ToolCounter()
     only_tool_results = Policy(similarity={"enabled": False}, cycle={"enabled": False})
-    agent = create_agent(model, [tools.tool], middleware=[
-        LoopGuardMiddleware(policy=only_tool_results, telemetry=False)])
+    agent = create_agent(
+        model,
+        [tools.tool],
+        middleware=[LoopGuardMiddleware(policy=only_tool_results, telemetry=False)],
+    )
     out = agent.invoke(USER)
     assert "giving up" in out["messages"][-1].content
     assert len(seen) == 1 and "search" in seen[0]

@@ -22,9 +22,14 @@ def money_policy(**money: Any) -> Policy:
     return Policy.model_validate({**off, "max_model_calls": None, **money})
 
 
-def budget_policy(uri: str, cap_usd: float, tenant_key: str = "tenant", ttl: float = 60.0) -> Policy:
-    return money_policy(ledger=uri, reservation_ttl=ttl, budgets=[
-        {"scope": "tenant", "key": tenant_key, "period": "day", "max_usd": cap_usd}])
+def budget_policy(
+    uri: str, cap_usd: float, tenant_key: str = "tenant", ttl: float = 60.0
+) -> Policy:
+    return money_policy(
+        ledger=uri,
+        reservation_ttl=ttl,
+        budgets=[{"scope": "tenant", "key": tenant_key, "period": "day", "max_usd": cap_usd}],
+    )
 
 
 def spend(uri: str, cap_usd: float, tenant: str, calls: int, seed: int, out: Any) -> None:
@@ -39,16 +44,26 @@ def spend(uri: str, cap_usd: float, tenant: str, calls: int, seed: int, out: Any
         run = f"w{seed}-r{run_no}"
         messages = [Message("user", f"question {seed}/{i} " + "x" * rng.randint(20, 200))]
         try:
-            guard.process(ModelStart(run=run, model=MODEL, messages=messages, max_tokens=200,
-                                     id=f"{run}-{i}", meta={"tenant": tenant}))
+            guard.process(
+                ModelStart(
+                    run=run,
+                    model=MODEL,
+                    messages=messages,
+                    max_tokens=200,
+                    id=f"{run}-{i}",
+                    meta={"tenant": tenant},
+                )
+            )
         except LoopGuardAbort:
             refused += 1
             guard.end_run(run, "aborted")
             run_no += 1
             continue
         # the provider's count is at most the documented estimate, the output at most max_tokens
-        usage = Usage(input_tokens=estimate_input_tokens(messages) - rng.randint(0, 5),
-                      output_tokens=rng.randint(20, 200))
+        usage = Usage(
+            input_tokens=estimate_input_tokens(messages) - rng.randint(0, 5),
+            output_tokens=rng.randint(20, 200),
+        )
         guard.process(ModelEnd(run=run, model=MODEL, usage=usage, id=f"{run}-{i}"))
         spent += guard.get_run(run).last_call_cost or 0.0
         went += 1
@@ -61,8 +76,16 @@ def spend(uri: str, cap_usd: float, tenant: str, calls: int, seed: int, out: Any
 def hold_and_wait(uri: str, cap_usd: float, tenant: str, ttl: float, ready: Any) -> None:
     """Reserve through the guard (a model call starts) and never finish: killed mid-call."""
     guard = Guard(budget_policy(uri, cap_usd, ttl=ttl))
-    guard.process(ModelStart(run="doomed", model=MODEL, messages=[Message("user", "hi")],
-                             max_tokens=4000, id="call-1", meta={"tenant": tenant}))
+    guard.process(
+        ModelStart(
+            run="doomed",
+            model=MODEL,
+            messages=[Message("user", "hi")],
+            max_tokens=4000,
+            id="call-1",
+            meta={"tenant": tenant},
+        )
+    )
     ready.set()
     while True:
         time.sleep(1)

@@ -51,7 +51,11 @@ def test_reserve_settle_release(ledger: Ledger) -> None:
     ledger.release(r2, [a])
     u = usage_of(ledger, "a")
     assert (u.spent_usd_n, u.spent_tokens, u.reserved_usd_n, u.reservations) == (
-        usd_to_nano(0.25), 80, 0, 0)
+        usd_to_nano(0.25),
+        80,
+        0,
+        0,
+    )
 
 
 def test_a_reservation_reports_each_keys_total(ledger: Ledger) -> None:

@@ -44,8 +44,10 @@ def _tenant_usage(uri: str, tenant: str):
 def test_many_workers_never_overshoot_a_shared_budget(shared_uri: str, round_: int) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     out = ctx.Queue()
-    procs = [ctx.Process(target=_workers.spend, args=(shared_uri, CAP, tenant, CALLS, seed, out))
-             for seed in range(WORKERS)]
+    procs = [
+        ctx.Process(target=_workers.spend, args=(shared_uri, CAP, tenant, CALLS, seed, out))
+        for seed in range(WORKERS)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=60) for _ in procs]

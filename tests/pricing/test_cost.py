@@ -13,8 +13,9 @@ import pytest
 from loopguard.events import Usage
 from loopguard.pricing import cost_usd, packaged_table, projected_cost_usd
 
-CACHED = Usage(input_tokens=10_000, output_tokens=1_000, cache_read_tokens=4_000,
-               cache_write_tokens=2_000)
+CACHED = Usage(
+    input_tokens=10_000, output_tokens=1_000, cache_read_tokens=4_000, cache_write_tokens=2_000
+)
 PLAIN = Usage(input_tokens=10_000, output_tokens=1_000)
 
 # base id -> (cached, plain) in USD at the listed (global / in-region) price, and for the 4.5
@@ -57,17 +58,20 @@ def test_bedrock_cost_by_hand(model: str, cached: float, plain: float) -> None:
     assert cost_usd(price, PLAIN) == pytest.approx(plain, rel=1e-9)
 
 
-@pytest.mark.parametrize(("model", "cached"), [
-    # 4000*0.25 + 4000*0.03 + 2000*0.30 + 1000*1.25 = 2,970
-    ("claude-3-haiku-20240307", 0.00297),
-    ("claude-3-5-haiku-latest", 0.00952),
-    ("claude-3-5-sonnet-20241022", 0.0357),
-    ("claude-sonnet-4-5", 0.0357),
-    ("claude-opus-4-1-20250805", 0.1785),
-    ("claude-opus-4-5", 0.0595),
-    ("claude-haiku-4-5", 0.0119),
-    ("claude-3-opus-20240229", 0.1785),
-])
+@pytest.mark.parametrize(
+    ("model", "cached"),
+    [
+        # 4000*0.25 + 4000*0.03 + 2000*0.30 + 1000*1.25 = 2,970
+        ("claude-3-haiku-20240307", 0.00297),
+        ("claude-3-5-haiku-latest", 0.00952),
+        ("claude-3-5-sonnet-20241022", 0.0357),
+        ("claude-sonnet-4-5", 0.0357),
+        ("claude-opus-4-1-20250805", 0.1785),
+        ("claude-opus-4-5", 0.0595),
+        ("claude-haiku-4-5", 0.0119),
+        ("claude-3-opus-20240229", 0.1785),
+    ],
+)
 def test_anthropic_api_cost_by_hand(model: str, cached: float) -> None:
     assert cost_usd(packaged_table().resolve(model).price, CACHED) == pytest.approx(cached)
 
@@ -79,16 +83,23 @@ def test_openai_cached_input() -> None:
     assert cost_usd(price, usage) == pytest.approx(0.030)
 
 
-@pytest.mark.parametrize(("model", "want"), [
-    # 150000*6 + 100000*0.60 + 50000*7.50 + 2000*22.50 = 1,380,000 micro-USD
-    ("anthropic.claude-sonnet-4-20250514-v1:0", 1.38),
-    ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", 1.38),
-    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", 1.518),
-    ("claude-sonnet-4-5-20250929", 1.38),
-])
+@pytest.mark.parametrize(
+    ("model", "want"),
+    [
+        # 150000*6 + 100000*0.60 + 50000*7.50 + 2000*22.50 = 1,380,000 micro-USD
+        ("anthropic.claude-sonnet-4-20250514-v1:0", 1.38),
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", 1.38),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", 1.518),
+        ("claude-sonnet-4-5-20250929", 1.38),
+    ],
+)
 def test_long_context_tier_bills_the_whole_request(model: str, want: float) -> None:
-    usage = Usage(input_tokens=300_000, output_tokens=2_000, cache_read_tokens=100_000,
-                  cache_write_tokens=50_000)
+    usage = Usage(
+        input_tokens=300_000,
+        output_tokens=2_000,
+        cache_read_tokens=100_000,
+        cache_write_tokens=50_000,
+    )
     assert cost_usd(packaged_table().resolve(model).price, usage) == pytest.approx(want)
 
 

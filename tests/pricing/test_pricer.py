@@ -14,8 +14,12 @@ MTOK_IN = Usage(input_tokens=1_000_000)
 
 
 def test_override_and_addition() -> None:
-    policy = Policy(prices={"anthropic.claude-3-haiku-20240307-v1:0": {"input": 1, "output": 2},
-                            "my-model": {"input": 0.5, "output": 1.5}})
+    policy = Policy(
+        prices={
+            "anthropic.claude-3-haiku-20240307-v1:0": {"input": 1, "output": 2},
+            "my-model": {"input": 0.5, "output": 1.5},
+        }
+    )
     pricer = PolicyPricer()
     assert pricer(policy, "us.anthropic.claude-3-haiku-20240307-v1:0", MTOK_IN) == 1.0
     assert pricer(policy, "my-model", Usage(output_tokens=2_000_000)) == 3.0

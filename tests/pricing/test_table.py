@@ -34,19 +34,32 @@ def test_claude_cache_prices_follow_the_published_multipliers() -> None:
         assert entry["cache_read"] == pytest.approx(entry["input"] * 0.1), entry["id"]
 
 
-@pytest.mark.parametrize(("model", "scope", "base"), [
-    ("anthropic.claude-3-haiku-20240307-v1:0", None, "anthropic.claude-3-haiku-20240307"),
-    ("us.anthropic.claude-sonnet-4-20250514-v1:0", "us", "anthropic.claude-sonnet-4-20250514"),
-    ("GLOBAL.anthropic.claude-sonnet-4-5-20250929-v1:0", "global",
-     "anthropic.claude-sonnet-4-5-20250929"),
-    ("anthropic.claude-3-5-sonnet-20241022-v2:0", None, "anthropic.claude-3-5-sonnet-20241022"),
-    ("anthropic.claude-3-haiku-20240307-v1:0:200k", None, "anthropic.claude-3-haiku-20240307"),
-    ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0", None,
-     "anthropic.claude-3-haiku-20240307"),
-    ("arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-3-5-haiku-"
-     "20241022-v1:0", "eu", "anthropic.claude-3-5-haiku-20241022"),
-    ("claude-sonnet-4-5", None, "claude-sonnet-4-5"),
-])
+@pytest.mark.parametrize(
+    ("model", "scope", "base"),
+    [
+        ("anthropic.claude-3-haiku-20240307-v1:0", None, "anthropic.claude-3-haiku-20240307"),
+        ("us.anthropic.claude-sonnet-4-20250514-v1:0", "us", "anthropic.claude-sonnet-4-20250514"),
+        (
+            "GLOBAL.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "global",
+            "anthropic.claude-sonnet-4-5-20250929",
+        ),
+        ("anthropic.claude-3-5-sonnet-20241022-v2:0", None, "anthropic.claude-3-5-sonnet-20241022"),
+        ("anthropic.claude-3-haiku-20240307-v1:0:200k", None, "anthropic.claude-3-haiku-20240307"),
+        (
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+            None,
+            "anthropic.claude-3-haiku-20240307",
+        ),
+        (
+            "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-3-5-haiku-"
+            "20241022-v1:0",
+            "eu",
+            "anthropic.claude-3-5-haiku-20241022",
+        ),
+        ("claude-sonnet-4-5", None, "claude-sonnet-4-5"),
+    ],
+)
 def test_normalise(model: str, scope: str | None, base: str) -> None:
     assert normalise(model) == (scope, base)
 
@@ -83,5 +96,5 @@ def test_application_inference_profile_needs_an_alias() -> None:
 
 
 def test_unknown_model_message_says_what_to_do() -> None:
-    with pytest.raises(UnknownModel, match="prices.*fallback_price"):
+    with pytest.raises(UnknownModel, match=r"prices.*fallback_price"):
         packaged_table().resolve("anthropic.claude-9-nonesuch-v1:0")

@@ -95,42 +95,68 @@ class Script:
     def run_start(self, name: str = "agent", meta: dict | None = None) -> RunStart:
         return RunStart(**self._common(0.0, id=self.run, meta=meta), name=name)
 
-    def model_start(self, call: str, parent: str | None = None, model: str =
-                    "anthropic.claude-3-5-haiku-20241022-v1:0", dt: float = 0.1,
-                    text: str | None = None, meta: dict | None = None) -> ModelStart:
+    def model_start(
+        self,
+        call: str,
+        parent: str | None = None,
+        model: str = "anthropic.claude-3-5-haiku-20241022-v1:0",
+        dt: float = 0.1,
+        text: str | None = None,
+        meta: dict | None = None,
+    ) -> ModelStart:
         # Distinct texts per call by default, so no repeat detector sees a loop.
-        return ModelStart(**self._common(dt, id=call, parent=parent or self.run, meta=meta),
-                          model=model, messages=[Message("system", "be brief"),
-                                                 Message("user", text or _words(str(call)))],
-                          max_tokens=256)
+        return ModelStart(
+            **self._common(dt, id=call, parent=parent or self.run, meta=meta),
+            model=model,
+            messages=[Message("system", "be brief"), Message("user", text or _words(str(call)))],
+            max_tokens=256,
+        )
 
-    def model_end(self, call: str, parent: str | None = None, model: str =
-                  "anthropic.claude-3-5-haiku-20241022-v1:0", dt: float = 1.5,
-                  text: str | None = None, tool_calls: list[ToolCall] | None = None,
-                  usage: Usage | None = None) -> ModelEnd:
-        return ModelEnd(**self._common(dt, id=call, parent=parent or self.run), model=model,
-                        text=_words(f"{call}a") if text is None else text,
-                        tool_calls=tool_calls or [],
-                        usage=usage or Usage(120, 30, 100, 0))
+    def model_end(
+        self,
+        call: str,
+        parent: str | None = None,
+        model: str = "anthropic.claude-3-5-haiku-20241022-v1:0",
+        dt: float = 1.5,
+        text: str | None = None,
+        tool_calls: list[ToolCall] | None = None,
+        usage: Usage | None = None,
+    ) -> ModelEnd:
+        return ModelEnd(
+            **self._common(dt, id=call, parent=parent or self.run),
+            model=model,
+            text=_words(f"{call}a") if text is None else text,
+            tool_calls=tool_calls or [],
+            usage=usage or Usage(120, 30, 100, 0),
+        )
 
     def model_error(self, call: str, error: str, dt: float = 0.5) -> ModelError:
-        return ModelError(**self._common(dt, id=call, parent=self.run),
-                          model="anthropic.claude-3-5-haiku-20241022-v1:0", error=error)
+        return ModelError(
+            **self._common(dt, id=call, parent=self.run),
+            model="anthropic.claude-3-5-haiku-20241022-v1:0",
+            error=error,
+        )
 
     def token(self, call: str, text: str, dt: float = 0.05) -> Token:
         return Token(**self._common(dt, id=call), text=text)
 
-    def tool_start(self, call: str, tool: str = "calculator", args: Any = None,
-                   dt: float = 0.01) -> ToolStart:
-        return ToolStart(**self._common(dt, id=call, parent=self.run), tool=tool,
-                         args=args if args is not None else {"expression": "2+2"})
+    def tool_start(
+        self, call: str, tool: str = "calculator", args: Any = None, dt: float = 0.01
+    ) -> ToolStart:
+        return ToolStart(
+            **self._common(dt, id=call, parent=self.run),
+            tool=tool,
+            args=args if args is not None else {"expression": "2+2"},
+        )
 
-    def tool_end(self, call: str, tool: str = "calculator", output: str = "4",
-                 dt: float = 0.2) -> ToolEnd:
+    def tool_end(
+        self, call: str, tool: str = "calculator", output: str = "4", dt: float = 0.2
+    ) -> ToolEnd:
         return ToolEnd(**self._common(dt, id=call), tool=tool, output=output)
 
-    def tool_error(self, call: str, tool: str = "calculator", error: str = "ValueError: bad",
-                   dt: float = 0.2) -> ToolError:
+    def tool_error(
+        self, call: str, tool: str = "calculator", error: str = "ValueError: bad", dt: float = 0.2
+    ) -> ToolError:
         return ToolError(**self._common(dt, id=call), tool=tool, error=error)
 
     def run_end(self, status: str = "ok", dt: float = 0.1) -> RunEnd:
@@ -142,7 +168,7 @@ class Script:
         for _ in range(n):
             call = self.new_id()
             events += [self.model_start(call), self.model_end(call)]
-        return events + [self.run_end(status)]
+        return [*events, self.run_end(status)]
 
 
 def feed(guard: Any, events: list[Any]) -> list[Any]:
@@ -211,7 +237,7 @@ class OtlpReceiver:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with received:
                     outer.paths.append(self.path)
@@ -236,12 +262,16 @@ class OtlpReceiver:
         return f"http://127.0.0.1:{self.port}"
 
     def spans(self) -> list[Any]:
-        return [span for req in self.requests for rs in req.resource_spans
-                for ss in rs.scope_spans for span in ss.spans]
+        return [
+            span
+            for req in self.requests
+            for rs in req.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+        ]
 
     def resources(self) -> list[dict[str, Any]]:
-        return [attrs(rs.resource.attributes) for req in self.requests
-                for rs in req.resource_spans]
+        return [attrs(rs.resource.attributes) for req in self.requests for rs in req.resource_spans]
 
     def wait_for(self, n_spans: int, timeout: float = 10.0) -> list[Any]:
         with self._received:
@@ -278,8 +308,9 @@ def _check_tag(tag: dict[str, Any], where: str) -> None:
     assert isinstance(tag["key"], str) and tag["key"], where
     kind = _TAG_TYPES[tag["type"]]
     value = tag["value"]
-    assert isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), \
+    assert isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), (
         f"{where}: {tag}"
+    )
 
 
 def validate_jaeger(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -301,9 +332,19 @@ def validate_jaeger(doc: dict[str, Any]) -> list[dict[str, Any]]:
         roots = 0
         for span in trace["spans"]:
             where = f"span {span.get('operationName')}"
-            assert set(span) == {"traceID", "spanID", "operationName", "references",
-                                 "startTime", "duration", "tags", "logs", "processID",
-                                 "warnings", "flags"}, where
+            assert set(span) == {
+                "traceID",
+                "spanID",
+                "operationName",
+                "references",
+                "startTime",
+                "duration",
+                "tags",
+                "logs",
+                "processID",
+                "warnings",
+                "flags",
+            }, where
             assert span["traceID"] == tid
             assert len(span["spanID"]) == 16 and set(span["spanID"]) <= _HEX
             assert isinstance(span["operationName"], str) and span["operationName"]
@@ -337,15 +378,20 @@ def tags(span_or_log: dict[str, Any]) -> dict[str, Any]:
 # What OpenLLMetry's and OpenInference's LangChain instrumentors patch. OpenLLMetry's
 # uninstrument() leaves its wrappers in place (and a second instrument() then adds nothing), so
 # tests put LangChain back as it was themselves.
-_PATCHED_CLASSES = (("langchain_core.callbacks", "BaseCallbackManager"),
-                    ("langgraph.pregel", "Pregel"), ("langgraph.types", "Command"),
-                    ("langchain.agents.middleware.types", "AgentMiddleware"),
-                    ("langchain_openai.chat_models.base", "BaseChatOpenAI"),
-                    ("langchain_openai.llms.base", "BaseOpenAI"))
-_PATCHED_FUNCTIONS = (("langgraph.prebuilt.chat_agent_executor", "create_react_agent"),
-                      ("langgraph.prebuilt", "create_react_agent"),
-                      ("langchain.agents.factory", "create_agent"),
-                      ("langchain.agents", "create_agent"))
+_PATCHED_CLASSES = (
+    ("langchain_core.callbacks", "BaseCallbackManager"),
+    ("langgraph.pregel", "Pregel"),
+    ("langgraph.types", "Command"),
+    ("langchain.agents.middleware.types", "AgentMiddleware"),
+    ("langchain_openai.chat_models.base", "BaseChatOpenAI"),
+    ("langchain_openai.llms.base", "BaseOpenAI"),
+)
+_PATCHED_FUNCTIONS = (
+    ("langgraph.prebuilt.chat_agent_executor", "create_react_agent"),
+    ("langgraph.prebuilt", "create_react_agent"),
+    ("langchain.agents.factory", "create_agent"),
+    ("langchain.agents", "create_agent"),
+)
 
 
 @contextmanager

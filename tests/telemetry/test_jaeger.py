@@ -13,9 +13,19 @@ from tests.telemetry.conftest import Script, feed, tags, validate_jaeger
 
 def aborted_run(s: Script) -> list:
     m1, t1, m2, t2, m3 = (s.new_id() for _ in range(5))
-    return [s.run_start(), s.model_start(m1), s.model_end(m1), s.tool_start(t1),
-            s.model_start(m3, parent=t1), s.model_end(m3, parent=t1), s.tool_end(t1),
-            s.model_start(m2), s.model_end(m2), s.tool_start(t2), s.run_end("aborted")]
+    return [
+        s.run_start(),
+        s.model_start(m1),
+        s.model_end(m1),
+        s.tool_start(t1),
+        s.model_start(m3, parent=t1),
+        s.model_end(m3, parent=t1),
+        s.tool_end(t1),
+        s.model_start(m2),
+        s.model_end(m2),
+        s.tool_start(t2),
+        s.run_end("aborted"),
+    ]
 
 
 def test_live_run_to_jaeger_file(tmp_path, script):
@@ -32,7 +42,8 @@ def test_live_run_to_jaeger_file(tmp_path, script):
     by_id = {s["spanID"]: s for s in spans}
     names = sorted(s["operationName"] for s in spans)
     assert names == ["chat anthropic.claude-3-5-haiku-20241022-v1:0"] * 3 + [
-        "execute_tool calculator"] * 2 + ["invoke_agent researcher"]
+        "execute_tool calculator"
+    ] * 2 + ["invoke_agent researcher"]
     [root] = [s for s in spans if not s["references"]]
     assert root["startTime"] == round(events[0].ts * 1e6)
     assert root["duration"] == round(events[-1].ts * 1e6) - round(events[0].ts * 1e6)
@@ -47,8 +58,12 @@ def test_live_run_to_jaeger_file(tmp_path, script):
     assert lt["loopguard.evidence.max"] == 1
     assert log["timestamp"] == round(events[9].ts * 1e6)
     # The model call made inside the first tool is the tool span's child.
-    inner = [s for s in spans if s["operationName"].startswith("chat")
-             and by_id[s["references"][0]["spanID"]]["operationName"].startswith("execute_tool")]
+    inner = [
+        s
+        for s in spans
+        if s["operationName"].startswith("chat")
+        and by_id[s["references"][0]["spanID"]]["operationName"].startswith("execute_tool")
+    ]
     assert len(inner) == 1
     assert tags(inner[0])["span.kind"] == "client"
     assert isinstance(tags(inner[0])["gen_ai.usage.output_tokens"], int)
@@ -60,24 +75,42 @@ def test_jaeger_and_otel_spans_are_the_same_tree(tmp_path, otel):
     """One mapping serves both: names, parents, times and attributes agree."""
     path = tmp_path / "traces.json"
     events = aborted_run(Script())
-    feed(Guard(Policy(max_tool_calls=1),
-               sinks=[JaegerFileSink(path),
-                      SpanSink(tracer_provider=otel.tracer_provider, metrics=False)]), events)
+    feed(
+        Guard(
+            Policy(max_tool_calls=1),
+            sinks=[
+                JaegerFileSink(path),
+                SpanSink(tracer_provider=otel.tracer_provider, metrics=False),
+            ],
+        ),
+        events,
+    )
     jaeger = validate_jaeger(json.loads(path.read_text()))
     otel_spans = otel.spans()
     assert len(jaeger) == len(otel_spans)
 
     def shape_otel(s):
-        parent = next((p.name for p in otel_spans if s.parent and
-                       p.context.span_id == s.parent.span_id), None)
-        return (s.name, parent, round(s.start_time / 1000), round(s.end_time / 1000),
-                tuple(sorted(k for k in s.attributes)))
+        parent = next(
+            (p.name for p in otel_spans if s.parent and p.context.span_id == s.parent.span_id), None
+        )
+        return (
+            s.name,
+            parent,
+            round(s.start_time / 1000),
+            round(s.end_time / 1000),
+            tuple(sorted(k for k in s.attributes)),
+        )
 
     def shape_jaeger(s):
         by_id = {x["spanID"]: x for x in jaeger}
         parent = by_id[s["references"][0]["spanID"]]["operationName"] if s["references"] else None
-        keys = tuple(sorted(k for k in tags(s) if k not in (
-            "span.kind", "error", "otel.status_code", "otel.status_description")))
+        keys = tuple(
+            sorted(
+                k
+                for k in tags(s)
+                if k not in ("span.kind", "error", "otel.status_code", "otel.status_description")
+            )
+        )
         return (s["operationName"], parent, s["startTime"], s["startTime"] + s["duration"], keys)
 
     assert sorted(map(shape_otel, otel_spans)) == sorted(map(shape_jaeger, jaeger))

@@ -7,7 +7,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from loopguard import LoopGuardCallbackHandler, LoopGuardAbort, Policy
+from loopguard import LoopGuardAbort, LoopGuardCallbackHandler, Policy
 from loopguard.telemetry import semconv as sc
 from tests.conftest import require
 from tests.telemetry.conftest import langchain_restored
@@ -48,19 +48,25 @@ def run_agent(otel, telemetry=True, *, stream=False, policy=None):
         """Search the web."""
         return f"results for {query}"
 
-    script = [Reply.calling("web_search", f"Searching for topic {i} now.", query=f"topic {i}")
-              for i in range(5)]
+    script = [
+        Reply.calling("web_search", f"Searching for topic {i} now.", query=f"topic {i}")
+        for i in range(5)
+    ]
     handler = LoopGuardCallbackHandler(
-        policy=policy or Policy(max_tool_calls=2), agent="researcher",
-        tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider,
-        telemetry=telemetry)
+        policy=policy or Policy(max_tool_calls=2),
+        agent="researcher",
+        tracer_provider=otel.tracer_provider,
+        meter_provider=otel.meter_provider,
+        telemetry=telemetry,
+    )
     before = trace.get_current_span()
     with FakeBedrock(script) as fake:
-        agent = create_agent(fake.chat_model(MODEL, streaming=stream) if stream
-                             else fake.chat_model(MODEL), [web_search])
+        agent = create_agent(
+            fake.chat_model(MODEL, streaming=stream) if stream else fake.chat_model(MODEL),
+            [web_search],
+        )
         with pytest.raises(LoopGuardAbort):
-            agent.invoke({"messages": [("user", "research this")]},
-                         config={"callbacks": [handler]})
+            agent.invoke({"messages": [("user", "research this")]}, config={"callbacks": [handler]})
     # No context is left attached, whoever else instruments the run.
     assert trace.get_current_span() is before
     return otel.spans()
@@ -70,8 +76,7 @@ def ours(spans):
     return [s for s in spans if s.instrumentation_scope.name == "loopguard"]
 
 
-@pytest.mark.parametrize("instrumentation", [None, "openinference", "openllmetry"],
-                         indirect=True)
+@pytest.mark.parametrize("instrumentation", [None, "openinference", "openllmetry"], indirect=True)
 def test_loopguard_spans_are_right_beside_other_instrumentation(otel, instrumentation):
     spans = run_agent(otel)
     mine = ours(spans)
@@ -131,11 +136,14 @@ def test_annotate_mode_without_other_instrumentation_uses_the_current_span(otel)
         from loopguard.guard import Guard
         from loopguard.telemetry.spans import SpanSink
 
-        guard = Guard(Policy(), sinks=[SpanSink(tracer_provider=otel.tracer_provider,
-                                                mode="annotate", metrics=False)])
+        guard = Guard(
+            Policy(),
+            sinks=[SpanSink(tracer_provider=otel.tracer_provider, mode="annotate", metrics=False)],
+        )
         guard.process(ModelStart(run="r", agent="a", id="m", model="gpt-4o", ts=1.0e9))
-        guard.process(ModelEnd(run="r", agent="a", id="m", model="gpt-4o", ts=1.0e9 + 1,
-                               usage=Usage(3, 4)))
+        guard.process(
+            ModelEnd(run="r", agent="a", id="m", model="gpt-4o", ts=1.0e9 + 1, usage=Usage(3, 4))
+        )
         guard.process(RunEnd(run="r", agent="a", ts=1.0e9 + 2))
         assert len(otel.spans()) == spans_before  # none made
     [span] = otel.spans()
@@ -147,10 +155,11 @@ def test_annotate_mode_without_other_instrumentation_uses_the_current_span(otel)
 
 def test_a_failed_run_leaves_no_context_and_records_the_error(otel):
     require("langchain_aws")
-    from loopguard.testing import Fault, FakeBedrock
+    from loopguard.testing import FakeBedrock, Fault
 
-    handler = LoopGuardCallbackHandler(agent="researcher", tracer_provider=otel.tracer_provider,
-                                       meter_provider=otel.meter_provider)
+    handler = LoopGuardCallbackHandler(
+        agent="researcher", tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+    )
     before = trace.get_current_span()
     with FakeBedrock([Fault.validation("bad request")]) as fake:
         with pytest.raises(Exception, match="bad request"):
@@ -175,8 +184,11 @@ def test_a_model_called_inside_a_tool_nests_under_the_tool(otel):
 
     from loopguard.testing import FakeBedrock, Reply
 
-    script = [Reply.calling("summarize", "Let me summarize.", text="a long text"),
-              Reply(text="a summary"), Reply(text="Here is the summary.")]
+    script = [
+        Reply.calling("summarize", "Let me summarize.", text="a long text"),
+        Reply(text="a summary"),
+        Reply(text="Here is the summary."),
+    ]
     with FakeBedrock(script) as fake:
         inner = fake.chat_model(MODEL)
 
@@ -185,18 +197,21 @@ def test_a_model_called_inside_a_tool_nests_under_the_tool(otel):
             """Summarize a text."""
             return inner.invoke(f"Summarize: {text}").text  # inherits the run's callbacks
 
-        handler = LoopGuardCallbackHandler(agent="writer", tracer_provider=otel.tracer_provider,
-                                           meter_provider=otel.meter_provider)
+        handler = LoopGuardCallbackHandler(
+            agent="writer", tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+        )
         agent = create_agent(fake.chat_model(MODEL), [summarize])
-        agent.invoke({"messages": [("user", "summarize this")]},
-                     config={"callbacks": [handler]})
+        agent.invoke({"messages": [("user", "summarize this")]}, config={"callbacks": [handler]})
     mine = ours(otel.spans())
     root = next(s for s in mine if s.name == "invoke_agent writer")
     tool_span = next(s for s in mine if s.name == "execute_tool summarize")
     chats = sorted((s for s in mine if s.name == f"chat {MODEL}"), key=lambda s: s.start_time)
     assert len(chats) == 3
-    assert [c.parent.span_id for c in chats] == [root.context.span_id, tool_span.context.span_id,
-                                                 root.context.span_id]
+    assert [c.parent.span_id for c in chats] == [
+        root.context.span_id,
+        tool_span.context.span_id,
+        root.context.span_id,
+    ]
     assert tool_span.parent.span_id == root.context.span_id
     assert tool_span.start_time <= chats[1].start_time <= chats[1].end_time <= tool_span.end_time
     assert root.status.status_code is StatusCode.UNSET
@@ -216,21 +231,26 @@ async def test_async_agent_gets_the_same_tree_and_leaves_no_context(otel):
         """Search the web."""
         return f"results for {query}"
 
-    handler = LoopGuardCallbackHandler(policy=Policy(max_tool_calls=1), agent="researcher",
-                                       tracer_provider=otel.tracer_provider,
-                                       meter_provider=otel.meter_provider)
+    handler = LoopGuardCallbackHandler(
+        policy=Policy(max_tool_calls=1),
+        agent="researcher",
+        tracer_provider=otel.tracer_provider,
+        meter_provider=otel.meter_provider,
+    )
     before = trace.get_current_span()
-    script = [Reply.calling("web_search", f"Searching {i}.", query=f"topic {i}")
-              for i in range(3)]
+    script = [Reply.calling("web_search", f"Searching {i}.", query=f"topic {i}") for i in range(3)]
     with FakeBedrock(script) as fake:
         agent = create_agent(fake.chat_model(MODEL, streaming=True), [web_search])
         with pytest.raises(LoopGuardAbort):
-            await agent.ainvoke({"messages": [("user", "research")]},
-                                config={"callbacks": [handler]})
+            await agent.ainvoke(
+                {"messages": [("user", "research")]}, config={"callbacks": [handler]}
+            )
     assert trace.get_current_span() is before
     mine = ours(otel.spans())
     root = next(s for s in mine if s.name == "invoke_agent researcher")
     assert root.attributes[sc.ERROR_TYPE] == "LoopGuardAbort"
-    assert sorted(s.name for s in mine if s is not root) == [f"chat {MODEL}"] * 2 + [
-        "execute_tool web_search"] * 2
+    assert (
+        sorted(s.name for s in mine if s is not root)
+        == [f"chat {MODEL}"] * 2 + ["execute_tool web_search"] * 2
+    )
     assert all(s.parent.span_id == root.context.span_id for s in mine if s is not root)

@@ -14,15 +14,25 @@ from tests.telemetry.conftest import feed
 
 def run(otel, script, policy):
     s = script
-    guard = Guard(policy, sinks=[SpanSink(tracer_provider=otel.tracer_provider,
-                                          meter_provider=otel.meter_provider)],
-                  pricer=lambda p, model, usage: 0.5)
+    guard = Guard(
+        policy,
+        sinks=[SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)],
+        pricer=lambda p, model, usage: 0.5,
+    )
     m1, t1, m2, m3 = s.new_id(), s.new_id(), s.new_id(), s.new_id()
-    events = [s.run_start(), s.model_start(m1), s.model_end(m1, dt=2.0, usage=Usage(100, 10)),
-              s.tool_start(t1), s.tool_end(t1), s.model_start(m2),
-              s.model_error(m2, "ThrottlingException: slow down", dt=0.3),
-              s.model_start(m3), s.model_end(m3, dt=1.0, usage=Usage(200, 20)),
-              s.model_start(s.new_id()), s.run_end("aborted")]
+    events = [
+        s.run_start(),
+        s.model_start(m1),
+        s.model_end(m1, dt=2.0, usage=Usage(100, 10)),
+        s.tool_start(t1),
+        s.tool_end(t1),
+        s.model_start(m2),
+        s.model_error(m2, "ThrottlingException: slow down", dt=0.3),
+        s.model_start(m3),
+        s.model_end(m3, dt=1.0, usage=Usage(200, 20)),
+        s.model_start(s.new_id()),
+        s.run_end("aborted"),
+    ]
     feed(guard, events)
 
 
@@ -34,8 +44,11 @@ def test_genai_and_loopguard_metrics(otel, script):
     assert set(by_type) == {"input", "output"}  # no cache types when they are 0
     assert by_type["input"].value == 300 and by_type["output"].value == 30
     assert by_type["input"].attributes == {
-        sc.TOKEN_TYPE: "input", sc.AGENT_NAME: "researcher", sc.PROVIDER_NAME: "aws.bedrock",
-        sc.REQUEST_MODEL: "anthropic.claude-3-5-haiku-20241022-v1:0"}
+        sc.TOKEN_TYPE: "input",
+        sc.AGENT_NAME: "researcher",
+        sc.PROVIDER_NAME: "aws.bedrock",
+        sc.REQUEST_MODEL: "anthropic.claude-3-5-haiku-20241022-v1:0",
+    }
 
     durations = otel.points(sc.METRIC_OPERATION_DURATION)
     ok = [p for p in durations if sc.ERROR_TYPE not in p.attributes]
@@ -57,8 +70,12 @@ def test_genai_and_loopguard_metrics(otel, script):
     assert limit_warnings and limit_warnings[0].attributes[sc.AGENT_NAME] == "researcher"
     [aborts] = otel.points(sc.METRIC_ABORTS)
     assert aborts.value == 1
-    assert aborts.attributes == {sc.LG_DETECTOR: "limits", sc.LG_ACTION: "abort",
-                                 sc.AGENT_NAME: "researcher", sc.LG_ENFORCED: True}
+    assert aborts.attributes == {
+        sc.LG_DETECTOR: "limits",
+        sc.LG_ACTION: "abort",
+        sc.AGENT_NAME: "researcher",
+        sc.LG_ENFORCED: True,
+    }
 
 
 def test_shadow_aborts_are_counted_as_not_enforced(otel, script):
@@ -80,8 +97,16 @@ def test_cached_tokens_are_counted_by_type(otel, script):
     s = script
     m1, m2 = s.new_id(), s.new_id()
     sink = SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
-    feed(Guard(Policy(), sinks=[sink]), [
-        s.run_start(), s.model_start(m1), s.model_end(m1, usage=Usage(1000, 10, 800, 0)),
-        s.model_start(m2), s.model_end(m2, usage=Usage(1200, 20, 900, 150)), s.run_end()])
+    feed(
+        Guard(Policy(), sinks=[sink]),
+        [
+            s.run_start(),
+            s.model_start(m1),
+            s.model_end(m1, usage=Usage(1000, 10, 800, 0)),
+            s.model_start(m2),
+            s.model_end(m2, usage=Usage(1200, 20, 900, 150)),
+            s.run_end(),
+        ],
+    )
     by_type = {p.attributes[sc.TOKEN_TYPE]: p.value for p in otel.points(sc.METRIC_TOKENS)}
     assert by_type == {"input": 2200, "output": 30, "cache_read": 1700, "cache_write": 150}

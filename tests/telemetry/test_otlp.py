@@ -19,13 +19,23 @@ def test_otlp_http_export_of_an_aborted_run(otlp_receiver, script):
     exporter = http.OTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces")
     provider = TracerProvider(resource=Resource.create({"service.name": "otlp-test"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    guard = Guard(Policy(max_tool_calls=1), sinks=[SpanSink(tracer_provider=provider,
-                                                           meter_provider=None, metrics=False)])
+    guard = Guard(
+        Policy(max_tool_calls=1),
+        sinks=[SpanSink(tracer_provider=provider, meter_provider=None, metrics=False)],
+    )
     s = script
     m1, t1, m2, t2 = s.new_id(), s.new_id(), s.new_id(), s.new_id()
-    events = [s.run_start(), s.model_start(m1), s.model_end(m1), s.tool_start(t1),
-              s.tool_end(t1), s.model_start(m2), s.model_end(m2), s.tool_start(t2),
-              s.run_end("aborted")]
+    events = [
+        s.run_start(),
+        s.model_start(m1),
+        s.model_end(m1),
+        s.tool_start(t1),
+        s.tool_end(t1),
+        s.model_start(m2),
+        s.model_end(m2),
+        s.tool_start(t2),
+        s.run_end("aborted"),
+    ]
     assert len(feed(guard, events)) == 1
     assert provider.force_flush(10_000)
     spans = otlp_receiver.wait_for(5)
@@ -38,8 +48,10 @@ def test_otlp_http_export_of_an_aborted_run(otlp_receiver, script):
     for sp in spans:
         by_name.setdefault(sp.name, []).append(sp)
     assert sorted((k, len(v)) for k, v in by_name.items()) == [
-        ("chat anthropic.claude-3-5-haiku-20241022-v1:0", 2), ("execute_tool calculator", 2),
-        ("invoke_agent researcher", 1)]
+        ("chat anthropic.claude-3-5-haiku-20241022-v1:0", 2),
+        ("execute_tool calculator", 2),
+        ("invoke_agent researcher", 1),
+    ]
     [root] = by_name["invoke_agent researcher"]
     assert root.parent_span_id == b""
     assert len(root.trace_id) == 16 and len(root.span_id) == 8
@@ -68,6 +80,9 @@ def test_otlp_http_export_of_an_aborted_run(otlp_receiver, script):
     assert chat["gen_ai.usage.input_tokens"] == 120
     assert chat["gen_ai.usage.output_tokens"] == 30
     assert by_name["chat anthropic.claude-3-5-haiku-20241022-v1:0"][0].kind == 3  # CLIENT
-    refused = [sp for sp in by_name["execute_tool calculator"]
-               if attrs(sp.attributes).get("loopguard.refused")]
+    refused = [
+        sp
+        for sp in by_name["execute_tool calculator"]
+        if attrs(sp.attributes).get("loopguard.refused")
+    ]
     assert len(refused) == 1 and refused[0].status.code == 2

@@ -29,8 +29,13 @@ _RUN = textwrap.dedent("""
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    return subprocess.run([sys.executable, "-c", code], env={**clean, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_setup_exports_over_otlp_http_from_env(otlp_receiver):
@@ -45,8 +50,12 @@ def test_setup_exports_over_otlp_http_from_env(otlp_receiver):
 
 def test_otel_service_name_wins_over_the_argument(otlp_receiver):
     require("opentelemetry.exporter.otlp.proto.http.trace_exporter")
-    done = _python(_RUN, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{otlp_receiver.endpoint}/v1/traces",
-                   OTEL_METRICS_EXPORTER="none", OTEL_SERVICE_NAME="from-env")
+    done = _python(
+        _RUN,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{otlp_receiver.endpoint}/v1/traces",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_SERVICE_NAME="from-env",
+    )
     assert done.returncode == 0, done.stderr
     otlp_receiver.wait_for(2)
     assert otlp_receiver.resources()[0]["service.name"] == "from-env"
@@ -84,16 +93,20 @@ def test_grpc_protocol_uses_the_grpc_exporter():
         processor = done.tracer_provider._active_span_processor._span_processors[0]
         print(type(processor._batch_processor._exporter).__module__)
     """)
-    done = _python(code, OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-                   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    done = _python(
+        code, OTEL_EXPORTER_OTLP_PROTOCOL="grpc", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("opentelemetry.exporter.otlp.proto.grpc")
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "accepted: http/protobuf, grpc"),
-    ({"OTEL_TRACES_EXPORTER": "zipkin"}, "accepted: otlp, console, none"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "accepted: http/protobuf, grpc"),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "accepted: otlp, console, none"),
+    ],
+)
 def test_unsupported_settings_are_named(env, message, monkeypatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -26,10 +26,16 @@ def guarded(otel, policy=None, **kw) -> Guard:
 def test_tree_names_kinds_parents_and_times(otel, script):
     s = script
     m1, t1, m2 = s.new_id(), s.new_id(), s.new_id()
-    events = [s.run_start(meta={"thread_id": "conv-7"}), s.model_start(m1),
-              s.model_end(m1, tool_calls=[ToolCall("calculator", {"expression": "2+2"})]),
-              s.tool_start(t1), s.model_start(m2, parent=t1),  # a model called inside the tool
-              s.model_end(m2, parent=t1), s.tool_end(t1), s.run_end()]
+    events = [
+        s.run_start(meta={"thread_id": "conv-7"}),
+        s.model_start(m1),
+        s.model_end(m1, tool_calls=[ToolCall("calculator", {"expression": "2+2"})]),
+        s.tool_start(t1),
+        s.model_start(m2, parent=t1),  # a model called inside the tool
+        s.model_end(m2, parent=t1),
+        s.tool_end(t1),
+        s.run_end(),
+    ]
     feed(guarded(otel), events)
 
     root = otel.span("invoke_agent researcher")
@@ -102,8 +108,9 @@ def test_abort_at_model_start(otel, script):
     assert ea["loopguard.usage.model_calls"] == 2
     assert event.timestamp == ns(events[5].ts)  # the refused model_start
 
-    chats = sorted((x for x in otel.spans() if x.name.startswith("chat")),
-                   key=lambda x: x.start_time)
+    chats = sorted(
+        (x for x in otel.spans() if x.name.startswith("chat")), key=lambda x: x.start_time
+    )
     assert len(chats) == 3  # the refused call shows, marked
     refused = chats[-1]
     assert refused.attributes[sc.LG_REFUSED] is True
@@ -146,8 +153,9 @@ def test_shadow_mode_records_would_be_abort_without_error(otel, script):
 def test_warning_is_an_event_on_the_call_span(otel, script):
     events = script.model_calls(2)
     feed(guarded(otel, Policy(max_model_calls=10, warn_model_calls=2)), events)
-    chats = sorted((x for x in otel.spans() if x.name.startswith("chat")),
-                   key=lambda x: x.start_time)
+    chats = sorted(
+        (x for x in otel.spans() if x.name.startswith("chat")), key=lambda x: x.start_time
+    )
     assert [e for e in chats[0].events if e.attributes[sc.LG_DETECTOR] == "limits"] == []
     [event] = [e for e in chats[1].events if e.attributes[sc.LG_DETECTOR] == "limits"]
     assert event.name == "loopguard.warning"
@@ -160,8 +168,7 @@ def test_warning_is_an_event_on_the_call_span(otel, script):
 def test_verdict_on_a_finished_call_lands_on_its_span(otel, script):
     s = script
     m = s.new_id()
-    d = Driver(SpanSink(tracer_provider=otel.tracer_provider,
-                         meter_provider=otel.meter_provider))
+    d = Driver(SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider))
     d.send(s.model_start(m))
     end = s.model_end(m)
     d.state.attributes["loopguard.similarity"] = 0.97
@@ -187,11 +194,16 @@ def test_verdict_on_a_finished_call_lands_on_its_span(otel, script):
 def test_abort_on_a_finished_call_marks_it_and_structured_evidence_is_json(otel, script):
     s = script
     m = s.new_id()
-    d = Driver(SpanSink(tracer_provider=otel.tracer_provider,
-                         meter_provider=otel.meter_provider))
+    d = Driver(SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider))
     d.send(s.model_start(m))
-    verdict = abort("cycle", "the agent repeats a cycle of 2 calls", period=2, repeats=3,
-                    start_step=4, cycle=["search", "fetch"])
+    verdict = abort(
+        "cycle",
+        "the agent repeats a cycle of 2 calls",
+        period=2,
+        repeats=3,
+        start_step=4,
+        cycle=["search", "fetch"],
+    )
     verdict.step, verdict.usage = 9, {"cost_usd": 1.5, "model_calls": 9}
     d.send(s.model_end(m), verdict)
     d.send(s.run_end("aborted"))
@@ -210,10 +222,17 @@ def test_abort_on_a_finished_call_marks_it_and_structured_evidence_is_json(otel,
 def test_model_and_tool_errors(otel, script):
     s = script
     m, t = s.new_id(), s.new_id()
-    feed(guarded(otel), [s.run_start(), s.model_start(m),
-                         s.model_error(m, "ThrottlingException: Rate exceeded"),
-                         s.tool_start(t), s.tool_error(t, error="TimeoutError: slow"),
-                         s.run_end("error")])
+    feed(
+        guarded(otel),
+        [
+            s.run_start(),
+            s.model_start(m),
+            s.model_error(m, "ThrottlingException: Rate exceeded"),
+            s.tool_start(t),
+            s.tool_error(t, error="TimeoutError: slow"),
+            s.run_end("error"),
+        ],
+    )
     chat = otel.span("chat anthropic.claude-3-5-haiku-20241022-v1:0")
     assert chat.status.status_code is StatusCode.ERROR
     assert chat.attributes[sc.ERROR_TYPE] == "ThrottlingException"
@@ -229,8 +248,17 @@ def test_streaming_time_to_first_chunk(otel, script):
     s = script
     m = s.new_id()
     start = s.model_start(m)
-    feed(guarded(otel), [s.run_start(), start, s.token(m, "4", dt=0.25), s.token(m, "."),
-                         s.model_end(m), s.run_end()])
+    feed(
+        guarded(otel),
+        [
+            s.run_start(),
+            start,
+            s.token(m, "4", dt=0.25),
+            s.token(m, "."),
+            s.model_end(m),
+            s.run_end(),
+        ],
+    )
     chat = otel.span("chat anthropic.claude-3-5-haiku-20241022-v1:0")
     assert chat.attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] == pytest.approx(0.25)
 
@@ -268,14 +296,19 @@ def test_content_is_private_by_default(otel, script, monkeypatch):
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
     s = script
     m, t = s.new_id(), s.new_id()
-    feed(guarded(otel), [s.model_start(m, text="my secret question"),
-                         s.model_end(m, text="secret answer"),
-                         s.tool_start(t, args={"q": "secret args"}),
-                         s.tool_end(t, output="secret result"), s.run_end()])
+    feed(
+        guarded(otel),
+        [
+            s.model_start(m, text="my secret question"),
+            s.model_end(m, text="secret answer"),
+            s.tool_start(t, args={"q": "secret args"}),
+            s.tool_end(t, output="secret result"),
+            s.run_end(),
+        ],
+    )
     dumped = json.dumps([dict(x.attributes) for x in otel.spans()])
     assert "secret" not in dumped
-    for key in (sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_CALL_ARGUMENTS,
-                sc.TOOL_CALL_RESULT):
+    for key in (sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_CALL_ARGUMENTS, sc.TOOL_CALL_RESULT):
         assert key not in dumped
 
 
@@ -289,16 +322,29 @@ def test_content_is_exported_on_opt_in(otel, script, monkeypatch, how):
         policy = Policy(capture_content=True)
     s = script
     m, t = s.new_id(), s.new_id()
-    feed(guarded(otel, policy), [
-        s.model_start(m, text="my question"),
-        s.model_end(m, text="", tool_calls=[ToolCall("calculator", {"expression": "2+2"})]),
-        s.tool_start(t, args={"expression": "2+2"}), s.tool_end(t, output="4"), s.run_end()])
+    feed(
+        guarded(otel, policy),
+        [
+            s.model_start(m, text="my question"),
+            s.model_end(m, text="", tool_calls=[ToolCall("calculator", {"expression": "2+2"})]),
+            s.tool_start(t, args={"expression": "2+2"}),
+            s.tool_end(t, output="4"),
+            s.run_end(),
+        ],
+    )
     chat = otel.span("chat anthropic.claude-3-5-haiku-20241022-v1:0")
     inputs = json.loads(chat.attributes[sc.INPUT_MESSAGES])
     assert inputs[1] == {"role": "user", "parts": [{"type": "text", "content": "my question"}]}
     outputs = json.loads(chat.attributes[sc.OUTPUT_MESSAGES])
-    assert outputs == [{"role": "assistant", "finish_reason": "tool_call", "parts": [
-        {"type": "tool_call", "name": "calculator", "arguments": {"expression": "2+2"}}]}]
+    assert outputs == [
+        {
+            "role": "assistant",
+            "finish_reason": "tool_call",
+            "parts": [
+                {"type": "tool_call", "name": "calculator", "arguments": {"expression": "2+2"}}
+            ],
+        }
+    ]
     tool = otel.span("execute_tool calculator")
     assert json.loads(tool.attributes[sc.TOOL_CALL_ARGUMENTS]) == {"expression": "2+2"}
     assert tool.attributes[sc.TOOL_CALL_RESULT] == "4"
@@ -308,14 +354,22 @@ def test_cost_from_the_pricer(otel, script):
     s = script
     m1, m2 = s.new_id(), s.new_id()
     guard = guarded(otel, pricer=lambda policy, model, usage: usage.output_tokens * 0.001)
-    feed(guard, [s.model_start(m1), s.model_end(m1, usage=Usage(10, 20)),
-                 s.model_start(m2), s.model_end(m2, usage=Usage(10, 40)), s.run_end()])
-    chats = sorted((x for x in otel.spans() if x.name.startswith("chat")),
-                   key=lambda x: x.start_time)
+    feed(
+        guard,
+        [
+            s.model_start(m1),
+            s.model_end(m1, usage=Usage(10, 20)),
+            s.model_start(m2),
+            s.model_end(m2, usage=Usage(10, 40)),
+            s.run_end(),
+        ],
+    )
+    chats = sorted(
+        (x for x in otel.spans() if x.name.startswith("chat")), key=lambda x: x.start_time
+    )
     assert [c.attributes[sc.LG_CALL_COST] for c in chats] == pytest.approx([0.02, 0.04])
     assert [c.attributes[sc.LG_RUN_COST] for c in chats] == pytest.approx([0.02, 0.06])
-    assert otel.span("invoke_agent researcher").attributes[sc.LG_RUN_COST] == \
-        pytest.approx(0.06)
+    assert otel.span("invoke_agent researcher").attributes[sc.LG_RUN_COST] == pytest.approx(0.06)
 
 
 def test_events_without_ids_pair_in_order(otel, script):
@@ -351,8 +405,18 @@ def test_unsampled_runs_make_no_spans_but_keep_metrics(otel, script):
     guard = Guard(Policy(max_model_calls=1), sinks=[sink])
     s = script
     m1, m2, t = s.new_id(), s.new_id(), s.new_id()
-    feed(guard, [s.run_start(), s.model_start(m1), s.model_end(m1), s.tool_start(t),
-                 s.tool_end(t), s.model_start(m2), s.run_end("aborted")])
+    feed(
+        guard,
+        [
+            s.run_start(),
+            s.model_start(m1),
+            s.model_end(m1),
+            s.tool_start(t),
+            s.tool_end(t),
+            s.model_start(m2),
+            s.run_end("aborted"),
+        ],
+    )
     assert otel.spans() == []
     assert guard.internal_errors == 0 and sink.tree.open_runs == 0
     assert sum(p.value for p in otel.points(sc.METRIC_MODEL_CALLS)) == 1

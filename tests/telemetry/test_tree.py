@@ -85,8 +85,10 @@ def _rich_run(s: Any, d: Driver) -> None:
 
 def _shape(records: list[Any]) -> list[tuple[Any, ...]]:
     names = {r.span_id: r.name for r in records}
-    return sorted((r.name, names.get(r.parent_id), r.kind, r.start, r.end, r.attrs, r.events,
-                   r.error) for r in records)
+    return sorted(
+        (r.name, names.get(r.parent_id), r.kind, r.start, r.end, r.attrs, r.events, r.error)
+        for r in records
+    )
 
 
 def test_deferred_spans_are_the_tree_eager_spans_are(script):

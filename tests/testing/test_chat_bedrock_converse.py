@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("langchain_aws")
 
-from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
+from langchain_core.messages import HumanMessage, SystemMessage
 
-from loopguard import Guard, LoopGuardAbort, LoopGuardCallbackHandler, Policy  # noqa: E402
-from loopguard.events import ModelEnd, Token  # noqa: E402
-from loopguard.testing import FakeBedrock, Fault, Reply, ToolUse  # noqa: E402
+from loopguard import Guard, LoopGuardAbort, LoopGuardCallbackHandler, Policy
+from loopguard.events import ModelEnd, Token
+from loopguard.testing import FakeBedrock, Fault, Reply, ToolUse
 
 
 class Recorder:
@@ -37,8 +37,9 @@ def guarded(policy: Policy | None = None) -> tuple[LoopGuardCallbackHandler, Rec
     return LoopGuardCallbackHandler(Guard(policy or Policy(), sinks=[recorder])), recorder
 
 
-CACHED = Reply(text="Sunny.", input_tokens=40, output_tokens=3, cache_read_tokens=1200,
-               cache_write_tokens=300)
+CACHED = Reply(
+    text="Sunny.", input_tokens=40, output_tokens=3, cache_read_tokens=1200, cache_write_tokens=300
+)
 
 
 def test_invoke_text_and_cache_tokens_reach_usage_metadata_and_loopguard():
@@ -48,18 +49,29 @@ def test_invoke_text_and_cache_tokens_reach_usage_metadata_and_loopguard():
     assert message.content == "Sunny."
     # langchain-aws counts cache tokens into input_tokens and details them
     assert message.usage_metadata["input_tokens"] == 40 + 1200 + 300
-    assert message.usage_metadata["input_token_details"] == {"cache_read": 1200,
-                                                             "cache_creation": 300}
+    assert message.usage_metadata["input_token_details"] == {
+        "cache_read": 1200,
+        "cache_creation": 300,
+    }
     (end,) = recorder.of(ModelEnd)
-    assert end.usage.to_dict() == {"input_tokens": 1540, "output_tokens": 3,
-                                   "cache_read_tokens": 1200, "cache_write_tokens": 300}
+    assert end.usage.to_dict() == {
+        "input_tokens": 1540,
+        "output_tokens": 3,
+        "cache_read_tokens": 1200,
+        "cache_write_tokens": 300,
+    }
     assert fake.requests[0].operation == "Converse"
 
 
 def test_stream_text_tool_call_and_cache_tokens():
-    reply = Reply(text="Let me check the weather in Paris for you.",
-                  tool_calls=[ToolUse("get_weather", {"city": "Paris", "units": "metric"})],
-                  input_tokens=40, output_tokens=30, cache_read_tokens=1200, cache_write_tokens=0)
+    reply = Reply(
+        text="Let me check the weather in Paris for you.",
+        tool_calls=[ToolUse("get_weather", {"city": "Paris", "units": "metric"})],
+        input_tokens=40,
+        output_tokens=30,
+        cache_read_tokens=1200,
+        cache_write_tokens=0,
+    )
     handler, recorder = guarded()
     with FakeBedrock([reply]) as fake:
         model = fake.chat_model().bind_tools([get_weather])
@@ -68,9 +80,14 @@ def test_stream_text_tool_call_and_cache_tokens():
     for chunk in chunks[1:]:
         message += chunk
     assert fake.requests[0].operation == "ConverseStream"
-    assert message.tool_calls == [{"name": "get_weather", "args": {"city": "Paris",
-                                   "units": "metric"}, "id": "tooluse_0000_0",
-                                   "type": "tool_call"}]
+    assert message.tool_calls == [
+        {
+            "name": "get_weather",
+            "args": {"city": "Paris", "units": "metric"},
+            "id": "tooluse_0000_0",
+            "type": "tool_call",
+        }
+    ]
     assert message.usage_metadata["input_token_details"]["cache_read"] == 1200
     assert message.response_metadata["stopReason"] == "tool_use"
     (end,) = recorder.of(ModelEnd)
@@ -89,8 +106,12 @@ def test_streamed_tokens_reach_loopguard_as_text():
 
 
 def test_prompt_cache_through_a_system_cache_point():
-    system = SystemMessage(content=[{"type": "text", "text": "You are a careful assistant. " * 40},
-                                    {"cachePoint": {"type": "default"}}])
+    system = SystemMessage(
+        content=[
+            {"type": "text", "text": "You are a careful assistant. " * 40},
+            {"cachePoint": {"type": "default"}},
+        ]
+    )
     with FakeBedrock(["one", "two"]) as fake:
         model = fake.chat_model()
         first = model.invoke([system, HumanMessage("hi")]).usage_metadata["input_token_details"]
@@ -102,8 +123,9 @@ def test_prompt_cache_through_a_system_cache_point():
 def test_mid_stream_abort_closes_the_stream():
     """The stream detector raises from on_llm_new_token; langchain-aws closes the response, and
     the server sees the client hang up long before it sent the whole answer."""
-    degenerate = Reply(text="The order is on its way.\n" * 200, words_per_chunk=1,
-                       chunk_delay=0.005)
+    degenerate = Reply(
+        text="The order is on its way.\n" * 200, words_per_chunk=1, chunk_delay=0.005
+    )
     handler, recorder = guarded(Policy())
     with FakeBedrock([degenerate]) as fake:
         with pytest.raises(LoopGuardAbort) as info:
@@ -119,8 +141,9 @@ def test_mid_stream_abort_closes_the_stream():
 
 
 def test_time_limit_aborts_mid_stream_too():
-    long_answer = Reply(text=" ".join(f"w{i}" for i in range(400)), words_per_chunk=1,
-                        chunk_delay=0.01)
+    long_answer = Reply(
+        text=" ".join(f"w{i}" for i in range(400)), words_per_chunk=1, chunk_delay=0.01
+    )
     handler, _ = guarded(Policy(max_seconds=0.5))
     with FakeBedrock([long_answer]) as fake:
         with pytest.raises(LoopGuardAbort) as info:
@@ -133,8 +156,14 @@ def test_time_limit_aborts_mid_stream_too():
 def test_faults_surface_through_the_chat_model():
     from botocore.exceptions import ClientError, EventStreamError
 
-    with FakeBedrock([Fault.throttle(), Fault.stream_error(after_events=2),
-                      Fault.cut(after_events=2), Fault.cut()]) as fake:
+    with FakeBedrock(
+        [
+            Fault.throttle(),
+            Fault.stream_error(after_events=2),
+            Fault.cut(after_events=2),
+            Fault.cut(),
+        ]
+    ) as fake:
         model = fake.chat_model()
         with pytest.raises(ClientError, match="ThrottlingException"):
             model.invoke("hi")
@@ -187,8 +216,9 @@ def test_concurrent_agents_share_one_server():
         agent = create_agent(fake.chat_model(), tools_for(scenario.tools))
 
         def ask(n: int) -> str:
-            result = agent.invoke({"messages": [("user", f"{scenario.task} ({n})")]},
-                                  config={"callbacks": [handler]})
+            result = agent.invoke(
+                {"messages": [("user", f"{scenario.task} ({n})")]}, config={"callbacks": [handler]}
+            )
             return result["messages"][-1].text
 
         with ThreadPoolExecutor(max_workers=4) as pool:

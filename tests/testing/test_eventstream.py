@@ -19,11 +19,15 @@ def _decode(data: bytes) -> list:
 
 
 def test_message_round_trips_through_botocore():
-    raw = eventstream.event("contentBlockDelta", {"delta": {"text": "héllo"},
-                                                  "contentBlockIndex": 0})
+    raw = eventstream.event(
+        "contentBlockDelta", {"delta": {"text": "héllo"}, "contentBlockIndex": 0}
+    )
     (message,) = _decode(raw)
-    assert message.headers == {":event-type": "contentBlockDelta",
-                               ":content-type": "application/json", ":message-type": "event"}
+    assert message.headers == {
+        ":event-type": "contentBlockDelta",
+        ":content-type": "application/json",
+        ":message-type": "event",
+    }
     assert json.loads(message.payload) == {"delta": {"text": "héllo"}, "contentBlockIndex": 0}
     assert message.prelude.total_length == len(raw)
 
@@ -48,11 +52,18 @@ def test_server_stream_is_valid_chunked_eventstream():
     reply = Reply(text="one two three", tool_calls=[ToolUse("lookup", {"q": "x" * 60})])
     with FakeBedrock([reply]) as fake:
         conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
-        body = {"messages": [{"role": "user", "content": [{"text": "hi"}]}],
-                "toolConfig": {"tools": [{"toolSpec": {"name": "lookup",
-                                                       "inputSchema": {"json": {}}}}]}}
-        conn.request("POST", "/model/m/converse-stream", json.dumps(body),
-                     {"Content-Type": "application/json"})
+        body = {
+            "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+            "toolConfig": {
+                "tools": [{"toolSpec": {"name": "lookup", "inputSchema": {"json": {}}}}]
+            },
+        }
+        conn.request(
+            "POST",
+            "/model/m/converse-stream",
+            json.dumps(body),
+            {"Content-Type": "application/json"},
+        )
         response = conn.getresponse()
         assert response.status == 200
         assert response.getheader("Content-Type") == "application/vnd.amazon.eventstream"
@@ -62,8 +73,11 @@ def test_server_stream_is_valid_chunked_eventstream():
     kinds = [m.headers[":event-type"] for m in messages]
     assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
     assert kinds.count("contentBlockStart") == 1  # the tool call; text blocks start with a delta
-    tool_json = "".join(json.loads(m.payload)["delta"]["toolUse"]["input"] for m in messages
-                        if m.headers[":event-type"] == "contentBlockDelta"
-                        and "toolUse" in json.loads(m.payload)["delta"])
+    tool_json = "".join(
+        json.loads(m.payload)["delta"]["toolUse"]["input"]
+        for m in messages
+        if m.headers[":event-type"] == "contentBlockDelta"
+        and "toolUse" in json.loads(m.payload)["delta"]
+    )
     assert json.loads(tool_json) == {"q": "x" * 60}
     assert fake.calls[0].events_sent == len(messages) == fake.calls[0].events_total

@@ -8,15 +8,35 @@ botocore_exceptions = pytest.importorskip("botocore.exceptions")
 pytest.importorskip("boto3")
 
 from loopguard.testing import (  # noqa: E402
-    SCENARIOS, FakeBedrock, Fault, Reply, Request, ScriptError, ToolUse, cycle,
+    SCENARIOS,
+    FakeBedrock,
+    Fault,
+    Reply,
+    Request,
+    ScriptError,
+    ToolUse,
+    cycle,
 )
 from loopguard.testing.scenarios import get  # noqa: E402
 
 ClientError = botocore_exceptions.ClientError
-TOOLS = {"tools": [{"toolSpec": {"name": "lookup", "inputSchema": {"json": {
-    "type": "object", "properties": {"q": {"type": "string"}}}}}}]}
+TOOLS = {
+    "tools": [
+        {
+            "toolSpec": {
+                "name": "lookup",
+                "inputSchema": {
+                    "json": {"type": "object", "properties": {"q": {"type": "string"}}}
+                },
+            }
+        }
+    ]
+}
 HELLO = [{"role": "user", "content": [{"text": "hello"}]}]
-ARN = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
+ARN = (
+    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
+    "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+)
 
 
 def test_converse_text_usage_and_model_arn():
@@ -41,15 +61,25 @@ def test_tool_use_round_trip_and_request_view():
 
     with FakeBedrock(respond) as fake:
         client = fake.client()
-        first = client.converse(modelId="m", messages=HELLO, toolConfig=TOOLS,
-                                system=[{"text": "be brief"}], inferenceConfig={"maxTokens": 99})
+        first = client.converse(
+            modelId="m",
+            messages=HELLO,
+            toolConfig=TOOLS,
+            system=[{"text": "be brief"}],
+            inferenceConfig={"maxTokens": 99},
+        )
         assert first["stopReason"] == "tool_use"
         use = first["output"]["message"]["content"][1]["toolUse"]
         assert use["name"] == "lookup" and use["input"] == {"q": "x"}
-        result = {"role": "user", "content": [{"toolResult": {
-            "toolUseId": use["toolUseId"], "content": [{"text": "42"}]}}]}
-        second = client.converse(modelId="m", messages=[*HELLO, first["output"]["message"],
-                                                        result], toolConfig=TOOLS)
+        result = {
+            "role": "user",
+            "content": [
+                {"toolResult": {"toolUseId": use["toolUseId"], "content": [{"text": "42"}]}}
+            ],
+        }
+        second = client.converse(
+            modelId="m", messages=[*HELLO, first["output"]["message"], result], toolConfig=TOOLS
+        )
     assert second["output"]["message"]["content"] == [{"text": "Found: 42"}]
     assert [r.turn for r in seen] == [0, 1]
     assert seen[0].tool_names == ["lookup"] and seen[0].system == "be brief"
@@ -58,14 +88,25 @@ def test_tool_use_round_trip_and_request_view():
     assert second["usage"]["inputTokens"] > first["usage"]["inputTokens"]
 
 
-@pytest.mark.parametrize("messages, expected", [
-    ([], "must start with a user message"),
-    ([{"role": "assistant", "content": [{"text": "hi"}]}], "must start with a user message"),
-    ([*HELLO, *HELLO], "must alternate"),
-    ([*HELLO, {"role": "assistant", "content": [{"toolUse": {
-        "toolUseId": "t1", "name": "lookup", "input": {}}}]},
-      {"role": "user", "content": [{"text": "no result"}]}], "for the following Ids: t1"),
-])
+@pytest.mark.parametrize(
+    "messages, expected",
+    [
+        ([], "must start with a user message"),
+        ([{"role": "assistant", "content": [{"text": "hi"}]}], "must start with a user message"),
+        ([*HELLO, *HELLO], "must alternate"),
+        (
+            [
+                *HELLO,
+                {
+                    "role": "assistant",
+                    "content": [{"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}],
+                },
+                {"role": "user", "content": [{"text": "no result"}]},
+            ],
+            "for the following Ids: t1",
+        ),
+    ],
+)
 def test_strict_mode_rejects_what_bedrock_rejects(messages, expected):
     with FakeBedrock(["unused"]) as fake:
         with pytest.raises(ClientError) as info:
@@ -76,21 +117,31 @@ def test_strict_mode_rejects_what_bedrock_rejects(messages, expected):
 
 
 def test_tool_blocks_need_tool_config():
-    messages = [*HELLO, {"role": "assistant", "content": [{"toolUse": {
-        "toolUseId": "t1", "name": "lookup", "input": {}}}]},
-        {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [
-            {"text": "r"}]}}]}]
+    messages = [
+        *HELLO,
+        {
+            "role": "assistant",
+            "content": [{"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}],
+        },
+        {
+            "role": "user",
+            "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "r"}]}}],
+        },
+    ]
     with FakeBedrock(["unused"]) as fake:
         with pytest.raises(ClientError, match="toolConfig field must be defined"):
             fake.client().converse(modelId="m", messages=messages)
 
 
-@pytest.mark.parametrize("fault, code, status", [
-    (Fault.throttle(), "ThrottlingException", 429),
-    (Fault.server_error(), "InternalServerException", 500),
-    (Fault.unavailable(), "ServiceUnavailableException", 503),
-    (Fault("model_error", "boom"), "ModelErrorException", 424),
-])
+@pytest.mark.parametrize(
+    "fault, code, status",
+    [
+        (Fault.throttle(), "ThrottlingException", 429),
+        (Fault.server_error(), "InternalServerException", 500),
+        (Fault.unavailable(), "ServiceUnavailableException", 503),
+        (Fault("model_error", "boom"), "ModelErrorException", 424),
+    ],
+)
 def test_http_faults(fault, code, status):
     with FakeBedrock([fault]) as fake:
         with pytest.raises(ClientError) as info:
@@ -142,27 +193,47 @@ def test_exception_inside_the_stream():
 
 
 def test_stream_events_and_usage_with_cache_tokens():
-    reply = Reply(text="a b c", tool_calls=[ToolUse("lookup", {"q": "x"})],
-                  input_tokens=10, output_tokens=5, cache_read_tokens=100, cache_write_tokens=20)
+    reply = Reply(
+        text="a b c",
+        tool_calls=[ToolUse("lookup", {"q": "x"})],
+        input_tokens=10,
+        output_tokens=5,
+        cache_read_tokens=100,
+        cache_write_tokens=20,
+    )
     with FakeBedrock([reply]) as fake:
-        events = list(fake.client().converse_stream(modelId="m", messages=HELLO,
-                                                    toolConfig=TOOLS)["stream"])
+        events = list(
+            fake.client().converse_stream(modelId="m", messages=HELLO, toolConfig=TOOLS)["stream"]
+        )
     kinds = [next(iter(e)) for e in events]
-    assert kinds == ["messageStart", "contentBlockDelta", "contentBlockDelta", "contentBlockStop",
-                     "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop",
-                     "metadata"]
-    assert events[4]["contentBlockStart"] == {"start": {"toolUse": {
-        "toolUseId": "tooluse_0000_0", "name": "lookup"}}, "contentBlockIndex": 1}
+    assert kinds == [
+        "messageStart",
+        "contentBlockDelta",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "contentBlockStart",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    ]
+    assert events[4]["contentBlockStart"] == {
+        "start": {"toolUse": {"toolUseId": "tooluse_0000_0", "name": "lookup"}},
+        "contentBlockIndex": 1,
+    }
     assert events[-2] == {"messageStop": {"stopReason": "tool_use"}}
     assert events[-1]["metadata"]["usage"] == {
-        "inputTokens": 10, "outputTokens": 5, "totalTokens": 135,
-        "cacheReadInputTokens": 100, "cacheWriteInputTokens": 20}
+        "inputTokens": 10,
+        "outputTokens": 5,
+        "totalTokens": 135,
+        "cacheReadInputTokens": 100,
+        "cacheWriteInputTokens": 20,
+    }
 
 
 def test_max_tokens_clips_the_answer():
     with FakeBedrock([Reply(text="word " * 500)]) as fake:
-        out = fake.client().converse(modelId="m", messages=HELLO,
-                                     inferenceConfig={"maxTokens": 10})
+        out = fake.client().converse(modelId="m", messages=HELLO, inferenceConfig={"maxTokens": 10})
     assert out["stopReason"] == "max_tokens"
     assert out["usage"]["outputTokens"] == 10
     assert len(out["output"]["message"]["content"][0]["text"]) == 40
@@ -224,8 +295,10 @@ def test_runaway_scenarios_never_finish_by_themselves(name):
     scenario = SCENARIOS[name]
     for turn in range(40):
         messages = [{"role": "user", "content": [{"text": "go"}]}]
-        messages += [{"role": "assistant", "content": [{"text": "."}]},
-                     {"role": "user", "content": [{"text": "."}]}] * turn
+        messages += [
+            {"role": "assistant", "content": [{"text": "."}]},
+            {"role": "user", "content": [{"text": "."}]},
+        ] * turn
         reply = scenario.respond(Request("Converse", "m", {"messages": messages}, turn))
         assert reply.tool_calls and {c.name for c in reply.tool_calls} <= set(scenario.tools)
 
@@ -235,7 +308,9 @@ def test_healthy_scenario_finishes_on_its_third_turn():
     replies = []
     for turn in range(3):
         messages = [{"role": "user", "content": [{"text": "go"}]}]
-        messages += [{"role": "assistant", "content": [{"text": "."}]},
-                     {"role": "user", "content": [{"text": "."}]}] * turn
+        messages += [
+            {"role": "assistant", "content": [{"text": "."}]},
+            {"role": "user", "content": [{"text": "."}]},
+        ] * turn
         replies.append(scenario.respond(Request("Converse", "m", {"messages": messages}, turn)))
     assert [bool(r.tool_calls) for r in replies] == [True, True, False]

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("boto3")
 
-USER_TESTS = textwrap.dedent('''
+USER_TESTS = textwrap.dedent("""
     from loopguard.testing import Reply
 
     HELLO = [{"role": "user", "content": [{"text": "hi"}]}]
@@ -31,15 +31,31 @@ USER_TESTS = textwrap.dedent('''
             fake_bedrock.client().converse(modelId="m", messages=HELLO)
         except Exception:
             pass  # the agent under test might swallow the error; the fixture does not
-''')
+""")
 
 
 def test_fixture_comes_from_the_entry_point(tmp_path):
     (tmp_path / "test_user.py").write_text(USER_TESTS)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:xdist", "test_user.py"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "test_user.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     summary = done.stdout.strip().splitlines()[-1]
-    assert "3 passed, 1 error" in summary  # the call passes; teardown errs, done.stdout + done.stderr
+    assert (
+        "3 passed, 1 error" in summary
+    )  # the call passes; teardown errs, done.stdout + done.stderr
     assert "ERROR at teardown of test_a_broken_script_fails_at_teardown" in done.stdout
     assert "the script calls tool(s) ['no_such_tool']" in done.stdout
