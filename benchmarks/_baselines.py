@@ -32,7 +32,7 @@ from loopguard.events import (
     ModelStart,
     Token,
     ToolEnd,
-    ToolError,
+    ToolFailed,
     ToolStart,
 )
 
@@ -87,7 +87,7 @@ def openhands(events: Sequence[Event]) -> Stop | None:
             history.append(("action", (e.tool, json.dumps(e.args, sort_keys=True))))  # type: ignore[attr-defined]
         elif kind is ToolEnd:
             history.append(("obs", e.output))  # type: ignore[attr-defined]
-        elif kind is ToolError:
+        elif kind is ToolFailed:
             history.append(("error", e.error))  # type: ignore[attr-defined]
         history = history[-24:]
     return None

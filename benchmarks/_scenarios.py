@@ -26,7 +26,7 @@ from loopguard.events import (
     Token,
     ToolCall,
     ToolEnd,
-    ToolError,
+    ToolFailed,
     ToolStart,
     Usage,
 )
@@ -147,7 +147,7 @@ class Sim:
             self._emit(ToolStart(**base, ts=self.ts, tool=name, args=args, id=tid))
             self.ts += 0.4
             if isinstance(result, Fail):
-                self._emit(ToolError(**base, ts=self.ts, tool=name, error=result.error, id=tid))
+                self._emit(ToolFailed(**base, ts=self.ts, tool=name, error=result.error, id=tid))
                 self.messages.append(Message("tool", f"Error: {result.error}"))
             else:
                 self._emit(ToolEnd(**base, ts=self.ts, tool=name, output=result, id=tid))

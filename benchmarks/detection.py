@@ -141,7 +141,7 @@ def detection_table(scenarios: list[Scenario]) -> tuple[list[str], bool]:
 
 
 def _forget_texts() -> None:
-    """Empty the normalisation caches, so a pass over a run it has seen costs what a new run
+    """Empty the normalization caches, so a pass over a run it has seen costs what a new run
     costs (otherwise every text of a short run is a cache hit on the second pass)."""
     from loopguard import normalize
 

@@ -1,9 +1,9 @@
 """loopguard: a circuit breaker for runaway LLM agents."""
 
-from loopguard.config import ConfigError
+from loopguard.errors import ConfigError, LoopGuardAbort, LoopGuardError
 from loopguard.guard import Guard
 from loopguard.policy import Policy, PolicySet
-from loopguard.verdict import Action, LoopGuardAbort, Verdict
+from loopguard.verdict import Action, Verdict
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "Guard",
     "LoopGuardAbort",
     "LoopGuardCallbackHandler",
+    "LoopGuardError",
     "LoopGuardMiddleware",
     "Policy",
     "PolicySet",

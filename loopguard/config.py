@@ -16,21 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from loopguard.errors import ConfigError
 from loopguard.policy import Policy, PolicySet
 
 ENV_VAR = "LOOPGUARD_CONFIG"
 CANDIDATES = ("loopguard.toml", "loopguard.yaml", "loopguard.yml", "pyproject.toml")
-
-
-class ConfigError(ValueError):
-    """A policy file or mapping that loopguard cannot accept."""
-
-    def __init__(
-        self, source: str, message: str, *, key: str | None = None, line: int | None = None
-    ) -> None:
-        self.source, self.key, self.line = source, key, line
-        where = source if line is None else f"{source}:{line}"
-        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
 def load_policy_set(path: str | os.PathLike[str] | None = None) -> PolicySet:

@@ -1,6 +1,6 @@
 """Plain events: what adapters report and the guard consumes.
 
-These mirror the JSON Lines contract in DESIGN.md (version 1). Adapters build them on the hot
+These mirror the JSON Lines contract in docs/events.md (version 1). Adapters build them on the hot
 path, so they are slotted dataclasses rather than pydantic models; validation happens once, when a
 recording is read (`from_dict`).
 """
@@ -11,14 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from loopguard.errors import EventFormatError
+
 FORMAT_VERSION = 1
 
 ROLES = ("system", "user", "assistant", "tool")
 RUN_STATUSES = ("ok", "error", "aborted")
-
-
-class EventFormatError(ValueError):
-    """A recorded event does not match the JSONL contract; the message names the field."""
 
 
 @dataclass(slots=True)
@@ -151,7 +149,7 @@ class ModelEnd(Event):
 
 
 @dataclass(slots=True, kw_only=True)
-class ModelError(Event):
+class ModelFailed(Event):
     """Extension of the v1 contract: a model call that failed (throttled, cut, aborted)."""
 
     type: ClassVar[str] = "model_error"
@@ -198,7 +196,7 @@ class ToolEnd(Event):
 
 
 @dataclass(slots=True, kw_only=True)
-class ToolError(Event):
+class ToolFailed(Event):
     type: ClassVar[str] = "tool_error"
     tool: str
     error: str
@@ -216,17 +214,21 @@ class RunEnd(Event):
         return {"status": self.status}
 
 
+# The names these classes had before 0.2, when they read like exceptions; kept for imports.
+ModelError = ModelFailed
+ToolError = ToolFailed
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         RunStart,
         ModelStart,
         ModelEnd,
-        ModelError,
+        ModelFailed,
         Token,
         ToolStart,
         ToolEnd,
-        ToolError,
+        ToolFailed,
         RunEnd,
     )
 }
@@ -345,8 +347,8 @@ def from_dict(d: Any) -> Event:
             tool_calls=_tool_calls(d.get("tool_calls", [])),
             usage=_usage(d.get("usage")),
         )
-    if cls is ModelError:
-        return ModelError(
+    if cls is ModelFailed:
+        return ModelFailed(
             **common,
             model=_need(d, "model", str, "a string"),
             error=_opt(d, "error", str, "a string", ""),
@@ -365,8 +367,8 @@ def from_dict(d: Any) -> Event:
             tool=_need(d, "tool", str, "a string"),
             output=_opt(d, "output", str, "a string", ""),
         )
-    if cls is ToolError:
-        return ToolError(
+    if cls is ToolFailed:
+        return ToolFailed(
             **common,
             tool=_need(d, "tool", str, "a string"),
             error=_opt(d, "error", str, "a string", ""),

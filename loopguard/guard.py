@@ -15,13 +15,13 @@ from loopguard.detectors import Detector, build_detectors
 from loopguard.events import (
     Event,
     ModelEnd,
-    ModelError,
+    ModelFailed,
     ModelStart,
     RunEnd,
     RunStart,
     Token,
     ToolEnd,
-    ToolError,
+    ToolFailed,
     ToolStart,
     Usage,
 )
@@ -35,7 +35,7 @@ logger = logging.getLogger("loopguard")
 # Events that would start something paid; an aborted run refuses them all (sticky abort).
 _GATED = frozenset((ModelStart, ToolStart, Token))
 # Events between model calls: a verdict on them stops the run before the *next* model call.
-_BETWEEN_CALLS = (ModelStart, ToolStart, ToolEnd, ToolError)
+_BETWEEN_CALLS = (ModelStart, ToolStart, ToolEnd, ToolFailed)
 _PRE_CHECKED = frozenset((ModelStart, ToolStart))
 _MAX_WARNINGS_KEPT = 20
 _MAX_ENDED_ABORTED = 4096
@@ -286,7 +286,7 @@ class Guard:
             state.meta.update(event.meta)
         if kind is ModelStart:
             state.model_calls += 1
-        elif kind is ModelEnd or (kind is ModelError and event.usage is not None):  # type: ignore[attr-defined]
+        elif kind is ModelEnd or (kind is ModelFailed and event.usage is not None):  # type: ignore[attr-defined]
             self._charge(state, event.model, event.usage)  # type: ignore[attr-defined]
         elif kind is RunStart:
             state.name = event.name  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Text normalisation for the repeat detectors.
+"""Text normalization for the repeat detectors.
 
 Two strengths, because numbers mean different things in different places:
 

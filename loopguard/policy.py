@@ -22,13 +22,13 @@ from pydantic import (
 )
 
 from loopguard.detectors.cycle import CycleConfig  # runaway detectors (issue 3)
-from loopguard.detectors.errors import ErrorsConfig  # runaway detectors (issue 3)
 from loopguard.detectors.growth import GrowthConfig  # runaway detectors (issue 3)
+from loopguard.detectors.repeated_errors import ErrorsConfig  # runaway detectors (issue 3)
 from loopguard.detectors.similarity import SimilarityConfig  # runaway detectors (issue 3)
 from loopguard.detectors.stream import StreamConfig  # runaway detectors (issue 3)
 from loopguard.detectors.tool_repeat import ToolRepeatConfig  # runaway detectors (issue 3)
 from loopguard.detectors.velocity import VelocityConfig  # runaway detectors (issue 3)
-from loopguard.ledger.budgets import BudgetSpec  # money (issue 4)
+from loopguard.ledger.spec import BudgetSpec  # money (issue 4)
 from loopguard.pricing.spec import PriceSpec  # money (issue 4)
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -76,7 +76,7 @@ class Policy(BaseModel):
     """A streamed answer repeating itself; a cap on one answer's output tokens."""
 
     # --- money (issue 4): max_cost_usd, budgets, prices, ledger, added here ---
-    # (models in loopguard/pricing/spec.py and loopguard/ledger/budgets.py; docs/money.md)
+    # (models in loopguard/pricing/spec.py and loopguard/ledger/spec.py; docs/money.md)
     max_cost_usd: NonNegativeFloat | None = None
     """Dollars per run, checked before each model call against its projected cost."""
     warn_cost_usd: NonNegativeFloat | None = None

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from loopguard.errors import LoopGuardAbort
+
 
 class Action(IntEnum):
     """What a detector asks for; the strongest verdict of an event wins."""
@@ -59,20 +61,4 @@ def abort(detector: str, reason: str, **evidence: Any) -> Verdict:
     return Verdict(detector, Action.ABORT, reason, evidence)
 
 
-class LoopGuardAbort(RuntimeError):
-    """Raised to stop a run. `verdict` says which detector fired, why, and the spend so far.
-
-    A RuntimeError so that LangGraph's default retry policy does not retry it; every later
-    model or tool start of the same run raises it again, so no retry wrapper or error handler
-    can make another paid call go out.
-    """
-
-    def __init__(self, verdict: Verdict) -> None:
-        self.verdict = verdict
-        super().__init__(
-            f"loopguard stopped run {verdict.run} (agent {verdict.agent!r}) "
-            f"at model call {verdict.step}: [{verdict.detector}] {verdict.reason}"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.verdict,))
+__all__ = ["Action", "LoopGuardAbort", "Verdict", "abort", "nudge", "warn"]

@@ -235,20 +235,20 @@ def test_own_detectors_run_before_the_money_check() -> None:
 
 
 def test_a_failed_call_with_estimated_usage_is_charged_and_settled() -> None:
-    from loopguard.events import ModelError
+    from loopguard.events import ModelFailed
 
     model = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.25 / $1.25 per million
     guard = Guard(Policy(max_cost_usd=1.0))
     guard.process(start(model=model, id="c1", max_tokens=100))
     slot = guard.get_run("r").slots["budget"]  # type: ignore[union-attr]
     assert slot.held
-    guard.process(ModelError(run="r", id="c1", model=model, error="cut", usage=Usage(1000, 200)))
+    guard.process(ModelFailed(run="r", id="c1", model=model, error="cut", usage=Usage(1000, 200)))
     state = guard.get_run("r")
     assert state is not None and not slot.held
     assert abs(state.cost_usd - (1000 * 0.25e-6 + 200 * 1.25e-6)) < 1e-12
     # a plain failure (throttled before anything was billed) costs nothing
     guard.process(start(model=model, id="c2", max_tokens=100))
-    guard.process(ModelError(run="r", id="c2", model=model, error="throttled"))
+    guard.process(ModelFailed(run="r", id="c2", model=model, error="throttled"))
     assert abs(state.cost_usd - (1000 * 0.25e-6 + 200 * 1.25e-6)) < 1e-12 and not slot.held
 
 

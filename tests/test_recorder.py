@@ -18,7 +18,7 @@ from loopguard.events import (
     Token,
     ToolCall,
     ToolEnd,
-    ToolError,
+    ToolFailed,
     ToolStart,
     Usage,
     from_dict,
@@ -54,7 +54,7 @@ def _events(run: str = "r1") -> list:
         ),
         ToolStart(run=run, agent="a", ts=1.6, tool="search", args={"q": "private query", "n": 3}),
         ToolEnd(run=run, agent="a", ts=1.7, tool="search", output="private result"),
-        ToolError(run=run, agent="a", ts=1.8, tool="search", error="private error"),
+        ToolFailed(run=run, agent="a", ts=1.8, tool="search", error="private error"),
         RunEnd(run=run, agent="a", ts=2.0, status="ok"),
     ]
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from loopguard.ledger.budgets import PREFIX
+from loopguard.ledger.spec import PREFIX
 
 
 def register(sub: Any) -> None:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from loopguard.detectors.base import Detector
 from loopguard.detectors.cycle import Cycle
-from loopguard.detectors.errors import RepeatedErrors
 from loopguard.detectors.growth import Growth
 from loopguard.detectors.limits import RunLimits
+from loopguard.detectors.repeated_errors import RepeatedErrors
 from loopguard.detectors.similarity import Similarity
 from loopguard.detectors.stream import StreamRepeat
 from loopguard.detectors.tool_repeat import ToolRepeat
@@ -36,7 +36,7 @@ _BUILDERS: list[Callable[[Policy], Detector | None]] = [
 
 
 def _budget_check(policy: Policy) -> Detector | None:
-    from loopguard.budget import build_budget_check
+    from loopguard.detectors.budget import build_budget_check
 
     return build_budget_check(policy)
 
@@ -45,7 +45,7 @@ def build_detectors(policy: Policy, extra: Sequence[Detector] = ()) -> list[Dete
     """The policy's detectors, then `extra` (a Guard's own), then the money check.
 
     The money check is always last: it reserves budget, so it must only see calls nothing else
-    refused (the guard stops at the first abort). Issue 4; loopguard/budget.py.
+    refused (the guard stops at the first abort). loopguard/detectors/budget.py.
     """
     built = [d for d in (build(policy) for build in _BUILDERS) if d is not None]
     built.extend(extra)

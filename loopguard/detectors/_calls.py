@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from loopguard.events import Event, ToolEnd, ToolError, ToolStart
+from loopguard.events import Event, ToolEnd, ToolFailed, ToolStart
 from loopguard.normalize import canonical_args, normalize, normalize_light
 from loopguard.state import RunState
 
@@ -49,7 +49,7 @@ def started(state: RunState, event: ToolStart) -> None:
         pending.popitem(last=False)
 
 
-def finished(state: RunState, event: ToolEnd | ToolError) -> Finished:
+def finished(state: RunState, event: ToolEnd | ToolFailed) -> Finished:
     """The call `event` ends, with its outcome."""
     tracker: _Tracker = state.slot(_SLOT, _Tracker)
     if tracker.finished is event and tracker.result is not None:

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from loopguard.detectors._calls import finished, started
 from loopguard.detectors._escalation import Escalation, escalate
-from loopguard.events import Event, ToolEnd, ToolError, ToolStart
+from loopguard.events import Event, ToolEnd, ToolFailed, ToolStart
 from loopguard.normalize import identifiers, similar
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
@@ -75,7 +75,7 @@ class _Slot:
 
 class Cycle:
     name: ClassVar[str] = "cycle"
-    events: ClassVar[tuple[type[Event], ...]] = (ToolStart, ToolEnd, ToolError)
+    events: ClassVar[tuple[type[Event], ...]] = (ToolStart, ToolEnd, ToolFailed)
 
     def __init__(self, config: CycleConfig) -> None:
         self.config = config

@@ -22,7 +22,7 @@ from pydantic import PositiveInt, model_validator
 
 from loopguard.detectors._calls import finished, started
 from loopguard.detectors._escalation import Escalation, escalate
-from loopguard.events import Event, ToolEnd, ToolError, ToolStart
+from loopguard.events import Event, ToolEnd, ToolFailed, ToolStart
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict, abort, warn
 
@@ -73,7 +73,7 @@ class _Slot:
 
 class ToolRepeat:
     name: ClassVar[str] = "tool_repeat"
-    events: ClassVar[tuple[type[Event], ...]] = (ToolStart, ToolEnd, ToolError)
+    events: ClassVar[tuple[type[Event], ...]] = (ToolStart, ToolEnd, ToolFailed)
 
     def __init__(self, config: ToolRepeatConfig) -> None:
         self.config = config

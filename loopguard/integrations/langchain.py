@@ -22,13 +22,13 @@ from loopguard.events import (
     Event,
     Message,
     ModelEnd,
-    ModelError,
+    ModelFailed,
     ModelStart,
     RunEnd,
     RunStart,
     Token,
     ToolEnd,
-    ToolError,
+    ToolFailed,
     ToolStart,
     Usage,
 )
@@ -393,7 +393,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                     estimate_input_tokens(node.messages or ()), tokens_for_chars(node.streamed)
                 )
             self._send(
-                ModelError(
+                ModelFailed(
                     run=node.root,
                     agent=node.agent,
                     id=node.id,
@@ -476,7 +476,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             return
         try:
             self._send(
-                ToolError(
+                ToolFailed(
                     run=node.root,
                     agent=node.agent,
                     id=node.id,

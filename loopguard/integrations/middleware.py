@@ -25,12 +25,12 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from loopguard.events import (
     Event,
     ModelEnd,
-    ModelError,
+    ModelFailed,
     ModelStart,
     RunEnd,
     RunStart,
     ToolEnd,
-    ToolError,
+    ToolFailed,
     ToolStart,
 )
 from loopguard.guard import Guard
@@ -226,7 +226,7 @@ class LoopGuardMiddleware(AgentMiddleware):
     def _model_failed(self, call: _Call, exc: BaseException, abort: LoopGuardAbort | None) -> Any:
         try:
             self._send(
-                ModelError(
+                ModelFailed(
                     run=call.run,
                     agent=call.agent,
                     id=call.id,
@@ -334,7 +334,7 @@ class LoopGuardMiddleware(AgentMiddleware):
         status = getattr(result, "status", "success")
         content = text_of(getattr(result, "content", ""))
         event: Event = (
-            ToolError(run=call.run, agent=call.agent, id=call.id, tool=call.model, error=content)
+            ToolFailed(run=call.run, agent=call.agent, id=call.id, tool=call.model, error=content)
             if status == "error"
             else ToolEnd(
                 run=call.run, agent=call.agent, id=call.id, tool=call.model, output=content
@@ -354,7 +354,7 @@ class LoopGuardMiddleware(AgentMiddleware):
 
     def _tool_failed(self, call: _Call, exc: BaseException) -> None:
         self._send(
-            ToolError(
+            ToolFailed(
                 run=call.run,
                 agent=call.agent,
                 id=call.id,

@@ -22,7 +22,7 @@ from loopguard.ledger.base import (
     Reservation,
     usd_to_nano,
 )
-from loopguard.ledger.budgets import BudgetSpec
+from loopguard.ledger.spec import BudgetSpec
 
 # scheme -> "module:Class", imported on first use (redis-py is optional)
 SCHEMES: dict[str, str] = {

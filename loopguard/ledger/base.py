@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loopguard.errors import LedgerUnavailable as LedgerUnavailable  # its home before 0.2
+
 NANO = 1_000_000_000
 
 
@@ -83,10 +85,6 @@ class KeyUsage:
             "reserved_tokens": self.reserved_tokens,
             "reservations": self.reservations,
         }
-
-
-class LedgerUnavailable(RuntimeError):
-    """The ledger's storage cannot be reached; the policy's on_ledger_error decides."""
 
 
 class Ledger(ABC):

@@ -8,7 +8,7 @@ from loopguard.pricing.table import (
     PriceTable,
     Resolved,
     UnknownModel,
-    normalise,
+    normalize,
     packaged_table,
 )
 from loopguard.pricing.usage import usage_from_metadata
@@ -23,7 +23,7 @@ __all__ = [
     "UnknownModel",
     "cost_usd",
     "default_pricer",
-    "normalise",
+    "normalize",
     "packaged_table",
     "projected_cost_usd",
     "usage_from_metadata",

@@ -13,7 +13,7 @@ from loopguard.pricing.table import (
     PriceTable,
     Resolved,
     UnknownModel,
-    normalise,
+    normalize,
     packaged_table,
 )
 
@@ -37,7 +37,7 @@ class PolicyPricer:
         self._tables: dict[int, tuple[Policy, PriceTable]] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-        # (policy id, model) -> (policy, answer): resolving normalises ids and builds a Price,
+        # (policy id, model) -> (policy, answer): resolving normalizes ids and builds a Price,
         # too slow for every call; a process sees few (policy, model) pairs.
         self._resolved: dict[tuple[int, str], tuple[Policy, Resolved | None]] = {}
 
@@ -81,7 +81,7 @@ class PolicyPricer:
                 f"(input {fallback.input:g}, output {fallback.output:g} USD/MTok)",
             )
             try:
-                scope, base = normalise(model, policy.model_aliases)
+                scope, base = normalize(model, policy.model_aliases)
                 shown = f"{scope}.{base}" if scope else base
             except UnknownModel:
                 shown = model

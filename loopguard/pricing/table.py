@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from loopguard.errors import UnknownModel
 from loopguard.pricing.spec import ModelEntry, PriceSpec
 
 # Bedrock inference-profile scopes. "global." is the cheaper global endpoint; the others are
@@ -78,7 +79,7 @@ class Price:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A model id resolved to a price. `model` is the normalised id (profile scope kept)."""
+    """A model id resolved to a price. `model` is the normalized id (profile scope kept)."""
 
     model: str
     price: Price
@@ -86,11 +87,7 @@ class Resolved:
     name: str | None = None
 
 
-class UnknownModel(LookupError):
-    """No price for a model id; the message says how to add one."""
-
-
-def normalise(model: str, aliases: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+def normalize(model: str, aliases: Mapping[str, str] | None = None) -> tuple[str | None, str]:
     """Split a model id into (profile scope or None, base id without version suffix).
 
     Application inference-profile ARNs are opaque: they resolve only through `aliases`.
@@ -134,7 +131,7 @@ class PriceTable:
             return self
         specs = dict(self._specs)
         for key, spec in overrides.items():
-            scope, base = normalise(key)
+            scope, base = normalize(key)
             specs[f"{scope}.{base}" if scope else base] = spec
         return PriceTable(specs, self._names, self._aliases)
 
@@ -149,7 +146,7 @@ class PriceTable:
 
     def resolve(self, model: str, aliases: Mapping[str, str] | None = None) -> Resolved:
         """The price of `model`; raises UnknownModel with a message naming what to do."""
-        scope, base = normalise(model, aliases)
+        scope, base = normalize(model, aliases)
         full = f"{scope}.{base}" if scope else base
         # An override may name one profile exactly (priced as written, no multiplier).
         if scope and full in self._specs:

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from loopguard.events import (
     Event,
     ModelEnd,
-    ModelError,
+    ModelFailed,
     ModelStart,
     RunEnd,
     RunStart,
     Token,
     ToolEnd,
-    ToolError,
+    ToolFailed,
     ToolStart,
 )
 from loopguard.telemetry import content
@@ -296,9 +296,9 @@ class SpanTree:
             self._model_end(state, run, event)  # type: ignore[arg-type]
         elif kind is ToolStart:
             self._tool_start(state, run, event)  # type: ignore[arg-type]
-        elif kind is ToolEnd or kind is ToolError:
+        elif kind is ToolEnd or kind is ToolFailed:
             self._tool_end(state, run, event)  # type: ignore[arg-type]
-        elif kind is ModelError:
+        elif kind is ModelFailed:
             self._model_error(state, run, event)  # type: ignore[arg-type]
         elif kind is RunStart and state.name and not opened and run.tracing:
             self._set(run, run.root, {sc.LG_RUN_NAME: state.name})  # _open set it otherwise
@@ -414,7 +414,7 @@ class SpanTree:
         if not pending:
             run.spans.set(call.handle, attrs)
 
-    def _model_error(self, state: RunState, run: _Run, event: ModelError) -> None:
+    def _model_error(self, state: RunState, run: _Run, event: ModelFailed) -> None:
         call = run.calls.pop(_key(event, "model"), None)
         if call is None:
             return  # a refused call: already ended when it was refused
@@ -455,11 +455,11 @@ class SpanTree:
             event.id,
         )
 
-    def _tool_end(self, state: RunState, run: _Run, event: ToolEnd | ToolError) -> None:
+    def _tool_end(self, state: RunState, run: _Run, event: ToolEnd | ToolFailed) -> None:
         call = run.calls.pop(_key(event, "tool"), None)
         if call is None:
             return
-        failed = type(event) is ToolError
+        failed = type(event) is ToolFailed
         etype = error_type(event.error) if failed else None  # type: ignore[union-attr]
         if run.tracing:
             pending = call.handle is None
@@ -504,9 +504,9 @@ class SpanTree:
         key = None
         if run.pending is not None and run.pending.end_event is event:
             call = run.pending
-        elif kind in (ModelStart, ModelError, Token, ModelEnd):
+        elif kind in (ModelStart, ModelFailed, Token, ModelEnd):
             key = _key(event, "model")
-        elif kind in (ToolStart, ToolEnd, ToolError):
+        elif kind in (ToolStart, ToolEnd, ToolFailed):
             key = _key(event, "tool")
         if call is None and key is not None:
             call = run.calls.get(key)

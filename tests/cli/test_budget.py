@@ -10,7 +10,7 @@ import pytest
 
 from loopguard.cli import main
 from loopguard.ledger import Claim, open_ledger
-from loopguard.ledger.budgets import PREFIX
+from loopguard.ledger.spec import PREFIX
 from tests.ledger.conftest import free_port, redis_url  # noqa: F401 - the redis-server fixture
 
 

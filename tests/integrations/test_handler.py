@@ -303,7 +303,7 @@ def test_a_stream_cut_mid_answer_is_charged_its_estimated_usage() -> None:
     # streamed part were billed: the guard counts an estimate (docs: loopguard/tokens.py).
     from langchain_core.messages import HumanMessage
 
-    from loopguard.events import ModelError
+    from loopguard.events import ModelFailed
     from loopguard.integrations._convert import messages_of
     from loopguard.tokens import estimate_input_tokens, tokens_for_chars
 
@@ -317,7 +317,7 @@ def test_a_stream_cut_mid_answer_is_charged_its_estimated_usage() -> None:
     with pytest.raises(LoopGuardAbort):
         for _ in model.stream(prompt, config={"callbacks": [LoopGuardCallbackHandler(guard)]}):
             pass
-    error = next(e for e in sink.events if isinstance(e, ModelError))
+    error = next(e for e in sink.events if isinstance(e, ModelFailed))
     streamed = len("la" + " la" * 9 + " STOP")
     assert error.usage is not None
     assert error.usage.output_tokens == tokens_for_chars(streamed)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from loopguard.ledger import open_ledger
-from loopguard.ledger.budgets import PREFIX
+from loopguard.ledger.spec import PREFIX
 from tests.ledger import _workers
 
 WORKERS = 8

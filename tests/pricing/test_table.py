@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from loopguard.pricing import UnknownModel, normalise, packaged_table
+from loopguard.pricing import UnknownModel, normalize, packaged_table
 
 
 def _raw() -> dict:
@@ -60,8 +60,8 @@ def test_claude_cache_prices_follow_the_published_multipliers() -> None:
         ("claude-sonnet-4-5", None, "claude-sonnet-4-5"),
     ],
 )
-def test_normalise(model: str, scope: str | None, base: str) -> None:
-    assert normalise(model) == (scope, base)
+def test_normalize(model: str, scope: str | None, base: str) -> None:
+    assert normalize(model) == (scope, base)
 
 
 def test_errors_of_other_tables_are_not_here() -> None:
@@ -81,7 +81,7 @@ def test_regional_premium_only_for_the_4_5_generation() -> None:
     assert table.resolve("claude-sonnet-4-5").price.input == 3.0  # Anthropic API: no premium
 
 
-def test_normalised_id_keeps_the_profile_scope() -> None:
+def test_normalized_id_keeps_the_profile_scope() -> None:
     r = packaged_table().resolve("us.anthropic.claude-opus-4-1-20250805-v1:0")
     assert r.model == "us.anthropic.claude-opus-4-1-20250805"
     assert packaged_table().resolve("claude-opus-4-1").model == "claude-opus-4-1-20250805"

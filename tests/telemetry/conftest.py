@@ -18,14 +18,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from loopguard.events import (
     Message,
     ModelEnd,
-    ModelError,
+    ModelFailed,
     ModelStart,
     RunEnd,
     RunStart,
     Token,
     ToolCall,
     ToolEnd,
-    ToolError,
+    ToolFailed,
     ToolStart,
     Usage,
 )
@@ -130,8 +130,8 @@ class Script:
             usage=usage or Usage(120, 30, 100, 0),
         )
 
-    def model_error(self, call: str, error: str, dt: float = 0.5) -> ModelError:
-        return ModelError(
+    def model_error(self, call: str, error: str, dt: float = 0.5) -> ModelFailed:
+        return ModelFailed(
             **self._common(dt, id=call, parent=self.run),
             model="anthropic.claude-3-5-haiku-20241022-v1:0",
             error=error,
@@ -156,8 +156,8 @@ class Script:
 
     def tool_error(
         self, call: str, tool: str = "calculator", error: str = "ValueError: bad", dt: float = 0.2
-    ) -> ToolError:
-        return ToolError(**self._common(dt, id=call), tool=tool, error=error)
+    ) -> ToolFailed:
+        return ToolFailed(**self._common(dt, id=call), tool=tool, error=error)
 
     def run_end(self, status: str = "ok", dt: float = 0.1) -> RunEnd:
         return RunEnd(**self._common(dt, id=self.run), status=status)

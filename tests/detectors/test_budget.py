@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 
 from loopguard import Guard, LoopGuardAbort
-from loopguard.events import Message, ModelEnd, ModelError, ModelStart, Usage
+from loopguard.events import Message, ModelEnd, ModelFailed, ModelStart, Usage
 from loopguard.ledger import SCHEMES, open_ledger, shared_ledger
 from loopguard.ledger.base import LedgerUnavailable
-from loopguard.ledger.budgets import PREFIX, BudgetSpec, expire_at, window
 from loopguard.ledger.memory import MemoryLedger
+from loopguard.ledger.spec import PREFIX, BudgetSpec, expire_at, window
 from tests.ledger._workers import money_policy as policy
 from tests.ledger.conftest import free_port, redis_url  # noqa: F401 - redis-server fixture
 
@@ -153,7 +153,7 @@ def test_model_error_and_run_end_release() -> None:
     guard.process(start("r", 0))
     guard.process(start("r", 1))
     assert _held(uri) == 2
-    guard.process(ModelError(run="r", model=HAIKU, error="throttled", id="r-0"))
+    guard.process(ModelFailed(run="r", model=HAIKU, error="throttled", id="r-0"))
     assert _held(uri) == 1
     guard.end_run("r", "error")
     assert _held(uri) == 0
@@ -309,7 +309,7 @@ def test_the_documented_policy_loads(tmp_path) -> None:
 
     from loopguard import PolicySet
 
-    doc = (Path(__file__).parents[1] / "docs" / "money.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).parents[2] / "docs" / "money.md").read_text(encoding="utf-8")
     example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
     cfg = tmp_path / "loopguard.toml"
     cfg.write_text(example)

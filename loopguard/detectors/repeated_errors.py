@@ -1,6 +1,6 @@
 """Retry storms: the same tool failing with the same error, again and again.
 
-Errors are compared after normalisation (numbers, timestamps and ids masked), so "rate limited,
+Errors are compared after normalization (numbers, timestamps and ids masked), so "rate limited,
 retry in 3s" and "rate limited, retry in 5s" are the same error. Unlike `tool_repeat`, the
 arguments may change between attempts: a model that keeps nudging a parameter and keeps getting
 the same validation error is stuck too. A success of the tool ends the streak, so a retry after
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from loopguard.detectors._escalation import Escalation, escalate
-from loopguard.events import Event, ToolEnd, ToolError
+from loopguard.events import Event, ToolEnd, ToolFailed
 from loopguard.normalize import normalize
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
@@ -35,7 +35,7 @@ class _Slot:
 
 class RepeatedErrors:
     name: ClassVar[str] = "errors"
-    events: ClassVar[tuple[type[Event], ...]] = (ToolEnd, ToolError)
+    events: ClassVar[tuple[type[Event], ...]] = (ToolEnd, ToolFailed)
 
     def __init__(self, config: ErrorsConfig) -> None:
         self.config = config

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from loopguard.events import Event, ModelEnd, ModelError, ModelStart, RunEnd
+from loopguard.events import Event, ModelEnd, ModelFailed, ModelStart, RunEnd
 from loopguard.ledger import Claim, LedgerUnavailable
 from loopguard.ledger.base import NANO
 from loopguard.ledger.memory import MemoryLedger
@@ -29,7 +29,7 @@ from loopguard.tokens import estimate_input_tokens
 from loopguard.verdict import Action, Verdict, abort, warn
 
 if TYPE_CHECKING:
-    from loopguard.ledger.budgets import BudgetSpec
+    from loopguard.ledger.spec import BudgetSpec
     from loopguard.policy import Policy
     from loopguard.state import RunState
 
@@ -107,7 +107,7 @@ LEDGERS = _Ledgers()
 
 class BudgetCheck:
     name: ClassVar[str] = "budget"
-    events: ClassVar[tuple[type[Event], ...]] = (ModelStart, ModelEnd, ModelError, RunEnd)
+    events: ClassVar[tuple[type[Event], ...]] = (ModelStart, ModelEnd, ModelFailed, RunEnd)
 
     def __init__(self, pricer: PolicyPricer | None = None, ledgers: _Ledgers | None = None) -> None:
         self.pricer = pricer or default_pricer()
@@ -118,11 +118,11 @@ class BudgetCheck:
         kind = type(event)
         if kind is ModelStart:
             return self._start(state, slot, event)  # type: ignore[arg-type]
-        if kind is ModelEnd or (kind is ModelError and event.usage is not None):  # type: ignore[attr-defined]
+        if kind is ModelEnd or (kind is ModelFailed and event.usage is not None):  # type: ignore[attr-defined]
             # A call that failed after it was billed (a stream cut mid-answer) is settled to
             # its estimated usage, like a finished one; other failures release the hold.
             self._end(state, slot, event)  # type: ignore[arg-type]
-        elif kind is ModelError:
+        elif kind is ModelFailed:
             held = self._pop(slot, event.id)
             if held is not None:
                 self._release(state.policy, held)
@@ -292,7 +292,7 @@ class BudgetCheck:
 
     # --- model end: settle to the real cost -----------------------------------------------
 
-    def _end(self, state: RunState, slot: _Slot, event: ModelEnd | ModelError) -> None:
+    def _end(self, state: RunState, slot: _Slot, event: ModelEnd | ModelFailed) -> None:
         policy = state.policy
         held = self._pop(slot, event.id)
         usd = state.last_call_cost or 0.0  # the guard priced this call before detectors ran

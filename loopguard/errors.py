@@ -1,0 +1,67 @@
+"""loopguard's exceptions, one hierarchy: catch `LoopGuardError` to catch them all.
+
+This module imports nothing else of loopguard, so every part can raise from it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopguard.verdict import Verdict
+
+
+class LoopGuardError(Exception):
+    """Base of every exception loopguard raises."""
+
+
+class ConfigError(LoopGuardError, ValueError):
+    """A policy file or mapping that loopguard cannot accept."""
+
+    def __init__(
+        self, source: str, message: str, *, key: str | None = None, line: int | None = None
+    ) -> None:
+        self.source, self.key, self.line = source, key, line
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+class EventFormatError(LoopGuardError, ValueError):
+    """A recorded event does not match the JSONL contract; the message names the field."""
+
+
+class LedgerUnavailable(LoopGuardError, RuntimeError):
+    """The ledger's storage cannot be reached; the policy's on_ledger_error decides."""
+
+
+class UnknownModel(LoopGuardError, LookupError):
+    """No price for a model id; the message says how to add one."""
+
+
+class LoopGuardAbort(LoopGuardError, RuntimeError):
+    """Raised to stop a run. `verdict` says which detector fired, why, and the spend so far.
+
+    A RuntimeError so that LangGraph's default retry policy does not retry it; every later
+    model or tool start of the same run raises it again, so no retry wrapper or error handler
+    can make another paid call go out.
+    """
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        super().__init__(
+            f"loopguard stopped run {verdict.run} (agent {verdict.agent!r}) "
+            f"at model call {verdict.step}: [{verdict.detector}] {verdict.reason}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.verdict,))
+
+
+__all__ = [
+    "ConfigError",
+    "EventFormatError",
+    "LedgerUnavailable",
+    "LoopGuardAbort",
+    "LoopGuardError",
+    "UnknownModel",
+]
