@@ -16,10 +16,18 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def require(module: str | None = None, *, binary: str | None = None) -> Any:
-    """Import `module` (and/or find `binary` on PATH), skipping locally and failing in CI."""
+def require(
+    module: str | None = None,
+    *,
+    binary: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Import `module` (and/or find `binary` on PATH, and/or see that `path` exists), skipping
+    locally and failing in CI."""
     if binary is not None and shutil.which(binary) is None:
         _missing(f"the {binary!r} program is not on PATH")
+    if path is not None and not os.path.exists(path):
+        _missing(f"{path} does not exist")
     if module is None:
         return None
     try:

@@ -1,0 +1,112 @@
+"""The converters of the two public data sets (benchmarks/tau_bench.py, who_and_when.py), and
+what the default policy does to their runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import who_and_when
+from _realdata import RealRun, write_jsonl
+
+from loopguard import Guard, Policy
+from loopguard.events import ModelEnd, ModelStart, RunEnd, RunStart, ToolEnd, ToolStart
+from loopguard.replay import read_events, replay_events
+
+
+def test_tau_bench_runs_and_labels(tau_runs: list[RealRun]) -> None:
+    assert len(tau_runs) == 200
+    assert sum(r.label == "healthy" for r in tau_runs) == 84
+    assert len({r.run for r in tau_runs}) == 200
+    for run in tau_runs:
+        kinds = [type(e) for e in run.events]
+        assert kinds[0] is RunStart and kinds[-1] is RunEnd
+        assert kinds.count(ToolStart) == kinds.count(ToolEnd)
+        assert kinds.count(ModelStart) == kinds.count(ModelEnd) == run.model_calls > 0
+        ends = [e for e in run.events if type(e) is ModelEnd]
+        assert all(e.usage.input_tokens > 2000 and e.usage.output_tokens > 0 for e in ends)
+        assert all(a.ts <= b.ts for a, b in zip(run.events, run.events[1:], strict=False))
+
+
+def test_tau_bench_keeps_the_real_calls(tau_runs: list[RealRun]) -> None:
+    first = tau_runs[0].events
+    start = next(e for e in first if type(e) is ToolStart)
+    assert start.tool == "get_user_details" and start.args == {"user_id": "mia_li_3668"}
+    end = next(e for e in first if type(e) is ToolEnd)
+    assert json.loads(end.output)["name"] == {"first_name": "Mia", "last_name": "Li"}
+    # Each call's prompt is the conversation before it, the policy prompt first.
+    model_starts = [e for e in first if type(e) is ModelStart]
+    assert model_starts[0].messages[0].role == "system"
+    assert len(model_starts[1].messages) > len(model_starts[0].messages)
+
+
+def test_default_policy_stops_no_healthy_tau_bench_run(tau_runs: list[RealRun]) -> None:
+    healthy = [r for r in tau_runs if r.label == "healthy"]
+    logging.disable(logging.CRITICAL)
+    try:
+        results = replay_events((e for r in healthy for e in r.events), Guard(Policy()))
+    finally:
+        logging.disable(logging.NOTSET)
+    stopped = [f"{r.run} at call {r.step} by {r.detector}" for r in results if r.action == "abort"]
+    assert len(results) == 84
+    assert stopped == []
+
+
+def test_who_and_when_labels(ww_runs: list[RealRun]) -> None:
+    assert len(ww_runs) == 29
+    assert sum(r.label == "loop" for r in ww_runs) == 19
+    # Delegations are tool calls named for the sub-agent, with the instruction as arguments.
+    tools = {e.tool for r in ww_runs for e in r.events if type(e) is ToolStart}
+    assert tools <= {"WebSurfer", "FileSurfer", "Assistant", "ComputerTerminal"}
+    start = next(e for e in ww_runs[0].events if type(e) is ToolStart)
+    assert start.tool == "WebSurfer" and start.args["instruction"].startswith("Please search")
+
+
+def test_who_and_when_hides_the_label(ww_runs: list[RealRun]) -> None:
+    """Nothing a detector sees may carry the orchestrator's own loop judgement."""
+    for run in ww_runs:
+        for event in run.events:
+            text = json.dumps(event.to_dict())
+            for hidden in ("is_in_loop", "Updated Ledger", "Stalled", "Replan", "New plan"):
+                assert hidden not in text, (run.name, event.type, hidden)
+
+
+def test_who_and_when_label_comes_from_the_ledger() -> None:
+    ledger = 'Updated Ledger:\n{"is_in_loop": {"reason": "same page again", "answer": true}}'
+    history = [
+        {"role": "human", "content": "Find it."},
+        {"role": "Orchestrator (thought)", "content": ledger},
+        {"role": "Orchestrator (-> WebSurfer)", "content": "Please search."},
+        {"role": "WebSurfer", "content": "I typed 'it'."},
+        {"role": "Orchestrator (thought)", "content": "Stalled.... Replanning..."},
+        {"role": "Orchestrator (thought)", "content": "New plan:\n\nsearch harder"},
+        {"role": "Orchestrator (-> WebSurfer)", "content": "Please search again."},
+    ]
+    run = who_and_when.convert(0, "x", {"history": history})
+    assert run.label == "loop"
+    kinds = [type(e).__name__ for e in run.events]
+    # Two delegations (the second never answered: an empty result), nothing else.
+    assert kinds.count("ModelStart") == 2 and kinds.count("ToolEnd") == 2
+    assert [e.output for e in run.events if type(e) is ToolEnd] == ["I typed 'it'.", ""]
+    assert who_and_when.convert(0, "x", {"history": history[2:]}).label == "no-loop"
+
+
+def test_written_recording_reads_back(ww_runs: list[RealRun], tmp_path: Path) -> None:
+    path = tmp_path / "ww.jsonl"
+    written = write_jsonl(ww_runs[:3], path)
+    errors: list[object] = []
+    events = list(read_events(path, on_error=errors.append))
+    assert errors == [] and len(events) == written == sum(len(r.events) for r in ww_runs[:3])
+    assert [e.to_dict() for e in events] == [e.to_dict() for r in ww_runs[:3] for e in r.events]
+
+
+def test_converter_command_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import tau_bench
+
+    assert tau_bench.main([str(tmp_path / "nowhere")]) == 2
+    assert "no such data set" in capsys.readouterr().err
+    out = tmp_path / "healthy.jsonl"
+    assert who_and_when.main(["--label", "no-loop", "-o", str(out)]) == 0
+    runs = {e.run for e in read_events(out, on_error=lambda e: None)}
+    assert len(runs) == 10
