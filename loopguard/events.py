@@ -47,6 +47,8 @@ class Usage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    # Of cache_write_tokens, those written with the 1-hour TTL (billed at their own rate).
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -59,14 +61,20 @@ class Usage:
         self.output_tokens += other.output_tokens
         self.cache_read_tokens += other.cache_read_tokens
         self.cache_write_tokens += other.cache_write_tokens
+        self.cache_write_1h_tokens += other.cache_write_1h_tokens
 
     def to_dict(self) -> dict[str, int]:
-        return {
+        d = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
         }
+        if (
+            self.cache_write_1h_tokens
+        ):  # optional: recordings without 1-hour writes stay as they were
+            d["cache_write_1h_tokens"] = self.cache_write_1h_tokens
+        return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -294,13 +302,22 @@ def _tool_calls(raw: Any) -> list[ToolCall]:
     return out
 
 
+_USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+)
+
+
 def _usage(raw: Any) -> Usage:
     if raw is None:
         return Usage()
     if not isinstance(raw, dict):
         raise EventFormatError("field 'usage' must be an object")
     values = {}
-    for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+    for key in _USAGE_KEYS:
         v = raw.get(key, 0) or 0
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise EventFormatError(f"usage.{key} must be a non-negative integer, got {v!r}")

@@ -1,31 +1,42 @@
-"""`loopguard pricing [MODEL] [--json]`: the price table, or one model's price."""
+"""`loopguard pricing [MODEL | --list] [--json] [--policy FILE]`: one model's price, or the table.
+
+Exit status: 0 found, 1 no price for the model, 2 a usage or input error (bad policy file).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopguard.pricing import Price, PriceTable
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "pricing",
         help="show model prices (USD per million tokens)",
-        description="Show the price table, or the price of one model id in any "
-        "of its forms (Bedrock prefixes, -v1:0 suffixes, ARNs).",
+        description="Show the price of one model id in any of its forms (Bedrock profile "
+        "prefixes, -v1:0 suffixes, ARNs), or list the whole table with its sources. "
+        "Exit status: 0 found, 1 no price for the model, 2 usage or input error.",
     )
     p.add_argument(
         "model",
         nargs="?",
-        help="a model id, e.g. us.anthropic.claude-sonnet-4-20250514-v1:0 or claude-sonnet-4-5",
+        help="a model id, e.g. us.anthropic.claude-opus-4-6-v1 or claude-sonnet-4-6",
     )
+    p.add_argument("--list", action="store_true", help="list every priced model (the default)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
-        "--config",
+        "--policy",
+        metavar="FILE",
         help="policy file whose prices and model_aliases apply "
         "(default: $LOOPGUARD_CONFIG or ./loopguard.toml, if any)",
     )
+    # The option's name before the CLI-wide --policy convention; kept so scripts keep working.
+    p.add_argument("--config", dest="policy", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -34,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from loopguard.policy import PolicySet
     from loopguard.pricing import PolicyPricer, UnknownModel
 
+    if args.model and args.list:
+        print("loopguard pricing: give a MODEL or --list, not both", file=sys.stderr)
+        return 2
     try:
-        policy = PolicySet.load(args.config).default
+        policy = PolicySet.load(args.policy).default
     except ConfigError as exc:
         print(f"loopguard pricing: {exc}", file=sys.stderr)
         return 2
@@ -47,30 +61,54 @@ def run(args: argparse.Namespace) -> int:
             print(f"loopguard pricing: {exc}", file=sys.stderr)
             return 1
         if args.json:
-            print(json.dumps({"model": found.model, **found.price.to_dict()}))
+            print(json.dumps(_record(table, found.model, found.entry, found.price)))
         else:
-            _print_rows([_row(found.model, found.price, found.name)])
+            _print_rows([(found.model, found.price)])
+            origin = table.origin(found.entry)
+            if origin is not None:
+                print(_origin_line(origin))
         return 0
-    rows = []
-    for entry in table.ids():
-        found = table.resolve(entry)
-        rows.append(_row(found.model, found.price, found.name))
+    entries = table.ids()
     if args.json:
-        print(json.dumps([{"model": r[0], **r[1].to_dict()} for r in rows], indent=2))
+        records = [_record(table, e, e, table.resolve(e).price) for e in entries]
+        print(json.dumps(records, indent=2))
     else:
-        _print_rows(rows)
+        _print_rows([(e, table.resolve(e).price) for e in entries])
     return 0
 
 
-def _row(model: str, price: Any, name: str | None) -> tuple[str, Any, str]:
-    return model, price, name or ""
+def _record(table: PriceTable, model: str, entry: str, price: Price) -> dict[str, Any]:
+    record: dict[str, Any] = {"model": model, "entry": entry, "name": table.name(entry)}
+    record.update(price.to_dict())
+    origin = table.origin(entry)
+    aliases = table.aliases_of(entry)
+    if aliases:
+        record["aliases"] = aliases
+    if origin is not None:
+        record["source"] = origin.source
+        record["checked"] = origin.checked
+        if origin.note:
+            record["note"] = origin.note
+    return record
 
 
-def _cells(price: Any) -> list[str]:
+def _origin_line(origin: Any) -> str:
+    checked = f", checked {origin.checked}" if origin.checked else ""
+    line = f"source: {origin.source}{checked}"
+    return f"{line}\nnote: {origin.note}" if origin.note else line
+
+
+def _cells(price: Price) -> list[str]:
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:g}"
 
-    cells = [f(price.input), f(price.output), f(price.cache_read), f(price.cache_write)]
+    cells = [
+        f(price.input),
+        f(price.output),
+        f(price.cache_read),
+        f(price.cache_write),
+        f(price.cache_write_1h),
+    ]
     if price.long_context is not None:
         above, tier = price.long_context
         cells.append(f">{above // 1000}K: {f(tier.input)}/{f(tier.output)}")
@@ -79,26 +117,28 @@ def _cells(price: Any) -> list[str]:
     return cells
 
 
-HEADERS = ["model", "input", "output", "cache read", "cache write", "long context"]
+HEADERS = ["model", "input", "output", "cache read", "5m write", "1h write", "long context"]
 
 
-def _print_rows(rows: list[tuple[str, Any, str]]) -> None:
+def _print_rows(rows: list[tuple[str, Price]]) -> None:
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        Console = None
-    if Console is not None and sys.stdout.isatty():
+        rich = False
+    else:
+        rich = True
+    if rich and sys.stdout.isatty():
         table = Table(title="USD per million tokens")
         for h in HEADERS:
             table.add_column(h, justify="left" if h == "model" else "right")
-        for model, price, _ in rows:
+        for model, price in rows:
             table.add_row(model, *_cells(price))
         Console().print(table)
         return
-    data = [[model, *_cells(price)] for model, price, _ in rows]
+    data = [[model, *_cells(price)] for model, price in rows]
     widths = [max(len(h), *(len(r[i]) for r in data)) for i, h in enumerate(HEADERS)]
-    print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=False)).rstrip())
+    print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip())
     for r in data:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     print("(USD per million tokens; '-' = no such price)")

@@ -5,9 +5,11 @@ tokens (input_token_details). langchain-aws ChatBedrockConverse computes it as
 inputTokens + cacheReadInputTokens + cacheWriteInputTokens. So each token is billed once:
   uncached input = input_tokens - cache_read - cache_write   at the input price
   cache_read                                                 at the cache-read price
-  cache_write                                                at the cache-write price
+  cache_write (5-minute)                                     at the 5-minute cache-write price
+  cache_write_1h (a part of cache_write)                     at the 1-hour cache-write price
   output_tokens                                              at the output price
-A model without a cache price that still reports cache tokens has them billed at the input price.
+A model without a cache price that still reports cache tokens has them billed at the input price;
+one without a 1-hour price, at the dearer of its 5-minute write and input prices.
 """
 
 from __future__ import annotations
@@ -25,19 +27,28 @@ def cost_usd(price: Price, usage: Usage) -> float:
     cached = usage.cache_read_tokens + usage.cache_write_tokens
     # Some providers report cache tokens apart from input_tokens; never bill a negative remainder.
     uncached = max(usage.input_tokens - cached, 0)
+    write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     read = p.cache_read if p.cache_read is not None else p.input
     write = p.cache_write if p.cache_write is not None else p.input
     return (
         uncached * p.input
         + usage.cache_read_tokens * read
-        + usage.cache_write_tokens * write
+        + (usage.cache_write_tokens - write_1h) * write
+        + write_1h * _write_1h(p)
         + usage.output_tokens * p.output
     ) / PER
 
 
 def projected_cost_usd(price: Price, input_tokens: int, output_tokens: int) -> float:
     """An upper bound for a call not yet made: every input token at the dearest input-side rate
-    (a cache write costs more than plain input), every output token at the output rate."""
+    (a cache write costs more than plain input, a 1-hour write most), every output token at the
+    output rate."""
     p = price.for_input(input_tokens)
-    dearest_input = max(p.input, p.cache_write or 0.0)
+    dearest_input = max(p.input, p.cache_write or 0.0, _write_1h(p))
     return (input_tokens * dearest_input + output_tokens * p.output) / PER
+
+
+def _write_1h(p: Price) -> float:
+    if p.cache_write_1h is not None:
+        return p.cache_write_1h
+    return max(p.input, p.cache_write or 0.0)

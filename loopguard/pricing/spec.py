@@ -17,10 +17,12 @@ class LongContextSpec(BaseModel):
     output: NonNegativeFloat
     cache_read: NonNegativeFloat | None = None
     cache_write: NonNegativeFloat | None = None
+    cache_write_1h: NonNegativeFloat | None = None
 
 
 class PriceSpec(BaseModel):
-    """USD per million tokens. A missing cache price means the model has none on that platform."""
+    """USD per million tokens. A missing cache price means the model has none on that platform.
+    `cache_write` is the 5-minute cache write, `cache_write_1h` the 1-hour one."""
 
     model_config = _STRICT
 
@@ -28,6 +30,7 @@ class PriceSpec(BaseModel):
     output: NonNegativeFloat
     cache_read: NonNegativeFloat | None = None
     cache_write: NonNegativeFloat | None = None
+    cache_write_1h: NonNegativeFloat | None = None
     long_context: LongContextSpec | None = None
     regional_multiplier: float | None = Field(default=None, ge=1)
     """Bedrock only: factor for geographic and in-region ids (global. ids pay the listed price)."""

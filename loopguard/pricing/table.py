@@ -34,32 +34,44 @@ _DATE_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")  # OpenAI snapshots: gpt-4o-2024-0
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens for one model on one endpoint."""
+    """USD per million tokens for one model on one endpoint. `cache_write` is the 5-minute
+    cache write, `cache_write_1h` the 1-hour one."""
 
     input: float
     output: float
     cache_read: float | None = None
     cache_write: float | None = None
     long_context: tuple[int, Price] | None = None  # (above_input_tokens, price above it)
+    cache_write_1h: float | None = None
 
     @classmethod
     def from_spec(cls, spec: PriceSpec, multiplier: float = 1.0) -> Price:
         def m(v: float | None) -> float | None:
             return None if v is None else round(v * multiplier, 10)
 
+        def m0(v: float) -> float:
+            return round(v * multiplier, 10)
+
         tier = None
         if spec.long_context is not None:
             lc = spec.long_context
             tier = (
                 lc.above_input_tokens,
-                cls(m(lc.input), m(lc.output), m(lc.cache_read), m(lc.cache_write)),
-            )  # type: ignore[arg-type]
+                cls(
+                    m0(lc.input),
+                    m0(lc.output),
+                    m(lc.cache_read),
+                    m(lc.cache_write),
+                    cache_write_1h=m(lc.cache_write_1h),
+                ),
+            )
         return cls(
-            m(spec.input),
-            m(spec.output),
+            m0(spec.input),
+            m0(spec.output),
             m(spec.cache_read),
-            m(spec.cache_write),  # type: ignore[arg-type]
+            m(spec.cache_write),
             tier,
+            m(spec.cache_write_1h),
         )
 
     def for_input(self, input_tokens: int) -> Price:
@@ -68,13 +80,18 @@ class Price:
             return self.long_context[1]
         return self
 
-    def to_dict(self) -> dict[str, float | None]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
             "input_per_mtok": self.input,
             "output_per_mtok": self.output,
             "cache_read_per_mtok": self.cache_read,
             "cache_write_per_mtok": self.cache_write,
+            "cache_write_1h_per_mtok": self.cache_write_1h,
         }
+        if self.long_context is not None:
+            above, tier = self.long_context
+            d["long_context"] = {"above_input_tokens": above, **tier.to_dict()}
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +102,15 @@ class Resolved:
     price: Price
     entry: str  # the table (or override) id it resolved to
     name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a price comes from: the page it was checked against, when, and any caveat."""
+
+    source: str
+    checked: str | None
+    note: str | None
 
 
 def normalize(model: str, aliases: Mapping[str, str] | None = None) -> tuple[str | None, str]:
@@ -121,19 +147,31 @@ class PriceTable:
         entries: Mapping[str, PriceSpec],
         names: Mapping[str, str] | None = None,
         aliases: Mapping[str, str] | None = None,
+        origins: Mapping[str, Origin] | None = None,
     ) -> None:
         self._specs = {k.lower(): v for k, v in entries.items()}
         self._names = dict(names or {})
         self._aliases = {k.lower(): v.lower() for k, v in (aliases or {}).items()}
+        self._origins = dict(origins or {})
 
     def with_overrides(self, overrides: Mapping[str, PriceSpec]) -> PriceTable:
         if not overrides:
             return self
         specs = dict(self._specs)
+        origins = dict(self._origins)
         for key, spec in overrides.items():
             scope, base = normalize(key)
-            specs[f"{scope}.{base}" if scope else base] = spec
-        return PriceTable(specs, self._names, self._aliases)
+            entry = f"{scope}.{base}" if scope else base
+            specs[entry] = spec
+            origins[entry] = Origin("the policy's prices", None, None)
+        return PriceTable(specs, self._names, self._aliases, origins)
+
+    def origin(self, entry: str) -> Origin | None:
+        """Where an entry's price comes from (source page and checked date, or the policy)."""
+        return self._origins.get(entry)
+
+    def aliases_of(self, entry: str) -> list[str]:
+        return sorted(a for a, e in self._aliases.items() if e == entry)
 
     def ids(self) -> list[str]:
         return sorted(self._specs)
@@ -184,6 +222,7 @@ def table_from_toml(data: Mapping[str, Any], *, source: str) -> PriceTable:
     entries: dict[str, PriceSpec] = {}
     names: dict[str, str] = {}
     aliases: dict[str, str] = {}
+    origins: dict[str, Origin] = {}
     for i, raw in enumerate(data.get("models", [])):
         try:
             entry = ModelEntry.model_validate(raw)
@@ -196,6 +235,7 @@ def table_from_toml(data: Mapping[str, Any], *, source: str) -> PriceTable:
             entry.model_dump(include=set(PriceSpec.model_fields))
         )
         names[key] = entry.name
+        origins[key] = Origin(entry.source, entry.checked, entry.note)
         for alias in entry.aliases:
             aliases[alias.lower()] = key
-    return PriceTable(entries, names, aliases)
+    return PriceTable(entries, names, aliases, origins)

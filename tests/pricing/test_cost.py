@@ -37,8 +37,12 @@ BEDROCK = {
     "anthropic.claude-sonnet-4-5-20250929": (0.0357, 0.045, (0.03927, 0.0495)),
     # 4000*5 + 4000*0.5 + 2000*6.25 + 1000*25 = 59,500 ; regional 65,450
     "anthropic.claude-opus-4-5-20251101": (0.0595, 0.075, (0.06545, 0.0825)),
+    # Bedrock ids without a date: anthropic.claude-opus-4-6-v1, anthropic.claude-sonnet-4-6
+    "anthropic.claude-opus-4-6": (0.0595, 0.075, (0.06545, 0.0825)),
+    "anthropic.claude-sonnet-4-6": (0.0357, 0.045, (0.03927, 0.0495)),
+    "anthropic.claude-opus-4-7": (0.0595, 0.075, (0.06545, 0.0825)),
 }
-GEOGRAPHIC = ("us.", "eu.", "apac.")
+GEOGRAPHIC = ("us.", "eu.", "apac.", "jp.")
 
 
 def _cases():
@@ -46,7 +50,7 @@ def _cases():
         forms = {"": regional, "global.": None}
         forms.update({p: regional for p in GEOGRAPHIC})
         for prefix, dearer in forms.items():
-            for suffix in ("", "-v1:0"):
+            for suffix in ("", "-v1", "-v1:0"):
                 want = dearer or (cached, plain)
                 yield pytest.param(prefix + base + suffix, *want, id=prefix + base + suffix)
 
@@ -70,6 +74,13 @@ def test_bedrock_cost_by_hand(model: str, cached: float, plain: float) -> None:
         ("claude-opus-4-5", 0.0595),
         ("claude-haiku-4-5", 0.0119),
         ("claude-3-opus-20240229", 0.1785),
+        ("claude-opus-4-6", 0.0595),
+        ("claude-sonnet-4-6", 0.0357),
+        ("claude-opus-4-7", 0.0595),
+        ("claude-opus-4-8", 0.0595),
+        ("claude-opus-5", 0.0595),
+        # 4000*2 + 4000*0.20 + 2000*2.50 + 1000*10 = 23,800
+        ("claude-sonnet-5", 0.0238),
     ],
 )
 def test_anthropic_api_cost_by_hand(model: str, cached: float) -> None:
@@ -124,3 +135,46 @@ def test_projection_bounds_the_real_cost() -> None:
     assert projected_cost_usd(price, 10_000, 1_000) == pytest.approx(0.014)
     assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, CACHED)
     assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, PLAIN)
+
+
+# Of the 2,000 cache writes, 1,500 with the 1-hour TTL (usage reports them apart).
+CACHED_1H = Usage(
+    input_tokens=10_000,
+    output_tokens=1_000,
+    cache_read_tokens=4_000,
+    cache_write_tokens=2_000,
+    cache_write_1h_tokens=1_500,
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "want"),
+    [
+        # 4000*3 + 4000*0.30 + 500*3.75 + 1500*6 + 1000*15 = 39,075 (5-minute rate: 35,700)
+        ("claude-sonnet-4-6", 0.039075),
+        # 4000*5 + 4000*0.5 + 500*6.25 + 1500*10 + 1000*25 = 65,125
+        ("global.anthropic.claude-opus-4-6-v1", 0.065125),
+        # the same at the 10% dearer geographic endpoint
+        ("us.anthropic.claude-opus-4-6-v1", 0.0716375),
+        # 4000*1 + 4000*0.10 + 500*1.25 + 1500*2 + 1000*5 = 13,025
+        ("claude-haiku-4-5-20251001", 0.013025),
+    ],
+)
+def test_one_hour_cache_writes_are_billed_at_their_own_rate(model: str, want: float) -> None:
+    price = packaged_table().resolve(model).price
+    assert cost_usd(price, CACHED_1H) == pytest.approx(want, rel=1e-9)
+    assert cost_usd(price, CACHED_1H) > cost_usd(price, CACHED)
+
+
+def test_one_hour_writes_without_a_one_hour_price_cost_at_least_the_five_minute_rate() -> None:
+    # Bedrock Claude 3.5 Haiku lists no 1-hour price: 4000*0.8 + 4000*0.08 + 2000*1 + 1000*4
+    price = packaged_table().resolve("anthropic.claude-3-5-haiku-20241022-v1:0").price
+    assert price.cache_write_1h is None
+    assert cost_usd(price, CACHED_1H) == pytest.approx(0.00952)
+
+
+def test_projection_prices_input_at_the_one_hour_write_rate() -> None:
+    # Sonnet 4.6: 10,000 input at 6.00 (1-hour write, the dearest input-side rate) + 1,000 * 15
+    price = packaged_table().resolve("claude-sonnet-4-6").price
+    assert projected_cost_usd(price, 10_000, 1_000) == pytest.approx(0.075)
+    assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, CACHED_1H)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +100,89 @@ def test_application_inference_profile_needs_an_alias() -> None:
 def test_unknown_model_message_says_what_to_do() -> None:
     with pytest.raises(UnknownModel, match=r"prices.*fallback_price"):
         packaged_table().resolve("anthropic.claude-9-nonesuch-v1:0")
+
+
+def test_one_hour_cache_writes_cost_twice_the_input_price() -> None:
+    # Anthropic's caching multipliers: 1-hour write = 2x input. Every Claude model on Anthropic's
+    # API that has a 5-minute price has a 1-hour one, or its note says why not.
+    for entry in _raw()["models"]:
+        if "claude" not in entry["id"]:
+            continue
+        if "cache_write_1h" in entry:
+            assert entry["cache_write_1h"] == pytest.approx(entry["input"] * 2), entry["id"]
+        elif "cache_write" in entry and not entry["id"].startswith("anthropic."):
+            assert "1-hour" in entry.get("note", ""), entry["id"]
+
+
+# Model ids as the docs, examples and the fake Bedrock server name them (application
+# inference-profile ARNs name no model and are excluded: they resolve through model_aliases).
+_ID = re.compile(
+    r"(?:arn:aws:bedrock:[a-z0-9-]+:\d*:(?:foundation-model|inference-profile)/)?"
+    r"(?:(?:global|us|eu|apac|jp|au)\.)?anthropic\.claude-[a-z0-9.:-]*[a-z0-9]"
+    r"|\bclaude-(?:opus|sonnet|haiku|3)[a-z0-9-]*[0-9]\b"
+)
+_ROOT = Path(__file__).resolve().parents[2]
+_NAMING_FILES = [
+    _ROOT / "README.md",
+    *sorted((_ROOT / "docs").glob("*.md")),
+    *sorted((_ROOT / "examples").rglob("*.py")),
+    *sorted((_ROOT / "examples").rglob("*.toml")),
+    *sorted((_ROOT / "examples").rglob("*.md")),
+    *sorted((_ROOT / "loopguard" / "testing").rglob("*.py")),
+    *sorted((_ROOT / "loopguard" / "demo").rglob("*.py")),
+]
+
+
+def _named_models() -> set[str]:
+    found = set()
+    for path in _NAMING_FILES:
+        found.update(m.group(0) for m in _ID.finditer(path.read_text("utf-8")))
+    return found
+
+
+def test_every_model_the_docs_and_the_fake_server_name_resolves() -> None:
+    from loopguard.testing.fake_bedrock import DEFAULT_MODEL
+
+    named = _named_models()
+    assert DEFAULT_MODEL in named  # the scan sees the fake server's own model
+    assert len(named) >= 5
+    table = packaged_table()
+    unresolved = []
+    for model in sorted(named):
+        try:
+            table.resolve(model)
+        except UnknownModel:
+            unresolved.append(model)
+    assert unresolved == []
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        # every id form of the models issue 14 names, on Bedrock and on Anthropic's API
+        "anthropic.claude-opus-4-6-v1",
+        "us.anthropic.claude-opus-4-6-v1",
+        "eu.anthropic.claude-opus-4-6-v1",
+        "jp.anthropic.claude-opus-4-6-v1",
+        "apac.anthropic.claude-opus-4-6-v1",
+        "global.anthropic.claude-opus-4-6-v1",
+        "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-6-v1",
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-6-v1",
+        "anthropic.claude-sonnet-4-6",
+        "global.anthropic.claude-sonnet-4-6",
+        "jp.anthropic.claude-sonnet-4-6",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "au.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "global.anthropic.claude-opus-4-5-20251101-v1:0",
+        "claude-opus-4-6",
+        "claude-opus-4-7",
+        "claude-sonnet-4-6",
+        "claude-sonnet-4-5",
+        "claude-sonnet-4-5-20250929",
+        "claude-haiku-4-5",
+        "claude-haiku-4-5-20251001",
+        "claude-3-7-sonnet-latest",
+    ],
+)
+def test_current_claude_ids_resolve(model: str) -> None:
+    assert packaged_table().resolve(model).price.input > 0

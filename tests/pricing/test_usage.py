@@ -47,7 +47,8 @@ def test_per_ttl_cache_writes_are_still_writes() -> None:
         }
     )
     assert meta["input_token_details"]["cache_creation"] == 0
-    assert usage_from_metadata(meta).cache_write_tokens == 3000
+    usage = usage_from_metadata(meta)
+    assert (usage.cache_write_tokens, usage.cache_write_1h_tokens) == (3000, 2000)
 
 
 def test_missing_metadata_is_zero_usage() -> None:
