@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from loopguard.events import Event, EventFormatError, ModelStart, RunEnd, from_dict
 from loopguard.guard import Guard
@@ -129,14 +130,19 @@ class LineError:
 
 
 def read_events(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     *,
     on_error: Callable[[LineError], None],
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[Event]:
-    """Events of a JSONL recording; a bad line is reported to `on_error` and skipped."""
-    name = str(path)
-    with open(path, "rb") as f:
+    """Events of a JSONL recording (a path, or a binary file such as stdin's buffer); a bad
+    line is reported to `on_error` and skipped."""
+    with ExitStack() as stack:
+        f: BinaryIO
+        if isinstance(path, (str, os.PathLike)):
+            name, f = str(path), stack.enter_context(open(path, "rb"))
+        else:
+            name, f = str(getattr(path, "name", "<stdin>")), path
         for number, raw in enumerate(f, 1):
             if on_bytes is not None:
                 on_bytes(len(raw))
@@ -167,7 +173,8 @@ def replay_events(events: Iterable[Event], guard: Guard | None = None) -> list[R
 
 
 def total_bytes(paths: Iterable[str | os.PathLike[str]]) -> int:
-    return sum(Path(p).stat().st_size for p in paths)
+    """The size of the files in `paths` (`-`, stdin, counts as 0: its size is unknown)."""
+    return sum(Path(p).stat().st_size for p in paths if str(p) != "-")
 
 
 __all__ = ["LineError", "Replayer", "RunResult", "read_events", "replay_events", "total_bytes"]

@@ -27,13 +27,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status (see loopguard.cli._common and docs/cli.md)."""
+    from loopguard.cli._common import EXIT_USAGE, UserError
+    from loopguard.config import ConfigError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"loopguard {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except ConfigError as exc:  # a policy loaded by a command that did not wrap it
+        print(f"loopguard {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -4,16 +4,24 @@ policy an agent really gets (the default with its overrides applied)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from loopguard.cli._common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    UserError,
+    add_json_option,
+    add_policy_option,
+    print_json,
+)
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "policy",
         help="check a policy file, or show the policy an agent gets",
-        description="Check a policy file (exit 1 with FILE:LINE: key: reason when it is bad) or "
+        description="Check a policy file (exit 1 with FILE:LINE: key: reason for each error) or "
         "show the effective policy of an agent as JSON.",
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -23,16 +31,16 @@ def register(subparsers: Any) -> None:
     ):
         q = sub.add_parser(name, help=helptext)
         q.add_argument(
-            "path",
-            nargs="?",
-            metavar="PATH",
-            help="policy file (default: $LOOPGUARD_CONFIG, ./loopguard.toml, "
-            "./loopguard.yaml, [tool.loopguard] in ./pyproject.toml)",
+            "path", nargs="?", metavar="PATH", help="policy file (the same as --policy PATH)"
         )
+        add_policy_option(q)
         if name == "show":
             q.add_argument(
                 "--agent", help="the agent whose policy to show (default: the default policy)"
             )
+            add_json_option(q, "the policy (it is JSON either way)")
+        else:
+            add_json_option(q, "the outcome (source, ok, agents, errors)")
         q.set_defaults(func=run)
 
 
@@ -40,22 +48,32 @@ def run(args: argparse.Namespace) -> int:
     from loopguard.config import ConfigError
     from loopguard.policy import PolicySet
 
+    if args.path is not None and args.policy is not None and args.path != args.policy:
+        raise UserError("give the policy file once: as PATH or as --policy, not both")
+    path = args.path if args.path is not None else args.policy
     try:
-        policies = PolicySet.load(args.path)
+        policies = PolicySet.load(path)
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        if args.action == "show":
+            raise UserError(str(exc)) from None
+        if args.json:
+            print_json({"source": exc.source, "ok": False, "agents": [], "errors": [str(exc)]})
+        else:
+            print(str(exc), file=sys.stderr)
+        return EXIT_FINDINGS
     if args.action == "check":
-        agents = ", ".join(sorted(policies.agents)) or "none"
-        print(f"{policies.source}: ok (a default policy and agent overrides for: {agents})")
-        return 0
+        agents = sorted(policies.agents)
+        if args.json:
+            print_json({"source": policies.source, "ok": True, "agents": agents, "errors": []})
+        else:
+            shown = ", ".join(agents) or "none"
+            print(f"{policies.source}: ok (a default policy and agent overrides for: {shown})")
+        return EXIT_OK
     if args.agent is not None and args.agent not in policies.agents:
         print(
             f"loopguard policy: no overrides for agent {args.agent!r} in {policies.source}; "
             f"it gets the default policy",
             file=sys.stderr,
         )
-    policy = policies.for_agent(args.agent)
-    json.dump(policy.model_dump(mode="json"), sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
+    print_json(policies.for_agent(args.agent).model_dump(mode="json"))
+    return EXIT_OK

@@ -1,13 +1,14 @@
-"""`loopguard replay FILE... [--policy PATH] [--json] [--strict] [--verbose]`: recorded runs,
-offline.
+"""`loopguard replay FILE... [--policy PATH] [--json] [--fail-on stop|warn] [--strict]`:
+recorded runs, offline (`-` reads stdin).
 
-Prints one line per run (with --json, one JSON object per run: run, agent, action, detector,
-reason, step, cost_usd). A corrupt line is reported on stderr as FILE:LINE: reason and skipped;
-the other events still replay (with --strict the replay stops there instead).
+Prints one line per run and a summary (with --json, one JSON object per run: run, agent, action,
+detector, reason, step, cost_usd). A corrupt line is reported on stderr as FILE:LINE: reason and
+skipped (each distinct reason once per file, then counted); the other events still replay (with
+--strict the replay stops there instead).
 
-Exit status: 0 when every line was read; 1 when corrupt lines were seen (runs are still
-reported, unless --strict stopped the replay); 2 for usage errors (a missing file, a policy
-that does not load).
+Exit status: 0 when every line was read (and, with --fail-on, no run was stopped or warned);
+1 when corrupt lines were seen or a run met --fail-on; 2 for usage and input errors (a missing
+file, a directory, a policy that does not load).
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from loopguard.cli._recordings import line_errors, load_policies
-from loopguard.replay import LineError, Replayer, RunResult, read_events, total_bytes
+from loopguard.cli._common import EXIT_FINDINGS, EXIT_OK, add_json_option, add_policy_option
+from loopguard.cli._recordings import LineErrors, events_of, line_errors, load_policies
+from loopguard.replay import LineError, Replayer, RunResult, total_bytes
+
+FAIL_ON = {"stop": ("abort",), "warn": ("abort", "warn")}
+"""--fail-on: which run outcomes make the exit status 1."""
 
 
 class _Strict(Exception):
@@ -38,13 +43,17 @@ def register(subparsers: Any) -> None:
         description="Replay flight-recorder files (JSON Lines, format v1) through the guard "
         "under a policy and report what it would do to each run.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL recordings")
     parser.add_argument(
-        "--policy",
-        metavar="PATH",
-        help="policy file (default: $LOOPGUARD_CONFIG, ./loopguard.toml, ...)",
+        "files", nargs="+", metavar="FILE", help="JSONL recordings ('-' reads stdin)"
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
+    add_policy_option(parser)
+    add_json_option(parser, "one JSON object per run")
+    parser.add_argument(
+        "--fail-on",
+        choices=sorted(FAIL_ON),
+        help="exit with status 1 when a run would be stopped (stop), or stopped or warned "
+        "(warn): for CI",
+    )
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -60,8 +69,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     policies = load_policies(args, "replay")
-    if policies is None:
-        return 2
     errors, on_error = line_errors(_stop if args.strict else None)
 
     # The verdicts are the output; the guard's own log of them would bury it (and the bar).
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 def _replay(
     args: argparse.Namespace,
     policies: Any,
-    errors: list[LineError],
+    errors: LineErrors,
     on_error: Callable[[LineError], None],
 ) -> int:
     from loopguard.guard import Guard
@@ -87,9 +94,8 @@ def _replay(
     replayer = Replayer(guard)
     with _progress(total_bytes(args.files)) as advance:
         try:
-            for path in args.files:
-                for event in read_events(path, on_error=on_error, on_bytes=advance):
-                    replayer.feed(event)
+            for event in events_of(args.files, on_error, advance):
+                replayer.feed(event)
         except _Strict:
             print("loopguard replay: stopped at the first corrupt line (--strict)", file=sys.stderr)
             return 1
@@ -99,13 +105,23 @@ def _replay(
             print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         _print_table(results, replayer, errors)
+    errors.report_repeats()
     if guard.internal_errors and not args.verbose:
         print(
             f"loopguard replay: {guard.internal_errors} internal errors in the guard were "
             "skipped (fail open); --verbose shows them",
             file=sys.stderr,
         )
-    return 1 if errors else 0
+    failing = FAIL_ON.get(args.fail_on or "", ())
+    failed = [r for r in results if r.action in failing]
+    if failed:
+        print(
+            f"loopguard replay: {len(failed)} of {len(results)} runs would be "
+            f"{'stopped' if args.fail_on == 'stop' else 'stopped or warned'} (--fail-on "
+            f"{args.fail_on})",
+            file=sys.stderr,
+        )
+    return EXIT_FINDINGS if errors or failed else EXIT_OK
 
 
 def _print_table(results: list[RunResult], replayer: Replayer, errors: list[LineError]) -> None:
@@ -132,7 +148,12 @@ def _print_table(results: list[RunResult], replayer: Replayer, errors: list[Line
     print(
         f"\n{len(results)} runs, {replayer.events:,} events: {counts['abort']} stopped, "
         f"{counts['warn']} warned, {counts['ok']} ok"
-        + (f"; {len(errors)} corrupt lines skipped" if errors else "")
+        + (
+            f"; {replayer.skipped:,} events after a stop skipped (they would not have happened)"
+            if replayer.skipped
+            else ""
+        )
+        + (f"; {len(errors):,} corrupt lines skipped" if errors else "")
     )
 
 

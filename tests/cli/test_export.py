@@ -165,3 +165,46 @@ def test_export_of_a_recording_equals_the_live_trace(tmp_path, capsys):
     live_doc, exported_doc = json.loads(live.read_text()), json.loads(exported.read_text())
     assert len(validate_jaeger(live_doc)) == 7
     assert exported_doc == live_doc
+
+
+def _exact_repeat(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from _scenarios import exact_repeat
+
+    path = tmp_path / "loop.jsonl"
+    _record(path, exact_repeat().events)
+    return path
+
+
+def test_a_stopped_run_gets_one_abort_and_no_log_lines(tmp_path, capsys, caplog):
+    path = _exact_repeat(tmp_path)
+    with caplog.at_level("WARNING", logger="loopguard"):
+        assert main(["export", str(path)]) == 0
+    out, err = capsys.readouterr()
+    spans = validate_jaeger(json.loads(out))
+    events = [tags(log)["event"] for sp in spans for log in sp["logs"]]
+    assert events.count("loopguard.abort") == 1, events
+    assert err == "" and not caplog.records  # as quiet as replay
+
+
+def test_service_name_from_otel_service_name(tmp_path, capsys, monkeypatch):
+    path, _ = _recording(tmp_path)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout-agent")
+    assert main(["export", str(path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["data"][0]["processes"]["p1"]["serviceName"] == "checkout-agent"
+    assert main(["export", str(path), "--service-name", "explicit"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["data"][0]["processes"]["p1"]["serviceName"] == "explicit"
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, capsys):
+    path, _ = _recording(tmp_path)
+    target = tmp_path / "missing" / "x.json"
+    assert main(["export", str(path), "-o", str(target)]) == 2
+    assert capsys.readouterr().err == (
+        f"loopguard export: cannot write {target}: No such file or directory\n"
+    )

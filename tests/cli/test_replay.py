@@ -95,3 +95,69 @@ def test_progress_bar_on_a_terminal_keeps_stdout_clean(
     assert main(["replay", "--json", str(path)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 2
+
+
+def test_fail_on_stop_exits_1_when_a_run_would_be_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stopped = _write(tmp_path / "a.jsonl", exact_repeat())
+    healthy = _write(tmp_path / "b.jsonl", batch_orders())
+    assert main(["replay", "--fail-on", "stop", str(healthy)]) == 0
+    assert main(["replay", "--fail-on", "stop", str(healthy), str(stopped)]) == 1
+    assert "1 of 2 runs would be stopped (--fail-on stop)" in capsys.readouterr().err
+    assert main(["replay", str(stopped)]) == 0  # without --fail-on a stop is a result
+
+
+def test_the_summary_counts_the_events_skipped_after_a_stop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = exact_repeat()
+    path = _write(tmp_path / "a.jsonl", scenario)
+    assert main(["replay", str(path)]) == 0
+    out = capsys.readouterr().out
+    fed = int(out.split(" events:")[0].split()[-1])
+    assert fed < len(scenario.events)
+    assert f"{len(scenario.events) - fed:,} events after a stop skipped" in out
+
+
+def test_an_unsupported_version_is_reported_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "future.jsonl"
+    lines = [json.loads(json.dumps(e.to_dict())) for e in exact_repeat().events]
+    path.write_text("".join(json.dumps({**d, "v": 99}) + "\n" for d in lines))
+    assert main(["replay", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{path}:1: field 'v' must be")
+    assert "got 99" in err[0]
+    assert err[1] == (
+        f"{path}: {len(lines) - 1:,} more lines skipped with the same error: "
+        + err[0].split(": ", 1)[1]
+    )
+    assert len(err) == 2
+
+
+def test_a_directory_is_named_as_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"loopguard replay: {tmp_path}: is a directory\n"
+
+
+def test_dash_reads_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    path = _write(tmp_path / "a.jsonl", exact_repeat())
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
+    assert main(["replay", "--json", "-"]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["action"] == "abort" and row["step"] == 6
+
+
+def test_config_is_an_alias_of_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "loopguard.toml"
+    policy.write_text("[tool_repeat]\nenabled = false\n[similarity]\nenabled = false\n")
+    path = _write(tmp_path / "a.jsonl", exact_repeat())
+    assert main(["replay", "--json", "--config", str(policy), str(path)]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["action"] == "ok"

@@ -1,0 +1,128 @@
+"""What every `loopguard` command shares: the exit codes, the user-error exception the entry point
+turns into one line on stderr, `-` for stdin and stdout, `--json` output, and `--policy`.
+
+A command raises `UserError` for anything the user can fix (a missing or unreadable file, a
+directory where a file was expected, a policy that does not load, flags that contradict each
+other); `loopguard.cli.main` prints `loopguard COMMAND: message` and exits with its code, so no
+user mistake ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+EXIT_OK = 0
+"""Success: the command did what was asked and found nothing it was asked to fail on."""
+EXIT_FINDINGS = 1
+"""Findings: corrupt lines in a recording, a run stopped under `--fail-on`, a bad policy for
+`policy check`, an unknown model for `pricing MODEL`, an unreachable ledger."""
+EXIT_USAGE = 2
+"""Usage or input error: a bad flag, a missing or unreadable file, a policy that does not load."""
+
+STDIO = "-"
+"""The file argument that means stdin (for inputs) or stdout (for outputs)."""
+
+
+class UserError(Exception):
+    """A mistake in what the user gave the command: reported as `loopguard COMMAND: message`
+    on stderr, then the command exits with `code` (2 unless said otherwise)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str = "the result") -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
+
+
+def add_policy_option(parser: argparse.ArgumentParser, what: str = "policy file") -> None:
+    """`--policy PATH` (`--config` is kept as an alias of the old spelling)."""
+    parser.add_argument(
+        "--policy",
+        "--config",
+        dest="policy",
+        metavar="PATH",
+        help=f"{what} (default: $LOOPGUARD_CONFIG, else the nearest loopguard.toml, "
+        "loopguard.yaml or pyproject.toml with [tool.loopguard] from here up to the "
+        "repository root)",
+    )
+
+
+def load_policies(path: str | None) -> Any:
+    """The PolicySet at `path` (None: discovered as a live guard does); a `UserError` when it
+    does not load."""
+    from loopguard.config import ConfigError
+    from loopguard.policy import PolicySet
+
+    try:
+        return PolicySet.load(path)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_input(path: str) -> None:
+    """Raise a `UserError` now, before any work, when `path` cannot be read as a file."""
+    if path == STDIO:
+        return
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a directory")
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{path}: permission denied")
+
+
+@contextmanager
+def open_input(path: str) -> Iterator[IO[bytes]]:
+    """`path` opened for reading bytes; `-` is stdin."""
+    if path == STDIO:
+        yield sys.stdin.buffer
+        return
+    check_input(path)
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror or exc}") from None
+    with f:
+        yield f
+
+
+def write_output(path: str, text: str) -> None:
+    """Write `text` to `path` (`-`: stdout); a `UserError` when it cannot be written."""
+    if path == STDIO:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def print_json(data: Any, *, indent: int | None = 2) -> None:
+    """`data` as JSON on stdout (one line with indent=None: JSON Lines output)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
+
+
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "STDIO",
+    "UserError",
+    "add_json_option",
+    "add_policy_option",
+    "check_input",
+    "load_policies",
+    "open_input",
+    "print_json",
+    "write_output",
+]
