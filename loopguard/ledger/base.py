@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from loopguard.errors import LedgerUnavailable as LedgerUnavailable  # its home before 0.2
 
 NANO = 1_000_000_000
+ENDED_KEEP = 3600.0
+"""Seconds a ledger remembers that a reservation ended (settled or released), so that a replay
+of the same settle or release within that time changes nothing."""
 
 
 def usd_to_nano(usd: float, *, up: bool = False) -> int:
@@ -97,17 +100,21 @@ class Ledger(ABC):
         self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
     ) -> Reservation:
         """Reserve every claim under reservation id `rid` for `ttl` seconds, or none of them;
-        when refused, `denied` names the first key that would go over its limit."""
+        when refused, `denied` names the first key that would go over its limit. A key that
+        already holds `rid`, or on which `rid` has ended, is left as it is (idempotent)."""
 
     @abstractmethod
-    def settle(self, rid: str, claims: Sequence[Claim]) -> None:
+    def settle(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
         """End reservation `rid` on each claim's key and add the claim's amounts as spent.
-        A reservation already expired (or never made) is not an error: the spend is added."""
+        A reservation already expired (or never made) is not an error: the spend is added.
+        Idempotent per `rid`: settling it again (a retry after a timeout whose first try did
+        reach the storage) adds nothing."""
 
-    def release(self, rid: str, claims: Sequence[Claim]) -> None:
+    @abstractmethod
+    def release(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
         """End reservation `rid` on the claims' keys without spending (the call failed or
-        never went out)."""
-        self.settle(rid, [Claim(c.key, expire_at=c.expire_at) for c in claims])
+        never went out). A reserve of `rid` arriving after its release holds nothing; a
+        settle after it still adds its spend."""
 
     @abstractmethod
     def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:

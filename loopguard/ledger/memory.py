@@ -5,10 +5,11 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, Reservation
+from loopguard.ledger.base import ENDED_KEEP, Claim, Denied, KeyUsage, Ledger, Reservation
 
 
 @dataclass(slots=True)
@@ -20,6 +21,8 @@ class _Key:
     held: dict[str, tuple[int, int]] = field(default_factory=dict)  # rid -> amounts
     expiries: list[tuple[float, str]] = field(default_factory=list)  # heap of (expiry, rid)
     expire_at: float | None = None
+    ended: dict[str, str] = field(default_factory=dict)  # rid -> "s" settled / "r" released
+    forget: deque[tuple[float, str]] = field(default_factory=deque)  # (keep until, rid)
 
     def hold(self, rid: str, n: int, t: int, expiry: float) -> None:
         self.held[rid] = (n, t)
@@ -40,6 +43,18 @@ class _Key:
             self.drop(heapq.heappop(heap)[1])
         if not self.held:
             heap.clear()
+        while self.forget and self.forget[0][0] <= now:
+            self.ended.pop(self.forget.popleft()[1], None)
+
+    def end(self, rid: str, kind: str, keep_until: float) -> bool:
+        """Record that `rid` ended; False when that changes nothing (see lua/settle.lua)."""
+        was = self.ended.get(rid)
+        if was == "s" or (kind == "r" and was == "r"):
+            return False
+        self.drop(rid)
+        self.ended[rid] = kind
+        self.forget.append((keep_until, rid))
+        return True
 
 
 class MemoryLedger(Ledger):
@@ -55,27 +70,39 @@ class MemoryLedger(Ledger):
         now = time.time() if now is None else now
         with self._lock:
             self._forget_old(now)
+            skip = []
             for c in claims:
                 k = self._keys.get(c.key) or _Key()
                 k.reclaim(now)
-                if (c.max_usd_n is not None and k.spent_n + k.res_n + c.usd_n > c.max_usd_n) or (
-                    c.max_tokens is not None and k.spent_t + k.res_t + c.tokens > c.max_tokens
+                skip.append(rid in k.held or rid in k.ended)
+                if not skip[-1] and (
+                    (c.max_usd_n is not None and k.spent_n + k.res_n + c.usd_n > c.max_usd_n)
+                    or (c.max_tokens is not None and k.spent_t + k.res_t + c.tokens > c.max_tokens)
                 ):
                     return Reservation(Denied(c.key, k.spent_n, k.res_n, k.spent_t, k.res_t))
             used = []
-            for c in claims:
+            for c, skipped in zip(claims, skip, strict=True):
                 k = self._key(c)
-                k.hold(rid, c.usd_n, c.tokens, now + ttl)
+                if not skipped:
+                    k.hold(rid, c.usd_n, c.tokens, now + ttl)
                 used.append((k.spent_n + k.res_n, k.spent_t + k.res_t))
         return Reservation(used=tuple(used))
 
-    def settle(self, rid: str, claims: Sequence[Claim]) -> None:
+    def settle(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
+        self._end("s", rid, claims, now)
+
+    def release(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
+        self._end("r", rid, claims, now)
+
+    def _end(self, kind: str, rid: str, claims: Sequence[Claim], now: float | None) -> None:
+        now = time.time() if now is None else now
         with self._lock:
             for c in claims:
                 k = self._key(c)
-                k.drop(rid)
-                k.spent_n += c.usd_n
-                k.spent_t += c.tokens
+                k.reclaim(now)
+                if k.end(rid, kind, now + ENDED_KEEP) and kind == "s":
+                    k.spent_n += c.usd_n
+                    k.spent_t += c.tokens
 
     def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
         now = time.time()

@@ -3,7 +3,9 @@
 Each reservation is ONE EVALSHA of lua/reserve.lua, atomic on the server: it checks every budget
 key the call falls under and reserves on all of them or none. Reservations carry an expiry (a
 sorted set per key), so a worker killed mid-call gives its reservation back after the TTL; the
-scripts reclaim expired reservations before they look at a key.
+scripts reclaim expired reservations before they look at a key. Every script is idempotent
+per reservation id (lua/reclaim.lua says how), so a call that timed out on the client but ran
+on the server can be replayed safely.
 
 Keys are plain (no hash tags): a reservation spanning several budget keys needs them on one
 node, so Redis Cluster is not supported; use a single primary (with replicas) per ledger.
@@ -18,9 +20,18 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable, Reservation
+from loopguard.ledger.base import (
+    ENDED_KEEP,
+    Claim,
+    Denied,
+    KeyUsage,
+    Ledger,
+    LedgerUnavailable,
+    Reservation,
+)
 
 ZSET_SUFFIX = ":exp"
+ENDED_SUFFIX = ":ended"
 
 
 @functools.cache
@@ -75,10 +86,17 @@ class RedisLedger(Ledger):
             Denied(claims[i].key, int(result[2]), int(result[3]), int(result[4]), int(result[5]))
         )
 
-    def settle(self, rid: str, claims: Sequence[Claim]) -> None:
+    def settle(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
+        self._end("s", rid, claims, now)
+
+    def release(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
+        self._end("r", rid, claims, now)
+
+    def _end(self, kind: str, rid: str, claims: Sequence[Claim], now: float | None) -> None:
         if not claims:
             return
-        args: list[Any] = [rid]
+        now = time.time() if now is None else now
+        args: list[Any] = [repr(now), rid, kind, repr(now + ENDED_KEEP)]
         for c in claims:
             args += [c.usd_n, c.tokens, _at(c.expire_at)]
         self._call(self._settle, _keys(c.key for c in claims), args)
@@ -106,7 +124,7 @@ class RedisLedger(Ledger):
         found = set()
         for k in self._client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
             k = k.decode() if isinstance(k, bytes) else k
-            found.add(k.removesuffix(ZSET_SUFFIX))
+            found.add(k.removesuffix(ZSET_SUFFIX).removesuffix(ENDED_SUFFIX))
         return sorted(found)
 
     def _call(self, fn: Any, *args: Any) -> Any:
@@ -124,7 +142,7 @@ class RedisLedger(Ledger):
 def _keys(names: Any) -> list[str]:
     out = []
     for name in names:
-        out += [name, name + ZSET_SUFFIX]
+        out += [name, name + ZSET_SUFFIX, name + ENDED_SUFFIX]
     return out
 
 

@@ -2,7 +2,11 @@
 
 Settlements and releases that fail are queued and replayed, in order, before the next
 operation that reaches the storage; so a spend recorded during an outage is added once the
-ledger is back. Reservations are not queued: the caller decides (fail closed or open).
+ledger is back. A reservation that fails is not retried (the caller decides: fail closed or
+open), but its release is queued: a reserve that timed out on the client may still run on the
+server, and must not hold budget until its TTL. Replays are safe because every ledger
+operation is idempotent per reservation id (a settle that did reach the storage before its
+timeout is not counted again).
 """
 
 from __future__ import annotations
@@ -33,7 +37,12 @@ class Resilient:
         if self._ledger is None:
             from loopguard.ledger import shared_ledger
 
-            self._ledger = shared_ledger(self.uri)
+            try:
+                self._ledger = shared_ledger(self.uri)
+            except (ValueError, ImportError, OSError) as exc:
+                # A budget that cannot be checked is handled like an unreachable one (the
+                # policy's on_ledger_error), never skipped.
+                raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
         return self._ledger
 
     @property
@@ -43,8 +52,12 @@ class Resilient:
     def reserve(
         self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
     ) -> Reservation:
-        self._flush()
-        return self.ledger.reserve(rid, claims, ttl, now)
+        try:
+            self._flush()
+            return self.ledger.reserve(rid, claims, ttl, now)
+        except LedgerUnavailable:
+            self._keep("release", rid, tuple(claims))
+            raise
 
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:
         self._do("settle", rid, tuple(claims))
@@ -57,24 +70,28 @@ class Resilient:
             self._flush()
             getattr(self.ledger, op)(rid, claims)
         except LedgerUnavailable as exc:
-            with self._lock:
-                if len(self._backlog) >= MAX_BACKLOG:
-                    dropped = self._backlog.popleft()
-                    logger.error(
-                        "loopguard: ledger %s backlog full; dropped a %s of %s",
-                        self.uri,
-                        dropped[0],
-                        dropped[1],
-                    )
-                self._backlog.append((op, rid, claims))
+            waiting = self._keep(op, rid, claims)
             logger.warning(
                 "loopguard: ledger %s unreachable (%s); %s of %s kept to replay (%d waiting)",
                 self.uri,
                 exc,
                 op,
                 rid,
-                len(self._backlog),
+                waiting,
             )
+
+    def _keep(self, op: str, rid: str, claims: tuple[Claim, ...]) -> int:
+        with self._lock:
+            if len(self._backlog) >= MAX_BACKLOG:
+                dropped = self._backlog.popleft()
+                logger.error(
+                    "loopguard: ledger %s backlog full; dropped a %s of %s",
+                    self.uri,
+                    dropped[0],
+                    dropped[1],
+                )
+            self._backlog.append((op, rid, claims))
+            return len(self._backlog)
 
     def _flush(self) -> None:
         if not self._backlog:

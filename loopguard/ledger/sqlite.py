@@ -3,6 +3,7 @@
 Every reservation is one `BEGIN IMMEDIATE` transaction (it takes the database's write lock
 before it reads, so two processes cannot both read the same total and both reserve). WAL mode
 lets readers proceed meanwhile; the busy timeout makes writers queue instead of failing.
+The `ended` table makes reserve, settle and release idempotent per reservation id, as on Redis.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
-from loopguard.ledger.base import Claim, Denied, KeyUsage, Ledger, LedgerUnavailable, Reservation
+from loopguard.ledger.base import (
+    ENDED_KEEP,
+    Claim,
+    Denied,
+    KeyUsage,
+    Ledger,
+    LedgerUnavailable,
+    Reservation,
+)
 
 # budget.res_n / res_t are the sums of the key's live reservations, kept in step with the
 # reservation table inside each transaction, so a check does not scan the reservations.
@@ -37,6 +46,14 @@ CREATE TABLE IF NOT EXISTS reservation (
   PRIMARY KEY (rid, key)
 );
 CREATE INDEX IF NOT EXISTS reservation_by_key ON reservation (key, expires);
+CREATE TABLE IF NOT EXISTS ended (
+  rid TEXT NOT NULL,
+  key TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  keep_until REAL NOT NULL,
+  PRIMARY KEY (rid, key, kind)
+);
+CREATE INDEX IF NOT EXISTS ended_by_time ON ended (keep_until);
 """
 
 
@@ -104,36 +121,59 @@ class SqliteLedger(Ledger):
     ) -> Reservation:
         now = time.time() if now is None else now
         with self._tx() as db:
+            skip = []
             for c in claims:
                 _reclaim(db, c.key, now)
+                skip.append(_holds(db, rid, c.key) or _ended(db, rid, c.key) is not None)
                 sn, st, rn, rt = _totals(db, c.key)
-                if (c.max_usd_n is not None and sn + rn + c.usd_n > c.max_usd_n) or (
-                    c.max_tokens is not None and st + rt + c.tokens > c.max_tokens
+                if not skip[-1] and (
+                    (c.max_usd_n is not None and sn + rn + c.usd_n > c.max_usd_n)
+                    or (c.max_tokens is not None and st + rt + c.tokens > c.max_tokens)
                 ):
                     return Reservation(Denied(c.key, sn, rn, st, rt))
             used = []
-            for c in claims:
+            for c, skipped in zip(claims, skip, strict=True):
                 _ensure(db, c)
-                db.execute(
-                    "INSERT INTO reservation VALUES (?, ?, ?, ?, ?)",
-                    (rid, c.key, c.usd_n, c.tokens, now + ttl),
-                )
-                db.execute(
-                    "UPDATE budget SET res_n = res_n + ?, res_t = res_t + ? WHERE key = ?",
-                    (c.usd_n, c.tokens, c.key),
-                )
+                if not skipped:
+                    db.execute(
+                        "INSERT INTO reservation VALUES (?, ?, ?, ?, ?)",
+                        (rid, c.key, c.usd_n, c.tokens, now + ttl),
+                    )
+                    db.execute(
+                        "UPDATE budget SET res_n = res_n + ?, res_t = res_t + ? WHERE key = ?",
+                        (c.usd_n, c.tokens, c.key),
+                    )
                 sn, st, rn, rt = _totals(db, c.key)
                 used.append((sn + rn, st + rt))
         return Reservation(used=tuple(used))
 
-    def settle(self, rid: str, claims: Sequence[Claim]) -> None:
+    def settle(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
+        self._end("s", rid, claims, now)
+
+    def release(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
+        self._end("r", rid, claims, now)
+
+    def _end(self, kind: str, rid: str, claims: Sequence[Claim], now: float | None) -> None:
+        """As lua/settle.lua: a settled reservation is never settled again, a released one
+        never released again; a settle after a release still adds its spend."""
+        now = time.time() if now is None else now
         with self._tx() as db:
+            db.execute("DELETE FROM ended WHERE keep_until < ?", (now,))
             for c in claims:
                 _ensure(db, c)
+                was = _ended(db, rid, c.key)
+                if was == "s" or (kind == "r" and was == "r"):
+                    continue
                 _unreserve(db, "rid = ? AND key = ?", (rid, c.key), c.key)
+                if kind == "s":
+                    db.execute(
+                        "UPDATE budget SET spent_n = spent_n + ?, spent_t = spent_t + ? "
+                        "WHERE key = ?",
+                        (c.usd_n, c.tokens, c.key),
+                    )
                 db.execute(
-                    "UPDATE budget SET spent_n = spent_n + ?, spent_t = spent_t + ? WHERE key = ?",
-                    (c.usd_n, c.tokens, c.key),
+                    "INSERT OR REPLACE INTO ended VALUES (?, ?, ?, ?)",
+                    (rid, c.key, kind, now + ENDED_KEEP),
                 )
 
     def usage(self, keys: Sequence[str] | None = None, prefix: str = "") -> list[KeyUsage]:
@@ -170,7 +210,8 @@ class SqliteLedger(Ledger):
             n = db.execute(
                 "DELETE FROM budget WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
             ).rowcount
-            db.execute("DELETE FROM reservation WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+            for table in ("reservation", "ended"):
+                db.execute(f"DELETE FROM {table} WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
             return n
 
     def close(self) -> None:
@@ -192,6 +233,17 @@ def _totals(db: sqlite3.Connection, key: str) -> tuple[int, int, int, int]:
         "SELECT spent_n, spent_t, res_n, res_t FROM budget WHERE key = ?", (key,)
     ).fetchone()
     return row if row else (0, 0, 0, 0)
+
+
+def _holds(db: sqlite3.Connection, rid: str, key: str) -> bool:
+    found = db.execute("SELECT 1 FROM reservation WHERE rid = ? AND key = ?", (rid, key))
+    return found.fetchone() is not None
+
+
+def _ended(db: sqlite3.Connection, rid: str, key: str) -> str | None:
+    """'s' if `rid` was settled on `key`, 'r' if only released, None if it has not ended."""
+    kinds = {k for (k,) in db.execute("SELECT kind FROM ended WHERE rid = ? AND key = ?", (rid, key))}
+    return "s" if "s" in kinds else "r" if kinds else None
 
 
 def _reclaim(db: sqlite3.Connection, key: str, now: float) -> None:

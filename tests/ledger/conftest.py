@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -20,9 +22,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A private redis-server for the session (no persistence), stopped at the end."""
+def start_redis(*extra: str) -> tuple[subprocess.Popen, str]:
+    """A private redis-server on a free loopback port (no persistence), answering PING."""
     redis = require("redis", binary="redis-server")
     port = free_port()
     proc = subprocess.Popen(
@@ -36,6 +37,7 @@ def redis_url() -> Iterator[str]:
             "",
             "--appendonly",
             "no",
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -53,11 +55,34 @@ def redis_url() -> Iterator[str]:
                 pytest.fail(f"redis-server did not start on port {port}")
             time.sleep(0.05)
     client.close()
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)  # a paused server cannot exit
+        proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A private redis-server for the session, stopped at the end."""
+    proc, url = start_redis()
     try:
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[subprocess.Popen, str]]:
+    """A redis-server for one test, which may pause (SIGSTOP) or kill it."""
+    proc, url = start_redis()
+    try:
+        yield proc, url
+    finally:
+        stop(proc)
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from loopguard.ledger import Claim, open_ledger, usd_to_nano
-from loopguard.ledger.base import Ledger
+from loopguard.ledger.base import ENDED_KEEP, Ledger
 
 
 @pytest.fixture
@@ -140,3 +140,64 @@ def test_redis_reservation_is_one_evalsha(redis_url: str) -> None:
         assert ledger.reserve(rid(), claims, ttl=60).ok
     assert sent == ["EVALSHA"] * 10  # one round trip per reservation, whatever the key count
     ledger.reset(key("one:"))
+
+
+# --- idempotent per reservation id: what makes a replay after a timeout safe -------------------
+
+
+def test_a_settle_replayed_is_counted_once(ledger: Ledger) -> None:
+    c = Claim(key("once"), 10, 2, max_usd_n=100)
+    r = rid()
+    assert ledger.reserve(r, [c], ttl=60).ok
+    ledger.settle(r, [Claim(key("once"), 7, 1)])
+    ledger.settle(r, [Claim(key("once"), 7, 1)])
+    ledger.release(r, [c])  # a late release of a settled call changes nothing either
+    u = usage_of(ledger, "once")
+    assert (u.spent_usd_n, u.spent_tokens, u.reserved_usd_n, u.reservations) == (7, 1, 0, 0)
+
+
+def test_a_settle_without_reservation_replayed_is_counted_once(ledger: Ledger) -> None:
+    r = rid()
+    for _ in range(3):
+        ledger.settle(r, [Claim(key("bare"), 5, 1)])
+    assert usage_of(ledger, "bare").spent_usd_n == 5
+
+
+def test_a_reserve_arriving_after_its_release_holds_nothing(ledger: Ledger) -> None:
+    c = Claim(key("late-res"), 10, 1, max_usd_n=100)
+    r = rid()
+    ledger.release(r, [c])  # the client gave up on the reserve and released it
+    assert ledger.reserve(r, [c], ttl=60).ok  # the reserve itself reaches the storage later
+    u = usage_of(ledger, "late-res")
+    assert (u.reserved_usd_n, u.reservations) == (0, 0)
+
+
+def test_a_settle_after_a_release_still_counts(ledger: Ledger) -> None:
+    # on_ledger_error = "open": the reserve timed out (released), the call went out on the
+    # local fallback budget and was paid; its spend reaches the ledger under the same id
+    c = Claim(key("paid"), 10, 1, max_usd_n=100)
+    r = rid()
+    assert ledger.reserve(r, [c], ttl=60).ok
+    ledger.release(r, [c])
+    ledger.settle(r, [Claim(key("paid"), 6, 1)])
+    ledger.settle(r, [Claim(key("paid"), 6, 1)])
+    u = usage_of(ledger, "paid")
+    assert (u.spent_usd_n, u.reserved_usd_n) == (6, 0)
+
+
+def test_a_reserve_replayed_holds_once(ledger: Ledger) -> None:
+    c = Claim(key("twice"), 10, 1, max_usd_n=15)
+    r = rid()
+    assert ledger.reserve(r, [c], ttl=60).ok
+    assert ledger.reserve(r, [c], ttl=60).ok  # already held: not checked against the cap again
+    u = usage_of(ledger, "twice")
+    assert (u.reserved_usd_n, u.reservations) == (10, 1)
+
+
+def test_an_ended_reservation_is_forgotten_after_a_while(ledger: Ledger) -> None:
+    r = rid()
+    now = time.time()
+    ledger.settle(r, [Claim(key("old"), 5, 1)], now=now - ENDED_KEEP - 10)
+    ledger.settle(rid(), [Claim(key("old"), 1, 0)], now=now)  # prunes what is past keeping
+    ledger.settle(r, [Claim(key("old"), 5, 1)], now=now)
+    assert usage_of(ledger, "old").spent_usd_n == 11

@@ -1,0 +1,87 @@
+"""A real redis-server paused (SIGSTOP) while the ledger talks to it: the client times out, the
+server runs the command when it resumes (SIGCONT), and the resilient ledger replays what it
+thinks failed. Spend must still be counted exactly once, and a reserve that timed out must not
+hold budget until its TTL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+from loopguard.ledger import Claim, open_ledger
+from loopguard.ledger.base import KeyUsage
+from loopguard.ledger.resilient import Resilient
+
+TIMEOUT = 0.3  # the client's socket timeout, seconds
+
+
+def _usage(url: str, key: str) -> KeyUsage:
+    ledger = open_ledger(url)
+    try:
+        (found,) = ledger.usage([key])
+        return found
+    finally:
+        ledger.close()
+
+
+def _until(check, what: str, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def _paused(proc: subprocess.Popen, action) -> None:
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        action()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+def test_a_settle_that_timed_out_but_ran_is_counted_once(own_redis) -> None:
+    proc, url = own_redis
+    ledger = Resilient(f"{url}?socket_timeout={TIMEOUT}")
+    key = f"fault:{uuid.uuid4().hex}"
+    claim = Claim(key, 1_000_000, 10, max_usd_n=10**9)
+    warm = uuid.uuid4().hex  # loads the scripts, so the paused call is the EVALSHA itself
+    ledger.reserve(warm, [claim], ttl=600)
+    ledger.settle(warm, [claim])
+    r = uuid.uuid4().hex
+    assert ledger.reserve(r, [claim], ttl=600).ok
+
+    _paused(proc, lambda: ledger.settle(r, [claim]))
+    assert ledger.backlog == 1  # the client saw a timeout and kept the settle to replay
+    # ...but the server had the command and runs it when it resumes
+    _until(lambda: _usage(url, key).spent_usd_n == 2_000_000, "the paused settle never ran")
+
+    ledger.settle(uuid.uuid4().hex, [Claim(f"{key}:other", 1, 0)])  # replays the backlog
+    assert ledger.backlog == 0
+    u = _usage(url, key)
+    assert (u.spent_usd_n, u.spent_tokens, u.reserved_usd_n) == (2_000_000, 20, 0)
+
+
+def test_a_reserve_that_timed_out_but_ran_is_given_back_at_once(own_redis) -> None:
+    proc, url = own_redis
+    ledger = Resilient(f"{url}?socket_timeout={TIMEOUT}")
+    key = f"fault:{uuid.uuid4().hex}"
+    claim = Claim(key, 1_000_000, 10, max_usd_n=10**9)
+    ledger.release(uuid.uuid4().hex, [claim])  # loads the scripts
+    ledger.reserve(uuid.uuid4().hex, [Claim(f"{key}:warm", 1, 1)], ttl=600)
+
+    def reserve() -> None:
+        try:
+            ledger.reserve(uuid.uuid4().hex, [claim], ttl=600)
+        except Exception as exc:  # noqa: BLE001 - the timeout is what this test provokes
+            assert type(exc).__name__ == "LedgerUnavailable"
+        else:
+            raise AssertionError("a paused server answered")
+
+    _paused(proc, reserve)
+    _until(lambda: _usage(url, key).reservations == 1, "the paused reserve never ran")
+    ledger.settle(uuid.uuid4().hex, [Claim(f"{key}:other", 1, 0)])  # replays the backlog
+    u = _usage(url, key)
+    assert (u.reserved_usd_n, u.reservations, u.spent_usd_n) == (0, 0, 0)  # not held for 600 s
