@@ -211,7 +211,9 @@ class SqliteLedger(Ledger):
                 "DELETE FROM budget WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
             ).rowcount
             for table in ("reservation", "ended"):
-                db.execute(f"DELETE FROM {table} WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+                db.execute(
+                    f"DELETE FROM {table} WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+                )
             return n
 
     def close(self) -> None:
@@ -242,7 +244,9 @@ def _holds(db: sqlite3.Connection, rid: str, key: str) -> bool:
 
 def _ended(db: sqlite3.Connection, rid: str, key: str) -> str | None:
     """'s' if `rid` was settled on `key`, 'r' if only released, None if it has not ended."""
-    kinds = {k for (k,) in db.execute("SELECT kind FROM ended WHERE rid = ? AND key = ?", (rid, key))}
+    kinds = {
+        k for (k,) in db.execute("SELECT kind FROM ended WHERE rid = ? AND key = ?", (rid, key))
+    }
     return "s" if "s" in kinds else "r" if kinds else None
 
 
