@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order `loopguard --help` lists them.
-COMMANDS = ("demo", "policy", "replay", "export", "pricing", "budget")
+COMMANDS = ("demo", "policy", "replay", "calibrate", "export", "pricing", "budget")
 
 
 def build_parser() -> argparse.ArgumentParser:

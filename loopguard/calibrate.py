@@ -1,0 +1,305 @@
+"""Hard limits from a user's own good runs, with a stated bound on false stops.
+
+`measure` replays recorded runs through a guard that stops nothing and takes, for each run
+that ended ok, the largest value each hard limit would have been checked against: model calls,
+tool calls, the token projection `max_tokens` is checked against, the dollar projection
+`max_cost_usd` is checked against, and the seconds `max_seconds` is checked against. `calibrate`
+then sets each limit so that it stops a run only above the k-th smallest of those values.
+
+Why that bounds false stops (split-conformal): if the n recorded good runs and a new good run
+are exchangeable (drawn alike, in any order), the new run's rank among all n+1 is uniform, so
+it is above the k-th smallest recorded value with probability at most (n+1-k)/(n+1). The
+requested rate covers the whole policy, so it is split evenly over the m limits set (a union
+bound, which holds however the limits correlate): each limit allows j = floor((n+1)*rate/m)
+runs above it, k = n+1-j, and the stated bound is m*j/(n+1) <= rate. A limit needs j >= 1,
+so n >= m/rate - 1 runs; with fewer, `calibrate` refuses rather than promise what the data
+cannot support.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, ClassVar
+
+from loopguard.errors import LoopGuardError
+from loopguard.events import Event, ModelEnd, ModelFailed, ModelStart, RunEnd, Token, ToolStart
+from loopguard.policy import Policy
+from loopguard.pricing import default_pricer, projected_cost_usd
+from loopguard.state import RunState
+from loopguard.tokens import estimate_input_tokens
+
+# What can be calibrated, by the policy key it sets.
+LIMITS = ("max_model_calls", "max_tool_calls", "max_tokens", "max_cost_usd", "max_seconds")
+
+
+class CalibrationError(LoopGuardError, ValueError):
+    """The recordings cannot support the limits asked for (too few good runs, none at all)."""
+
+
+@dataclass(slots=True)
+class RunMeasure:
+    """The largest value each hard limit was checked against in one recorded run (None: the
+    run's cost could not be projected, a model without a price)."""
+
+    run: str
+    agent: str | None
+    max_model_calls: int = 0
+    max_tool_calls: int = 0
+    max_tokens: int = 0
+    max_cost_usd: float | None = 0.0
+    max_seconds: float = 0.0
+    status: str | None = None  # how the run ended; None when the recording was cut off
+
+
+class _Meter:
+    """A detector that never judges: at each start it records what RunLimits and the money
+    check would compare with their limits at that moment (the same formulas, before the start
+    is counted)."""
+
+    name: ClassVar[str] = "calibrate"
+    events: ClassVar[tuple[type[Event], ...]] = (
+        ModelStart,
+        ToolStart,
+        Token,
+        ModelEnd,
+        ModelFailed,
+    )
+
+    def __init__(self) -> None:
+        self.pricer = default_pricer()
+        self.measures: dict[str, RunMeasure] = {}
+        self._held: dict[str, dict[object, float]] = {}  # run -> call id -> projected USD
+
+    def __call__(self, state: RunState, event: Event) -> None:
+        m = self.measures.get(state.run)
+        if m is None:
+            m = self.measures[state.run] = RunMeasure(state.run, state.agent)
+        kind = type(event)
+        if kind in (ModelStart, ToolStart, Token):
+            m.max_seconds = max(m.max_seconds, event.ts - state.started)
+        if kind is ModelStart:
+            self._model_start(state, event, m)  # type: ignore[arg-type]
+        elif kind is ToolStart:
+            m.max_tool_calls = max(m.max_tool_calls, state.tool_calls + 1)
+        elif kind is ModelEnd or kind is ModelFailed:
+            held = self._held.get(state.run)
+            if held:  # settled or released: no longer part of the projection
+                held.pop(event.id if event.id in held else next(iter(held)))
+
+    def _model_start(self, state: RunState, event: ModelStart, m: RunMeasure) -> None:
+        policy = state.policy
+        m.max_model_calls = max(m.max_model_calls, state.model_calls + 1)
+        in_tokens = estimate_input_tokens(event.messages)
+        used = state.usage.input_tokens + state.usage.output_tokens
+        m.max_tokens = max(m.max_tokens, used + in_tokens + (event.max_tokens or 0))
+        found = self.pricer.resolve(policy, event.model)
+        held = self._held.setdefault(state.run, {})
+        if found is None:
+            m.max_cost_usd = None
+            usd = 0.0
+        else:
+            out_tokens = event.max_tokens or policy.output_estimate_tokens
+            usd = projected_cost_usd(found.price, in_tokens, out_tokens)
+            if m.max_cost_usd is not None:
+                run_total = state.cost_usd + sum(held.values()) + usd
+                m.max_cost_usd = max(m.max_cost_usd, run_total)
+        # A call without an id is settled by the first end without a known id, as the money
+        # check does it (calls end in the order they started).
+        held[event.id if event.id is not None else object()] = usd
+
+    def ended(self, run: str, status: str | None) -> None:
+        self._held.pop(run, None)
+        if run in self.measures:
+            self.measures[run].status = status
+
+
+def measure(events: Iterable[Event], policy: Policy | None = None) -> list[RunMeasure]:
+    """Each recorded run's measures, in first-seen order (runs that did not end ok included,
+    with their `status`). `policy` supplies prices and the output estimate of a call without
+    max_tokens (default: the built-in policy)."""
+    import logging
+
+    from loopguard.guard import Guard
+
+    # Nothing may stop a run while it is measured: no limits, shadow mode for the detectors.
+    base = (policy or Policy.model_validate({})).model_copy(
+        update={
+            "mode": "shadow",
+            "max_model_calls": None,
+            "max_tool_calls": None,
+            "max_tokens": None,
+            "max_seconds": None,
+            "max_cost_usd": None,
+        }
+    )
+    meter = _Meter()
+    # No eviction for idleness: a recorded run's gaps are not a live process's.
+    guard = Guard(base, detectors=[meter], run_ttl=math.inf)
+    log = logging.getLogger("loopguard")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # shadow verdicts of the detectors are not the point here
+    seen: dict[str, None] = {}
+    try:
+        for event in events:
+            seen.setdefault(event.run)
+            guard.process(event)
+            if type(event) is RunEnd:
+                meter.ended(event.run, event.status)
+    finally:
+        log.setLevel(level)
+    return [meter.measures.get(run) or RunMeasure(run, None) for run in seen]
+
+
+@dataclass(slots=True)
+class Calibration:
+    """Limits for one agent (None: runs without an agent, which get the default policy)."""
+
+    agent: str | None
+    runs: int
+    false_stop_rate: float
+    """The requested bound on the whole policy's false stop rate."""
+    bound: float
+    """The bound these limits guarantee: m*(n+1-k)/(n+1) <= false_stop_rate."""
+    rank: int
+    """k: each limit is the k-th smallest of the n runs' values."""
+    limits: dict[str, int | float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Limits not set, and why."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "runs": self.runs,
+            "false_stop_rate": self.false_stop_rate,
+            "bound": round(self.bound, 6),
+            "rank": self.rank,
+            "limits": dict(self.limits),
+            "skipped": dict(self.skipped),
+        }
+
+
+def runs_needed(false_stop_rate: float, limits: int = len(LIMITS)) -> int:
+    """The fewest good runs that support `false_stop_rate` over `limits` limits:
+    n >= m/rate - 1."""
+    rate = _rate(false_stop_rate)
+    return max(1, math.ceil(limits / rate) - 1)
+
+
+def calibrate(
+    measures: Sequence[RunMeasure],
+    false_stop_rate: float = 0.05,
+    *,
+    agent: str | None = None,
+    limits: Sequence[str] = LIMITS,
+) -> Calibration:
+    """Limits for `agent` from the measures of its good runs (those that ended ok).
+
+    Raises CalibrationError when there are too few runs for the rate over the limits asked
+    for, naming how many are needed."""
+    unknown = [name for name in limits if name not in LIMITS]
+    if unknown or not limits:
+        raise CalibrationError(
+            f"unknown limit {', '.join(unknown) or '(none given)'}; accepted: {', '.join(LIMITS)}"
+        )
+    rate = _rate(false_stop_rate)
+    good = [m for m in measures if m.agent == agent and m.status == "ok"]
+    who = "runs without an agent" if agent is None else f"agent {agent!r}"
+    if not good:
+        raise CalibrationError(f"no recorded run of {who} ended ok; nothing to calibrate from")
+    skipped: dict[str, str] = {}
+    chosen = list(dict.fromkeys(limits))
+    if "max_cost_usd" in chosen and any(m.max_cost_usd is None for m in good):
+        chosen.remove("max_cost_usd")
+        skipped["max_cost_usd"] = "a model without a price (add it under prices)"
+    n, m = len(good), len(chosen)
+    j = math.floor((n + 1) * rate / m)  # runs each limit may leave above it
+    if j < 1:
+        need = runs_needed(float(rate), m)
+        raise CalibrationError(
+            f"{n} good runs of {who} cannot support a false stop rate of {float(rate):g} over "
+            f"{m} limit{'s' if m > 1 else ''}: that needs at least {need} runs (n >= "
+            f"limits/rate - 1); with {n} the lowest supported rate is {m / (n + 1):.3g}. "
+            "Record more runs, ask for a higher rate, or set fewer limits"
+        )
+    k = n + 1 - j
+    values = {name: sorted(getattr(r, name) for r in good) for name in chosen}
+    out: dict[str, int | float] = {name: _limit(name, v[k - 1]) for name, v in values.items()}
+    return Calibration(agent, n, float(rate), m * j / (n + 1), k, out, skipped)
+
+
+def _rate(value: float) -> Fraction:
+    # Exact arithmetic: (n+1)*rate/m lands on whole numbers (0.05 * 20) without float error.
+    rate = Fraction(str(value))
+    if not 0 < rate < 1:
+        raise CalibrationError(f"false stop rate must be between 0 and 1, got {value}")
+    return rate
+
+
+def _limit(name: str, value: float) -> int | float:
+    """The limit that lets a run with `value` through, as each check compares: counts and
+    tokens stop above the limit; dollars above it (rounded up to a millionth); seconds at or
+    above it (so the next tenth of a second above)."""
+    if name == "max_seconds":
+        limit = (math.floor(value * 10) + 1) / 10
+        while limit <= value:  # float rounding of value * 10
+            limit = round(limit + 0.1, 1)
+        return limit
+    if name == "max_cost_usd":
+        limit = math.ceil(value * 1_000_000) / 1_000_000
+        while limit < value:
+            limit = round(limit + 1e-6, 6)
+        return limit
+    return int(value)
+
+
+def agents(measures: Iterable[RunMeasure]) -> list[str | None]:
+    """The agents of the runs that ended ok, in first-seen order."""
+    return list(dict.fromkeys(m.agent for m in measures if m.status == "ok"))
+
+
+def policy_toml(calibrations: Sequence[Calibration], sources: Sequence[str] = ()) -> str:
+    """A policy file with each calibration's limits: `[agents.NAME]` tables, and top-level keys
+    for runs without an agent. Loads as any policy file does (`PolicySet.load`)."""
+    import json
+    import textwrap
+
+    head = "Hard limits calibrated by `loopguard calibrate` from recorded good runs"
+    lines = [head + (f" ({', '.join(sources)})." if sources else ".")]
+    for c in calibrations:
+        who = "runs without an agent" if c.agent is None else f"agent {c.agent!r}"
+        lines.append(
+            f"{who}: {c.runs} runs; a new good run is stopped by these limits with probability "
+            f"at most {c.bound:.3g} (asked: {c.false_stop_rate:g}); each limit is the "
+            f"{_ordinal(c.rank)} smallest of the {c.runs} runs' values."
+        )
+        lines += [f"{name} not set: {why}." for name, why in c.skipped.items()]
+    lines = [f"# {part}" for line in lines for part in textwrap.wrap(line, 96)]
+    # Top-level keys first: TOML puts every key after a [table] header into that table.
+    ordered = sorted(calibrations, key=lambda c: c.agent is not None)
+    for c in ordered:
+        lines.append("")
+        if c.agent is not None:
+            lines.append(f"[agents.{json.dumps(c.agent)}]")
+        lines += [f"{name} = {value!r}" for name, value in c.limits.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+__all__ = [
+    "LIMITS",
+    "Calibration",
+    "CalibrationError",
+    "RunMeasure",
+    "agents",
+    "calibrate",
+    "measure",
+    "policy_toml",
+    "runs_needed",
+]
