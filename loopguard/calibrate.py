@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from loopguard.errors import LoopGuardError
 from loopguard.events import Event, ModelEnd, ModelFailed, ModelStart, RunEnd, Token, ToolStart
-from loopguard.policy import Policy
+from loopguard.policy import Policy, PolicySet
 from loopguard.pricing import default_pricer, projected_cost_usd
 from loopguard.state import RunState
 from loopguard.tokens import estimate_input_tokens
@@ -116,28 +116,27 @@ class _Meter:
             self.measures[run].status = status
 
 
-def measure(events: Iterable[Event], policy: Policy | None = None) -> list[RunMeasure]:
+def measure(events: Iterable[Event], policy: Policy | PolicySet | None = None) -> list[RunMeasure]:
     """Each recorded run's measures, in first-seen order (runs that did not end ok included,
-    with their `status`). `policy` supplies prices and the output estimate of a call without
-    max_tokens (default: the built-in policy)."""
+    with their `status`). The policy (each agent's, of a PolicySet) supplies prices and the
+    output estimate of a call without max_tokens; default: the built-in policy."""
     import logging
 
     from loopguard.guard import Guard
 
+    policies = (
+        policy
+        if isinstance(policy, PolicySet)
+        else PolicySet(default=policy or Policy.model_validate({}))
+    )
     # Nothing may stop a run while it is measured: no limits, shadow mode for the detectors.
-    base = (policy or Policy.model_validate({})).model_copy(
-        update={
-            "mode": "shadow",
-            "max_model_calls": None,
-            "max_tool_calls": None,
-            "max_tokens": None,
-            "max_seconds": None,
-            "max_cost_usd": None,
-        }
+    measuring = PolicySet(
+        default=_unlimited(policies.default),
+        agents={name: _unlimited(p) for name, p in policies.agents.items()},
     )
     meter = _Meter()
     # No eviction for idleness: a recorded run's gaps are not a live process's.
-    guard = Guard(base, detectors=[meter], run_ttl=math.inf)
+    guard = Guard(measuring, detectors=[meter], run_ttl=math.inf)
     log = logging.getLogger("loopguard")
     level = log.level
     log.setLevel(logging.CRITICAL)  # shadow verdicts of the detectors are not the point here
@@ -151,6 +150,12 @@ def measure(events: Iterable[Event], policy: Policy | None = None) -> list[RunMe
     finally:
         log.setLevel(level)
     return [meter.measures.get(run) or RunMeasure(run, None) for run in seen]
+
+
+def _unlimited(policy: Policy) -> Policy:
+    return policy.model_copy(
+        update={"mode": "shadow", "budgets": []} | {name: None for name in LIMITS}
+    )
 
 
 @dataclass(slots=True)

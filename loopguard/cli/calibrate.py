@@ -1,24 +1,28 @@
 """`loopguard calibrate FILE... [--agent NAME] [--false-stop-rate 0.05] [--limits ...]
-[-o policy.toml] [--json]`: hard limits from recordings of your own good runs.
+[--policy PATH] [-o policy.toml] [--json]`: hard limits from recordings of your own good runs.
 
 Prints the proposed policy (TOML, with the bound it guarantees in comments) or, with --json,
 one JSON object per agent: {agent, runs, false_stop_rate, bound, rank, limits, skipped}. With
 -o the policy is written to that file, which `loopguard replay --policy` and the handler load
 as they are.
 
-Exit status: 0 when limits were proposed; 2 for usage and input errors: a missing file, a
-corrupt line (a calibration must see every run), too few good runs for the rate asked for.
+Exit status: 0 when limits were proposed; 2 for usage and input errors, among them a corrupt
+line (a calibration must see every run) and too few good runs for the rate asked for.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
-STDIN = "-"
+from loopguard.cli._common import (
+    STDIO,
+    UserError,
+    add_json_option,
+    add_policy_option,
+    write_output,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +42,7 @@ def register(subparsers: Any) -> None:
         type=float,
         default=0.05,
         metavar="RATE",
-        help="the most a new good run may be stopped by the limits, over all of them "
+        help="the most a new good run may be stopped by the limits, all of them together "
         "(default 0.05)",
     )
     parser.add_argument(
@@ -48,8 +52,11 @@ def register(subparsers: Any) -> None:
         help=f"comma-separated limits to set (default: {','.join(LIMITS)}); fewer limits "
         "need fewer runs",
     )
-    parser.add_argument("-o", "--output", metavar="PATH", help="write the policy file here")
-    parser.add_argument("--json", action="store_true", help="one JSON object per agent on stdout")
+    add_policy_option(parser, "policy whose prices and output estimate the dollar limit uses")
+    parser.add_argument(
+        "-o", "--output", metavar="PATH", help="write the policy file here ('-': stdout)"
+    )
+    add_json_option(parser, "one JSON object per agent")
     parser.set_defaults(func=run)
 
 
@@ -62,54 +69,39 @@ def run(args: argparse.Namespace) -> int:
         measure,
         policy_toml,
     )
-    from loopguard.replay import LineError, read_events
+    from loopguard.cli._recordings import events_of, line_errors, load_policies
 
     names = [n.strip() for n in args.limits.split(",") if n.strip()]
     unknown = [n for n in names if n not in LIMITS]
     if unknown or not names:
-        return _fail(
+        raise UserError(
             f"unknown limit {', '.join(unknown) or '(none)'}; accepted: {', '.join(LIMITS)}"
         )
     if not 0 < args.false_stop_rate < 1:
-        return _fail(f"--false-stop-rate must be between 0 and 1, got {args.false_stop_rate:g}")
-    if args.files.count(STDIN) > 1:
-        return _fail("stdin ('-') can be read only once")
-    for path in args.files:
-        if path != STDIN and not Path(path).is_file():
-            return _fail(f"{path}: no such file")
-    errors: list[LineError] = []
-
-    def events() -> Any:
-        for path in args.files:
-            # /dev/stdin: the reader takes a path, and stdin is one on every POSIX system.
-            yield from read_events("/dev/stdin" if path == STDIN else path, on_error=errors.append)
-
-    measures = measure(events())
+        raise UserError(f"--false-stop-rate must be between 0 and 1, got {args.false_stop_rate:g}")
+    policies = load_policies(args, "calibrate")
+    errors, on_error = line_errors()
+    measures = measure(events_of(args.files, on_error), policies)
     if errors:
-        for error in errors[:10]:
-            print(str(error), file=sys.stderr)
-        more = f" ({len(errors) - 10} more)" if len(errors) > 10 else ""
-        return _fail(
-            f"{len(errors)} corrupt lines{more}; a calibration must see every run, so nothing "
-            "was proposed"
+        errors.report_repeats()
+        raise UserError(
+            f"{len(errors)} corrupt line{'s' if len(errors) > 1 else ''}; a calibration must "
+            "see every run, so nothing was proposed"
         )
     wanted = [args.agent] if args.agent is not None else agents(measures)
     if not wanted:
-        return _fail("no recorded run ended ok; nothing to calibrate from")
+        raise UserError("no recorded run ended ok; nothing to calibrate from")
     try:
         results = [calibrate(measures, args.false_stop_rate, agent=a, limits=names) for a in wanted]
     except CalibrationError as exc:
-        return _fail(str(exc))
-    text = policy_toml(results, [Path(p).name if p != STDIN else "stdin" for p in args.files])
+        raise UserError(str(exc)) from None
+    text = policy_toml(results, ["stdin" if p == STDIO else p for p in args.files])
     if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            return _fail(f"cannot write {args.output}: {exc.strerror or exc}")
+        write_output(args.output, text)
     if args.json:
         for result in results:
             print(json.dumps(result.to_dict(), ensure_ascii=False))
-    elif args.output:
+    elif args.output and args.output != STDIO:
         for result in results:
             who = "(no agent)" if result.agent is None else result.agent
             print(
@@ -117,11 +109,6 @@ def run(args: argparse.Namespace) -> int:
                 + ", ".join(f"{k} = {v!r}" for k, v in result.limits.items())
             )
         print(f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
+    elif not args.output:
+        print(text, end="")
     return 0
-
-
-def _fail(message: str) -> int:
-    print(f"loopguard calibrate: {message}", file=sys.stderr)
-    return 2
