@@ -193,8 +193,21 @@ _WORDS = (
 ).split()
 
 
+_SYLLABLES = "ka ro mi ten vel dor sa lin quo ber nix tal em fu gor pa si vo".split()
+
+
 def _prose(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(n)).capitalize() + "."
+    """Business prose in which about one word in five is a name (a supplier, a site, a
+    product), as in real text: a healthy run's results keep bringing names it has not seen."""
+    return (
+        " ".join(
+            rng.choice(_WORDS)
+            if rng.random() > 0.2
+            else "".join(rng.choice(_SYLLABLES) for _ in range(3)).capitalize()
+            for _ in range(n)
+        ).capitalize()
+        + "."
+    )
 
 
 # --- runaway scenarios ------------------------------------------------------------------------

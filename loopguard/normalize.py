@@ -9,6 +9,14 @@ Two strengths, because numbers mean different things in different places:
   UUIDs, hex ids such as request ids) is masked; other numbers are kept, because a number that
   changes in a result ("45% done" -> "60% done") is progress, not a repeat.
 
+`mask_volatile(text)`: for comparing tool results and measuring what is new in them (the
+progress signal, `loopguard/detectors/_progress.py`). On top of `normalize_light` it masks what
+a page or a service changes on every call without saying anything new: relative times ("8
+seconds ago"), generated ids that mix letters and digits ("dpl-7hq2k9x4"), and, in results of
+`LONG_RESULT_WORDS` words or more, durations, percentages and counters ("viewport shows 21%",
+"about 2,000 results"). In a short result those are kept: there a number that moves ("45% done"
+-> "60% done", "elapsed 30s") is the substance of the result, not noise beside it.
+
 `identifiers(text)` lists the tokens that name *what* a call is about: numbers, ids, paths,
 snake_case names, addresses (an order number, a page, a job id, `src/tax.py`, `test_vat`). Two
 steps with different identifiers are different work, however alike their words; plain words
@@ -83,6 +91,47 @@ def normalize(text: str) -> str:
 def normalize_light(text: str) -> str:
     """Fold case and whitespace; mask timestamps, UUIDs and hex ids; keep other numbers."""
     return _mask_noise(" ".join(text.lower().split()))
+
+
+# Volatile parts of a result (on lower-case, space-folded text): relative times always; in long
+# results also durations, percentages and counters beside unchanged text.
+_RELATIVE_TIME = re.compile(
+    r"\b\d+(?:\.\d+)?\s*(?:ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?"
+    r"|days?|weeks?|months?|years?) ago\b"
+)
+_LONG_ONLY = re.compile(
+    r"\b\d[\d,]*(?:\.\d+)?(?:\s*(?:%|(?:ms|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?)\b)"
+    r"|(?=\s+(?:results|items|matches|hits|views|visits|times|of \d)\b))"
+)
+# A generated id: 6+ letters and digits with at least two of each ("7hq2k9x4", "zfa04y"), the
+# kind a service makes up for each call (a deployment, a ticket, a request).
+_GENERATED_ID = re.compile(
+    r"\b(?=[a-z0-9]*\d[a-z0-9]*\d)(?=[a-z0-9]*[a-z][a-z0-9]*[a-z])[a-z0-9]{6,}\b"
+)
+LONG_RESULT_WORDS = 30
+"""Results with at least this many words have their durations, percentages and counters masked."""
+
+
+@_cached
+def mask_volatile(text: str) -> str:
+    """`normalize_light`, then relative times masked; durations, percentages and counters too in
+    results of `LONG_RESULT_WORDS` words or more."""
+    light = normalize_light(text)
+    if not _DIGIT.search(light):
+        return light
+    light = _RELATIVE_TIME.sub("<ago>", light)
+    if light.count(" ") + 1 >= LONG_RESULT_WORDS:
+        light = _LONG_ONLY.sub("<n>", light)
+    return light
+
+
+@_cached
+def same_call_result(text: str) -> str:
+    """What two results of the *same call* are compared by: `mask_volatile`, and generated ids
+    masked. The arguments already say what the call is about; an id the service made up for
+    this call (a new deployment, a new ticket) is no progress when nothing else changed."""
+    masked = mask_volatile(text)
+    return _GENERATED_ID.sub("<id>", masked) if _DIGIT.search(masked) else masked
 
 
 @_cached
@@ -181,6 +230,17 @@ def content_words(text: str) -> set[str]:
     else:
         found = words(normalize_light(text))
     return set(found).difference(_NOT_CONTENT)
+
+
+@_cached
+def terms(text: str) -> frozenset[str]:
+    """What a tool result says, for the progress signal: its distinct content words (three
+    letters or more, function words dropped) and identifiers, volatile parts masked."""
+    masked = mask_volatile(text)
+    found = {w for w in words(masked) if len(w) > 2 and w[0] != "<"}
+    found.difference_update(_NOT_CONTENT)
+    found.update(identifiers(masked))
+    return frozenset(found)
 
 
 def similar(a: str, b: str, cutoff: float) -> float:

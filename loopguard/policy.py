@@ -23,6 +23,7 @@ from pydantic import (
 
 from loopguard.detectors.cycle import CycleConfig  # runaway detectors (issue 3)
 from loopguard.detectors.growth import GrowthConfig  # runaway detectors (issue 3)
+from loopguard.detectors.progress import ProgressConfig  # stalls (issue 15)
 from loopguard.detectors.repeated_errors import ErrorsConfig  # runaway detectors (issue 3)
 from loopguard.detectors.similarity import SimilarityConfig  # runaway detectors (issue 3)
 from loopguard.detectors.stream import StreamConfig  # runaway detectors (issue 3)
@@ -74,6 +75,8 @@ class Policy(BaseModel):
     """Outputs growing step after step."""
     stream: StreamConfig = Field(default_factory=StreamConfig)
     """A streamed answer repeating itself; a cap on one answer's output tokens."""
+    progress: ProgressConfig = Field(default_factory=ProgressConfig)
+    """Alike tool calls that bring back almost nothing new to the run (stalls)."""
 
     # --- money (issue 4): max_cost_usd, budgets, prices, ledger, added here ---
     # (models in loopguard/pricing/spec.py and loopguard/ledger/spec.py; docs/money.md)

@@ -12,6 +12,7 @@ from loopguard.detectors.base import Detector
 from loopguard.detectors.cycle import Cycle
 from loopguard.detectors.growth import Growth
 from loopguard.detectors.limits import RunLimits
+from loopguard.detectors.progress import Progress
 from loopguard.detectors.repeated_errors import RepeatedErrors
 from loopguard.detectors.similarity import Similarity
 from loopguard.detectors.stream import StreamRepeat
@@ -32,6 +33,7 @@ _BUILDERS: list[Callable[[Policy], Detector | None]] = [
     lambda policy: Velocity(policy.velocity) if policy.velocity.enabled else None,
     lambda policy: Growth(policy.growth) if policy.growth.enabled else None,
     lambda policy: StreamRepeat(policy.stream) if policy.stream.enabled else None,
+    lambda policy: Progress(policy.progress) if policy.progress.enabled else None,
 ]
 
 
@@ -59,6 +61,7 @@ __all__ = [
     "Cycle",
     "Detector",
     "Growth",
+    "Progress",
     "RepeatedErrors",
     "RunLimits",
     "Similarity",
