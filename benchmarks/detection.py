@@ -35,7 +35,16 @@ from loopguard.pricing import default_pricer
 from loopguard.replay import Replayer
 from loopguard.tokens import CHARS_PER_TOKEN
 
-RUNAWAY_DETECTORS = ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream")
+RUNAWAY_DETECTORS = (
+    "similarity",
+    "tool_repeat",
+    "cycle",
+    "errors",
+    "velocity",
+    "growth",
+    "stream",
+    "progress",
+)
 _PRICER = default_pricer()
 _POLICY = Policy()
 
@@ -149,6 +158,9 @@ def _forget_texts() -> None:
         normalize.normalize,
         normalize.normalize_light,
         normalize.identifiers,
+        normalize.mask_volatile,
+        normalize.same_call_result,
+        normalize.terms,
         normalize.digest,
     ):
         cached.cache_clear()

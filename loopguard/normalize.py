@@ -119,7 +119,8 @@ def mask_volatile(text: str) -> str:
     light = normalize_light(text)
     if not _DIGIT.search(light):
         return light
-    light = _RELATIVE_TIME.sub("<ago>", light)
+    if " ago" in light:
+        light = _RELATIVE_TIME.sub("<ago>", light)
     if light.count(" ") + 1 >= LONG_RESULT_WORDS:
         light = _LONG_ONLY.sub("<n>", light)
     return light
@@ -236,10 +237,18 @@ def content_words(text: str) -> set[str]:
 def terms(text: str) -> frozenset[str]:
     """What a tool result says, for the progress signal: its distinct content words (three
     letters or more, function words dropped) and identifiers, volatile parts masked."""
-    masked = mask_volatile(text)
-    found = {w for w in words(masked) if len(w) > 2 and w[0] != "<"}
+    found = set()
+    # One pass over the distinct tokens (cheaper than finding words and identifiers apart).
+    for token in set(mask_volatile(text).translate(_DELIMITERS).split()):
+        token = token.strip(_EDGE_PUNCTUATION)
+        if token.isalpha():
+            if len(token) > 2:
+                found.add(token)
+        elif token and not token.replace("-", "").replace("'", "").isalpha():
+            found.add(token)  # an identifier
+        else:  # a hyphenated word or one with an apostrophe: its words
+            found.update(w for w in _WORD.findall(token) if len(w) > 2)
     found.difference_update(_NOT_CONTENT)
-    found.update(identifiers(masked))
     return frozenset(found)
 
 

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from loopguard.events import Event, ToolEnd, ToolFailed, ToolStart
-from loopguard.normalize import canonical_args, normalize, normalize_light
+from loopguard.normalize import canonical_args, normalize, same_call_result
 from loopguard.state import RunState
 
 _SLOT = "_tool_calls"
@@ -22,7 +22,8 @@ class Finished(NamedTuple):
     tool: str
     args: str  # canonical arguments ("" when the start was never seen)
     step: int  # the model call that asked for it
-    outcome: tuple[bool, int]  # (is it an error, hash of the result or error, noise masked)
+    outcome: tuple[bool, int]  # (is it an error, hash of the result or error, noise masked:
+    # `same_call_result` for a result, `normalize` for an error)
 
 
 class _Tracker:
@@ -61,7 +62,7 @@ def finished(state: RunState, event: ToolEnd | ToolFailed) -> Finished:
     # Python's own str hash: compared only within this process, cached on the string, and much
     # cheaper than a cryptographic digest on every tool result.
     if type(event) is ToolEnd:
-        outcome = (False, hash(normalize_light(event.output)))
+        outcome = (False, hash(same_call_result(event.output)))
     else:
         outcome = (True, hash(normalize(event.error)))  # type: ignore[union-attr]
     tracker.finished, tracker.result = event, Finished(event.tool, args, step, outcome)

@@ -54,7 +54,9 @@ def novelty(state: RunState, event: ToolEnd) -> Novelty:
     if vocab.event is event:
         return vocab.result
     found = terms(clip(event.output, MAX_CHARS))
-    new = len(found.difference(vocab.current, vocab.previous)) if found else 0
+    # Two binary differences: each walks the result's terms, not the vocabulary (a difference
+    # with several sets at once walks every one of them).
+    new = len((found - vocab.current) - vocab.previous) if found else 0
     vocab.current.update(found)
     if len(vocab.current) >= VOCABULARY:
         vocab.previous, vocab.current = vocab.current, set()

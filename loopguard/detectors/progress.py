@@ -12,8 +12,9 @@ same tool among the last `window`:
   of the shorter found in the other ("Lisbon forecast tomorrow", "tomorrow's temperature
   Lisbon"), or
 - it brought back a rich result (at least `min_terms` distinct words and ids) that is the same,
-  in at least `same_result` of its terms (Jaccard), as the earlier call's: the same rich result
-  for different arguments.
+  in at least `same_result` of its terms (Jaccard), as the earlier call's, and does not name an
+  id of its own arguments that the earlier one lacked: the same rich result for different
+  arguments (a listing that ignores its offset), not a record about another item.
 
 A short result for different arguments ("200 OK" for each URL of a fan-out) is never stale,
 nor is a batch of updates over different records, each returning its own record. Repeats count
@@ -67,7 +68,7 @@ class ProgressConfig(Escalation):
 
 # A key of the canonical arguments ({key:"value",...}): the values say what a call is about.
 _KEY = re.compile(r"(?<=[{,])[^:{}\[\],\"]+:")
-_DELIMITERS = str.maketrans({c: " " for c in "\"`(){}[],;=<>|"})
+_DELIMITERS = str.maketrans({c: " " for c in '"`(){}[],;=<>|'})
 _EDGES = ".:-#!?%$*'"
 
 
@@ -128,9 +129,12 @@ class Progress:
             found.fraction,
             terms(clip(event.output, MAX_CHARS)) if rich else None,  # type: ignore[attr-defined]
         )
-        alike = self._alike(slot, call)
-        stale = alike and found.fraction <= cfg.max_new
-        if not alike and not stale:
+        # Most results bring something new: then only a stall in the window makes the kind
+        # of the call matter (a new action ends it).
+        quiet = found.fraction > cfg.max_new
+        alike = self._alike(slot, call) if not quiet or any(slot.stale) else True
+        stale = alike and not quiet
+        if not alike:
             # A new action (arguments unlike any earlier call of its tool): the agent is trying
             # something else, so what was stale before it no longer counts.
             for i in range(len(slot.stale)):
@@ -166,14 +170,20 @@ class Progress:
     def _alike(self, slot: _Slot, call: _Call) -> bool:
         """Whether an earlier call of the window is of the same kind as `call`."""
         cfg = self.config
+        shape = None
         for earlier in reversed(slot.calls):
             if earlier.tool != call.tool:
                 continue
+            ids, said = shape = shape or call.shape
             if call.terms is not None and earlier.terms is not None:
                 union = len(call.terms | earlier.terms)
-                if len(call.terms & earlier.terms) >= cfg.same_result * union:
+                # A result naming this call's own item (an id of its arguments the earlier
+                # result lacks) is about that item, however alike the rest.
+                own = ids & call.terms
+                if len(call.terms & earlier.terms) >= cfg.same_result * union and (
+                    not own or own <= earlier.terms
+                ):
                     return True
-            ids, said = call.shape
             their_ids, their_said = earlier.shape
             if ids != their_ids:
                 continue

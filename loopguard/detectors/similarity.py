@@ -38,7 +38,7 @@ from loopguard.normalize import (
     clip,
     content_words,
     identifiers,
-    normalize_light,
+    mask_volatile,
     similar,
     similar_among,
     words,
@@ -104,7 +104,7 @@ class _Step:
     def result(self) -> str:
         """The environment's answer in words, in order, less the words of the query it echoes."""
         if self._result is None:
-            light = normalize_light(self.got)
+            light = mask_volatile(self.got)
             drop = frozenset(words(self.said)) if self.tools else frozenset()
             self._result = " ".join([w for w in words(light) if w not in drop])
         return self._result
@@ -115,7 +115,7 @@ class _Step:
         if self._ids is None:
             self._ids = (
                 identifiers(self.said) if self.tools else (),
-                identifiers(normalize_light(self.got)),
+                identifiers(mask_volatile(self.got)),
             )
         return self._ids
 

@@ -2,7 +2,9 @@
 
 Calls are keyed by tool name and canonical arguments (keys sorted, strings folded), so
 `{"a": 1, "b": 2}` and `{"b": 2, "a": 1}` are the same call. Results are compared after masking
-what changes on every call anyway (timestamps, UUIDs, request ids); other numbers are kept.
+what changes on every call anyway (`normalize.same_call_result`: timestamps, UUIDs, request ids,
+relative times, ids the service made up for this call; durations, percentages and counters in
+long results); other numbers are kept.
 
 - The same call returning the same result (or the same error) again, with no other tool call
   between, is a repeat; it escalates warn, nudge, abort (`*_repeats`). A call repeated with

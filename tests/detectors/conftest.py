@@ -36,7 +36,16 @@ def feed(
 
 def only(name: str, **section: object) -> Policy:
     """A policy in which only the runaway detector `name` runs (plus plain limits, off)."""
-    names = ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream")
+    names = (
+        "similarity",
+        "tool_repeat",
+        "cycle",
+        "errors",
+        "velocity",
+        "growth",
+        "stream",
+        "progress",
+    )
     data: dict[str, object] = {n: {"enabled": n == name} for n in names}
     data[name] = {"enabled": True, **section}
     return Policy(max_model_calls=None, max_tool_calls=None, **data)  # type: ignore[arg-type]

@@ -44,13 +44,31 @@ def test_bad_value_is_explained(tmp_path: Path) -> None:
 
 def test_default_policy_builds_every_runaway_detector() -> None:
     names = {d.name for d in build_detectors(PolicySet().default)}
-    assert {"similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream"} <= names
+    assert {
+        "similarity",
+        "tool_repeat",
+        "cycle",
+        "errors",
+        "velocity",
+        "growth",
+        "stream",
+        "progress",
+    } <= names
 
 
 def test_every_knob_is_documented() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "detectors.md").read_text()
     policy = PolicySet().default
-    for section in ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream"):
+    for section in (
+        "similarity",
+        "tool_repeat",
+        "cycle",
+        "errors",
+        "velocity",
+        "growth",
+        "stream",
+        "progress",
+    ):
         assert f"[{section}]" in docs
         for key in type(getattr(policy, section)).model_fields:
             assert key in docs, f"{section}.{key} is not in docs/detectors.md"

@@ -13,7 +13,16 @@ from loopguard.events import Message, ModelEnd, ModelStart, Usage
 from loopguard.tokens import estimate_input_tokens
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
-_RUNAWAY = ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream")
+_RUNAWAY = (
+    "similarity",
+    "tool_repeat",
+    "cycle",
+    "errors",
+    "velocity",
+    "growth",
+    "stream",
+    "progress",
+)
 
 
 def money_policy(**money: Any) -> Policy:
