@@ -50,6 +50,7 @@ def test_a_different_policy_changes_the_outcome() -> None:
             "tool_repeat": {"abort_repeats": 50, "nudge_repeats": 50},
             "similarity": {"enabled": False},
             "cycle": {"enabled": False},
+            "progress": {"enabled": False},
         }
     )
     [result] = replay_events(exact_repeat().events, Guard(lenient))

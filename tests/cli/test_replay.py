@@ -68,6 +68,7 @@ def test_policy_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     policy = tmp_path / "loopguard.toml"
     policy.write_text(
         "mode = 'enforce'\n[tool_repeat]\nenabled = false\n[similarity]\nenabled = false\n"
+        "[progress]\nenabled = false\n"
     )
     path = _write(tmp_path / "a.jsonl", exact_repeat())
     assert main(["replay", "--json", "--policy", str(policy), str(path)]) == 0
