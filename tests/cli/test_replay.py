@@ -157,7 +157,10 @@ def test_dash_reads_stdin(
 
 def test_config_is_an_alias_of_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "loopguard.toml"
-    policy.write_text("[tool_repeat]\nenabled = false\n[similarity]\nenabled = false\n")
+    policy.write_text(
+        "[tool_repeat]\nenabled = false\n[similarity]\nenabled = false\n"
+        "[progress]\nenabled = false\n"
+    )
     path = _write(tmp_path / "a.jsonl", exact_repeat())
     assert main(["replay", "--json", "--config", str(policy), str(path)]) == 0
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
