@@ -7,6 +7,7 @@ recording is read (`from_dict`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -41,14 +42,39 @@ class ToolCall:
         return {"name": self.name, "args": self.args}
 
 
+# No model reads or writes this many tokens in one call: a larger count is a bug upstream.
+MAX_CALL_TOKENS = 100_000_000
+
+
+def token_count(value: Any) -> int | None:
+    """A reported token count, 0 when absent, or None when it cannot be trusted: negative,
+    NaN, infinite, fractional, above MAX_CALL_TOKENS, or not a number at all."""
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value if 0 <= value <= MAX_CALL_TOKENS else None
+    if type(value) is float and math.isfinite(value) and value.is_integer():
+        return token_count(int(value))
+    return None
+
+
 @dataclass(slots=True)
 class Usage:
+    """Token counts of one call. No usage, or usage that could not be trusted, is all zeros
+    (see `known`): adapters never pass on a negative, NaN or absurd count."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     # Of cache_write_tokens, those written with the 1-hour TTL (billed at their own rate).
     cache_write_1h_tokens: int = 0
+
+    @property
+    def known(self) -> bool:
+        """Whether the provider reported this call's usage: every real call reads at least one
+        input token."""
+        return self.input_tokens > 0
 
     @property
     def total_tokens(self) -> int:
@@ -318,10 +344,13 @@ def _usage(raw: Any) -> Usage:
         raise EventFormatError("field 'usage' must be an object")
     values = {}
     for key in _USAGE_KEYS:
-        v = raw.get(key, 0) or 0
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise EventFormatError(f"usage.{key} must be a non-negative integer, got {v!r}")
-        values[key] = v
+        v = raw.get(key)
+        if v is not None and type(v) not in (int, float):
+            raise EventFormatError(f"usage.{key} must be a number, got {type(v).__name__}")
+        count = token_count(v)
+        if count is None:  # a nonsense count (negative, NaN, huge): the call's usage is unknown
+            return Usage()
+        values[key] = count
     return Usage(**values)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loopguard.events import Message, ToolCall, Usage
-from loopguard.pricing.usage import usage_from_metadata
+from loopguard.pricing.usage import usage_from_counts, usage_from_metadata
 
 _ROLES = {
     "system": "system",
@@ -115,16 +115,14 @@ def tool_calls_of(message: Any) -> list[ToolCall]:
 
 def usage_of(message: Any, llm_output: Mapping[str, Any] | None = None) -> Usage:
     """Usage from `usage_metadata` (cache tokens from `input_token_details`, including
-    langchain-aws's per-TTL cache-write breakdown), else from `llm_output`."""
+    langchain-aws's per-TTL cache-write breakdown), else from `llm_output`. No usage, or usage
+    that cannot be trusted, is all zeros (`Usage.known` is false); it never raises."""
     um = getattr(message, "usage_metadata", None)
-    if um:
+    if isinstance(um, Mapping) and um:
         return usage_from_metadata(um)
     usage = (llm_output or {}).get("usage") or (llm_output or {}).get("token_usage")
     if isinstance(usage, Mapping):
-        return Usage(
-            int(usage.get("input_tokens") or usage.get("prompt_tokens") or 0),
-            int(usage.get("output_tokens") or usage.get("completion_tokens") or 0),
-        )
+        return usage_from_counts(usage)
     return Usage()
 
 

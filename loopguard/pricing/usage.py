@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from loopguard.events import Usage
+from loopguard.events import Usage, token_count
 
 
 def usage_from_metadata(meta: Mapping[str, Any] | None) -> Usage:
@@ -16,23 +16,42 @@ def usage_from_metadata(meta: Mapping[str, Any] | None) -> Usage:
     langchain-aws sets cache_creation to 0 when Bedrock reports a per-TTL breakdown and puts the
     tokens in `ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens` instead; all are writes,
     and the 1-hour ones are also counted apart (they are billed at their own rate).
+
+    A count that cannot be trusted (negative, NaN, infinite, absurdly large) makes the whole
+    usage unknown (all zeros), never a negative or partial charge: the money check settles such
+    a call at its projection.
     """
     if not meta:
         return Usage()
     details = meta.get("input_token_details")
-    read = write = write_1h = 0
-    if details:
-        read = _int(details.get("cache_read"))
-        write_1h = _int(details.get("ephemeral_1h_input_tokens"))
-        write = (
-            _int(details.get("cache_creation"))
-            + _int(details.get("ephemeral_5m_input_tokens"))
-            + write_1h
-        )
-    return Usage(
-        _int(meta.get("input_tokens")), _int(meta.get("output_tokens")), read, write, write_1h
-    )
+    if not isinstance(details, Mapping):
+        details = {}
+    counts = [
+        token_count(meta.get("input_tokens")),
+        token_count(meta.get("output_tokens")),
+        token_count(details.get("cache_read")),
+        token_count(details.get("cache_creation")),
+        token_count(details.get("ephemeral_5m_input_tokens")),
+        token_count(details.get("ephemeral_1h_input_tokens")),
+    ]
+    if None in counts:
+        return Usage()
+    inp, out, read, write, write_5m, write_1h = counts  # type: ignore[misc]
+    return Usage(inp, out, read, write + write_5m + write_1h, write_1h)
 
 
-def _int(v: Any) -> int:
-    return v if type(v) is int and v > 0 else 0
+def usage_from_counts(usage: Mapping[str, Any]) -> Usage:
+    """Usage from a provider's plain counts (`llm_output["usage"]`): input/output or
+    prompt/completion tokens; unknown (all zeros) when a count cannot be trusted."""
+    inp = token_count(_first(usage, "input_tokens", "prompt_tokens"))
+    out = token_count(_first(usage, "output_tokens", "completion_tokens"))
+    if inp is None or out is None:
+        return Usage()
+    return Usage(inp, out)
+
+
+def _first(usage: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if usage.get(key) is not None:
+            return usage[key]
+    return None
