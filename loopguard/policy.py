@@ -83,8 +83,10 @@ class Policy(BaseModel):
     max_cost_usd: NonNegativeFloat | None = None
     """Dollars per run, checked before each model call against its projected cost."""
     warn_cost_usd: NonNegativeFloat | None = None
-    unknown_model: Literal["warn", "block"] = "warn"
-    """A model without a price: `warn` (once, the call is not costed) or `block` (refused)."""
+    unknown_model: Literal["warn", "block"] | None = None
+    """A model without a price: `block` (refused before the call) or `warn` (warned once; its
+    calls are not costed, so dollar caps cannot count them). Unset: `block` under any dollar
+    cap (max_cost_usd, or a budget with max_usd), else `warn`. See `unknown_model_action`."""
     fallback_price: PriceSpec | None = None
     """Price for models missing from the table (USD per million tokens)."""
     prices: dict[str, PriceSpec] = Field(default_factory=dict)
@@ -102,6 +104,19 @@ class Policy(BaseModel):
     """Ledger unreachable: `closed` refuses paid calls; `open` counts locally and warns."""
     reservation_ttl: float = Field(600.0, gt=0)
     """Seconds a reservation is held; longer than your slowest model call."""
+
+    @property
+    def unknown_model_action(self) -> Literal["warn", "block"]:
+        """What happens to a call the guard cannot price: the policy's `unknown_model`, or, when
+        unset, `block` under any dollar cap (a cap must not be switched off silently)."""
+        if self.unknown_model is not None:
+            return self.unknown_model
+        return "block" if self.has_dollar_cap else "warn"
+
+    @property
+    def has_dollar_cap(self) -> bool:
+        """Whether any hard dollar limit applies: max_cost_usd, or a budget with max_usd."""
+        return self.max_cost_usd is not None or any(b.max_usd is not None for b in self.budgets)
 
     @model_validator(mode="after")
     def _money_checks(self) -> Policy:

@@ -10,6 +10,16 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from loopguard.cli._common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    UserError,
+    add_json_option,
+    add_policy_option,
+    load_policies,
+    print_json,
+)
+
 if TYPE_CHECKING:
     from loopguard.pricing import Price, PriceTable
 
@@ -28,38 +38,23 @@ def register(sub: Any) -> None:
         help="a model id, e.g. us.anthropic.claude-opus-4-6-v1 or claude-sonnet-4-6",
     )
     p.add_argument("--list", action="store_true", help="list every priced model (the default)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument(
-        "--policy",
-        metavar="FILE",
-        help="policy file whose prices and model_aliases apply "
-        "(default: $LOOPGUARD_CONFIG or ./loopguard.toml, if any)",
-    )
-    # The option's name before the CLI-wide --policy convention; kept so scripts keep working.
-    p.add_argument("--config", dest="policy", help=argparse.SUPPRESS)
+    add_json_option(p)
+    add_policy_option(p, "policy file whose prices and model_aliases apply")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from loopguard.config import ConfigError
-    from loopguard.policy import PolicySet
     from loopguard.pricing import PolicyPricer, UnknownModel
 
     if args.model and args.list:
-        print("loopguard pricing: give a MODEL or --list, not both", file=sys.stderr)
-        return 2
-    try:
-        policy = PolicySet.load(args.policy).default
-    except ConfigError as exc:
-        print(f"loopguard pricing: {exc}", file=sys.stderr)
-        return 2
+        raise UserError("give a MODEL or --list, not both")
+    policy = load_policies(args.policy).default
     table = PolicyPricer().table_for(policy)
     if args.model:
         try:
             found = table.resolve(args.model, policy.model_aliases)
         except UnknownModel as exc:
-            print(f"loopguard pricing: {exc}", file=sys.stderr)
-            return 1
+            raise UserError(str(exc), EXIT_FINDINGS) from None
         if args.json:
             print(json.dumps(_record(table, found.model, found.entry, found.price)))
         else:
@@ -67,14 +62,13 @@ def run(args: argparse.Namespace) -> int:
             origin = table.origin(found.entry)
             if origin is not None:
                 print(_origin_line(origin))
-        return 0
+        return EXIT_OK
     entries = table.ids()
     if args.json:
-        records = [_record(table, e, e, table.resolve(e).price) for e in entries]
-        print(json.dumps(records, indent=2))
+        print_json([_record(table, e, e, table.resolve(e).price) for e in entries])
     else:
         _print_rows([(e, table.resolve(e).price) for e in entries])
-    return 0
+    return EXIT_OK
 
 
 def _record(table: PriceTable, model: str, entry: str, price: Price) -> dict[str, Any]:

@@ -1,16 +1,20 @@
 """The money check: dollar and token caps enforced before each paid call.
 
-At model start it projects the call's cost (input tokens estimated as `loopguard.tokens`
-documents, output = the call's max_tokens or the policy's output_estimate_tokens), checks the
-run's max_cost_usd, and reserves the projection against every budget the run falls under, all
-or none, refusing the call if any would go over. At model end it settles each reservation to
-the call's real cost; on model error, run end and eviction it releases what is still held.
-It runs last among the detectors, so it reserves only for calls nothing else refused.
+At model start it projects the call's cost with the guard's pricer (input tokens estimated as
+`loopguard.tokens` documents, output = the call's max_tokens or the policy's
+output_estimate_tokens, priced as the worst case `loopguard.pricing.worst_case_usage`), checks
+the run's max_cost_usd, and reserves the projection against every budget the run falls under,
+all or none, refusing the call if any would go over. A call it cannot price is refused under
+any dollar cap (the policy's `unknown_model_action`). At model end it settles each reservation
+to the call's real cost, or to its projection when the call reported no usage it can trust; on
+model error, run end and eviction it releases what is still held. It runs last among the
+detectors, so it reserves only for calls nothing else refused.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -23,12 +27,12 @@ from loopguard.ledger import Claim, LedgerUnavailable
 from loopguard.ledger.base import NANO
 from loopguard.ledger.memory import MemoryLedger
 from loopguard.ledger.resilient import Resilient
-from loopguard.pricing import default_pricer, projected_cost_usd
-from loopguard.pricing.pricer import PolicyPricer
-from loopguard.tokens import estimate_input_tokens
+from loopguard.pricing import default_pricer, worst_case_usage
+from loopguard.tokens import estimate_input_tokens, estimate_text_tokens
 from loopguard.verdict import Action, Verdict, abort, warn
 
 if TYPE_CHECKING:
+    from loopguard.guard import Pricer
     from loopguard.ledger.spec import BudgetSpec
     from loopguard.policy import Policy
     from loopguard.state import RunState
@@ -44,6 +48,7 @@ class _Held:
     rid: str
     usd: float
     tokens: int
+    assumed: str = ""  # what the projection assumed, for a refusal's reason
     claims: tuple[Claim, ...] = ()
     specs: tuple[BudgetSpec, ...] = ()
     local: bool = False  # held in the local fallback ledger (fail-open while unreachable)
@@ -109,8 +114,9 @@ class BudgetCheck:
     name: ClassVar[str] = "budget"
     events: ClassVar[tuple[type[Event], ...]] = (ModelStart, ModelEnd, ModelFailed, RunEnd)
 
-    def __init__(self, pricer: PolicyPricer | None = None, ledgers: _Ledgers | None = None) -> None:
-        self.pricer = pricer or default_pricer()
+    def __init__(self, pricer: Pricer | None = None, ledgers: _Ledgers | None = None) -> None:
+        # The guard's pricer, so the projection and the settlement price a call alike.
+        self.pricer: Pricer = pricer or default_pricer()
         self.ledgers = ledgers or LEDGERS
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
@@ -135,33 +141,36 @@ class BudgetCheck:
 
     def _start(self, state: RunState, slot: _Slot, event: ModelStart) -> Verdict | None:
         policy = state.policy
-        found = self.pricer.resolve(policy, event.model)
-        if found is None and policy.unknown_model == "block":
-            return abort(
-                self.name,
-                f"no price for model {event.model!r} and unknown_model = 'block'",
-                limit="unknown_model",
-                model=event.model,
-            )
         in_tokens = estimate_input_tokens(event.messages)
         out_tokens = event.max_tokens or policy.output_estimate_tokens
-        usd = 0.0 if found is None else projected_cost_usd(found.price, in_tokens, out_tokens)
+        usd = self.pricer(policy, event.model, worst_case_usage(in_tokens, out_tokens))
+        if usd is None or not math.isfinite(usd) or usd < 0:
+            state.attributes["loopguard.unpriced_model"] = event.model
+            if policy.unknown_model_action == "block":
+                return abort(
+                    self.name,
+                    _unpriced(event.model, policy),
+                    limit="unknown_model",
+                    model=event.model,
+                )
+            usd = 0.0
         tokens = in_tokens + out_tokens
         projection = {
             "projected_usd": round(usd, 6),
             "projected_tokens": tokens,
             "projected_input_tokens": in_tokens,
             "projected_output_tokens": out_tokens,
+            "output_tokens_from": "max_tokens" if event.max_tokens else "output_estimate_tokens",
         }
-        if found is None:
-            state.attributes["loopguard.unpriced_model"] = event.model
+        assumed = _assumed(in_tokens, out_tokens, bool(event.max_tokens), usd)
 
         run_total = state.cost_usd + slot.reserved_usd + usd
         if policy.max_cost_usd is not None and run_total > policy.max_cost_usd:
             return abort(
                 self.name,
                 f"model call could bring the run to ${run_total:.4f}, over "
-                f"max_cost_usd=${policy.max_cost_usd:g}",
+                f"max_cost_usd=${policy.max_cost_usd:g} (spent ${state.cost_usd:.4f}, "
+                f"reserved ${slot.reserved_usd:.4f}); {assumed}",
                 limit="max_cost_usd",
                 spent_usd=round(state.cost_usd, 6),
                 reserved_usd=round(slot.reserved_usd, 6),
@@ -169,7 +178,7 @@ class BudgetCheck:
                 **projection,
             )
 
-        held = _Held(uuid.uuid4().hex, usd, tokens)
+        held = _Held(uuid.uuid4().hex, usd, tokens, assumed)
         budget_warning = None
         if policy.budgets:
             budget_warning = self._reserve(state, event, held, projection)
@@ -226,7 +235,8 @@ class BudgetCheck:
             limit = spec.max_usd if over == "max_usd" else spec.max_tokens
             return abort(
                 self.name,
-                f"model call would exceed budget {spec.label} ({over}={limit:g}) on {denied.key}",
+                f"model call would exceed budget {spec.label} ({over}={limit:g}) on "
+                f"{denied.key}; {held.assumed}",
                 limit=f"budget.{over}",
                 budget=spec.label,
                 key=denied.key,
@@ -296,7 +306,10 @@ class BudgetCheck:
         policy = state.policy
         held = self._pop(slot, event.id)
         usd = state.last_call_cost or 0.0  # the guard priced this call before detectors ran
-        tokens = event.usage.total_tokens if event.usage is not None else 0
+        usage = event.usage
+        tokens = usage.total_tokens if usage is not None else 0
+        if usage is not None and not usage.known:
+            usd, tokens = self._unknown_usage(state, slot, event, held, usd)
         if held is not None and held.specs:
             specs, keys = held.specs, [c.key for c in held.claims]
         elif policy.budgets:  # no reservation (shadow mode, replay without starts): spend anyway
@@ -316,6 +329,38 @@ class BudgetCheck:
         # The spend goes to the shared ledger even when the reservation was local; if it is
         # unreachable, Resilient keeps it and replays it later.
         self.ledgers.remote(policy.ledger).settle(rid, claims)
+
+    def _unknown_usage(
+        self,
+        state: RunState,
+        slot: _Slot,
+        event: ModelEnd | ModelFailed,
+        held: _Held | None,
+        charged: float,
+    ) -> tuple[float, int]:
+        """A call that reported no usage it can trust is never free: it costs its projection
+        (or, when its start was not seen, its answer's tokens at the output price). The run's
+        spend is raised to that, the run is marked, and the logger warns once per run."""
+        if held is not None:
+            usd, tokens = held.usd, held.tokens
+        else:
+            out = estimate_text_tokens(getattr(event, "text", "") or "")
+            usd = self.pricer(state.policy, event.model, worst_case_usage(0, out)) or 0.0
+            tokens = out
+        if usd > charged:
+            state.cost_usd += usd - charged
+            state.last_call_cost = usd
+        state.attributes["loopguard.usage_estimated"] = True
+        if "usage" not in slot.warned:
+            slot.warned.add("usage")
+            logger.warning(
+                "loopguard: run %s: model %r reported no usage (or usage that cannot be "
+                "trusted); the call is charged its projection, $%.6f",
+                state.run,
+                event.model,
+                usd,
+            )
+        return usd, tokens
 
     def _release(self, policy: Policy, held: _Held) -> None:
         if not held.claims:
@@ -345,13 +390,44 @@ class BudgetCheck:
             )
 
 
+def _assumed(in_tokens: int, out_tokens: int, from_max_tokens: bool, usd: float) -> str:
+    """What a worst-case projection assumed, and what to change when it refuses calls that
+    would fit: the two knobs that set its output tokens."""
+    if from_max_tokens:
+        source = "the call's max_tokens"
+        fix = "lower max_tokens on the model if its calls are smaller"
+    else:
+        source = "output_estimate_tokens, assumed as the model sets no max_tokens"
+        fix = (
+            "set max_tokens on the model, or lower the policy's output_estimate_tokens, if "
+            "its calls are smaller"
+        )
+    return (
+        f"the worst-case projection assumed {in_tokens} input tokens (estimated) + "
+        f"{out_tokens} output tokens ({source}) = ${usd:.4f}; {fix}"
+    )
+
+
+def _unpriced(model: str, policy: Policy) -> str:
+    why = (
+        "under a dollar cap a call the guard cannot price is refused before it goes out"
+        if policy.unknown_model is None
+        else "unknown_model = 'block'"
+    )
+    return (
+        f"no price for model {model!r}: {why}. Add its price under the policy key prices "
+        f'(USD per million tokens, e.g. [prices."{model}"] input = 3.0, output = 15.0), or '
+        f"set fallback_price = {{input = ..., output = ...}} to price every unknown model"
+    )
+
+
 def build_budget_check(policy: Policy) -> BudgetCheck | None:
     """The money check, or None when the policy sets no money limit at all."""
     if (
         policy.max_cost_usd is None
         and policy.warn_cost_usd is None
         and not policy.budgets
-        and policy.unknown_model != "block"
+        and policy.unknown_model_action != "block"
     ):
         return None
     return BudgetCheck()

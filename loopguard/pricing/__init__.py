@@ -1,6 +1,6 @@
 """Prices as data, the cost of a call, and the guard's default pricer."""
 
-from loopguard.pricing.cost import cost_usd, projected_cost_usd
+from loopguard.pricing.cost import cost_usd, projected_cost_usd, worst_case_usage
 from loopguard.pricing.pricer import PolicyPricer, default_pricer
 from loopguard.pricing.spec import LongContextSpec, PriceSpec
 from loopguard.pricing.table import (
@@ -27,4 +27,5 @@ __all__ = [
     "packaged_table",
     "projected_cost_usd",
     "usage_from_metadata",
+    "worst_case_usage",
 ]

@@ -39,13 +39,16 @@ def cost_usd(price: Price, usage: Usage) -> float:
     ) / PER
 
 
+def worst_case_usage(input_tokens: int, output_tokens: int) -> Usage:
+    """The dearest usage a call not yet made can report: every input token written to the
+    1-hour cache (the dearest input-side rate; a model without cache prices bills it at its
+    input price), and all of its output. A pricer applied to it gives the call's projection."""
+    return Usage(input_tokens, output_tokens, 0, input_tokens, input_tokens)
+
+
 def projected_cost_usd(price: Price, input_tokens: int, output_tokens: int) -> float:
-    """An upper bound for a call not yet made: every input token at the dearest input-side rate
-    (a cache write costs more than plain input, a 1-hour write most), every output token at the
-    output rate."""
-    p = price.for_input(input_tokens)
-    dearest_input = max(p.input, p.cache_write or 0.0, _write_1h(p))
-    return (input_tokens * dearest_input + output_tokens * p.output) / PER
+    """An upper bound for a call not yet made: the cost of its worst-case usage."""
+    return cost_usd(price, worst_case_usage(input_tokens, output_tokens))
 
 
 def _write_1h(p: Price) -> float:

@@ -87,10 +87,11 @@ class PolicyPricer:
                 shown = model
             return Resolved(shown, Price.from_spec(fallback), "fallback_price")
         action = (
-            "calls to it are refused (unknown_model = 'block')"
-            if policy.unknown_model == "block"
+            "calls to it are refused before they go out (a dollar cap applies, or "
+            "unknown_model = 'block')"
+            if policy.unknown_model_action == "block"
             else "its calls are not costed and dollar caps cannot count them "
-            "(unknown_model = 'warn')"
+            "(no dollar cap, or unknown_model = 'warn')"
         )
         self._warn_once(model, f"loopguard: {reason}; {action}")
         return None

@@ -26,17 +26,21 @@ def usage_from_metadata(meta: Mapping[str, Any] | None) -> Usage:
     details = meta.get("input_token_details")
     if not isinstance(details, Mapping):
         details = {}
-    counts = [
-        token_count(meta.get("input_tokens")),
-        token_count(meta.get("output_tokens")),
-        token_count(details.get("cache_read")),
-        token_count(details.get("cache_creation")),
-        token_count(details.get("ephemeral_5m_input_tokens")),
-        token_count(details.get("ephemeral_1h_input_tokens")),
-    ]
-    if None in counts:
-        return Usage()
-    inp, out, read, write, write_5m, write_1h = counts  # type: ignore[misc]
+    raw = (
+        meta.get("input_tokens"),
+        meta.get("output_tokens"),
+        details.get("cache_read"),
+        details.get("cache_creation"),
+        details.get("ephemeral_5m_input_tokens"),
+        details.get("ephemeral_1h_input_tokens"),
+    )
+    counts: list[int] = []
+    for value in raw:
+        count = token_count(value)
+        if count is None:
+            return Usage()
+        counts.append(count)
+    inp, out, read, write, write_5m, write_1h = counts
     return Usage(inp, out, read, write + write_5m + write_1h, write_1h)
 
 

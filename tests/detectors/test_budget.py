@@ -176,7 +176,7 @@ def test_unknown_model_block_refuses_before_the_call() -> None:
 
 
 def test_unknown_model_warn_marks_the_run(caplog: pytest.LogCaptureFixture) -> None:
-    guard = Guard(policy(max_cost_usd=1))
+    guard = Guard(policy(max_cost_usd=1, unknown_model="warn"))
     with caplog.at_level(logging.WARNING, logger="loopguard"):
         guard.process(start("r", 0, model="acme-llm-8"))
         guard.process(end("r", 0, USAGE, model="acme-llm-8"))
@@ -314,7 +314,7 @@ def test_the_documented_policy_loads(tmp_path) -> None:
     cfg = tmp_path / "loopguard.toml"
     cfg.write_text(example)
     p = PolicySet.load(str(cfg)).default
-    assert p.max_cost_usd == 2.0 and p.unknown_model == "block"
+    assert p.max_cost_usd == 2.0 and p.unknown_model_action == "block"
     assert [b.scope for b in p.budgets] == ["tenant", "conversation"]
     assert p.prices["my-finetune"].output == 4.0
 
