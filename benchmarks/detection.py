@@ -1,6 +1,6 @@
 """Detection benchmark: does loopguard stop runaway agents early, and leave healthy ones alone?
 
-    python benchmarks/detection.py [--quick]
+    python benchmarks/detection.py [--quick] [--real-only] [--data DIR]
 
 For each scenario (benchmarks/_scenarios.py) it prints where loopguard's default policy
 stopped the run, counted in model calls after the loop's onset ("+3"), and the dollars spent,
@@ -8,6 +8,12 @@ and beside them the same for the baselines (benchmarks/_baselines.py): a model-c
 LangChain's ModelCallLimitMiddleware does it, AgentExecutor's max_iterations=15, OpenHands'
 and gemini-cli's published loop rules. A runaway passes when it is stopped within 3 model
 calls after its loop's second repetition; a healthy run passes when it is not stopped.
+
+Then the real runs (`--real-only`: only them; `--data DIR`: where the data sets are, default
+../shared/data beside the repository): tau-bench's 200 airline runs (84 healthy) and Who&When's
+29 Magentic-One runs (19 loops by the orchestrator's own, hidden, judgement), under the default
+policy, under limits calibrated leave-one-out from the good runs (loopguard.calibrate), and
+under the baselines: loops and healthy runs stopped, at which call, by which rule, at what cost.
 
 Then it measures what the runaway detectors cost per event, on a 20-step and a 2,000-step run,
 against the same guard with those detectors switched off, in the same process.
@@ -19,6 +25,7 @@ import argparse
 import gc
 import logging
 import math
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -27,12 +34,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _baselines import BASELINES, Stop
+from _realdata import RealRun
 from _scenarios import Scenario, all_scenarios, long_run
 
-from loopguard import Guard, Policy
+from loopguard import Guard, Policy, PolicySet
+from loopguard.calibrate import LIMITS, calibrate, measure, runs_needed
 from loopguard.events import Event, ModelEnd, ModelStart, Token, ToolEnd, ToolStart, Usage
 from loopguard.pricing import default_pricer
-from loopguard.replay import Replayer
+from loopguard.replay import Replayer, RunResult, replay_events
 from loopguard.tokens import CHARS_PER_TOKEN
 
 RUNAWAY_DETECTORS = (
@@ -147,6 +156,132 @@ def detection_table(scenarios: list[Scenario]) -> tuple[list[str], bool]:
         usd = f"${runaway_usd[m]:.2f}"
         lines.append(f"{m:14} | {in_time.get(m, 0):>34} | {usd:>13} | {false_stops.get(m, 0):>29}")
     return lines, ok_all
+
+
+# --- real runs (../shared/data): the two public data sets -----------------------------------
+
+
+def guard_stop(events: Sequence[Event], policy: Policy | PolicySet | None = None) -> RunResult:
+    """One run through a guard under `policy` (default: the built-in one): its result, with the
+    detector and the limit that stopped it."""
+    return replay_events(events, Guard(policy if policy is not None else Policy()))[0]
+
+
+def _limits_only(agent: str, limits: dict[str, int | float]) -> PolicySet:
+    """Calibrated limits and nothing else: every detector with an `enabled` switch is off."""
+    off = {k: {"enabled": False} for k, v in Policy().model_dump().items() if _switch(v)}
+    return PolicySet.from_dict({"agents": {agent: {**off, **limits}}})
+
+
+def _switch(value: object) -> bool:
+    return isinstance(value, dict) and "enabled" in value
+
+
+def _loo(runs: list[RealRun], train_label: str, limits: Sequence[str], rate: float) -> dict:
+    """Each run under limits calibrated from the runs labelled `train_label`, leaving the run
+    itself out: {run: (RunResult, Calibration)}."""
+    measures = {m.run: m for m in measure(e for r in runs for e in r.events)}
+    out = {}
+    for r in runs:
+        train = [measures[x.run] for x in runs if x.label == train_label and x.run != r.run]
+        c = calibrate(train, rate, agent=r.events[0].agent, limits=limits)
+        out[r.run] = (guard_stop(r.events, _limits_only(r.events[0].agent, c.limits)), c)
+    return out
+
+
+def _cell(stop_step: int | None, rule: str | None = None) -> str:
+    return "-" if stop_step is None else f"@{stop_step}" + (f" {rule}" if rule else "")
+
+
+def _rule(result: RunResult) -> str | None:
+    if result.verdict is None:
+        return result.detector
+    limit = result.verdict.evidence.get("limit")
+    return f"{result.detector}:{limit}" if limit else result.detector
+
+
+def real_run_table(data: Path | None = None) -> list[str]:
+    """Both data sets under the default policy, limits calibrated from good runs (leave one
+    out), and the baselines: who was stopped, at which call, by which rule, at what cost."""
+    from tau_bench import load as load_tau
+    from who_and_when import load as load_ww
+
+    tau = load_tau(data / "tau-bench" if data else None)
+    ww = load_ww(data / "who-and-when" if data else None)
+    lines = []
+    for title, runs, bad, good, rate in (
+        ("tau-bench airline", tau, "failed", "healthy", 0.1),
+        ("Who&When Magentic-One", ww, "loop", "no-loop", 0.5),
+    ):
+        calibrated = _loo(runs, good, LIMITS, rate)
+        methods: dict[str, dict[str, tuple[int | None, str | None, float]]] = {}
+        for name in ("loopguard", "calibrated", *BASELINES):
+            methods[name] = {}
+            for r in runs:
+                if name in ("loopguard", "calibrated"):
+                    res = guard_stop(r.events) if name == "loopguard" else calibrated[r.run][0]
+                    stopped = res.action == "abort"
+                    spent = res.cost_usd if stopped else dollars(r.events, None)
+                    methods[name][r.run] = (res.step if stopped else None, _rule(res), spent)
+                else:
+                    stop = BASELINES[name](r.events)
+                    step = None if stop is None else stop.step
+                    methods[name][r.run] = (step, None, dollars(r.events, stop))
+        full = {r.run: dollars(r.events, None) for r in runs}
+        n_bad = sum(r.label == bad for r in runs)
+        n_good = len(runs) - n_bad
+        sizes = sorted({c.runs for _, c in calibrated.values()})
+        bounds = sorted({c.bound for _, c in calibrated.values()})
+        lines += [
+            "",
+            f"{title}: {len(runs)} runs, {n_good} {good}, {n_bad} {bad}; model calls "
+            f"{min(r.model_calls for r in runs)}-{max(r.model_calls for r in runs)}.",
+            f"calibrated = the 5 limits ({', '.join(LIMITS)}) from the other {good} runs "
+            f"(leave one out: {'-'.join(map(str, sizes))} runs), false stop rate <= "
+            f"{'-'.join(f'{b:.3g}' for b in bounds)} (the lowest those runs support; a rate of "
+            f"0.05 over 5 limits needs {runs_needed(0.05)} runs)",
+            "",
+            f"{'method':14} | {f'{bad} stopped':>14} | {'median call':>11} | "
+            f"{f'{good} stopped':>15} | {f'$ on {bad} runs':>16} | {'saved':>7} | "
+            f"{f'$ on {good} runs':>16} | {'lost':>6}",
+        ]
+        lines.append("-" * len(lines[-1]))
+        for name, cells in methods.items():
+            bad_steps = [cells[r.run][0] for r in runs if r.label == bad]
+            stopped = [s for s in bad_steps if s is not None]
+            good_stops = sum(cells[r.run][0] is not None for r in runs if r.label == good)
+            spent_bad = sum(cells[r.run][2] for r in runs if r.label == bad)
+            spent_good = sum(cells[r.run][2] for r in runs if r.label == good)
+            full_bad = sum(full[r.run] for r in runs if r.label == bad)
+            full_good = sum(full[r.run] for r in runs if r.label == good)
+            median = f"{statistics.median(stopped):g}" if stopped else "-"
+            lines.append(
+                f"{name:14} | {f'{len(stopped)} of {n_bad}':>14} | {median:>11} | "
+                f"{f'{good_stops} of {n_good}':>15} | {f'${spent_bad:.2f}':>16} | "
+                f"{f'${full_bad - spent_bad:.2f}':>7} | {f'${spent_good:.2f}':>16} | "
+                f"{f'${full_good - spent_good:.2f}':>6}"
+            )
+        lines.append(
+            f"{'no guard':14} | {'':>14} | {'':>11} | {'':>15} | "
+            f"{f'${sum(full[r.run] for r in runs if r.label == bad):.2f}':>16} | {'':>7} | "
+            f"{f'${sum(full[r.run] for r in runs if r.label == good):.2f}':>16} |"
+        )
+        # Which rule stopped each run: every run any method stopped (all of them for Who&When).
+        shown = [r for r in runs if any(cells[r.run][0] is not None for cells in methods.values())]
+        if title.startswith("Who"):
+            shown = runs
+        lines += [
+            "",
+            f"Per run ({'every run' if shown is runs else 'runs any method stopped'}; "
+            "@call and the rule that stopped it):",
+            f"{'run':18} {'label':8} {'calls':>5} " + " ".join(f"{m:>24}" for m in methods),
+        ]
+        for r in shown:
+            lines.append(
+                f"{r.name:18} {r.label:8} {r.model_calls:>5} "
+                + " ".join(f"{_cell(*methods[m][r.run][:2]):>24}" for m in methods)
+            )
+    return lines
 
 
 def _forget_texts() -> None:
@@ -276,7 +411,17 @@ def per_detector_table(steps: int = 2000, span: int = 100, passes: int = 5) -> l
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer timing repeats")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="folder of the public data sets (default: ../shared/data beside the repository)",
+    )
+    parser.add_argument("--real-only", action="store_true", help="only the real-run table")
     args = parser.parse_args(argv)
+    if args.real_only:
+        logging.disable(logging.CRITICAL)
+        print("\n".join(real_run_table(args.data)))
+        return 0
     logging.disable(logging.CRITICAL)  # verdicts are logged; the table says it all
     scenarios = all_scenarios()
     runaway = sum(1 for s in scenarios if s.kind == "runaway")
@@ -291,6 +436,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     table, ok = detection_table(scenarios)
     print("\n".join(table))
+    print(
+        "\nReal runs: the two public data sets (../shared/data; converted by "
+        "benchmarks/tau_bench.py and\nwho_and_when.py, tokens and times estimated from the "
+        "text). Loops are Who&When's orchestrator's\nown judgement, hidden from the guard; "
+        "tau-bench's failed runs are unlabelled (a failure is not a loop)."
+    )
+    print("\n".join(real_run_table(args.data)))
     print(
         "\nDetector cost as runs grow (best of several passes; the baseline is the same guard "
         "with the runaway detectors off):\n"

@@ -19,6 +19,7 @@ cannot support.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -30,6 +31,9 @@ from loopguard.policy import Policy, PolicySet
 from loopguard.pricing import default_pricer, projected_cost_usd
 from loopguard.state import RunState
 from loopguard.tokens import estimate_input_tokens
+
+# A text the flight recorder replaced by its hash (record_content=False; loopguard.normalize).
+_HASH = re.compile(r"sha256:[0-9a-f]{16}")
 
 # What can be calibrated, by the policy key it sets.
 LIMITS = ("max_model_calls", "max_tool_calls", "max_tokens", "max_cost_usd", "max_seconds")
@@ -52,6 +56,9 @@ class RunMeasure:
     max_cost_usd: float | None = 0.0
     max_seconds: float = 0.0
     status: str | None = None  # how the run ended; None when the recording was cut off
+    hashed: bool = False
+    """Recorded without content (record_content=False): prompts are hashes, so the prompt
+    estimate the token and dollar checks make before each call cannot be taken."""
 
 
 class _Meter:
@@ -93,6 +100,8 @@ class _Meter:
         policy = state.policy
         m.max_model_calls = max(m.max_model_calls, state.model_calls + 1)
         in_tokens = estimate_input_tokens(event.messages)
+        if not m.hashed and any(_HASH.fullmatch(x.content) for x in event.messages):
+            m.hashed = True
         used = state.usage.input_tokens + state.usage.output_tokens
         m.max_tokens = max(m.max_tokens, used + in_tokens + (event.max_tokens or 0))
         found = self.pricer.resolve(policy, event.model)
@@ -219,6 +228,14 @@ def calibrate(
     if "max_cost_usd" in chosen and any(m.max_cost_usd is None for m in good):
         chosen.remove("max_cost_usd")
         skipped["max_cost_usd"] = "a model without a price (add it under prices)"
+    if any(m.hashed for m in good):
+        for name in ("max_tokens", "max_cost_usd"):
+            if name in chosen:
+                chosen.remove(name)
+                skipped[name] = (
+                    "recorded without content (record_content=False): the prompt estimate "
+                    "this check makes before each call needs the prompt's text"
+                )
     n, m = len(good), len(chosen)
     j = math.floor((n + 1) * rate / m)  # runs each limit may leave above it
     if j < 1:

@@ -217,3 +217,21 @@ def test_unpriced_model_skips_the_dollar_limit() -> None:
     c = calibrate(measure(events), 0.5, agent="researcher")
     assert "max_cost_usd" not in c.limits and "max_cost_usd" in c.skipped
     assert "max_cost_usd not set" in policy_toml([c])
+
+
+def test_recordings_without_content_skip_the_projected_limits(tmp_path: Path) -> None:
+    """Hashed prompts would make the token and dollar projections far too small: not set."""
+    from loopguard.recorder import FlightRecorder
+    from loopguard.replay import read_events
+
+    path = tmp_path / "hashed.jsonl"
+    with FlightRecorder(path, record_content=False) as recorder:
+        guard = Guard(sinks=[recorder])
+        for event in runs_of([3, 4, 5, 6]):
+            guard.process(event)
+    measures = measure(read_events(path, on_error=print))
+    assert all(m.hashed for m in measures)
+    c = calibrate(measures, 0.9, agent="researcher")
+    assert set(c.limits) == {"max_model_calls", "max_tool_calls", "max_seconds"}
+    assert set(c.skipped) == {"max_tokens", "max_cost_usd"}
+    assert "record_content=False" in policy_toml([c])

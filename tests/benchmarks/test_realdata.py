@@ -7,12 +7,13 @@ import json
 import logging
 from pathlib import Path
 
+import detection
+import pytest
 import who_and_when
 from _realdata import RealRun, write_jsonl
 
-from loopguard import Guard, Policy
 from loopguard.events import ModelEnd, ModelStart, RunEnd, RunStart, ToolEnd, ToolStart
-from loopguard.replay import read_events, replay_events
+from loopguard.replay import read_events
 
 
 def test_tau_bench_runs_and_labels(tau_runs: list[RealRun]) -> None:
@@ -42,15 +43,32 @@ def test_tau_bench_keeps_the_real_calls(tau_runs: list[RealRun]) -> None:
 
 
 def test_default_policy_stops_no_healthy_tau_bench_run(tau_runs: list[RealRun]) -> None:
+    """As benchmarks/detection.py's real-run table measures it (guard_stop, the default policy)."""
     healthy = [r for r in tau_runs if r.label == "healthy"]
     logging.disable(logging.CRITICAL)
     try:
-        results = replay_events((e for r in healthy for e in r.events), Guard(Policy()))
+        results = [detection.guard_stop(r.events) for r in healthy]
     finally:
         logging.disable(logging.NOTSET)
     stopped = [f"{r.run} at call {r.step} by {r.detector}" for r in results if r.action == "abort"]
     assert len(results) == 84
     assert stopped == []
+
+
+def test_calibrated_rows_never_train_on_the_run_they_test(ww_runs: list[RealRun]) -> None:
+    logging.disable(logging.CRITICAL)
+    try:
+        judged = detection._loo(ww_runs, "no-loop", ["max_model_calls"], 0.1)
+    finally:
+        logging.disable(logging.NOTSET)
+    for run in ww_runs:
+        result, calibration = judged[run.run]
+        assert calibration.runs == (9 if run.label == "no-loop" else 10)
+        # One limit from 9 or 10 runs at 0.1: the largest of them (k = n), bound 1/(n+1).
+        assert calibration.rank == calibration.runs
+        assert calibration.bound == pytest.approx(1 / (calibration.runs + 1))
+        if result.action == "abort":
+            assert result.detector == "limits" and run.model_calls > result.step - 1
 
 
 def test_who_and_when_labels(ww_runs: list[RealRun]) -> None:
