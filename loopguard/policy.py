@@ -128,10 +128,9 @@ class Policy(BaseModel):
     @field_validator("ledger")
     @classmethod
     def _known_ledger(cls, uri: str) -> str:
-        from loopguard.ledger import ledger_class
+        from loopguard.ledger import check_uri
 
-        ledger_class(uri)  # an unknown scheme is a config error, not a runtime one
-        return uri
+        return check_uri(uri)  # a ledger that cannot be opened is a config error
 
     # --- telemetry (issue 5): content capture, added here ---
     capture_content: bool = False

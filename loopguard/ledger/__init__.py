@@ -48,6 +48,13 @@ def ledger_class(uri: str) -> type[Ledger]:
     return getattr(importlib.import_module(module), name)
 
 
+def check_uri(uri: str) -> str:
+    """`uri` itself if a ledger can be opened from it; else a ValueError that says why and
+    what is accepted."""
+    ledger_class(uri).check_uri(uri)
+    return uri
+
+
 def open_ledger(uri: str) -> Ledger:
     """A new ledger for `uri`."""
     return ledger_class(uri)(uri)
@@ -73,6 +80,7 @@ __all__ = [
     "Ledger",
     "LedgerUnavailable",
     "Reservation",
+    "check_uri",
     "ledger_class",
     "open_ledger",
     "shared_ledger",

@@ -95,6 +95,12 @@ class Ledger(ABC):
 
     uri: str
 
+    @classmethod
+    def check_uri(cls, uri: str) -> None:
+        """Raise ValueError, naming what is accepted, when no ledger can be opened from `uri`
+        (checked when a policy loads, before any call depends on it). Any URI by default."""
+        return None
+
     @abstractmethod
     def reserve(
         self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None

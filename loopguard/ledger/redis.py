@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from loopguard.ledger.base import (
     ENDED_KEEP,
@@ -42,6 +43,30 @@ def _script(name: str) -> str:
 
 
 class RedisLedger(Ledger):
+    @classmethod
+    def check_uri(cls, uri: str) -> None:
+        form = "write redis://HOST:PORT/DB (rediss:// for TLS), e.g. redis://localhost:6379/0"
+        parts = urlsplit(uri)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"{uri!r}: the port is not a number from 1 to 65535; {form}") from None
+        if not parts.hostname:
+            raise ValueError(f"{uri!r}: no host; {form}")
+        if port == 0:
+            raise ValueError(f"{uri!r}: the port is not a number from 1 to 65535; {form}")
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError(f"{uri!r}: the database {db!r} is not a number; {form}")
+        try:
+            from redis.connection import parse_url
+        except ImportError:
+            return  # opening it will say that redis-py is missing
+        try:
+            parse_url(uri)  # the query options (socket_timeout=...), as redis-py reads them
+        except ValueError as exc:
+            raise ValueError(f"{uri!r}: {exc} {form}, options as redis-py reads them") from None
+
     def __init__(self, uri: str, *, socket_timeout: float = 2.0) -> None:
         try:
             import redis

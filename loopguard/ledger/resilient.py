@@ -58,6 +58,8 @@ class Resilient:
         except LedgerUnavailable:
             self._keep("release", rid, tuple(claims))
             raise
+        except Exception as exc:  # a budget it cannot check is never skipped: caller decides
+            raise LedgerUnavailable(f"{self.uri}: {type(exc).__name__}: {exc}") from exc
 
     def settle(self, rid: str, claims: Sequence[Claim]) -> None:
         self._do("settle", rid, tuple(claims))

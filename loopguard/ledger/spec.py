@@ -14,13 +14,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from loopguard.ledger.base import Claim, usd_to_nano
+from loopguard.ledger.base import NANO, Claim, usd_to_nano
 
 PREFIX = "loopguard:budget:"
 Scope = Literal["global", "agent", "tenant", "conversation"]
 Period = Literal["run", "hour", "day", "month", "total"]
+# Ledgers keep amounts as integers (nano-USD, tokens) that Redis's Lua compares as doubles:
+# exact up to 2**53, so limits stay below it.
+MAX_USD = 9_000_000.0
+MAX_TOKENS = 10**15
 NONE_LABEL = "_none_"  # runs without the scope's label share one bucket (never skip a cap)
 _KEEP = {"run": 86_400, "hour": 86_400, "day": 2 * 86_400, "month": 35 * 86_400}
 
@@ -32,13 +36,30 @@ class BudgetSpec(BaseModel):
 
     scope: Scope = "global"
     period: Period = "day"
-    max_usd: PositiveFloat | None = None
-    max_tokens: PositiveInt | None = None
+    max_usd: float | None = Field(None, gt=0, allow_inf_nan=False, strict=True)
+    max_tokens: int | None = Field(None, gt=0, strict=True)
     key: str | None = None
     """The run label that names the scope's value: for `tenant` required (the metadata key
     holding your tenant id); for `conversation` it defaults to LangGraph's `thread_id`."""
     name: str | None = None
     """Shown in verdicts; defaults to `<scope>/<period>`."""
+
+    @field_validator("max_usd")
+    @classmethod
+    def _usd_in_range(cls, v: float | None) -> float | None:
+        if v is not None and v > MAX_USD:
+            raise ValueError(
+                f"at most {MAX_USD:,.0f} dollars (ledgers count exact nano-dollars up to "
+                f"2**53 = ${2**53 / NANO:,.0f}); split a larger budget by period or scope"
+            )
+        return v
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _tokens_in_range(cls, v: int | None) -> int | None:
+        if v is not None and v > MAX_TOKENS:
+            raise ValueError(f"at most {MAX_TOKENS:,} tokens (ledgers count exactly up to it)")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> BudgetSpec:

@@ -73,6 +73,10 @@ def path_from_uri(uri: str) -> str:
 
 
 class SqliteLedger(Ledger):
+    @classmethod
+    def check_uri(cls, uri: str) -> None:
+        path_from_uri(uri)
+
     def __init__(self, uri: str, *, busy_timeout: float = 30.0) -> None:
         self.uri = uri
         self.path = path_from_uri(uri)
