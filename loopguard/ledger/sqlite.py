@@ -109,16 +109,30 @@ class SqliteLedger(Ledger):
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk gone
+            self._drop()
             raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
         try:
             yield db
             db.execute("COMMIT")
-        except sqlite3.Error as exc:  # disk full, I/O error, corrupt file
+        except sqlite3.Error as exc:  # disk full, I/O error, corrupt file, read-only file
             _rollback(db)
+            self._drop()
             raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
         except BaseException:
             _rollback(db)
             raise
+
+    def _drop(self) -> None:
+        """Forget this thread's connection after a failure, so the next operation opens a new
+        one: SQLite opens a file it cannot write read-only, and such a connection stays
+        read-only after the file is writable again."""
+        db = getattr(self._local, "db", None)
+        self._local.db = None
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass  # it failed already; a new connection replaces it
 
     def reserve(
         self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
