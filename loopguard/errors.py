@@ -5,6 +5,7 @@ This module imports nothing else of loopguard, so every part can raise from it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,14 +17,33 @@ class LoopGuardError(Exception):
 
 
 class ConfigError(LoopGuardError, ValueError):
-    """A policy file or mapping that loopguard cannot accept."""
+    """A policy file or mapping that loopguard cannot accept.
+
+    `errors` holds every problem found, each a ConfigError of its own (`source`, `line`, `key`,
+    `reason`); the message is one `FILE:LINE: key.path: reason` line per problem. The
+    attributes of the exception itself are those of the first problem.
+    """
 
     def __init__(
-        self, source: str, message: str, *, key: str | None = None, line: int | None = None
+        self,
+        source: str,
+        message: str,
+        *,
+        key: str | None = None,
+        line: int | None = None,
+        more: Sequence[ConfigError] = (),
     ) -> None:
-        self.source, self.key, self.line = source, key, line
+        self.source, self.key, self.line, self.reason = source, key, line, message
         where = source if line is None else f"{source}:{line}"
-        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+        first = f"{where}: {key}: {message}" if key else f"{where}: {message}"
+        self.errors: tuple[ConfigError, ...] = (self, *more)
+        super().__init__("\n".join([first, *(str(e) for e in more)]))
+
+    @classmethod
+    def of(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One ConfigError reporting all of `errors` (at least one)."""
+        first, *more = errors
+        return cls(first.source, first.reason, key=first.key, line=first.line, more=more)
 
 
 class EventFormatError(LoopGuardError, ValueError):

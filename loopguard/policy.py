@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     NonNegativeInt,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -32,7 +33,7 @@ from loopguard.detectors.velocity import VelocityConfig  # runaway detectors (is
 from loopguard.ledger.spec import BudgetSpec  # money (issue 4)
 from loopguard.pricing.spec import PriceSpec  # money (issue 4)
 
-_STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+_STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
 
 class Policy(BaseModel):
@@ -153,9 +154,29 @@ class Policy(BaseModel):
         hard = getattr(self, f"max_{name}")
         return None if hard is None else hard * self.warn_ratio
 
+    def __init__(self, **data: Any) -> None:
+        # The same ConfigError, in the same format, as a policy file gets.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            from loopguard.config import validation_error
+
+            raise validation_error(exc, Policy, "Policy(...)") from None
+
+    # Only a direct call goes through the __init__ above: pydantic skips an __init__ marked as
+    # its own, so model_validate (policy files, whose errors loopguard.config reports with their
+    # lines) still raises ValidationError.
+    __init__.__dict__["__pydantic_base_init__"] = True
+
     def merged(self, overrides: Mapping[str, Any]) -> Policy:
-        """A copy with `overrides` (nested dicts allowed) applied and validated."""
-        return Policy.model_validate(_deep_merge(self.model_dump(), overrides))
+        """A copy with `overrides` (nested dicts allowed) applied as an agent's section is
+        applied over the default (a lowered limit takes its inherited thresholds down)."""
+        from loopguard.config import merge_override, validation_error
+
+        try:
+            return Policy.model_validate(merge_override(self.model_dump(), overrides))
+        except ValidationError as exc:
+            raise validation_error(exc, Policy, "Policy.merged(...)") from None
 
 
 class PolicySet(BaseModel):
@@ -184,18 +205,9 @@ class PolicySet(BaseModel):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> PolicySet:
-        """Load from `path`, else `$LOOPGUARD_CONFIG`, else ./loopguard.toml, ./loopguard.yaml,
-        or [tool.loopguard] in ./pyproject.toml; the built-in default when none exists."""
+        """Load from `path`, else `$LOOPGUARD_CONFIG`, else the nearest loopguard.toml,
+        loopguard.yaml or pyproject.toml with [tool.loopguard] from the working directory up to
+        the repository root; the built-in default when none exists (logged as a warning)."""
         from loopguard.config import load_policy_set
 
         return load_policy_set(path)
-
-
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out

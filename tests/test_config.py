@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from loopguard import ConfigError, Policy, PolicySet
+from tests.conftest import require
 
 TOML = """\
 mode = "enforce"
@@ -104,8 +105,8 @@ def test_no_file_means_the_built_in_default(
         ),
         (
             "max_model_calls = 5\n[agents.r]\nwarn_model_calls = 9\n",
-            2,
-            "agents.r",
+            3,
+            "agents.r.warn_model_calls",
             "warn_model_calls (9) must not be above max_model_calls (5)",
         ),
         (
@@ -178,3 +179,186 @@ def test_an_unknown_ledger_names_its_key_and_line(tmp_path: Path) -> None:
         PolicySet.load(str(path))
     assert str(info.value).startswith(f"{path}:2: ledger: unknown ledger URI 'postgres://db'")
     assert "accepted schemes: memory://, sqlite://, redis://, rediss://" in str(info.value)
+
+
+# --- discovery (issue 13, item 1) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository folder (with .git) inside tmp_path, and no $LOOPGUARD_CONFIG."""
+    monkeypatch.delenv("LOOPGUARD_CONFIG", raising=False)
+    monkeypatch.setattr("loopguard.config._announced", set())
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / "app" / "jobs").mkdir(parents=True)
+    return root
+
+
+def test_the_policy_is_found_upward_from_the_working_directory(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(repo, "loopguard.toml", "max_model_calls = 5\n")
+    monkeypatch.chdir(repo / "app" / "jobs")
+    with caplog.at_level("INFO", logger="loopguard"):
+        assert PolicySet.load().default.max_model_calls == 5
+        assert PolicySet.load().source == str(repo.resolve() / "loopguard.toml")
+    loaded = [r for r in caplog.records if "policy loaded from" in r.getMessage()]
+    assert len(loaded) == 1 and loaded[0].levelname == "INFO"  # said once
+    assert str(repo.resolve() / "loopguard.toml") in loaded[0].getMessage()
+
+
+def test_the_nearest_file_wins_and_a_pyproject_without_the_table_is_passed_over(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(repo, "loopguard.yaml", "max_model_calls: 5\n")
+    write(repo / "app", "pyproject.toml", "[project]\nname = 'app'\n")
+    monkeypatch.chdir(repo / "app" / "jobs")
+    assert PolicySet.load().default.max_model_calls == 5
+    write(
+        repo / "app",
+        "pyproject.toml",
+        "[project]\nname='app'\n[tool.loopguard]\nmax_model_calls = 7\n",
+    )
+    assert PolicySet.load().default.max_model_calls == 7
+
+
+def test_the_search_stops_at_the_repository_root_with_a_warning(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(repo.parent, "loopguard.toml", "max_model_calls = 5\n")  # outside the repository
+    monkeypatch.chdir(repo / "app")
+    with caplog.at_level("INFO", logger="loopguard"):
+        policies = PolicySet.load()
+        PolicySet.load()
+    assert policies.default == Policy() and policies.source == "<built-in default>"
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "no policy file found" in warning.getMessage()
+    assert str(repo.resolve()) in warning.getMessage() and "no dollar cap" in warning.getMessage()
+
+
+def test_loopguard_config_comes_first(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(repo, "loopguard.toml", "max_model_calls = 5\n")
+    elsewhere = write(repo.parent, "other.toml", "max_model_calls = 9\n")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("LOOPGUARD_CONFIG", str(elsewhere))
+    assert PolicySet.load().default.max_model_calls == 9
+
+
+# --- every error, with its line (item 2) -------------------------------------------------------
+
+MANY_MISTAKES = """\
+max_model_call = 5
+max_calls_per_tool = {search = -2, fetch = 3}
+max_tool_calls = true
+warn_seconds = 50
+max_seconds = 10
+
+[agents.a]
+cycle = {min_period = 9, max_period = 3}
+prices = {"my-model" = {input = 1.0, output = "x"}}
+
+[[budgets]]
+max_usd = 10
+[[budgets]]
+period = "week"
+max_usd = 1
+"""
+
+
+def test_every_error_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "loopguard.toml", MANY_MISTAKES)
+    with pytest.raises(ConfigError) as info:
+        PolicySet.load(str(path))
+    found = [(e.line, e.key) for e in info.value.errors]
+    assert found == [
+        (1, "max_model_call"),
+        (2, "max_calls_per_tool.search"),  # inside an inline table
+        (3, "max_tool_calls"),  # a boolean is not a count
+        (4, "warn_seconds"),  # a check across top-level keys
+        (8, "agents.a.cycle.min_period"),
+        (9, "agents.a.prices.my-model.output"),
+        (14, "budgets.1.period"),
+    ]
+    lines = str(info.value).splitlines()
+    assert len(lines) == 7
+    assert lines[2] == f"{path}:3: max_tool_calls: input should be a valid integer (got True)"
+    assert (
+        lines[3]
+        == f"{path}:4: warn_seconds: warn_seconds (50.0) must not be above max_seconds (10.0)"
+    )
+
+
+def test_pyproject_errors_name_the_whole_key_and_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "pyproject.toml",
+        "[project]\nname = 'x'\n\n[tool.loopguard]\nmax_model_calls = 'x'\n"
+        "[tool.loopguard.agents.b.velocity]\nwindow_seconds = -1\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        PolicySet.load(str(path))
+    assert [(e.line, e.key) for e in info.value.errors] == [
+        (5, "tool.loopguard.max_model_calls"),
+        (7, "tool.loopguard.agents.b.velocity.window_seconds"),
+    ]
+
+
+def test_yaml_yes_is_not_a_count(tmp_path: Path) -> None:
+    require("yaml")
+    path = write(
+        tmp_path, "loopguard.yaml", "max_tool_calls: 3\nagents:\n  a:\n    max_model_calls: yes\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        PolicySet.load(str(path))
+    assert str(info.value) == (
+        f"{path}:4: agents.a.max_model_calls: input should be a valid integer (got True)"
+    )
+
+
+def test_the_python_api_is_strict_and_raises_the_same_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        Policy(max_model_calls=True, warn_ratio=3)
+    assert str(info.value).splitlines() == [
+        "Policy(...): max_model_calls: input should be a valid integer (got True)",
+        "Policy(...): warn_ratio: input should be less than or equal to 1 (got 3)",
+    ]
+    with pytest.raises(ConfigError, match=r"^Policy\(\.\.\.\): similarity.threshold: "):
+        Policy(similarity={"threshold": True})
+    with pytest.raises(ConfigError, match=r"<dict>: agents.x.max_tool_calls: .*valid integer"):
+        PolicySet.from_dict({"agents": {"x": {"max_tool_calls": "3"}}})
+
+
+# --- per-agent overrides that lower a limit (item 3) --------------------------------------------
+
+
+def test_lowering_a_limit_scales_its_inherited_thresholds(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "loopguard.toml",
+        "max_model_calls = 100\nwarn_model_calls = 80\n"
+        "[agents.support]\nmax_model_calls = 50\n"
+        "[agents.support.tool_repeat]\nmax_polls = 5\n"
+        "[agents.support.cycle]\nabort_repeats = 1\n",
+    )
+    support = PolicySet.load(str(path)).for_agent("support")
+    assert support.tool_repeat.max_polls == 5 and support.tool_repeat.warn_polls == 2  # 20 * 5/40
+    assert support.max_model_calls == 50 and support.warn_model_calls == 40  # 80 * 50/100
+    assert (support.cycle.warn_repeats, support.cycle.nudge_repeats) == (1, 1)
+    assert Policy().merged({"tool_repeat": {"max_polls": 5}}).tool_repeat.warn_polls == 2
+
+
+def test_thresholds_set_in_the_same_section_are_checked_against_each_other(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "loopguard.toml",
+        "[agents.support.tool_repeat]\nmax_polls = 5\nwarn_polls = 10\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        PolicySet.load(str(path))
+    assert str(info.value) == (
+        f"{path}:3: agents.support.tool_repeat.warn_polls: warn_polls (10) must not be above "
+        "max_polls (5)"
+    )

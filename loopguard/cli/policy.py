@@ -57,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "show":
             raise UserError(str(exc)) from None
         if args.json:
-            print_json({"source": exc.source, "ok": False, "agents": [], "errors": [str(exc)]})
+            errors = [
+                {"source": e.source, "line": e.line, "key": e.key, "reason": e.reason}
+                for e in exc.errors
+            ]
+            print_json({"source": exc.source, "ok": False, "agents": [], "errors": errors})
         else:
             print(str(exc), file=sys.stderr)
         return EXIT_FINDINGS

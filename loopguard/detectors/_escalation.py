@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 
 from loopguard.verdict import Action, Verdict, abort, nudge, warn
 
-_CONFIG = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+_CONFIG = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
 
 class Escalation(BaseModel):

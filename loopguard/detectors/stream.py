@@ -39,7 +39,7 @@ _LIST_ITEM = re.compile(r"(?:[-*+]|\d{1,3}[.)])\s+(.*)")
 class StreamConfig(BaseModel):
     """Policy section `stream`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
     enabled: bool = True
     """Run this detector at all."""

@@ -25,7 +25,7 @@ from loopguard.verdict import Verdict, abort, warn
 class VelocityConfig(BaseModel):
     """Policy section `velocity`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
     enabled: bool = True
     """Run this detector at all."""

@@ -32,7 +32,7 @@ _KEEP = {"run": 86_400, "hour": 86_400, "day": 2 * 86_400, "month": 35 * 86_400}
 class BudgetSpec(BaseModel):
     """One budget: a dollar and/or token limit on a scope over a period (UTC windows)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     scope: Scope = "global"
     period: Period = "day"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from loopguard import Policy
 from loopguard.cli import main
 
 
@@ -46,3 +47,43 @@ def test_show_an_agents_effective_policy(
     assert main(["policy", "show", str(path), "--agent", "nobody"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["max_model_calls"] == 9 and "gets the default policy" in err
+
+
+def test_check_reports_every_error_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "loopguard.toml"
+    path.write_text(
+        "max_tool_calls = true\n[agents.b]\nmax_tool_call = 3\ncycle = {min_period = 0}\n"
+    )
+    assert main(["policy", "check", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:1: max_tool_calls: input should be a valid integer (got True)",
+        f"{path}:3: agents.b.max_tool_call: unknown key (did you mean 'max_tool_calls'?); "
+        "accepted keys: " + ", ".join(sorted(Policy.model_fields)),
+        f"{path}:4: agents.b.cycle.min_period: input should be greater than or equal to 1 (got 0)",
+    ]
+    assert main(["policy", "check", "--json", "--policy", str(path)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and [(e["line"], e["key"]) for e in report["errors"]] == [
+        (1, "max_tool_calls"),
+        (3, "agents.b.max_tool_call"),
+        (4, "agents.b.cycle.min_period"),
+    ]
+    path.write_text("[agents.support.tool_repeat]\nmax_polls = 5\n")
+    assert main(["policy", "check", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "source": str(path),
+        "ok": True,
+        "agents": ["support"],
+        "errors": [],
+    }
+
+
+def test_show_of_a_missing_file_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["policy", "show", "--policy", str(tmp_path / "nope.toml")]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"loopguard policy: {tmp_path / 'nope.toml'}: no such"
+    )
