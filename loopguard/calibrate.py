@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from loopguard.errors import LoopGuardError
 from loopguard.events import Event, ModelEnd, ModelFailed, ModelStart, RunEnd, Token, ToolStart
 from loopguard.policy import Policy, PolicySet
-from loopguard.pricing import default_pricer, projected_cost_usd
+from loopguard.pricing import default_pricer, worst_case_usage
 from loopguard.state import RunState
 from loopguard.tokens import estimate_input_tokens
 
@@ -104,17 +104,15 @@ class _Meter:
             m.hashed = True
         used = state.usage.input_tokens + state.usage.output_tokens
         m.max_tokens = max(m.max_tokens, used + in_tokens + (event.max_tokens or 0))
-        found = self.pricer.resolve(policy, event.model)
+        out_tokens = event.max_tokens or policy.output_estimate_tokens
+        usd = self.pricer(policy, event.model, worst_case_usage(in_tokens, out_tokens))
         held = self._held.setdefault(state.run, {})
-        if found is None:
+        if usd is None or not math.isfinite(usd) or usd < 0:
             m.max_cost_usd = None
             usd = 0.0
-        else:
-            out_tokens = event.max_tokens or policy.output_estimate_tokens
-            usd = projected_cost_usd(found.price, in_tokens, out_tokens)
-            if m.max_cost_usd is not None:
-                run_total = state.cost_usd + sum(held.values()) + usd
-                m.max_cost_usd = max(m.max_cost_usd, run_total)
+        elif m.max_cost_usd is not None:
+            run_total = state.cost_usd + sum(held.values()) + usd
+            m.max_cost_usd = max(m.max_cost_usd, run_total)
         # A call without an id is settled by the first end without a known id, as the money
         # check does it (calls end in the order they started).
         held[event.id if event.id is not None else object()] = usd
@@ -162,8 +160,13 @@ def measure(events: Iterable[Event], policy: Policy | PolicySet | None = None) -
 
 
 def _unlimited(policy: Policy) -> Policy:
+    # An infinite dollar cap keeps the money check in the run, never refusing: it is what
+    # charges a call without usage its projection, so the spend measured is the spend the
+    # calibrated cap will see.
     return policy.model_copy(
-        update={"mode": "shadow", "budgets": []} | {name: None for name in LIMITS}
+        update={"mode": "shadow", "budgets": []}
+        | {name: None for name in LIMITS}
+        | {"max_cost_usd": math.inf, "warn_cost_usd": None}
     )
 
 

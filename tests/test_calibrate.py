@@ -165,11 +165,17 @@ def test_measures_are_what_the_checks_compare() -> None:
     assert [x.status for x in cut] == [None, "error"]
 
 
+@pytest.mark.parametrize("no_usage", [False, True], ids=["usage", "calls-without-usage"])
 @pytest.mark.parametrize("name", LIMITS)
-def test_a_run_at_the_limit_passes_and_just_above_is_stopped(name: str, tmp_path: Path) -> None:
+def test_a_run_at_the_limit_passes_and_just_above_is_stopped(
+    name: str, no_usage: bool, tmp_path: Path
+) -> None:
     """The limit written for a run's value lets that run through; a notch below stops it (so
-    the measure is exactly what the guard's check compares, not merely close)."""
+    the measure is exactly what the guard's check compares, not merely close). Calls that
+    report no usage are charged their projection under a dollar cap: measured so too."""
     events = good_run("r", 6, pace=3.3)
+    if no_usage:
+        events = [replace(e, usage=Usage()) if type(e) is ModelEnd else e for e in events]
     (m,) = measure(events)
     c = calibrate([m], 0.99, agent="researcher", limits=[name])
     path = tmp_path / "calibrated.toml"
