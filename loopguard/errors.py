@@ -67,10 +67,15 @@ class LoopGuardAbort(LoopGuardError, RuntimeError):
     """
 
     def __init__(self, verdict: Verdict) -> None:
+        from loopguard import _safe  # here: this module imports nothing of loopguard's at load
+
         self.verdict = verdict
+        # Exception text ends up in logs and span statuses: names escaped and bounded.
+        agent = "None" if verdict.agent is None else repr(_safe.name(verdict.agent))
         super().__init__(
-            f"loopguard stopped run {verdict.run} (agent {verdict.agent!r}) "
-            f"at model call {verdict.step}: [{verdict.detector}] {verdict.reason}"
+            f"loopguard stopped run {_safe.name(verdict.run)} (agent {agent}) "
+            f"at model call {verdict.step}: [{_safe.name(verdict.detector)}] "
+            f"{_safe.text(verdict.reason)}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
+from loopguard import _safe
 from loopguard.detectors import Detector, build_detectors
 from loopguard.events import (
     Event,
@@ -201,7 +202,7 @@ class Guard:
         state = self._runs.pop(run, None)
         if state is None:
             return
-        logger.debug("loopguard: run %s %s", run, why)
+        logger.debug("loopguard: run %s %s", _safe.name(run), why)
         end = RunEnd(run=run, agent=state.agent, status="error", ts=state.last_seen)
         # As for any run end: detectors that hold something outside the run (budget
         # reservations) let it go, and sinks see the end as an event, then as the run's end.
@@ -251,31 +252,20 @@ class Guard:
                 state.shadow_verdicts.append(strongest)
                 logger.warning(
                     "loopguard (shadow): would stop run %s (agent %s) at model call %d: [%s] %s",
-                    state.run,
-                    state.agent,
-                    strongest.step,
-                    strongest.detector,
-                    strongest.reason,
+                    *_log_args(state, strongest),
                 )
             else:
                 state.aborted = strongest
                 logger.error(
                     "loopguard: stopping run %s (agent %s) at model call %d: [%s] %s",
-                    state.run,
-                    state.agent,
-                    strongest.step,
-                    strongest.detector,
-                    strongest.reason,
+                    *_log_args(state, strongest),
                 )
         else:
             if len(state.warnings) < _MAX_WARNINGS_KEPT:
                 state.warnings.append(strongest)
             logger.warning(
-                "loopguard: run %s (agent %s): [%s] %s",
-                state.run,
-                state.agent,
-                strongest.detector,
-                strongest.reason,
+                "loopguard: run %s (agent %s) at model call %d: [%s] %s",
+                *_log_args(state, strongest),
             )
         return strongest
 
@@ -345,6 +335,18 @@ class Guard:
             )
         else:
             logger.debug("loopguard: internal error in %s again", where)
+
+
+def _log_args(state: RunState, verdict: Verdict) -> tuple[Any, ...]:
+    # Names come from the model and the user's metadata: escaped and bounded, so that none
+    # can forge a log line or make a huge one.
+    return (
+        _safe.name(state.run),
+        _safe.name(state.agent),
+        verdict.step,
+        _safe.name(verdict.detector),
+        _safe.text(verdict.reason),
+    )
 
 
 __all__ = ["Guard", "Pricer", "Sink"]

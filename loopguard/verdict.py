@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from loopguard import _safe
 from loopguard.errors import LoopGuardAbort
 
 
@@ -36,11 +37,13 @@ class Verdict:
     enforced: bool = True
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as it may leave the process (agent state, JSON output): evidence that
+        is content is replaced by its size and digest."""
         return {
             "detector": self.detector,
             "action": str(self.action),
-            "reason": self.reason,
-            "evidence": self.evidence,
+            "reason": _safe.text(self.reason),
+            "evidence": _safe.evidence(self.evidence),
             "run": self.run,
             "agent": self.agent,
             "step": self.step,

@@ -58,7 +58,6 @@ class RepeatedErrors:
             return None
         repeats = found[1] + 1
         slot.streaks[tool] = (key, repeats, found[2])
-        shown = event.error.strip().splitlines()[0][:120] if event.error.strip() else "(empty)"  # type: ignore[attr-defined]
         return escalate(
             self.config,
             slot.emitted,
@@ -66,9 +65,10 @@ class RepeatedErrors:
             self.name,
             repeats,
             1,
-            f"tool {tool!r} failed {repeats + 1} times in a row with the same error: {shown}",
-            f"The tool {tool} has failed {repeats + 1} times in a row with the same error "
-            f"({shown}). Retrying will not help; change approach or finish.",
+            # The error's text is content (it may quote the arguments): not in the reason.
+            f"tool {tool!r} failed {repeats + 1} times in a row with the same error",
+            f"The tool {tool} has failed {repeats + 1} times in a row with the same error. "
+            "Retrying will not help; change approach or finish.",
             start_step=found[2],
             similarity=1.0,
             tool=tool,

@@ -25,7 +25,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from loopguard.events import Event, Token
-from loopguard.normalize import normalize_light
+from loopguard.normalize import digest, normalize_light
 from loopguard.state import RunState
 from loopguard.tokens import CHARS_PER_TOKEN
 from loopguard.verdict import Verdict, abort, warn
@@ -173,12 +173,14 @@ class StreamRepeat:
             return None
         slot.items[key] = count
         if count >= cfg.list_repeats:
+            # The passage itself is content: the verdict carries its size and digest.
             return abort(
                 self.name,
-                f"the list item {key[:60]!r} was streamed {count} times in one answer",
+                f"a list item of {len(key)} characters was streamed {count} times in one answer",
                 repeats=count - 1,
                 start_step=slot.step,
-                passage=key[:200],
+                passage_chars=len(key),
+                passage_digest=digest(key),
                 similarity=1.0,
             )
         return None
@@ -194,10 +196,10 @@ class StreamRepeat:
             period_chars=period,
             repeats=copies - 1,
             start_step=slot.step,
-            passage=passage[:200],
+            passage_digest=digest(passage),
             similarity=1.0,
         )
-        reason = f"the answer repeats a {period}-character passage {copies} times: {passage[:60]!r}"
+        reason = f"the answer repeats a {period}-character passage {copies} times"
         if cfg.abort_repeats is not None and copies >= cfg.abort_repeats:
             return abort(self.name, reason, **evidence)
         if cfg.warn_repeats is not None and copies >= cfg.warn_repeats and not slot.warned:

@@ -104,7 +104,8 @@ class ToolRepeat:
             record.outcome, record.stale, record.since = outcome, 0, step
             record.polls += 1
             return self._polling(event.tool, args, record)  # type: ignore[attr-defined]
-        call = _show(event.tool, args)  # type: ignore[attr-defined]
+        # The reason and the nudge name the tool, never its arguments (they are content).
+        tool = event.tool  # type: ignore[attr-defined]
         same = "error" if outcome[0] else "result"
         return escalate(
             self.config,
@@ -113,9 +114,9 @@ class ToolRepeat:
             self.name,
             record.stale,
             1,
-            f"{call} returned the same {same} {record.stale + 1} times",
-            f"You have called {call} {record.stale + 1} times with the same {same}. "
-            "Change approach or finish.",
+            f"the same call to {tool} returned the same {same} {record.stale + 1} times",
+            f"You have made the same call to {tool} {record.stale + 1} times, with the same "
+            f"{same}. Change approach or finish.",
             start_step=record.since,
             similarity=1.0,
             tool=event.tool,
@@ -126,7 +127,7 @@ class ToolRepeat:
         if cfg.max_polls is not None and record.polls >= cfg.max_polls:
             return abort(
                 self.name,
-                f"{_show(tool, args)} was polled {record.polls + 1} times "
+                f"the same call to {tool} was polled {record.polls + 1} times "
                 f"(max_polls={cfg.max_polls})",
                 tool=tool,
                 polls=record.polls + 1,
@@ -142,7 +143,7 @@ class ToolRepeat:
             record.polls_warned = True
             return warn(
                 self.name,
-                f"{_show(tool, args)} polled {record.polls + 1} times; the "
+                f"the same call to {tool} polled {record.polls + 1} times; the "
                 f"limit is {cfg.max_polls}",
                 tool=tool,
                 polls=record.polls + 1,
@@ -150,8 +151,3 @@ class ToolRepeat:
                 period=1,
             )
         return None
-
-
-def _show(tool: str, args: str, limit: int = 80) -> str:
-    shown = args if len(args) <= limit else args[: limit - 3] + "..."
-    return f"{tool}({shown})"

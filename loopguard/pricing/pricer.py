@@ -6,6 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from loopguard import _safe
 from loopguard.events import Usage
 from loopguard.pricing.cost import cost_usd
 from loopguard.pricing.table import (
@@ -103,7 +104,7 @@ class PolicyPricer:
             if len(self._warned) > 10_000:
                 self._warned.clear()
             self._warned.add(model)
-        logger.warning("%s", message)
+        logger.warning("%s", _safe.text(message))  # it quotes the model id
 
 
 _default: PolicyPricer | None = None

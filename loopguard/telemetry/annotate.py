@@ -89,6 +89,7 @@ class AnnotateBackend:
     # Told of each span at its start: what is known then must wait for their span to exist,
     # and a call's end is the last moment their span is surely open.
     defers = False
+    own_spans = False
 
     def __init__(self, lookup: SpanLookup | None = None) -> None:
         self._lookup = lookup

@@ -6,28 +6,16 @@ import json
 import os
 from typing import Any
 
+from loopguard import _safe
 from loopguard.events import Message, ToolCall
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
-NOT_CAPTURED = "<not captured; opt in with capture_content>"
-
-# Evidence keys that carry content by the detectors' naming convention; without opt-in their
-# values are replaced by a note of their size.
-CONTENT_KEYS = frozenset(
-    {
-        "args",
-        "arguments",
-        "text",
-        "content",
-        "output",
-        "messages",
-        "prompt",
-        "completion",
-        "result",
-        "sample",
-    }
-)
+# With opt-in, each content value (a message's text, a tool's arguments or result, an error
+# message) is exported up to this many characters, and a message history up to
+# MAX_HISTORY_CHARS of JSON (its most recent messages).
+MAX_CHARS = 4096
+MAX_HISTORY_CHARS = 65_536
 
 
 def capture_enabled(policy: Any) -> bool:
@@ -41,30 +29,49 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def clip(value: Any) -> Any:
+    """A content value bounded to MAX_CHARS characters (strings inside lists and dicts too)."""
+    if type(value) is str:
+        if len(value) <= MAX_CHARS:
+            return value
+        return f"{value[:MAX_CHARS]}...[{len(value):,} chars]"
+    if isinstance(value, dict):
+        return {k: clip(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clip(v) for v in value]
+    return value
+
+
 def input_messages(messages: list[Message]) -> str:
-    """`gen_ai.input.messages`: the conventions' JSON shape (role plus typed parts)."""
-    out = []
-    for m in messages:
+    """`gen_ai.input.messages`: the conventions' JSON shape (role plus typed parts), each text
+    clipped, the oldest messages left out beyond MAX_HISTORY_CHARS."""
+    out: list[str] = []
+    size = 0
+    for m in reversed(messages):
         parts: list[dict[str, Any]] = []
         if m.role == "tool":
-            parts.append({"type": "tool_call_response", "response": m.content})
+            parts.append({"type": "tool_call_response", "response": clip(m.content)})
         elif m.content:
-            parts.append({"type": "text", "content": m.content})
+            parts.append({"type": "text", "content": clip(m.content)})
         for call in m.tool_calls or ():
             parts.append(
-                {"type": "tool_call", "name": call.get("name"), "arguments": call.get("args")}
+                {"type": "tool_call", "name": call.get("name"), "arguments": clip(call.get("args"))}
             )
-        out.append({"role": m.role, "parts": parts})
-    return dumps(out)
+        item = dumps({"role": m.role, "parts": parts})
+        size += len(item) + 1
+        if size > MAX_HISTORY_CHARS and out:
+            break
+        out.append(item)
+    return "[" + ",".join(reversed(out)) + "]"
 
 
 def output_messages(text: str, tool_calls: list[ToolCall]) -> str:
     """`gen_ai.output.messages` for one completion."""
     parts: list[dict[str, Any]] = []
     if text:
-        parts.append({"type": "text", "content": text})
+        parts.append({"type": "text", "content": clip(text)})
     for call in tool_calls:
-        parts.append({"type": "tool_call", "name": call.name, "arguments": call.args})
+        parts.append({"type": "tool_call", "name": call.name, "arguments": clip(call.args)})
     finish = "tool_call" if tool_calls else "stop"
     return dumps([{"role": "assistant", "parts": parts, "finish_reason": finish}])
 
@@ -77,6 +84,12 @@ def attr_value(value: Any) -> str | bool | int | float:
 
 
 def evidence_value(key: str, value: Any, capture: bool) -> str | bool | int | float:
-    if not capture and key in CONTENT_KEYS:
-        return NOT_CAPTURED
+    """An evidence value as a span attribute: content (see `_safe.CONTENT_KEYS`) only with
+    opt-in and clipped, otherwise its size and digest; other strings escaped and bounded."""
+    if key in _safe.CONTENT_KEYS:
+        return attr_value(clip(value)) if capture else _safe.withheld(value)
+    if type(value) is str:
+        return _safe.text(value)
+    if type(value) is float:
+        return _safe.sig(value)
     return attr_value(value)

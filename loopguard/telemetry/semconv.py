@@ -16,6 +16,7 @@ OPERATION_NAME = "gen_ai.operation.name"
 OP_INVOKE_AGENT = "invoke_agent"
 OP_CHAT = "chat"
 OP_EXECUTE_TOOL = "execute_tool"
+OP_RUN_GUARDRAIL = "run_guardrail"
 
 PROVIDER_NAME = "gen_ai.provider.name"
 AGENT_NAME = "gen_ai.agent.name"
@@ -34,6 +35,19 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
 TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+
+# --- GenAI guardrails (the `run_guardrail` internal span; semantic-conventions-genai's
+# gen-ai-security.md, development status) -----------------------------------------------
+GUARDRAIL_COMPONENT_NAME = "gen_ai.guardrail.component.name"
+GUARDRAIL_TARGET_TYPE = "gen_ai.guardrail.target.type"  # input | output
+GUARDRAIL_TARGET_SUBTYPE = "gen_ai.guardrail.target.subtype"  # llm | tool_call
+GUARDRAIL_TARGET_ID = "gen_ai.guardrail.target.id"
+GUARDRAIL_VERDICT_TYPE = "gen_ai.guardrail.verdict.type"  # warn | deny
+GUARDRAIL_VERDICT_REASON = "gen_ai.guardrail.verdict.reason"
+GUARDRAIL_ACTION_TYPE = "gen_ai.guardrail.action.type"  # allow | block | audit
+GUARDRAIL_POLICY_ID = "gen_ai.guardrail.security.policy.id"
+GUARDRAIL_POLICY_RULE_ID = "gen_ai.guardrail.security.policy.rule.id"
+GUARDRAIL_CONTENT_INPUT = "gen_ai.guardrail.security.content.input.value"  # opt-in
 
 ERROR_TYPE = "error.type"
 ERROR_TYPE_OTHER = "_OTHER"  # the conventions' fallback when no better type is known
@@ -80,6 +94,7 @@ LG_ENFORCED = "loopguard.enforced"
 LG_REFUSED = "loopguard.refused"  # the call was refused before it went out
 LG_EVIDENCE_PREFIX = "loopguard.evidence."
 LG_USAGE_PREFIX = "loopguard.usage."
+LG_USAGE_ESTIMATED = "loopguard.usage.estimated"  # the call's usage is the adapter's estimate
 LG_INTERNAL_ERROR = "loopguard.internal_error"
 LG_ACTION = "loopguard.action"
 

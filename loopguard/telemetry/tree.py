@@ -22,6 +22,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
+from loopguard import _safe
 from loopguard.events import (
     Event,
     ModelEnd,
@@ -33,6 +34,7 @@ from loopguard.events import (
     ToolEnd,
     ToolFailed,
     ToolStart,
+    Usage,
 )
 from loopguard.telemetry import content
 from loopguard.telemetry import semconv as sc
@@ -44,10 +46,12 @@ if TYPE_CHECKING:
     from loopguard.verdict import Verdict
 
 INTERNAL, CLIENT = "internal", "client"
+_STARTS = (ModelStart, ToolStart)
+_TOOL_EVENTS = (ToolStart, ToolEnd, ToolFailed)
+_GUARDRAIL_SPAN = f"{sc.OP_RUN_GUARDRAIL} loopguard"
 
 # The handler reports errors as "ExceptionClass: message".
 _ERROR_TYPE = re.compile(r"([A-Za-z_][\w.]*)(?::|$)")
-_MAX_DESCRIPTION = 500
 
 
 class SpanBackend(Protocol):
@@ -56,6 +60,8 @@ class SpanBackend(Protocol):
     # True: `start` may be called late (when the span ends or a child needs it), with all the
     # attributes known by then; False: at the span's start event, with later ones `set`.
     defers: bool
+    # False: the backend makes no spans of its own (annotate mode): no guardrail spans.
+    own_spans: bool
 
     def start(
         self, name: str, kind: str, parent: Any, ts: float, attrs: dict[str, Any], key: str | None
@@ -80,11 +86,13 @@ class _Span:
     events and error are kept here, to be handed over in one go."""
 
     __slots__ = (
+        "aborted",
         "attrs",
         "end_event",
         "end_ts",
         "error",
         "events",
+        "guardrails",
         "handle",
         "key",
         "kind",
@@ -115,10 +123,13 @@ class _Span:
         self.key = key
         self.attrs = attrs
         self.events: list[tuple[str, float, dict[str, Any]]] | None = None
+        # Guardrail spans (children) waiting for this span to be started.
+        self.guardrails: list[tuple[float, dict[str, Any]]] | None = None
         self.error: str | None = None
         self.model = model  # for the metrics of model calls
         self.provider = provider
         self.streamed = False
+        self.aborted = False  # an enforced abort stopped the run at this call
         self.end_event: Event | None = None
         self.end_ts = 0.0
 
@@ -142,16 +153,19 @@ _NO_SPANS = _NoSpans()
 
 class _Run:
     __slots__ = (
+        "agent",
         "calls",
         "capture",
         "defer",
         "failed",
         "metrics",
         "off",
+        "own_spans",
         "pending",
         "refused",
         "root",
         "spans",
+        "stopped",
         "tracing",
     )
 
@@ -160,6 +174,7 @@ class _Run:
         self.spans = spans  # the tree's backend, or _NO_SPANS
         self.tracing = spans is not _NO_SPANS  # False: only the metrics need the calls
         self.defer = getattr(spans, "defers", False)
+        self.own_spans = getattr(spans, "own_spans", True)
         self.metrics = metrics  # None when no SDK meter provider was set at the run's start
         self.off = not self.tracing and metrics is None  # nothing records: the run is ignored
         self.calls: dict[str, _Span] = {}
@@ -169,6 +184,8 @@ class _Run:
         self.capture = capture
         self.failed = False  # the root's error status is already set
         self.refused: set[str] = set()  # calls refused at their start: any later end is stray
+        self.agent: str | None = None  # the agent's name as exported (escaped, bounded)
+        self.stopped: str | None = None  # the status description of the run's aborted spans
 
 
 def _key(event: Event, kind: str) -> str:
@@ -180,7 +197,21 @@ def _key(event: Event, kind: str) -> str:
 
 def error_type(error: str) -> str:
     m = _ERROR_TYPE.match(error)
-    return m.group(1) if m else sc.ERROR_TYPE_OTHER
+    return _safe.name(m.group(1)) if m else sc.ERROR_TYPE_OTHER
+
+
+def error_description(error: str, capture: bool) -> str:
+    """A failed call's status description. The error's message is content (a tool's error
+    quotes its arguments, a provider's its input): without opt-in, only its type."""
+    if capture:
+        return _safe.text(error, content.MAX_CHARS)
+    return f"{error_type(error)} (message not captured)"
+
+
+def abort_description(verdict: Verdict) -> str:
+    """The status description of every span an abort ends, the root's and the calls'."""
+    detector = _safe.name(verdict.detector)
+    return f"loopguard stopped the run: [{detector}] {_safe.text(verdict.reason)}"
 
 
 class SpanTree:
@@ -234,6 +265,10 @@ class SpanTree:
                 span.events = None
             if span.error is not None:
                 spans.set_error(handle, span.error)
+            if span.guardrails is not None:
+                for ts, attrs in span.guardrails:
+                    spans.end(spans.start(_GUARDRAIL_SPAN, INTERNAL, handle, ts, attrs, None), ts)
+                span.guardrails = None
         return handle
 
     def _set(self, run: _Run, span: _Span, attrs: dict[str, Any]) -> None:
@@ -276,7 +311,7 @@ class SpanTree:
                         call,
                         {
                             sc.RESPONSE_TIME_TO_FIRST_CHUNK:  # type: ignore[arg-type]
-                            max(0.0, event.ts - call.start)
+                            _safe.sig(max(0.0, event.ts - call.start))
                         },
                     )
             return
@@ -301,10 +336,11 @@ class SpanTree:
         elif kind is ModelFailed:
             self._model_error(state, run, event)  # type: ignore[arg-type]
         elif kind is RunStart and state.name and not opened and run.tracing:
-            self._set(run, run.root, {sc.LG_RUN_NAME: state.name})  # _open set it otherwise
+            # _open set it otherwise
+            self._set(run, run.root, {sc.LG_RUN_NAME: _safe.name(state.name)})
 
     def _open(self, state: RunState, event: Event) -> _Run:
-        agent = state.agent
+        agent = _safe.name(state.agent) if state.agent is not None else None
         attrs: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_INVOKE_AGENT,
             sc.LG_RUN_ID: state.run,
@@ -313,10 +349,10 @@ class SpanTree:
         if agent:
             attrs[sc.AGENT_NAME] = agent
         if state.name:
-            attrs[sc.LG_RUN_NAME] = state.name
+            attrs[sc.LG_RUN_NAME] = _safe.name(state.name)
         thread = state.meta.get("thread_id") or state.meta.get("conversation_id")
         if thread is not None:
-            attrs[sc.CONVERSATION_ID] = str(thread)
+            attrs[sc.CONVERSATION_ID] = _safe.name(thread)
         name = f"invoke_agent {agent}" if agent else "invoke_agent"
         # The root is started at once: whether it records (is sampled) decides the run's work.
         root = _Span(name, INTERNAL, None, event.ts, None, state.run)
@@ -324,6 +360,7 @@ class SpanTree:
         spans = self.backend if self.backend.records(root.handle) else _NO_SPANS
         metrics = self.metrics if self.metrics is not None and self.metrics.live() else None
         run = _Run(root, spans, metrics, content.capture_enabled(state.policy))
+        run.agent = agent
         with self._lock:
             self._runs[event.run] = run
         return run
@@ -333,12 +370,13 @@ class SpanTree:
 
     def _model_start(self, state: RunState, run: _Run, event: ModelStart) -> None:
         provider = sc.provider_name(event.model, event.meta)
+        model = _safe.name(event.model)
         if not run.tracing:  # only the metrics need the call
             run.calls[_key(event, "model")] = _Span(
-                None, CLIENT, None, event.ts, None, None, event.model, provider
+                None, CLIENT, None, event.ts, None, None, model, provider
             )
             return
-        attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: event.model}
+        attrs: dict[str, Any] = {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: model}
         if provider:
             attrs[sc.PROVIDER_NAME] = provider
         if event.max_tokens is not None:
@@ -347,13 +385,13 @@ class SpanTree:
             attrs[sc.INPUT_MESSAGES] = content.input_messages(event.messages)
         run.calls[event.id if event.id is not None else "model"] = self._span(
             run,
-            f"chat {event.model}",
+            f"chat {model}",
             CLIENT,
             self._parent(run, event),
             event.ts,
             attrs,
             event.id,
-            event.model,
+            model,
             provider,
         )
 
@@ -365,52 +403,58 @@ class SpanTree:
                 return
             # Its start was never seen: a zero-length span still shows the call.
             provider = sc.provider_name(event.model, None)
+            model = _safe.name(event.model)
             if run.tracing:
                 call = self._span(
                     run,
-                    f"chat {event.model}",
+                    f"chat {model}",
                     CLIENT,
                     self._parent(run, event),
                     event.ts,
-                    {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: event.model},
+                    {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: model},
                     event.id,
-                    event.model,
+                    model,
                     provider,
                 )
             else:
-                call = _Span(None, CLIENT, None, event.ts, None, None, event.model, provider)
+                call = _Span(None, CLIENT, None, event.ts, None, None, model, provider)
         if run.tracing:
-            self._usage_attributes(state, run, call, event)
+            self._usage_attributes(state, run, call, event, event.usage)
             self._finish(run, call, event)
         if run.metrics is not None:
             run.metrics.model_end(
-                state.agent,
+                run.agent,
                 call.provider,
-                call.model or event.model,
+                call.model or _safe.name(event.model),
                 event.usage,
                 state.last_call_cost,
                 event.ts - call.start,
                 None,
             )
 
-    def _usage_attributes(self, state: RunState, run: _Run, call: _Span, event: ModelEnd) -> None:
-        usage = event.usage
+    def _usage_attributes(
+        self, state: RunState, run: _Run, call: _Span, event: ModelEnd | ModelFailed, usage: Usage
+    ) -> None:
         # Straight into the span-to-be's attributes when it is not started yet.
         pending = call.handle is None
         attrs: dict[str, Any] = call.attrs if pending else {}  # type: ignore[assignment]
         attrs[sc.USAGE_INPUT_TOKENS] = usage.input_tokens
         attrs[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens
-        attrs[sc.LG_RUN_COST] = state.cost_usd
+        attrs[sc.LG_RUN_COST] = _safe.sig(state.cost_usd)
         if usage.cache_read_tokens:
             attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
         if usage.cache_write_tokens:
             attrs[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
         if state.last_call_cost is not None:
-            attrs[sc.LG_CALL_COST] = state.last_call_cost
+            attrs[sc.LG_CALL_COST] = _safe.sig(state.last_call_cost)
         if state.attributes:
             _copy_numbers(state.attributes, attrs)
-        if run.capture:
-            attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)
+        if type(event) is ModelFailed:
+            # A call cut off (a stream stopped mid-answer) is charged what it streamed, as the
+            # adapter estimated it: the provider never reported its usage.
+            attrs[sc.LG_USAGE_ESTIMATED] = True
+        elif run.capture:
+            attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)  # type: ignore[union-attr]
         if not pending:
             run.spans.set(call.handle, attrs)
 
@@ -419,17 +463,21 @@ class SpanTree:
         if call is None:
             return  # a refused call: already ended when it was refused
         etype = error_type(event.error)
+        usage = event.usage
         if run.tracing:
-            self._set(run, call, {sc.ERROR_TYPE: etype})
-            self._set_error(run, call, event.error[:_MAX_DESCRIPTION])
+            if usage is not None:
+                self._usage_attributes(state, run, call, event, usage)
+            if not call.aborted:  # a call the abort cut off keeps the abort's status
+                self._set(run, call, {sc.ERROR_TYPE: etype})
+                self._set_error(run, call, error_description(event.error, run.capture))
             self._finish(run, call, event)
         if run.metrics is not None:
             run.metrics.model_end(
-                state.agent,
+                run.agent,
                 call.provider,
-                call.model or event.model,
-                None,
-                None,
+                call.model or _safe.name(event.model),
+                usage,
+                state.last_call_cost if usage is not None else None,
                 event.ts - call.start,
                 etype,
             )
@@ -438,16 +486,17 @@ class SpanTree:
         if not run.tracing:  # only the metrics need the call
             run.calls[_key(event, "tool")] = _Span(None, INTERNAL, None, event.ts, None, None)
             return
+        tool = _safe.name(event.tool)
         attrs: dict[str, Any] = {
             sc.OPERATION_NAME: sc.OP_EXECUTE_TOOL,
-            sc.TOOL_NAME: event.tool,
+            sc.TOOL_NAME: tool,
             sc.TOOL_TYPE: "function",
         }
         if run.capture:
-            attrs[sc.TOOL_CALL_ARGUMENTS] = content.attr_value(event.args)
+            attrs[sc.TOOL_CALL_ARGUMENTS] = content.clip(content.attr_value(event.args))
         run.calls[_key(event, "tool")] = self._span(
             run,
-            f"execute_tool {event.tool}",
+            f"execute_tool {tool}",
             INTERNAL,
             self._parent(run, event),
             event.ts,
@@ -466,17 +515,17 @@ class SpanTree:
             attrs: dict[str, Any] = call.attrs if pending else {}  # type: ignore[assignment]
             if failed:
                 attrs[sc.ERROR_TYPE] = etype
-                description = event.error[:_MAX_DESCRIPTION]  # type: ignore[union-attr]
-                self._set_error(run, call, description)
+                error = event.error  # type: ignore[union-attr]
+                self._set_error(run, call, error_description(error, run.capture))
             elif run.capture:
-                attrs[sc.TOOL_CALL_RESULT] = event.output  # type: ignore[union-attr]
+                attrs[sc.TOOL_CALL_RESULT] = content.clip(event.output)  # type: ignore[union-attr]
             if not pending:
                 # Set even when empty: it is the call's last moment with its span surely open,
                 # which annotate mode needs to hand over what it kept.
                 run.spans.set(call.handle, attrs)
             self._finish(run, call, event)
         if run.metrics is not None:
-            run.metrics.tool_end(state.agent, event.tool, etype)
+            run.metrics.tool_end(run.agent, _safe.name(event.tool), etype)
 
     def _finish(self, run: _Run, call: _Span, event: Event) -> None:
         call.end_event, call.end_ts = event, event.ts
@@ -495,10 +544,11 @@ class SpanTree:
         if run.tracing:
             self._mark(run, event, verdict)
         if run.metrics is not None:
-            run.metrics.verdict(state.agent, verdict)
+            run.metrics.verdict(run.agent, verdict)
 
     def _mark(self, run: _Run, event: Event, verdict: Verdict) -> None:
-        """A verdict on the spans: an event, marks, the root's error status for an abort."""
+        """A verdict on the spans: an event and a guardrail span, marks, and for an abort the
+        error status of the root and of the call it stopped."""
         kind = type(event)
         call: _Span | None = None
         key = None
@@ -513,39 +563,39 @@ class SpanTree:
         root = run.root
         attrs = verdict_attributes(verdict, run.capture)
         action = verdict.action
+        if run.own_spans:
+            self._guardrail(run, call if call is not None else root, event, verdict)
         if action is Action.ABORT and verdict.enforced:
-            self._set(
-                run,
-                root,
-                {
-                    sc.LG_VERDICT: "abort",
-                    sc.LG_DETECTOR: verdict.detector,
-                    sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE,
-                },
-            )
-            self._set_error(run, root, f"[{verdict.detector}] {verdict.reason}")
+            stopped = run.stopped = abort_description(verdict)
+            marks: dict[str, Any] = {
+                sc.LG_VERDICT: "abort",
+                sc.LG_DETECTOR: _safe.name(verdict.detector),
+                sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE,
+            }
+            self._set(run, root, marks)
+            self._set_error(run, root, stopped)
             run.failed = True
             self._add_event(run, root, sc.EVENT_ABORT, event.ts, attrs)
             if call is not None:
-                marks: dict[str, Any] = {sc.LG_VERDICT: "abort", sc.LG_DETECTOR: verdict.detector}
+                # Wherever the abort is raised, the call it stops shows it: refused before it
+                # went out (a start), or its result or stream withheld from the agent.
+                call.aborted = True
+                self._set(run, call, {**marks, sc.LG_REFUSED: True})
+                self._set_error(run, call, stopped)
                 if kind is ModelStart or kind is ToolStart:
-                    # The call was refused before it went out: no end callback will come.
-                    marks[sc.LG_REFUSED] = True
-                    marks[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE
-                    self._set(run, call, marks)
-                    self._set_error(run, call, f"refused: [{verdict.detector}] {verdict.reason}")
+                    # No end callback will come for a call that never went out.
                     run.calls.pop(key, None)  # type: ignore[arg-type]
                     run.refused.add(key)  # type: ignore[arg-type]
                     self._end(run, call, event.ts)
                     call = None
-                else:
-                    self._set(run, call, marks)
         elif action is Action.ABORT:
             self._set(run, root, {sc.LG_VERDICT: "shadow_abort"})
             self._add_event(run, root, sc.EVENT_SHADOW_ABORT, event.ts, attrs)
             if call is not None:
                 self._set(
-                    run, call, {sc.LG_VERDICT: "shadow_abort", sc.LG_DETECTOR: verdict.detector}
+                    run,
+                    call,
+                    {sc.LG_VERDICT: "shadow_abort", sc.LG_DETECTOR: _safe.name(verdict.detector)},
                 )
         else:
             self._add_event(
@@ -553,6 +603,43 @@ class SpanTree:
             )
         if call is not None and call is run.pending:
             self._close_pending(run)
+
+    def _guardrail(self, run: _Run, parent: _Span, event: Event, verdict: Verdict) -> None:
+        """The verdict as the GenAI conventions' guardrail run: a zero-length
+        `run_guardrail loopguard` span under the call it judged (or the root)."""
+        kind = type(event)
+        abort = verdict.action is Action.ABORT
+        attrs: dict[str, Any] = {
+            sc.OPERATION_NAME: sc.OP_RUN_GUARDRAIL,
+            sc.GUARDRAIL_COMPONENT_NAME: "loopguard",
+            sc.GUARDRAIL_TARGET_TYPE: "input" if kind in _STARTS else "output",
+            sc.GUARDRAIL_TARGET_SUBTYPE: "tool_call" if kind in _TOOL_EVENTS else "llm",
+            sc.GUARDRAIL_VERDICT_TYPE: "deny" if abort else "warn",
+            sc.GUARDRAIL_ACTION_TYPE: (
+                ("block" if verdict.enforced else "audit") if abort else "allow"
+            ),
+            sc.GUARDRAIL_POLICY_ID: _safe.name(verdict.detector),
+            sc.GUARDRAIL_POLICY_RULE_ID: _safe.name(
+                verdict.evidence.get("limit") or verdict.detector
+            ),
+            sc.GUARDRAIL_VERDICT_REASON: _safe.text(verdict.reason),
+            sc.LG_ACTION: str(verdict.action),
+        }
+        if event.id is not None:
+            attrs[sc.GUARDRAIL_TARGET_ID] = _safe.name(event.id)
+        if run.capture:
+            judged = _judged_content(event)
+            if judged is not None:
+                attrs[sc.GUARDRAIL_CONTENT_INPUT] = judged
+        if parent.handle is None:  # started with its parent, which is not started yet
+            if parent.guardrails is None:
+                parent.guardrails = []
+            parent.guardrails.append((event.ts, attrs))
+        else:
+            run.spans.end(
+                run.spans.start(_GUARDRAIL_SPAN, INTERNAL, parent.handle, event.ts, attrs, None),
+                event.ts,
+            )
 
     # --- the end of a run ---------------------------------------------------------------------
 
@@ -565,17 +652,29 @@ class SpanTree:
             self._close_pending(run)
         status = event.status
         aborted = status == "aborted"
+        stopped = run.stopped
+        if aborted and stopped is None and state.aborted is not None:
+            stopped = abort_description(state.aborted)
         for call in run.calls.values():  # calls the run ended before they finished
-            self._set(
-                run, call, {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted else sc.ERROR_TYPE_OTHER}
-            )
-            self._set_error(run, call, f"the run ended ({status}) before this call did")
+            if not call.aborted:
+                self._set(
+                    run,
+                    call,
+                    {sc.ERROR_TYPE: sc.ABORT_ERROR_TYPE if aborted else sc.ERROR_TYPE_OTHER},
+                )
+                self._set_error(
+                    run,
+                    call,
+                    stopped
+                    if aborted and stopped is not None
+                    else f"the run ended ({status}) before this call did",
+                )
             self._end(run, call, event.ts)
         run.calls.clear()
         usage = state.usage
         attrs: dict[str, Any] = {
             sc.LG_RUN_STATUS: status,
-            sc.LG_RUN_COST: state.cost_usd,
+            sc.LG_RUN_COST: _safe.sig(state.cost_usd),
             sc.LG_MODEL_CALLS: state.model_calls,
             sc.LG_TOOL_CALLS: state.tool_calls,
             sc.USAGE_INPUT_TOKENS: usage.input_tokens,
@@ -587,7 +686,9 @@ class SpanTree:
         if status != "ok" and not run.failed:
             attrs[sc.ERROR_TYPE] = sc.ABORT_ERROR_TYPE if aborted else sc.ERROR_TYPE_OTHER
             self._set_error(
-                run, root, "the run was stopped by loopguard" if aborted else "the run failed"
+                run,
+                root,
+                (stopped or "loopguard stopped the run") if aborted else "the run failed",
             )
         self._set(run, root, attrs)
         self._end(run, root, event.ts)
@@ -612,9 +713,9 @@ class TreeSink:
 def verdict_attributes(verdict: Verdict, capture: bool) -> dict[str, Any]:
     """A verdict as span-event attributes: evidence and usage flattened under loopguard.*"""
     attrs: dict[str, Any] = {
-        sc.LG_DETECTOR: verdict.detector,
+        sc.LG_DETECTOR: _safe.name(verdict.detector),
         sc.LG_ACTION: str(verdict.action),
-        sc.LG_REASON: verdict.reason,
+        sc.LG_REASON: _safe.text(verdict.reason),
         sc.LG_STEP: verdict.step,
         sc.LG_ENFORCED: verdict.enforced,
     }
@@ -623,12 +724,24 @@ def verdict_attributes(verdict: Verdict, capture: bool) -> dict[str, Any]:
             attrs[sc.LG_EVIDENCE_PREFIX + k] = content.evidence_value(k, v, capture)
     for k, v in verdict.usage.items():
         if v is not None:
-            attrs[sc.LG_USAGE_PREFIX + k] = content.attr_value(v)
+            attrs[sc.LG_USAGE_PREFIX + k] = (
+                _safe.sig(v) if type(v) is float else content.attr_value(v)
+            )
     return attrs
+
+
+def _judged_content(event: Event) -> Any:
+    """What a verdict judged, for the opt-in content attribute of its guardrail span."""
+    for field in ("args", "text", "output", "error"):
+        value = getattr(event, field, None)
+        if value:
+            return content.attr_value(content.clip(value))
+    return None
 
 
 def _copy_numbers(source: dict[str, Any], into: dict[str, Any]) -> None:
     # Detectors publish their measurements (tokens per minute, similarity) in state.attributes.
     for k, v in source.items():
         if isinstance(v, (float, int, str)) and k.startswith("loopguard."):  # bool is an int
-            into[k] = v
+            t = type(v)
+            into[k] = _safe.sig(v) if t is float else _safe.name(v) if t is str else v

@@ -50,7 +50,7 @@ def test_export_recording_to_jaeger(tmp_path, capsys):
         )
         == 0
     )
-    assert "wrote 5 spans in 1 trace(s)" in capsys.readouterr().err
+    assert "wrote 6 spans in 1 trace(s)" in capsys.readouterr().err
     doc = json.loads(out.read_text())
     spans = validate_jaeger(doc)
     assert doc["data"][0]["processes"]["p1"]["serviceName"] == "replayed"
@@ -58,6 +58,7 @@ def test_export_recording_to_jaeger(tmp_path, capsys):
         ["invoke_agent researcher"]
         + ["chat anthropic.claude-3-5-haiku-20241022-v1:0"] * 2
         + ["execute_tool calculator"] * 2
+        + ["run_guardrail loopguard"]  # the default policy's warning
     )
     [root] = [s for s in spans if not s["references"]]
     assert root["startTime"] == round(events[0].ts * 1e6)
@@ -103,7 +104,7 @@ def test_a_corrupt_line_is_named_and_skipped(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert f"{path}:3:" in err and "'model'" in err
     assert f"{path}:4:" in err
-    assert len(validate_jaeger(json.loads(out))) == 5  # the rest is still exported
+    assert len(validate_jaeger(json.loads(out))) == 6  # the rest is still exported
 
 
 def test_several_recordings_and_a_bad_policy(tmp_path, capsys):
@@ -112,7 +113,7 @@ def test_several_recordings_and_a_bad_policy(tmp_path, capsys):
     other.write_text(path.read_text().replace("0192f0c4-1111", "0192f0c4-3333"))
     assert main(["export", str(path), str(other)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert len(validate_jaeger(doc)) == 10 and len(doc["data"]) == 2
+    assert len(validate_jaeger(doc)) == 12 and len(doc["data"]) == 2
     bad = tmp_path / "bad.toml"
     bad.write_text("max_tool_calls = -1\n")
     assert main(["export", str(path), "--policy", str(bad)]) == 2
@@ -163,7 +164,7 @@ def test_export_of_a_recording_equals_the_live_trace(tmp_path, capsys):
     policy.write_text("max_tool_calls = 2\n")
     assert main(["export", str(recording), "--policy", str(policy), "-o", str(exported)]) == 0
     live_doc, exported_doc = json.loads(live.read_text()), json.loads(exported.read_text())
-    assert len(validate_jaeger(live_doc)) == 7
+    assert len(validate_jaeger(live_doc)) == 9  # 2 of them guardrail runs
     assert exported_doc == live_doc
 
 

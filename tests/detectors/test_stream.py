@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopguard.events import ModelEnd, ModelStart, Token, Usage
-from loopguard.verdict import Action
+from loopguard.normalize import digest
+from loopguard.verdict import Action, LoopGuardAbort
 from tests.detectors.conftest import feed, only
 
 
@@ -32,7 +33,9 @@ def test_repeated_sentence_is_cut_mid_stream() -> None:
     assert stop is not None and stop.evidence["repeats"] >= 4
     assert stop.evidence["period_chars"] == len(SENTENCE.strip()) + 1
     assert stop.evidence["start_step"] == 1
-    assert "request id" in stop.evidence["passage"]
+    # The passage is content: the verdict names it by digest, never by its text.
+    assert stop.evidence["passage_digest"].startswith("sha256:")
+    assert "request id" not in str(stop.to_dict()) and "request id" not in str(LoopGuardAbort(stop))
 
 
 def test_abort_happens_on_a_token_event() -> None:
@@ -85,7 +88,8 @@ def test_long_list_of_similar_items_is_fine_but_a_repeated_item_is_not() -> None
         f"- {['Restart the gateway pods.', 'Rotate the API key now.'][i % 2]}\n" for i in range(20)
     )
     _, stop = feed(_stream(bad), only("stream", min_item_chars=10))
-    assert stop is not None and stop.evidence["passage"] == "restart the gateway pods."
+    assert stop is not None and stop.evidence["passage_digest"] == digest("restart the gateway pods.")
+    assert stop.evidence["passage_chars"] == len("restart the gateway pods.")
 
 
 def test_headings_reset_the_list_items() -> None:

@@ -43,7 +43,7 @@ def test_live_run_to_jaeger_file(tmp_path, script):
     names = sorted(s["operationName"] for s in spans)
     assert names == ["chat anthropic.claude-3-5-haiku-20241022-v1:0"] * 3 + [
         "execute_tool calculator"
-    ] * 2 + ["invoke_agent researcher"]
+    ] * 2 + ["invoke_agent researcher"] + ["run_guardrail loopguard"] * 2  # a warning, the abort
     [root] = [s for s in spans if not s["references"]]
     assert root["startTime"] == round(events[0].ts * 1e6)
     assert root["duration"] == round(events[-1].ts * 1e6) - round(events[0].ts * 1e6)

@@ -85,7 +85,12 @@ def test_loopguard_spans_are_right_beside_other_instrumentation(otel, instrument
     [root] = [s for s in mine if s.name == "invoke_agent researcher"]
     chats = [s for s in mine if s.name == f"chat {MODEL}"]
     tools = [s for s in mine if s.name == "execute_tool web_search"]
-    assert len(mine) == 1 + len(chats) + len(tools)
+    guardrails = [s for s in mine if s.name == "run_guardrail loopguard"]
+    assert len(mine) == 1 + len(chats) + len(tools) + len(guardrails)
+    # A warning and the abort, each under the tool call it judged.
+    assert [g.attributes[sc.GUARDRAIL_VERDICT_TYPE] for g in guardrails] == ["warn", "deny"]
+    tool_ids = {t.context.span_id for t in tools}
+    assert all(g.parent.span_id in tool_ids for g in guardrails)
     assert len(chats) == 3 and len(tools) == 3  # the third tool call was refused
     for s in chats + tools:
         assert s.parent.span_id == root.context.span_id
@@ -249,8 +254,6 @@ async def test_async_agent_gets_the_same_tree_and_leaves_no_context(otel):
     mine = ours(otel.spans())
     root = next(s for s in mine if s.name == "invoke_agent researcher")
     assert root.attributes[sc.ERROR_TYPE] == "LoopGuardAbort"
-    assert (
-        sorted(s.name for s in mine if s is not root)
-        == [f"chat {MODEL}"] * 2 + ["execute_tool web_search"] * 2
-    )
-    assert all(s.parent.span_id == root.context.span_id for s in mine if s is not root)
+    calls = [s for s in mine if s is not root and s.name != "run_guardrail loopguard"]
+    assert sorted(s.name for s in calls) == [f"chat {MODEL}"] * 2 + ["execute_tool web_search"] * 2
+    assert all(s.parent.span_id == root.context.span_id for s in calls)

@@ -98,7 +98,7 @@ def test_deferred_spans_are_the_tree_eager_spans_are(script):
     for backend in (eager, deferred):
         _rich_run(Script(), Driver(TreeSink(SpanTree(backend))))
     [eager_trace], [deferred_trace] = eager.finished(), deferred.finished()
-    assert len(eager_trace) == 8
+    assert len(eager_trace) == 12  # 8 calls and the root, and a guardrail span per verdict
     assert _shape(deferred_trace) == _shape(eager_trace)
     # Started with all their attributes: no set() on a chat span (events and an error status
     # have no place in start() and follow it).
