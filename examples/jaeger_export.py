@@ -1,5 +1,5 @@
 """Traces of a guarded run in Jaeger: over OTLP when a collector is configured, else as a
-Jaeger JSON file you can open in the Jaeger UI (Search, "JSON File").
+Jaeger JSON file you can open in the Jaeger UI (Search, then the "Upload" tab).
 
     python examples/jaeger_export.py                       # writes loopguard-traces-example.json
     OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 python examples/jaeger_export.py

@@ -7,7 +7,8 @@ another policy.
 With `record_content=False` no text leaves the process: every text field (message contents,
 answer text, streamed chunks, tool arguments' values, tool outputs, errors) is replaced by
 "sha256:" and 16 hex digits of a hash of the text, after folding case and whitespace and
-masking timestamps, UUIDs and hex ids. Equal texts get equal hashes, so replays still detect
+masking timestamps, UUIDs and hex ids; so is every metadata value (`meta`, but LangChain's
+own `ls_*` keys). Equal texts get equal hashes, so replays still detect
 exact repeats (and repeats that differ only in such noise); near-duplicates and repeats inside
 one streamed answer are detected only on recordings with content.
 """
@@ -110,6 +111,12 @@ def redact(data: dict[str, Any]) -> dict[str, Any]:
         out["messages"] = [_redact_message(m) for m in out["messages"]]
     if isinstance(out.get("tool_calls"), list):
         out["tool_calls"] = [_redact_call(c) for c in out["tool_calls"]]
+    if isinstance(out.get("meta"), dict):
+        # Metadata values are the user's (an email, a tenant id): hashed like text, so equal
+        # values still match on replay (budgets per tenant). LangChain's own `ls_*` stay.
+        out["meta"] = {
+            k: v if k.startswith("ls_") else _hash_values(v) for k, v in out["meta"].items()
+        }
     return out
 
 

@@ -2,7 +2,7 @@
 
 The recorded events go through a guard with the given policy, as they went through the live one,
 and the span tree the OpenTelemetry sink builds is written in Jaeger's JSON format, which the
-Jaeger UI's "JSON File" upload opens. An abort under the policy shows as it would have live: the
+Jaeger UI's "Upload" tab opens. An abort under the policy shows as it would have live: the
 refused call, ERROR status and the verdict's evidence, once. Span times are the recorded ones.
 The service name is --service-name, else $OTEL_SERVICE_NAME, else "loopguard".
 
@@ -31,8 +31,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export",
         help="write recordings (JSONL events) as Jaeger JSON traces",
-        description="Turn flight recordings into traces the Jaeger UI opens (Search, then "
-        '"JSON File").',
+        description="Turn flight recordings into traces the Jaeger UI opens (Search, then the "
+        '"Upload" tab).',
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="JSONL recordings ('-' reads stdin)")
     p.add_argument(

@@ -184,4 +184,4 @@ def _short(value: object) -> str:
 def _where(traces: str) -> str:
     if traces.startswith("OTLP"):
         return f"sent over {traces}"
-    return f'Jaeger JSON written to {traces} (open it in the Jaeger UI: Search, "JSON File")'
+    return f'Jaeger JSON written to {traces} (Jaeger UI: Search, then the "Upload" tab)'

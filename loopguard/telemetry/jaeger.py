@@ -1,4 +1,4 @@
-"""Jaeger's JSON trace format (what the Jaeger UI's "JSON File" upload opens), for users
+"""Jaeger's JSON trace format (what the Jaeger UI's "Upload" tab opens), for users
 without a collector.
 
 The spans are the same tree the OpenTelemetry sink makes (`tree.SpanTree`), recorded as plain
@@ -52,6 +52,7 @@ class JaegerBackend:
 
     # Spans are recorded in start order, which the deterministic span ids are derived from.
     defers = False
+    own_spans = True
 
     def __init__(self, max_traces: int | None = 1000) -> None:
         self.traces: deque[list[SpanRecord]] = deque(maxlen=max_traces)

@@ -24,6 +24,7 @@ class OtelBackend:
     # Spans are started late, with all their attributes: the SDK's cost is per call, and one
     # start_span with every attribute is cheaper than a start plus set_attributes.
     defers = True
+    own_spans = True
 
     def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer

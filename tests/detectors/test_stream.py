@@ -88,8 +88,9 @@ def test_long_list_of_similar_items_is_fine_but_a_repeated_item_is_not() -> None
         f"- {['Restart the gateway pods.', 'Rotate the API key now.'][i % 2]}\n" for i in range(20)
     )
     _, stop = feed(_stream(bad), only("stream", min_item_chars=10))
-    assert stop is not None and stop.evidence["passage_digest"] == digest("restart the gateway pods.")
-    assert stop.evidence["passage_chars"] == len("restart the gateway pods.")
+    item = "restart the gateway pods."
+    assert stop is not None and stop.evidence["passage_digest"] == digest(item)
+    assert stop.evidence["passage_chars"] == len(item)
 
 
 def test_headings_reset_the_list_items() -> None:

@@ -41,9 +41,13 @@ def test_live_run_to_jaeger_file(tmp_path, script):
     assert trace["processes"]["p1"]["serviceName"] == "my-agent"
     by_id = {s["spanID"]: s for s in spans}
     names = sorted(s["operationName"] for s in spans)
-    assert names == ["chat anthropic.claude-3-5-haiku-20241022-v1:0"] * 3 + [
-        "execute_tool calculator"
-    ] * 2 + ["invoke_agent researcher"] + ["run_guardrail loopguard"] * 2  # a warning, the abort
+    assert (
+        names
+        == ["chat anthropic.claude-3-5-haiku-20241022-v1:0"] * 3
+        + ["execute_tool calculator"] * 2
+        + ["invoke_agent researcher"]
+        + ["run_guardrail loopguard"] * 2
+    )  # a warning, the abort
     [root] = [s for s in spans if not s["references"]]
     assert root["startTime"] == round(events[0].ts * 1e6)
     assert root["duration"] == round(events[-1].ts * 1e6) - round(events[0].ts * 1e6)
@@ -128,3 +132,36 @@ def test_file_keeps_every_finished_run_and_is_valid_after_each(tmp_path):
         validate_jaeger(doc)
         assert len(doc["data"]) == min(i + 1, 2)
     assert [t["traceID"][-1] for t in doc["data"]] == ["2", "3"]
+
+
+def test_every_pointer_to_the_jaeger_ui_names_its_upload_tab():
+    """Jaeger's UI calls the tab that opens a JSON trace file "Upload" (since 2023)."""
+    from pathlib import Path
+
+    from loopguard.cli import main
+    from loopguard.demo.summary import _where
+
+    root = Path(__file__).resolve().parents[2]
+    places = {
+        p: p.read_text()
+        for p in [
+            root / "README.md",
+            root / "docs" / "demo.md",
+            root / "docs" / "telemetry.md",
+            *sorted((root / "examples").rglob("*.*")),
+            root / "loopguard" / "cli" / "export.py",
+            root / "loopguard" / "telemetry" / "jaeger.py",
+        ]
+        if p.suffix in (".md", ".py", ".yaml")
+    }
+    assert [str(p) for p, text in places.items() if "JSON File" in text] == []
+    assert '"Upload" tab' in _where("traces.json")
+    for name in ("README.md", "docs/telemetry.md", "docs/demo.md"):
+        assert '"Upload" tab' in places[root / name], name
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main(["export", "--help"])
+    assert "Upload" in out.getvalue()
