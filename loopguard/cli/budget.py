@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
             nargs="?",
             default="",
             help="only keys starting with this, after the 'loopguard:budget:' "
-            "prefix, e.g. tenant=acme",
+            "prefix, e.g. tenant:tenant_id=acme",
         )
     show.add_argument("--json", action="store_true", help="print JSON")
     reset.add_argument(

@@ -1,15 +1,21 @@
 """Budgets beyond one run: what a budget covers (scope) and for how long (period).
 
-A budget's ledger key names its scope, the scope's value and its window, e.g.
-  loopguard:budget:tenant=acme:day=2026-11-29
+A budget's ledger key names its scope, the label and value that select it, and its window:
   loopguard:budget:global:hour=2026-11-29T13
-  loopguard:budget:conversation=thread-42:total
-so a new hour, day or month (UTC) is simply a new key; old keys expire on their own.
+  loopguard:budget:agent=support:day=2026-11-29
+  loopguard:budget:tenant:tenant_id=acme:day=2026-11-29     (label tenant_id, the string "acme")
+  loopguard:budget:tenant:user_id=~42:day=2026-11-29        (the number 42: "~" + its JSON)
+  loopguard:budget:tenant:user_id:day=2026-11-29            (runs without the label)
+  loopguard:budget:conversation:thread_id=thread-42:total
+Names and values are percent-escaped (every character but letters, digits, "_", "." and "-"),
+so no value can forge a separator, and two different label/value pairs never share a key.
+A new hour, day or month (UTC) is simply a new key; old keys expire on their own.
 """
 
 from __future__ import annotations
 
 import calendar
+import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -25,7 +31,6 @@ Period = Literal["run", "hour", "day", "month", "total"]
 # exact up to 2**53, so limits stay below it.
 MAX_USD = 9_000_000.0
 MAX_TOKENS = 10**15
-NONE_LABEL = "_none_"  # runs without the scope's label share one bucket (never skip a cap)
 _KEEP = {"run": 86_400, "hour": 86_400, "day": 2 * 86_400, "month": 35 * 86_400}
 
 
@@ -75,19 +80,21 @@ class BudgetSpec(BaseModel):
     def label(self) -> str:
         return self.name or f"{self.scope}/{self.period}"
 
-    def scope_value(self, agent: str | None, meta: dict[str, Any]) -> str | None:
+    def scope_part(self, agent: str | None, meta: dict[str, Any]) -> str:
+        """The key's scope segment(s): which agent, tenant or conversation it counts."""
         if self.scope == "global":
-            return None
+            return "global"
         if self.scope == "agent":
-            value: Any = agent
-        else:
-            value = meta.get(self.key or "thread_id")
-        return NONE_LABEL if value is None or value == "" else str(value)
+            return "agent" if agent is None else f"agent={escape(agent)}"
+        label = self.key or "thread_id"
+        value = meta.get(label)
+        if value is None or value == "":
+            # runs without the label share one bucket of their own (a cap is never skipped)
+            return f"{self.scope}:{escape(label)}"
+        return f"{self.scope}:{escape(label)}={escape(value)}"
 
     def ledger_key(self, *, run: str, agent: str | None, meta: dict[str, Any], ts: float) -> str:
-        value = self.scope_value(agent, meta)
-        scope = self.scope if value is None else f"{self.scope}={quote(value, safe='')}"
-        return f"{PREFIX}{scope}:{window(self.period, ts, run)}"
+        return f"{PREFIX}{self.scope_part(agent, meta)}:{window(self.period, ts, run)}"
 
     def claim(self, key: str, usd: float, tokens: int, ts: float, *, up: bool) -> Claim:
         return Claim(
@@ -100,6 +107,14 @@ class BudgetSpec(BaseModel):
         )
 
 
+def escape(value: Any) -> str:
+    """A label name or value as a key segment: a string percent-escaped, anything else "~" and
+    its JSON (so the number 42 and the string "42" differ)."""
+    if isinstance(value, str):
+        return quote(value, safe="").replace("~", "%7E")
+    return "~" + quote(json.dumps(value, sort_keys=True, default=str), safe="")
+
+
 def window(period: str, ts: float, run: str) -> str:
     t = datetime.fromtimestamp(ts, UTC)
     if period == "hour":
@@ -109,7 +124,7 @@ def window(period: str, ts: float, run: str) -> str:
     if period == "month":
         return f"month={t:%Y-%m}"
     if period == "run":
-        return f"run={quote(run, safe='')}"
+        return f"run={escape(run)}"
     return "total"
 
 

@@ -109,7 +109,7 @@ def test_conversation_budget_spans_runs() -> None:
             went += 1
     assert went == 3
     assert "conversation=t-1:total" in info.value.verdict.evidence["key"]
-    assert _spent(uri, "conversation=t-1") == pytest.approx(0.00624)
+    assert _spent(uri, "conversation:thread_id=t-1") == pytest.approx(0.00624)
     # another conversation has its own budget
     guard.process(start("other", 0, meta={"thread_id": "t-2"}))
 
@@ -140,7 +140,7 @@ def test_tenant_budget_without_the_label_shares_one_bucket() -> None:
     guard = Guard(policy(ledger=uri, budgets=[{"scope": "tenant", "key": "org", "max_usd": 1}]))
     guard.process(start("r", 0))
     guard.process(end("r", 0, USAGE))
-    assert _spent(uri, "tenant=_none_") == pytest.approx(0.00208)
+    assert _spent(uri, "tenant:org:") == pytest.approx(0.00208)
 
 
 def _held(uri: str) -> int:
@@ -380,8 +380,8 @@ def test_real_bedrock_client_is_stopped_before_the_call_that_would_cross_a_budge
         served = len(fake.requests)
     # after 4 calls (3,312 spent) a fifth could reach 5,319 > 5,000: refused before it goes out
     assert went == 4 and served == 4
-    assert info.value.verdict.evidence["key"].startswith(f"{PREFIX}tenant=acme:day=")
-    (u,) = open_ledger(uri).usage(prefix=f"{PREFIX}tenant=acme:")
+    assert info.value.verdict.evidence["key"].startswith(f"{PREFIX}tenant:tenant=acme:day=")
+    (u,) = open_ledger(uri).usage(prefix=f"{PREFIX}tenant:tenant=acme:")
     assert u.spent_usd == pytest.approx(4 * 0.000828)
     assert u.reserved_usd_n == 0
 
@@ -416,4 +416,4 @@ def test_a_run_period_budget_is_per_run_and_per_scope() -> None:
         guard.process(start("a", 1))  # the run's label came with its first call
     guard.process(start("b", 0, meta={"org": "acme"}))  # another run: its own window
     keys = sorted(u.key for u in shared_ledger(uri).usage(prefix=PREFIX))
-    assert keys == [f"{PREFIX}tenant=acme:run=a", f"{PREFIX}tenant=acme:run=b"]
+    assert keys == [f"{PREFIX}tenant:org=acme:run=a", f"{PREFIX}tenant:org=acme:run=b"]

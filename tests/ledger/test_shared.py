@@ -34,7 +34,7 @@ def shared_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _tenant_usage(uri: str, tenant: str):
     ledger = open_ledger(uri)
     try:
-        (found,) = ledger.usage(prefix=f"{PREFIX}tenant={tenant}:")
+        (found,) = ledger.usage(prefix=f"{PREFIX}tenant:tenant={tenant}:")
         return found
     finally:
         ledger.close()
