@@ -95,6 +95,14 @@ class Resilient:
             self._backlog.append((op, rid, claims))
             return len(self._backlog)
 
+    def flush(self) -> bool:
+        """Replay what was kept now (e.g. before a worker exits); True when nothing is left."""
+        try:
+            self._flush()
+        except LedgerUnavailable:
+            return False
+        return True
+
     def _flush(self) -> None:
         if not self._backlog:
             return

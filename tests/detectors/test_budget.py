@@ -108,7 +108,7 @@ def test_conversation_budget_spans_runs() -> None:
             guard.end_run(f"turn{i}")
             went += 1
     assert went == 3
-    assert "conversation=t-1:total" in info.value.verdict.evidence["key"]
+    assert "conversation:thread_id=t-1:total" in info.value.verdict.evidence["key"]
     assert _spent(uri, "conversation:thread_id=t-1") == pytest.approx(0.00624)
     # another conversation has its own budget
     guard.process(start("other", 0, meta={"thread_id": "t-2"}))
