@@ -15,8 +15,8 @@ Each row is this process's CPU time per call, the best of `--repeats` batch mean
 of all configurations interleaved (other processes' load then neither counts nor favours one
 row); the fake model does no I/O, so the differences are the handlers' own work. The agent
 table is the noisiest (LangGraph runs each tool on a worker thread): its rows move by up to
-about 150 µs between runs, and its target lines say so when its rows come out of order. Targets
-(issue 5): loopguard with spans adds at most a quarter of OpenLLMetry's overhead; the detectors
+about 150 µs between runs, and its target lines say so when its rows come out of order. Targets:
+loopguard with spans adds at most a quarter of OpenLLMetry's overhead; the detectors
 alone add under 20 µs per model call beyond the no-op handler.
 """
 

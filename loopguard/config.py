@@ -156,21 +156,25 @@ def _policy_set(data: Any, where: _Where) -> PolicySet:
         raise where.error((), f"the top level must be a table of keys, got {type(data).__name__}")
     errors: list[ConfigError] = []
     raw_default = {k: v for k, v in data.items() if k != "agents"}
+    # Merged and validated with the run limits at the top level (however they were written);
+    # errors are named as written.
+    flat_default = Policy.limits_at_top_level(raw_default)
     agents_raw = data.get("agents", {})
     if not isinstance(agents_raw, Mapping):
         errors.append(where.error(("agents",), "must be a table of agent names to policy tables"))
         agents_raw = {}
-    default = _validate(raw_default, raw_default, where, (), errors)
+    default = _validate(flat_default, raw_default, where, (), errors)
     # An agent inherits the default as written (so an error in the default is reported once,
     # there, not again for every agent).
-    base = merge_override(Policy().model_dump(), raw_default)
+    base = merge_override(Policy().model_dump(), flat_default)
     agents: dict[str, Policy] = {}
     for name, over in agents_raw.items():
         path = ("agents", str(name))
         if not isinstance(over, Mapping):
             errors.append(where.error(path, "must be a table of policy keys"))
             continue
-        policy = _validate(merge_override(base, over), over, where, path, errors)
+        flat = Policy.limits_at_top_level(over)
+        policy = _validate(merge_override(base, flat), over, where, path, errors)
         if policy is not None:
             agents[str(name)] = policy
     if errors:
@@ -203,13 +207,14 @@ def _validate(
             new = False
             first = first or str(exc.errors()[0]["msg"])
             for err in exc.errors():
-                loc = _loc(err)
+                flat = _loc(err)
+                loc = Policy.key_path(flat, own)  # as written: max_model_calls or limits.*
                 message = _explain(Policy, err, loc)
                 if err["type"] == "value_error":  # a check across keys: at the key it names
                     loc = _named_key(message, own, loc)
                 elif err["type"] == "missing" and loc in dropped:
                     continue  # dropped above for its own error
-                _drop(data, loc)
+                _drop(data, flat[1:] if flat[:1] == ("limits",) else flat)
                 dropped.add(loc)
                 if (loc and not _sets(own, loc)) or loc in seen:
                     continue  # inherited, or already reported (one error per key)
@@ -253,7 +258,11 @@ def _drop(data: dict[str, Any], loc: Path_) -> None:
 def validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
     """A pydantic error of `model` (from Python code, not a file) as a ConfigError."""
     where = _Where(source, {}, "")
-    return ConfigError.of([where.error(_loc(e), _explain(model, e, _loc(e))) for e in exc.errors()])
+    errors = []
+    for e in exc.errors():
+        loc = Policy.key_path(_loc(e), {}) if model is Policy else _loc(e)
+        errors.append(where.error(loc, _explain(model, e, loc)))
+    return ConfigError.of(errors)
 
 
 def _loc(err: Any) -> Path_:
@@ -299,6 +308,8 @@ def _explain(model: type[BaseModel], err: Any, loc: Sequence[str]) -> str:
 
 
 def _accepted_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    if model is Policy and not loc:
+        return Policy.accepted_keys()
     current: Any = model
     for part in loc:
         field = getattr(current, "model_fields", {}).get(part)

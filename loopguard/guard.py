@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from loopguard import _safe
-from loopguard.detectors import Detector, build_detectors
+from loopguard.detectors import Context, Detector, Pricer, build_detectors
 from loopguard.events import (
     Event,
     ModelEnd,
@@ -52,9 +52,6 @@ class Sink(Protocol):
     def on_run_end(self, state: RunState, event: RunEnd) -> None: ...
 
 
-Pricer = Callable[[Policy, str, Usage], float | None]
-
-
 class Guard:
     """Feeds events to the detectors of each run's policy and applies their verdicts.
 
@@ -81,8 +78,18 @@ class Guard:
         )
         self.sinks: list[Sink] = list(sinks)
         self.extra_detectors: list[Detector] = list(detectors)  # after the policy's, before money
-        # Money (issue 4): by default each call is priced from the run policy's price table.
+        # By default each call is priced from the run policy's price table. The one pricer
+        # charges finished calls here and projects calls before they go out (the money check).
         self._pricer: Pricer = pricer if pricer is not None else default_pricer()
+        self._context = Context(pricer=self._pricer)
+        # What each event counts for, before or after its detectors (see _judge).
+        self._accounts: dict[type[Event], Callable[[RunState, Any], None]] = {
+            RunStart: _name_run,
+            ModelStart: _count_model_call,
+            ModelEnd: self._charge_end,
+            ModelFailed: self._charge_failed,
+            ToolStart: _count_tool_call,
+        }
         self.max_runs = max_runs
         self.run_ttl = run_ttl
         self._runs: OrderedDict[str, RunState] = OrderedDict()
@@ -103,14 +110,8 @@ class Guard:
         event of an aborted run. Any other failure inside the guard is logged and swallowed.
         """
         kind = type(event)
-        if self._ended_aborted:
-            stopped = self._ended_aborted.get(event.run)
-            if stopped is not None:
-                # A run that ended aborted stays refused (a caller that caught the abort and
-                # went on), and its late events do not bring its state back.
-                if kind in _GATED or (kind is RunEnd and event.status == "ok"):  # type: ignore[attr-defined]
-                    raise LoopGuardAbort(stopped)
-                return None
+        if self._ended_aborted and self._refuse_ended(event, kind):
+            return None
         state = self._runs.get(event.run)
         if state is not None:  # most events are of a live run: found inline
             if event.ts > state.last_seen:
@@ -121,33 +122,13 @@ class Guard:
             except Exception:  # noqa: BLE001 - fail open on the guard's own bugs
                 self._internal_error("run table", None)
                 return None
-        ended_ok = False
         with state.lock:
+            ended_ok = False
             if state.aborted is not None:
-                if kind in _GATED:
-                    raise LoopGuardAbort(state.aborted)
-                if kind is RunEnd and event.status != "aborted":  # type: ignore[attr-defined]
-                    # Sinks and recordings see how the run really ended.
-                    ended_ok = event.status == "ok"  # type: ignore[attr-defined]
-                    event = replace(event, status="aborted")  # type: ignore[call-arg]
-            # Start events are judged before they count (an abort means the call never went
-            # out); everything else counts first, so detectors see the usage it reports.
-            pre = kind in _PRE_CHECKED
-            if not pre:
-                self._account(state, event, kind)
-            detectors = state.detectors.get(kind)
-            verdict = self._evaluate(state, event, detectors) if detectors else None
-            if pre and (verdict is None or verdict.action < Action.ABORT or not verdict.enforced):
-                self._account(state, event, kind)
-            if self.sinks:
-                self._notify(state, event, verdict)
+                event, ended_ok = self._refuse(state, event, kind)
+            verdict = self._judge(state, event, kind)
         if kind is RunEnd:
-            self._finish(state, event)  # type: ignore[arg-type]
-            if ended_ok:
-                # Something between the abort and the caller (a retry wrapper that returns an
-                # error message, a tool node that handles errors) let the run finish as if
-                # nothing happened. It did not: the caller still gets the abort.
-                raise LoopGuardAbort(state.aborted)
+            self._end(state, event, ended_ok)  # type: ignore[arg-type]
         if verdict is not None and verdict.action is Action.ABORT and verdict.enforced:
             raise LoopGuardAbort(verdict)
         return verdict
@@ -171,6 +152,69 @@ class Guard:
 
     def policy_for(self, agent: str | None) -> Policy:
         return self.policies.for_agent(agent)
+
+    def take_nudge(self, run: str) -> Verdict | None:
+        """The nudge a detector asked for since the last time, if that detector has not
+        nudged this run before (an adapter that can tell the model calls this before each
+        model call; a nudge is given once per detector and run)."""
+        state = self._runs.get(run)
+        if state is None or state.nudge is None:
+            return None
+        with state.lock:
+            verdict, state.nudge = state.nudge, None
+            if verdict is None or verdict.detector in state.nudged:
+                return None
+            state.nudged.add(verdict.detector)
+            return verdict
+
+    # --- the steps of process(): refuse, judge, end ---------------------------------------
+
+    def _refuse_ended(self, event: Event, kind: type[Event]) -> bool:
+        """True for an event of a run that ended aborted (ignored); raises for its starts."""
+        stopped = self._ended_aborted.get(event.run)
+        if stopped is None:
+            return False
+        # A run that ended aborted stays refused (a caller that caught the abort and went
+        # on), and its late events do not bring its state back.
+        if kind in _GATED or (kind is RunEnd and event.status == "ok"):  # type: ignore[attr-defined]
+            raise LoopGuardAbort(stopped)
+        return True
+
+    def _refuse(self, state: RunState, event: Event, kind: type[Event]) -> tuple[Event, bool]:
+        """An aborted run (sticky abort): its starts raise again; its end is recorded as
+        aborted. Returns the event to judge and whether the run claimed to end "ok"."""
+        if kind in _GATED:
+            raise LoopGuardAbort(state.aborted)  # type: ignore[arg-type]
+        if kind is RunEnd and event.status != "aborted":  # type: ignore[attr-defined]
+            # Sinks and recordings see how the run really ended.
+            return replace(event, status="aborted"), event.status == "ok"  # type: ignore[call-arg, attr-defined]
+        return event, False
+
+    def _judge(self, state: RunState, event: Event, kind: type[Event]) -> Verdict | None:
+        """Count the event and ask its detectors (under the run's lock)."""
+        # Start events are judged before they count (an abort means the call never went
+        # out); everything else counts first, so detectors see the usage it reports.
+        if event.meta:  # run labels (thread_id, tenant, ...), for budgets and spans
+            state.meta.update(event.meta)
+        account = self._accounts.get(kind)  # None: the event counts for nothing
+        pre = kind in _PRE_CHECKED
+        if account is not None and not pre:
+            account(state, event)
+        detectors = state.detectors.get(kind)
+        verdict = self._evaluate(state, event, detectors) if detectors else None
+        if pre and (verdict is None or verdict.action < Action.ABORT or not verdict.enforced):
+            account(state, event)  # type: ignore[misc]
+        if self.sinks:
+            self._notify(state, event, verdict)
+        return verdict
+
+    def _end(self, state: RunState, event: RunEnd, ended_ok: bool) -> None:
+        self._finish(state, event)
+        if ended_ok:
+            # Something between the abort and the caller (a retry wrapper that returns an
+            # error message, a tool node that handles errors) let the run finish as if
+            # nothing happened. It did not: the caller still gets the abort.
+            raise LoopGuardAbort(state.aborted)  # type: ignore[arg-type]
 
     # --- internals ------------------------------------------------------------------------
 
@@ -221,7 +265,7 @@ class Guard:
         entry = self._dispatch.get(id(policy))
         if entry is None or entry[0] is not policy:
             table: dict[type[Event], list[Detector]] = {}
-            for detector in build_detectors(policy, self.extra_detectors):
+            for detector in build_detectors(policy, self.extra_detectors, self._context):
                 for t in detector.events:
                     table.setdefault(t, []).append(detector)
             entry = self._dispatch[id(policy)] = (policy, table)
@@ -261,6 +305,8 @@ class Guard:
                     *_log_args(state, strongest),
                 )
         else:
+            if strongest.action is Action.NUDGE and state.nudge is None:
+                state.nudge = strongest  # until an adapter that can nudge takes it
             if len(state.warnings) < _MAX_WARNINGS_KEPT:
                 state.warnings.append(strongest)
             logger.warning(
@@ -269,21 +315,12 @@ class Guard:
             )
         return strongest
 
-    def _account(self, state: RunState, event: Event, kind: type[Event]) -> None:
-        if kind is Token:
-            return
-        if event.meta:
-            state.meta.update(event.meta)
-        if kind is ModelStart:
-            state.model_calls += 1
-        elif kind is ModelEnd or (kind is ModelFailed and event.usage is not None):  # type: ignore[attr-defined]
-            self._charge(state, event.model, event.usage)  # type: ignore[attr-defined]
-        elif kind is RunStart:
-            state.name = event.name  # type: ignore[attr-defined]
-        elif kind is ToolStart:
-            state.tool_calls += 1
-            tool = event.tool  # type: ignore[attr-defined]
-            state.tool_counts[tool] = state.tool_counts.get(tool, 0) + 1
+    def _charge_end(self, state: RunState, event: ModelEnd) -> None:
+        self._charge(state, event.model, event.usage)
+
+    def _charge_failed(self, state: RunState, event: ModelFailed) -> None:
+        if event.usage is not None:  # billed before it failed (a stream cut mid-answer)
+            self._charge(state, event.model, event.usage)
 
     def _charge(self, state: RunState, model: str, usage: Usage) -> None:
         state.usage.add(usage)
@@ -347,6 +384,19 @@ def _log_args(state: RunState, verdict: Verdict) -> tuple[Any, ...]:
         _safe.name(verdict.detector),
         _safe.text(verdict.reason),
     )
+
+
+def _count_model_call(state: RunState, event: ModelStart) -> None:
+    state.model_calls += 1
+
+
+def _count_tool_call(state: RunState, event: ToolStart) -> None:
+    state.tool_calls += 1
+    state.tool_counts[event.tool] = state.tool_counts.get(event.tool, 0) + 1
+
+
+def _name_run(state: RunState, event: RunStart) -> None:
+    state.name = event.name
 
 
 __all__ = ["Guard", "Pricer", "Sink"]

@@ -9,77 +9,61 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     NonNegativeFloat,
-    NonNegativeInt,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
-from loopguard.detectors.cycle import CycleConfig  # runaway detectors (issue 3)
-from loopguard.detectors.growth import GrowthConfig  # runaway detectors (issue 3)
-from loopguard.detectors.progress import ProgressConfig  # stalls (issue 15)
-from loopguard.detectors.repeated_errors import ErrorsConfig  # runaway detectors (issue 3)
-from loopguard.detectors.similarity import SimilarityConfig  # runaway detectors (issue 3)
-from loopguard.detectors.stream import StreamConfig  # runaway detectors (issue 3)
-from loopguard.detectors.tool_repeat import ToolRepeatConfig  # runaway detectors (issue 3)
-from loopguard.detectors.velocity import VelocityConfig  # runaway detectors (issue 3)
-from loopguard.ledger.spec import BudgetSpec  # money (issue 4)
-from loopguard.pricing.spec import PriceSpec  # money (issue 4)
+from loopguard.detectors import REGISTRY
+from loopguard.detectors.limits import LimitsConfig
+from loopguard.ledger.spec import BudgetSpec
+from loopguard.pricing.spec import PriceSpec
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+# The run limits' keys, accepted at the top level of a policy too (how they were first written).
+_LIMIT_KEYS = frozenset(LimitsConfig.model_fields)
 
 
 class Policy(BaseModel):
-    """Limits and detector settings for one agent. Every limit is optional (None = no limit)."""
+    """Limits and detector settings for one agent. Every limit is optional (None = no limit).
+
+    Besides the keys below, a policy has one section per detector of
+    `loopguard.detectors.REGISTRY` (`limits`, `similarity`, `cycle`, ...), each a table in the
+    policy file; the knobs are documented on the config classes and in docs/detectors.md.
+    """
 
     model_config = _STRICT
 
     mode: Literal["enforce", "shadow"] = "enforce"
     """`enforce` stops runs; `shadow` evaluates everything and only reports would-be aborts."""
 
-    # --- run limits: a hard stop at max_*, a warning at warn_* (default: warn_ratio of max) ---
-    max_model_calls: NonNegativeInt | None = 150
-    warn_model_calls: NonNegativeInt | None = None
-    max_tool_calls: NonNegativeInt | None = 300
-    warn_tool_calls: NonNegativeInt | None = None
-    max_calls_per_tool: dict[str, NonNegativeInt] = Field(default_factory=dict)
-    """Per tool name, e.g. `{web_search = 10}`; warned at warn_ratio of each."""
-    max_seconds: NonNegativeFloat | None = None
-    warn_seconds: NonNegativeFloat | None = None
-    max_tokens: NonNegativeInt | None = None
-    """Input plus output tokens over the whole run (cache tokens are part of input)."""
-    warn_tokens: NonNegativeInt | None = None
+    # One field per detector section, from the registry: adding a detector adds its section.
+    for _entry in REGISTRY:
+        if _entry.section is not None:
+            __annotations__[_entry.section] = _entry.config
+            vars()[_entry.section] = Field(
+                default_factory=_entry.config, description=_entry.config.__doc__
+            )
+    del _entry
+
     warn_ratio: float = Field(0.8, gt=0, le=1)
     """Where a limit without its own warn_* starts warning, as a fraction of the limit."""
 
-    # --- runaway detectors (issue 3): one section per detector, added here ---
-    # Each is a table in the policy file ([similarity], [agents.x.cycle], ...); the knobs are
-    # documented on the config classes and in docs/detectors.md.
-    similarity: SimilarityConfig = Field(default_factory=SimilarityConfig)
-    """Near-duplicate model calls, judged on what each call adds and returns."""
-    tool_repeat: ToolRepeatConfig = Field(default_factory=ToolRepeatConfig)
-    """The same tool call returning the same result; polling has its own looser cap."""
-    cycle: CycleConfig = Field(default_factory=CycleConfig)
-    """Tool-call cycles (A,B,A,B; A,B,C,A,B,C; ...) with the same results."""
-    errors: ErrorsConfig = Field(default_factory=ErrorsConfig)
-    """The same tool failing with the same error again and again."""
-    velocity: VelocityConfig = Field(default_factory=VelocityConfig)
-    """Tokens and dollars per minute, and bursts."""
-    growth: GrowthConfig = Field(default_factory=GrowthConfig)
-    """Outputs growing step after step."""
-    stream: StreamConfig = Field(default_factory=StreamConfig)
-    """A streamed answer repeating itself; a cap on one answer's output tokens."""
-    progress: ProgressConfig = Field(default_factory=ProgressConfig)
-    """Alike tool calls that bring back almost nothing new to the run (stalls)."""
+    # The run limits read as before too (`policy.max_model_calls` is `policy.limits....`).
+    for _key in _LIMIT_KEYS:
+        vars()[_key] = property(lambda self, key=_key: getattr(self.limits, key))
+    del _key
 
-    # --- money (issue 4): max_cost_usd, budgets, prices, ledger, added here ---
+    # --- money: max_cost_usd, budgets, prices, ledger ---
     # (models in loopguard/pricing/spec.py and loopguard/ledger/spec.py; docs/money.md)
     max_cost_usd: NonNegativeFloat | None = None
     """Dollars per run, checked before each model call against its projected cost."""
@@ -119,6 +103,31 @@ class Policy(BaseModel):
         """Whether any hard dollar limit applies: max_cost_usd, or a budget with max_usd."""
         return self.max_cost_usd is not None or any(b.max_usd is not None for b in self.budgets)
 
+    if TYPE_CHECKING:
+        # The detector sections above are made from the registry, out of a type checker's
+        # sight: it sees them as Any.
+        def __getattr__(self, name: str) -> Any: ...
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits_at_top_level(cls, data: Any) -> Any:
+        """`max_model_calls = 5` at the top level is `limits.max_model_calls = 5` (and wins
+        over it: an agent override or `merged()` names it at the top level)."""
+        if not isinstance(data, Mapping) or _LIMIT_KEYS.isdisjoint(data):
+            return data
+        data = dict(data)
+        limits = data.get("limits")
+        moved = dict(limits) if isinstance(limits, Mapping) else {}
+        for key in _LIMIT_KEYS.intersection(data):
+            moved[key] = data.pop(key)
+        data["limits"] = moved if limits is None or isinstance(limits, Mapping) else limits
+        return data
+
+    @model_validator(mode="after")
+    def _warn_below_max(self) -> Policy:
+        self.limits.check()
+        return self
+
     @model_validator(mode="after")
     def _money_checks(self) -> Policy:
         hard, soft = self.max_cost_usd, self.warn_cost_usd
@@ -133,26 +142,59 @@ class Policy(BaseModel):
 
         return check_uri(uri)  # a ledger that cannot be opened is a config error
 
-    # --- telemetry (issue 5): content capture, added here ---
+    # --- telemetry: content capture ---
     capture_content: bool = False
     """Export prompt and completion text, tool arguments and tool results on telemetry spans
     (also switched on by OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)."""
 
-    @model_validator(mode="after")
-    def _warn_below_max(self) -> Policy:
-        for name in ("model_calls", "tool_calls", "seconds", "tokens"):
-            hard, soft = getattr(self, f"max_{name}"), getattr(self, f"warn_{name}")
-            if hard is not None and soft is not None and soft > hard:
-                raise ValueError(f"warn_{name} ({soft}) must not be above max_{name} ({hard})")
-        return self
+    @model_serializer(mode="wrap")
+    def _limits_written_at_top_level(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Dumped as policies are written (`policy show`, overrides): limits at the top level."""
+        data = handler(self)
+        if isinstance(data, dict) and isinstance(data.get("limits"), dict):
+            limits, mode, ratio = data.pop("limits"), data.pop("mode"), data.pop("warn_ratio")
+            data = {"mode": mode, **limits, "warn_ratio": ratio, **data}
+        return data
+
+    @staticmethod
+    def key_path(loc: tuple[str, ...], written: Mapping[str, Any]) -> tuple[str, ...]:
+        """The key path of a validation error as the user wrote it: a run limit given at the
+        top level (not in a `[limits]` table) is named without `limits.`."""
+        if loc[:1] == ("limits",) and not isinstance(written.get("limits"), Mapping):
+            return loc[1:]
+        return loc
+
+    @staticmethod
+    def limits_at_top_level(data: Mapping[str, Any]) -> dict[str, Any]:
+        """`data` with a `[limits]` table's keys written at the top level, as policies are
+        merged (an agent's `max_model_calls` then replaces the default's however either
+        was written)."""
+        out = dict(data)
+        limits = out.get("limits")
+        if isinstance(limits, Mapping):
+            known = {k: v for k, v in limits.items() if k in _LIMIT_KEYS}
+            rest = {k: v for k, v in limits.items() if k not in _LIMIT_KEYS}
+            out.update(known)
+            if rest:  # unknown keys stay where they were written, for the error to name them
+                out["limits"] = rest
+            else:
+                del out["limits"]
+        return out
+
+    @classmethod
+    def accepted_keys(cls) -> list[str]:
+        """The keys a policy table accepts: its fields and the run limits' old top-level keys."""
+        return sorted({*cls.model_fields, *_LIMIT_KEYS})
 
     def warn_at(self, name: str) -> float | None:
-        """The warning threshold of limit `name` (e.g. "model_calls")."""
-        soft = getattr(self, f"warn_{name}")
-        if soft is not None:
-            return soft
-        hard = getattr(self, f"max_{name}")
-        return None if hard is None else hard * self.warn_ratio
+        """The warning threshold of limit `name` ("model_calls", ..., or "cost_usd")."""
+        if name == "cost_usd":
+            soft, hard = self.warn_cost_usd, self.max_cost_usd
+            if soft is not None:
+                return soft
+            return None if hard is None else hard * self.warn_ratio
+        threshold: float | None = self.limits.warn_at(name, self.warn_ratio)
+        return threshold
 
     def __init__(self, **data: Any) -> None:
         # The same ConfigError, in the same format, as a policy file gets.
@@ -174,7 +216,8 @@ class Policy(BaseModel):
         from loopguard.config import merge_override, validation_error
 
         try:
-            return Policy.model_validate(merge_override(self.model_dump(), overrides))
+            flat = Policy.limits_at_top_level(overrides)
+            return Policy.model_validate(merge_override(self.model_dump(), flat))
         except ValidationError as exc:
             raise validation_error(exc, Policy, "Policy.merged(...)") from None
 

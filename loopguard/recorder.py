@@ -1,4 +1,4 @@
-"""The flight recorder: every event the guard sees, as JSON Lines (format v1, DESIGN.md).
+"""The flight recorder: every event the guard sees, as JSON Lines (format v1, docs/events.md).
 
 A `Sink`: `Guard(sinks=[FlightRecorder("runs.jsonl")])`, or `record_to=PATH` on the handler.
 `loopguard replay` reads the file back, so a production run can be replayed offline under

@@ -27,6 +27,8 @@ class RunState:
         "meta",
         "model_calls",
         "name",
+        "nudge",
+        "nudged",
         "policy",
         "run",
         "shadow_verdicts",
@@ -51,7 +53,7 @@ class RunState:
         self.cost_usd = 0.0
         self.aborted: Verdict | None = None
         self.shadow_verdicts: list[Verdict] = []  # would-be aborts in shadow mode (one each)
-        self.warnings: list[Verdict] = []  # bounded: see Guard._record
+        self.warnings: list[Verdict] = []  # the first few (Guard keeps at most 20)
         self.slots: dict[str, Any] = {}  # detector name -> its own bounded state
         self.lock = threading.RLock()
         self.attributes: dict[str, Any] = {}  # numbers detectors publish (tokens/min, ...)
@@ -59,6 +61,8 @@ class RunState:
         self.last_call_cost: float | None = None  # cost of the latest finished model call
         self.name: str | None = None  # the root run's name, from run_start
         self.detectors: dict[Any, list[Any]] = {}  # event type -> its detectors (the guard's)
+        self.nudge: Verdict | None = None  # a nudge asked for, until an adapter takes it
+        self.nudged: set[str] = set()  # detectors that have nudged this run
 
     def slot(self, name: str, factory: Any) -> Any:
         """The state of detector `name`, created by `factory()` on first use."""

@@ -300,3 +300,39 @@ def test_streamed_chunks_of_a_live_run_are_judged_seen_and_keep_it_alive() -> No
     # A chunk of a run the guard has not seen starts it, as any event does.
     assert guard.process(Token(run="new", text="fine", ts=5.0)) is None
     assert guard.get_run("new") is not None
+
+
+def test_a_custom_pricer_is_also_the_one_that_projects_the_next_call() -> None:
+    # One pricer: it charges finished calls and admits the next one, so three $1 calls under
+    # a $2.50 cap are two.
+    guard = Guard(Policy(max_cost_usd=2.5, max_model_calls=None), pricer=lambda *_: 1.0)
+    for i in range(2):
+        guard.process(ModelStart(run="r", id=f"c{i}", model="my-model", ts=i))
+        guard.process(ModelEnd(run="r", id=f"c{i}", model="my-model", usage=Usage(10, 10), ts=i))
+    with pytest.raises(LoopGuardAbort) as stop:
+        guard.process(ModelStart(run="r", id="c2", model="my-model", ts=2))
+    assert stop.value.verdict.detector == "budget"
+    assert stop.value.verdict.evidence["spent_usd"] == 2.0
+
+
+def test_a_nudge_is_kept_for_the_next_model_call_once_per_detector() -> None:
+    from loopguard.verdict import nudge
+
+    class Nudger:
+        name = "nudger"
+        events = (ToolEnd, ModelEnd)
+
+        def __call__(self, state, event):
+            return nudge(self.name, "you are repeating yourself")
+
+    guard = Guard(Policy(**QUIET), detectors=[Nudger()])
+    guard.process(ModelStart(run="r", model="m"))
+    assert guard.take_nudge("r") is None
+    guard.process(ModelEnd(run="r", model="m"))  # given on the answer, kept for the next call
+    guard.process(ToolEnd(run="r", tool="t"))
+    taken = guard.take_nudge("r")
+    assert taken is not None and taken.detector == "nudger" and taken.action is Action.NUDGE
+    assert guard.take_nudge("r") is None
+    guard.process(ToolEnd(run="r", tool="t"))
+    assert guard.take_nudge("r") is None  # that detector has nudged this run already
+    assert guard.take_nudge("no-such-run") is None

@@ -1,67 +1,77 @@
 """Detectors, one concern each, and the registry that builds them from a policy.
 
-Adding a detector is adding one module here, one policy section, and one line in `_BUILDERS`.
+`REGISTRY` is the one table: each line names a detector, the policy section that configures it
+and that section's config class. `Policy` gets one field per section from it, and the guard
+builds each policy's detectors from it. Adding a detector is one module and one line here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from loopguard.detectors.base import Detector
-from loopguard.detectors.cycle import Cycle
-from loopguard.detectors.growth import Growth
-from loopguard.detectors.limits import RunLimits
-from loopguard.detectors.progress import Progress
-from loopguard.detectors.repeated_errors import RepeatedErrors
-from loopguard.detectors.similarity import Similarity
-from loopguard.detectors.stream import StreamRepeat
-from loopguard.detectors.tool_repeat import ToolRepeat
-from loopguard.detectors.velocity import Velocity
+from loopguard.detectors.base import Context, Detector, Pricer, Registered
+from loopguard.detectors.budget import BudgetCheck
+from loopguard.detectors.cycle import Cycle, CycleConfig
+from loopguard.detectors.growth import Growth, GrowthConfig
+from loopguard.detectors.limits import LimitsConfig, RunLimits
+from loopguard.detectors.progress import Progress, ProgressConfig
+from loopguard.detectors.repeated_errors import ErrorsConfig, RepeatedErrors
+from loopguard.detectors.similarity import Similarity, SimilarityConfig
+from loopguard.detectors.stream import StreamConfig, StreamRepeat
+from loopguard.detectors.tool_repeat import ToolRepeat, ToolRepeatConfig
+from loopguard.detectors.velocity import Velocity, VelocityConfig
 
 if TYPE_CHECKING:
     from loopguard.policy import Policy
 
-# Each builder returns a detector for the policy, or None when the policy switches it off.
-_BUILDERS: list[Callable[[Policy], Detector | None]] = [
-    RunLimits,
-    # Runaway detectors (issue 3), each switched by its section's `enabled`.
-    lambda policy: Similarity(policy.similarity) if policy.similarity.enabled else None,
-    lambda policy: ToolRepeat(policy.tool_repeat) if policy.tool_repeat.enabled else None,
-    lambda policy: Cycle(policy.cycle) if policy.cycle.enabled else None,
-    lambda policy: RepeatedErrors(policy.errors) if policy.errors.enabled else None,
-    lambda policy: Velocity(policy.velocity) if policy.velocity.enabled else None,
-    lambda policy: Growth(policy.growth) if policy.growth.enabled else None,
-    lambda policy: StreamRepeat(policy.stream) if policy.stream.enabled else None,
-    lambda policy: Progress(policy.progress) if policy.progress.enabled else None,
-]
+# In the order they run; the first abort of an event stops the rest.
+REGISTRY: tuple[Registered, ...] = (
+    Registered(
+        RunLimits, "limits", LimitsConfig, lambda cfg, policy, _: RunLimits(cfg, policy.warn_ratio)
+    ),
+    # Runaway detectors, each switched by its section's `enabled`.
+    Registered(Similarity, "similarity", SimilarityConfig),
+    Registered(ToolRepeat, "tool_repeat", ToolRepeatConfig),
+    Registered(Cycle, "cycle", CycleConfig),
+    Registered(RepeatedErrors, "errors", ErrorsConfig),
+    Registered(Velocity, "velocity", VelocityConfig),
+    Registered(Growth, "growth", GrowthConfig),
+    Registered(StreamRepeat, "stream", StreamConfig),
+    Registered(Progress, "progress", ProgressConfig),
+    # Money: top-level policy keys (max_cost_usd, budgets, ...), shared with the pricer.
+    Registered(BudgetCheck, build=BudgetCheck.from_policy, last=True),
+)
 
 
-def _budget_check(policy: Policy) -> Detector | None:
-    from loopguard.detectors.budget import build_budget_check
+def build_detectors(
+    policy: Policy, extra: Sequence[Detector] = (), context: Context | None = None
+) -> list[Detector]:
+    """The policy's detectors in registry order, with `extra` (a Guard's own) before the
+    `last` ones. `context` carries the guard's parts (its pricer); default: the default pricer."""
+    if context is None:
+        from loopguard.pricing import default_pricer
 
-    return build_budget_check(policy)
-
-
-def build_detectors(policy: Policy, extra: Sequence[Detector] = ()) -> list[Detector]:
-    """The policy's detectors, then `extra` (a Guard's own), then the money check.
-
-    The money check is always last: it reserves budget, so it must only see calls nothing else
-    refused (the guard stops at the first abort). loopguard/detectors/budget.py.
-    """
-    built = [d for d in (build(policy) for build in _BUILDERS) if d is not None]
-    built.extend(extra)
-    money = _budget_check(policy)
-    if money is not None:
-        built.append(money)
-    return built
+        context = Context(pricer=default_pricer())
+    first: list[Detector] = []
+    last: list[Detector] = []
+    for entry in REGISTRY:
+        detector = entry.from_policy(policy, context)
+        if detector is not None:
+            (last if entry.last else first).append(detector)
+    return [*first, *extra, *last]
 
 
 __all__ = [
+    "REGISTRY",
+    "BudgetCheck",
+    "Context",
     "Cycle",
     "Detector",
     "Growth",
+    "Pricer",
     "Progress",
+    "Registered",
     "RepeatedErrors",
     "RunLimits",
     "Similarity",

@@ -1,13 +1,22 @@
-"""What a detector is: a small strategy, `(run state, event) -> Verdict | None`."""
+"""What a detector is: a small strategy, `(run state, event) -> Verdict | None`, and how the
+registry knows it: its policy section, its config class and how it is built."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from loopguard.events import Event
+    from pydantic import BaseModel
+
+    from loopguard.events import Event, Usage
+    from loopguard.policy import Policy
     from loopguard.state import RunState
     from loopguard.verdict import Verdict
+
+Pricer = Callable[["Policy", str, "Usage"], "float | None"]
+"""`(policy, model, usage) -> USD`, or None when the model has no price."""
 
 
 class Detector(Protocol):
@@ -19,6 +28,47 @@ class Detector(Protocol):
     """
 
     name: ClassVar[str]
-    events: ClassVar[tuple[type[Event], ...]]
+
+    @property
+    def events(self) -> tuple[type[Event], ...]:
+        """The event types it is called for (a class attribute, or set per instance)."""
+        ...
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the guard gives every detector it builds, beside the policy: its own parts."""
+
+    pricer: Pricer
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """One line of the registry: a detector, the policy section that configures it (a field of
+    `Policy` of type `config`, a table in the policy file), and how it is built.
+
+    `build(section, policy, context)` returns the detector, or None when the policy switches
+    it off; by default `detector(section)` when the section's `enabled` is true. A detector
+    without a section (`section=None`) reads top-level policy keys. `last` detectors run after
+    all others and after the guard's own (the money check reserves budget, so it must only
+    see calls nothing else refused)."""
+
+    detector: type[Any]
+    section: str | None = None
+    config: type[BaseModel] | None = None
+    build: Callable[[Any, Policy, Context], Detector | None] | None = None
+    last: bool = False
+
+    def from_policy(self, policy: Policy, context: Context) -> Detector | None:
+        section = getattr(policy, self.section) if self.section is not None else None
+        if self.build is not None:
+            return self.build(section, policy, context)
+        if getattr(section, "enabled", True):
+            detector: Detector = self.detector(section)
+            return detector
+        return None
+
+
+__all__ = ["Context", "Detector", "Pricer", "Registered"]

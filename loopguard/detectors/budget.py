@@ -32,7 +32,9 @@ from loopguard.tokens import estimate_input_tokens, estimate_text_tokens
 from loopguard.verdict import Action, Verdict, abort, warn
 
 if TYPE_CHECKING:
-    from loopguard.guard import Pricer
+    from collections.abc import Callable
+
+    from loopguard.detectors.base import Context, Pricer
     from loopguard.ledger.spec import BudgetSpec
     from loopguard.policy import Policy
     from loopguard.state import RunState
@@ -118,24 +120,43 @@ class BudgetCheck:
         # The guard's pricer, so the projection and the settlement price a call alike.
         self.pricer: Pricer = pricer or default_pricer()
         self.ledgers = ledgers or LEDGERS
+        self._on: dict[type[Event], Callable[[RunState, _Slot, Any], Verdict | None]] = {
+            ModelStart: self._start,
+            ModelEnd: self._end,
+            ModelFailed: self._failed,
+            RunEnd: self._run_end,
+        }
+
+    @classmethod
+    def from_policy(cls, _: None, policy: Policy, context: Context) -> BudgetCheck | None:
+        """The money check with the guard's pricer, or None when the policy sets no money
+        limit at all."""
+        if (
+            policy.max_cost_usd is None
+            and policy.warn_cost_usd is None
+            and not policy.budgets
+            and policy.unknown_model_action != "block"
+        ):
+            return None
+        return cls(context.pricer)
 
     def __call__(self, state: RunState, event: Event) -> Verdict | None:
-        slot: _Slot = state.slot(self.name, _Slot)
-        kind = type(event)
-        if kind is ModelStart:
-            return self._start(state, slot, event)  # type: ignore[arg-type]
-        if kind is ModelEnd or (kind is ModelFailed and event.usage is not None):  # type: ignore[attr-defined]
+        return self._on[type(event)](state, state.slot(self.name, _Slot), event)
+
+    def _failed(self, state: RunState, slot: _Slot, event: ModelFailed) -> None:
+        if event.usage is not None:
             # A call that failed after it was billed (a stream cut mid-answer) is settled to
             # its estimated usage, like a finished one; other failures release the hold.
-            self._end(state, slot, event)  # type: ignore[arg-type]
-        elif kind is ModelFailed:
-            held = self._pop(slot, event.id)
-            if held is not None:
-                self._release(state.policy, held)
-        else:  # RunEnd, also sent by the guard when it evicts a run
-            while slot.held:
-                self._release(state.policy, slot.held.popitem(last=False)[1])
-        return None
+            self._end(state, slot, event)
+            return
+        held = self._pop(slot, event.id)
+        if held is not None:
+            self._release(state.policy, held)
+
+    def _run_end(self, state: RunState, slot: _Slot, event: RunEnd) -> None:
+        # Also sent by the guard when it evicts a run.
+        while slot.held:
+            self._release(state.policy, slot.held.popitem(last=False)[1])
 
     # --- model start: project, check, reserve ---------------------------------------------
 
@@ -419,15 +440,3 @@ def _unpriced(model: str, policy: Policy) -> str:
         f'(USD per million tokens, e.g. [prices."{model}"] input = 3.0, output = 15.0), or '
         f"set fallback_price = {{input = ..., output = ...}} to price every unknown model"
     )
-
-
-def build_budget_check(policy: Policy) -> BudgetCheck | None:
-    """The money check, or None when the policy sets no money limit at all."""
-    if (
-        policy.max_cost_usd is None
-        and policy.warn_cost_usd is None
-        and not policy.budgets
-        and policy.unknown_model_action != "block"
-    ):
-        return None
-    return BudgetCheck()

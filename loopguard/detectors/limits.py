@@ -2,35 +2,74 @@
 
 Checked at model and tool start, before the call goes out: with `max_model_calls = 3` the
 fourth call is refused, so exactly three go out. Thresholds are worked out once per policy.
+The settings are the policy section `limits`; the same keys at the top level of a policy (how
+they were always written) mean the same.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
 
 from loopguard.events import Event, ModelStart, Token, ToolStart
 from loopguard.state import RunState
 from loopguard.tokens import estimate_input_tokens
 from loopguard.verdict import Verdict, abort, warn
 
-if TYPE_CHECKING:
-    from loopguard.policy import Policy
+_NAMES = ("model_calls", "tool_calls", "seconds", "tokens")
+
+
+class LimitsConfig(BaseModel):
+    """Policy section `limits`: a hard stop at max_*, a warning at warn_* (default: the
+    policy's warn_ratio of max). Every limit is optional (None = no limit)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+
+    max_model_calls: NonNegativeInt | None = 150
+    warn_model_calls: NonNegativeInt | None = None
+    max_tool_calls: NonNegativeInt | None = 300
+    warn_tool_calls: NonNegativeInt | None = None
+    max_calls_per_tool: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    """Per tool name, e.g. `{web_search = 10}`; warned at warn_ratio of each."""
+    max_seconds: NonNegativeFloat | None = None
+    warn_seconds: NonNegativeFloat | None = None
+    max_tokens: NonNegativeInt | None = None
+    """Input plus output tokens over the whole run (cache tokens are part of input)."""
+    warn_tokens: NonNegativeInt | None = None
+
+    def check(self) -> None:
+        """Raises ValueError when a warning threshold is above its limit. `Policy` calls it
+        once every key is valid, so the error names the keys as a policy file writes them."""
+        for name in _NAMES:
+            hard, soft = getattr(self, f"max_{name}"), getattr(self, f"warn_{name}")
+            if hard is not None and soft is not None and soft > hard:
+                raise ValueError(f"warn_{name} ({soft}) must not be above max_{name} ({hard})")
+
+    def warn_at(self, name: str, ratio: float) -> float | None:
+        """The warning threshold of limit `name` (e.g. "model_calls")."""
+        soft: float | None = getattr(self, f"warn_{name}")
+        if soft is not None:
+            return soft
+        hard: float | None = getattr(self, f"max_{name}")
+        return None if hard is None else hard * ratio
 
 
 class RunLimits:
     name: ClassVar[str] = "limits"
 
-    def __init__(self, policy: Policy) -> None:
-        self.max_model_calls = policy.max_model_calls
-        self.warn_model_calls = policy.warn_at("model_calls")
-        self.max_tool_calls = policy.max_tool_calls
-        self.warn_tool_calls = policy.warn_at("tool_calls")
-        self.per_tool = dict(policy.max_calls_per_tool)
-        self.warn_ratio = policy.warn_ratio
-        self.max_seconds = policy.max_seconds
-        self.warn_seconds = policy.warn_at("seconds")
-        self.max_tokens = policy.max_tokens
-        self.warn_tokens = policy.warn_at("tokens")
+    def __init__(self, config: LimitsConfig | None = None, warn_ratio: float = 0.8) -> None:
+        config = config if config is not None else LimitsConfig()
+        self.max_model_calls = config.max_model_calls
+        self.warn_model_calls = config.warn_at("model_calls", warn_ratio)
+        self.max_tool_calls = config.max_tool_calls
+        self.warn_tool_calls = config.warn_at("tool_calls", warn_ratio)
+        self.per_tool = dict(config.max_calls_per_tool)
+        self.warn_ratio = warn_ratio
+        self.max_seconds = config.max_seconds
+        self.warn_seconds = config.warn_at("seconds", warn_ratio)
+        self.max_tokens = config.max_tokens
+        self.warn_tokens = config.warn_at("tokens", warn_ratio)
         # Streamed chunks only matter when there is a clock to watch mid-answer.
         self.events: tuple[type[Event], ...] = (
             (ModelStart, ToolStart, Token)

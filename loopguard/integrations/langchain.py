@@ -9,11 +9,10 @@ streaming code: it runs inline (no thread hop) and its abort propagates (`raise_
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, Unpack
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -42,7 +41,7 @@ from loopguard.integrations._convert import (
     tool_calls_of,
     usage_of,
 )
-from loopguard.policy import Policy, PolicySet
+from loopguard.integrations._options import AdapterOptions, adapter_guard
 from loopguard.tokens import estimate_input_tokens, tokens_for_chars
 from loopguard.verdict import LoopGuardAbort
 
@@ -110,42 +109,16 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     Args:
         guard: the engine to use; several handlers may share one.
-        policy: a Policy, PolicySet or path, used when no guard is given (default: loaded from
-            $LOOPGUARD_CONFIG / loopguard.toml / pyproject.toml, else the built-in default).
-        agent: the agent name for every run this handler sees (overrides metadata).
-        record_to: write every event to this JSONL file (the flight recorder).
-        record_content: with False, the recorder replaces text by a stable hash.
-        telemetry: emit OpenTelemetry spans and metrics (True, False, or "annotate" to add
-            loopguard's attributes to spans other instrumentation already made). Default: on
-            when the handler builds its own guard; a given guard keeps its own sinks.
-        tracer_provider, meter_provider: OpenTelemetry providers (default: the global ones).
+        **options: policy, agent, record_to, record_content, telemetry, tracer_provider,
+            meter_provider: see `loopguard.integrations.AdapterOptions`.
     """
 
     raise_error = True  # the abort must reach the caller
     run_inline = True  # no executor hop in async code: cheaper, and the abort propagates
 
-    def __init__(
-        self,
-        guard: Guard | None = None,
-        *,
-        policy: Policy | PolicySet | str | os.PathLike[str] | None = None,
-        agent: str | None = None,
-        record_to: str | os.PathLike[str] | None = None,
-        record_content: bool = True,
-        telemetry: bool | str | None = None,
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
-    ) -> None:
-        self.guard = adapter_guard(
-            guard,
-            policy,
-            record_to=record_to,
-            record_content=record_content,
-            telemetry=telemetry,
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
-        )
-        self.agent = agent
+    def __init__(self, guard: Guard | None = None, **options: Unpack[AdapterOptions]) -> None:
+        self.guard = adapter_guard(guard, options, type(self).__name__)
+        self.agent = options.get("agent")
         self._nodes: dict[UUID, _Node] = {}
         self._prompts = PromptConverter()
         self._lock = threading.Lock()
@@ -516,42 +489,6 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._nodes.pop(run_id, None)
-
-
-def adapter_guard(
-    guard: Guard | None,
-    policy: Policy | PolicySet | str | os.PathLike[str] | None,
-    *,
-    record_to: str | os.PathLike[str] | None,
-    record_content: bool,
-    telemetry: bool | str | None,
-    tracer_provider: Any,
-    meter_provider: Any,
-) -> Guard:
-    """The guard an adapter (handler or middleware) works with, with the flight recorder and
-    telemetry sinks it was asked for. Telemetry defaults to on for a guard the adapter builds;
-    a guard that is given keeps its own sinks."""
-    if guard is not None and policy is not None:
-        raise ValueError("pass either guard or policy, not both (a guard has its policies)")
-    if telemetry is None:
-        telemetry = guard is None
-    if guard is None:
-        guard = Guard(policy)
-    if record_to is not None:
-        from loopguard.recorder import FlightRecorder
-
-        guard.sinks.append(FlightRecorder(record_to, record_content=record_content))
-    if telemetry:
-        from loopguard.telemetry.spans import SpanSink
-
-        guard.sinks.append(
-            SpanSink(
-                tracer_provider=tracer_provider,
-                meter_provider=meter_provider,
-                mode="annotate" if telemetry == "annotate" else "spans",
-            )
-        )
-    return guard
 
 
 def _failed(error: BaseException) -> str:

@@ -8,10 +8,9 @@ through it and is counted. Tool calls are checked before they run.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, NoReturn, NotRequired
+from typing import Annotated, Any, Literal, NoReturn, NotRequired, Unpack
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -42,8 +41,8 @@ from loopguard.integrations._convert import (
     tool_calls_of,
     usage_of,
 )
-from loopguard.policy import Policy, PolicySet
-from loopguard.verdict import Action, LoopGuardAbort, Verdict
+from loopguard.integrations._options import AdapterOptions, adapter_guard
+from loopguard.verdict import LoopGuardAbort, Verdict
 
 logger = logging.getLogger("loopguard")
 
@@ -58,11 +57,13 @@ class LoopGuardMiddleware(AgentMiddleware):
     """Guards a `create_agent` agent.
 
     Args:
-        guard / policy / agent / record_to / telemetry: as for `LoopGuardCallbackHandler`.
+        guard: the engine to use; several adapters may share one.
         exit_behavior: "error" raises `LoopGuardAbort` to the caller; "end" makes the agent
             return normally, its last message saying what was stopped and why.
         nudge: when a detector asks for it, tell the model once (per detector and run) what it
             is repeating before the detector escalates to an abort.
+        **options: policy, agent, record_to, record_content, telemetry, tracer_provider,
+            meter_provider: see `loopguard.integrations.AdapterOptions`.
     """
 
     state_schema = LoopGuardState
@@ -71,31 +72,15 @@ class LoopGuardMiddleware(AgentMiddleware):
         self,
         guard: Guard | None = None,
         *,
-        policy: Policy | PolicySet | str | os.PathLike[str] | None = None,
-        agent: str | None = None,
         exit_behavior: ExitBehavior = "error",
         nudge: bool = True,
-        record_to: str | os.PathLike[str] | None = None,
-        record_content: bool = True,
-        telemetry: bool | str | None = None,
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
+        **options: Unpack[AdapterOptions],
     ) -> None:
         super().__init__()
         if exit_behavior not in ("error", "end"):
             raise ValueError(f"exit_behavior must be 'error' or 'end', got {exit_behavior!r}")
-        from loopguard.integrations.langchain import adapter_guard
-
-        self.guard = adapter_guard(
-            guard,
-            policy,
-            record_to=record_to,
-            record_content=record_content,
-            telemetry=telemetry,
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
-        )
-        self.agent = agent
+        self.guard = adapter_guard(guard, options, type(self).__name__)
+        self.agent = options.get("agent")
         self.exit_behavior = exit_behavior
         self.nudge = nudge
 
@@ -179,31 +164,16 @@ class LoopGuardMiddleware(AgentMiddleware):
             meta=labels_of(_config_metadata()),
         )
         try:
-            verdict = self._send(event)
+            self._send(event)
         except LoopGuardAbort as exc:
             return request, call, self._stop_model(exc)
-        # A nudge asked for now, or on the tool results since the last call, reaches the model
-        # with this call.
-        pending = self._pending_nudge(run, None)
-        if verdict is None or verdict.action is not Action.NUDGE:
-            verdict = pending
-        if verdict is not None and self.nudge:
-            text = self._nudge_text(run, verdict)
-            if text is not None:
+        # A nudge asked for now, or since the last call, reaches the model with this call.
+        if self.nudge:
+            verdict = self.guard.take_nudge(run)
+            if verdict is not None:
+                text = f"[loopguard] {verdict.evidence.get('message') or verdict.reason}"
                 request = request.override(messages=[*request.messages, HumanMessage(text)])
         return request, call, None
-
-    def _pending_nudge(self, run: str, verdict: Verdict | None) -> Verdict | None:
-        """Keep a nudge given between model calls (`verdict`), or take the one kept (None)."""
-        state = self.guard.get_run(run)
-        if state is None:
-            return None
-        with state.lock:
-            if verdict is None:
-                return state.slots.pop("middleware.pending_nudge", None)
-            if verdict.action is Action.NUDGE:
-                state.slots.setdefault("middleware.pending_nudge", verdict)
-        return None
 
     def _after_model(self, call: _Call, response: Any) -> Any:
         message = _ai_message(response)
@@ -257,18 +227,6 @@ class LoopGuardMiddleware(AgentMiddleware):
             response_metadata={"loopguard": exc.verdict.to_dict()},
         )
 
-    def _nudge_text(self, run: str, verdict: Verdict) -> str | None:
-        state = self.guard.get_run(run)
-        if state is None:
-            return None
-        with state.lock:
-            nudged = state.slot("middleware.nudged", set)
-            if verdict.detector in nudged:
-                return None
-            nudged.add(verdict.detector)
-        text = verdict.evidence.get("message") or verdict.reason
-        return f"[loopguard] {text}"
-
     # --- tool calls -------------------------------------------------------------------------
 
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
@@ -307,7 +265,7 @@ class LoopGuardMiddleware(AgentMiddleware):
             tool_call.get("name") or "tool",
         )
         try:
-            verdict = self._send(
+            self._send(
                 ToolStart(
                     run=run,
                     agent=call.agent,
@@ -317,7 +275,6 @@ class LoopGuardMiddleware(AgentMiddleware):
                     args=tool_call.get("args") or {},
                 )
             )
-            self._pending_nudge(run, verdict)
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
                 self._raise(exc)
@@ -341,7 +298,7 @@ class LoopGuardMiddleware(AgentMiddleware):
             )
         )
         try:
-            self._pending_nudge(call.run, self._send(event))
+            self._send(event)
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
                 self._raise(exc)

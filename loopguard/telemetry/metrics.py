@@ -29,12 +29,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("loopguard")
 
-try:  # the API's stand-ins, used until (unless) an SDK provider is set
+try:  # the API's stand-in, handed out until (unless) a provider is set
     from opentelemetry.metrics._internal import _ProxyMeterProvider
 
-    _NO_SDK: tuple[type, ...] = (metrics.NoOpMeterProvider, _ProxyMeterProvider)
+    _PROXY: tuple[type, ...] = (_ProxyMeterProvider,)
 except ImportError:  # pragma: no cover - a future API without the private proxy class
-    _NO_SDK = (metrics.NoOpMeterProvider,)
+    _PROXY = ()
+_NO_SDK: tuple[type, ...] = (metrics.NoOpMeterProvider, *_PROXY)
+
+
+def is_proxy(provider: Any) -> bool:
+    """True for the API's stand-in meter provider: no provider has been set yet. The API has
+    no public way to ask, so this is the one place that looks at its private class."""
+    return isinstance(provider, _PROXY)
+
 
 _MAX_SERIES = 4096  # distinct attribute sets per counter; agents, models and tools are few
 

@@ -84,8 +84,6 @@ LG_CALL_COST = "loopguard.cost_usd"  # this model call's cost
 LG_RUN_COST = "loopguard.run.cost_usd"  # the run's cost so far
 LG_MODEL_CALLS = "loopguard.run.model_calls"
 LG_TOOL_CALLS = "loopguard.run.tool_calls"
-LG_RUN_INPUT_TOKENS = "loopguard.run.input_tokens"
-LG_RUN_OUTPUT_TOKENS = "loopguard.run.output_tokens"
 LG_VERDICT = "loopguard.verdict"  # warn | nudge | abort | shadow_abort
 LG_DETECTOR = "loopguard.detector"
 LG_REASON = "loopguard.reason"
@@ -95,7 +93,6 @@ LG_REFUSED = "loopguard.refused"  # the call was refused before it went out
 LG_EVIDENCE_PREFIX = "loopguard.evidence."
 LG_USAGE_PREFIX = "loopguard.usage."
 LG_USAGE_ESTIMATED = "loopguard.usage.estimated"  # the call's usage is the adapter's estimate
-LG_INTERNAL_ERROR = "loopguard.internal_error"
 LG_ACTION = "loopguard.action"
 
 EVENT_WARNING = "loopguard.warning"

@@ -108,7 +108,13 @@ def setup(
     done = Telemetry()
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return done
-    from opentelemetry.sdk.resources import Resource
+    try:
+        from opentelemetry.sdk.resources import Resource
+    except ImportError:
+        raise ImportError(
+            "loopguard.telemetry.setup() installs the OpenTelemetry SDK's providers: "
+            "pip install 'langchain-loopguard[telemetry]' (or [otlp] to export over OTLP)"
+        ) from None
 
     attrs = {}
     if service_name and not os.environ.get("OTEL_SERVICE_NAME"):
@@ -145,7 +151,6 @@ def setup(
 
 
 def _no_meter_provider() -> bool:
-    # The API has no public "is one set?"; until one is, it hands out its proxy provider.
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
+    from loopguard.telemetry.metrics import is_proxy
 
-    return isinstance(otel_metrics.get_meter_provider(), _ProxyMeterProvider)
+    return is_proxy(otel_metrics.get_meter_provider())

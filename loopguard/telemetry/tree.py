@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loopguard import _safe
@@ -188,6 +189,18 @@ class _Run:
         self.stopped: str | None = None  # the status description of the run's aborted spans
 
 
+# The call span an event belongs to: a model call's or a tool call's.
+_CALL_OF: dict[type[Event], str] = {
+    ModelStart: "model",
+    ModelFailed: "model",
+    Token: "model",
+    ModelEnd: "model",
+    ToolStart: "tool",
+    ToolEnd: "tool",
+    ToolFailed: "tool",
+}
+
+
 def _key(event: Event, kind: str) -> str:
     # Recordings may lack ids; calls of a run are then matched in order, per kind.
     if event.id is not None:
@@ -223,6 +236,15 @@ class SpanTree:
         self.metrics = metrics
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
+        self._on: dict[type[Event], Callable[[RunState, _Run, Any], None]] = {
+            RunStart: self._run_start,
+            ModelStart: self._model_start,
+            ModelEnd: self._model_end,
+            ModelFailed: self._model_error,
+            ToolStart: self._tool_start,
+            ToolEnd: self._tool_end,
+            ToolFailed: self._tool_end,
+        }
 
     @property
     def open_runs(self) -> int:
@@ -325,19 +347,11 @@ class SpanTree:
             return
         if run.pending is not None:
             self._close_pending(run)
-        if kind is ModelStart:
-            self._model_start(state, run, event)  # type: ignore[arg-type]
-        elif kind is ModelEnd:
-            self._model_end(state, run, event)  # type: ignore[arg-type]
-        elif kind is ToolStart:
-            self._tool_start(state, run, event)  # type: ignore[arg-type]
-        elif kind is ToolEnd or kind is ToolFailed:
-            self._tool_end(state, run, event)  # type: ignore[arg-type]
-        elif kind is ModelFailed:
-            self._model_error(state, run, event)  # type: ignore[arg-type]
-        elif kind is RunStart and state.name and not opened and run.tracing:
-            # _open set it otherwise
-            self._set(run, run.root, {sc.LG_RUN_NAME: _safe.name(state.name)})
+        if opened and kind is RunStart:
+            return  # _open did what there is to do
+        handler = self._on.get(kind)
+        if handler is not None:
+            handler(state, run, event)
 
     def _open(self, state: RunState, event: Event) -> _Run:
         agent = _safe.name(state.agent) if state.agent is not None else None
@@ -364,6 +378,10 @@ class SpanTree:
         with self._lock:
             self._runs[event.run] = run
         return run
+
+    def _run_start(self, state: RunState, run: _Run, event: RunStart) -> None:
+        if state.name and run.tracing:  # a run_start after the run's first event
+            self._set(run, run.root, {sc.LG_RUN_NAME: _safe.name(state.name)})
 
     def _parent(self, run: _Run, event: Event) -> _Span:
         return run.calls.get(event.parent, run.root)  # type: ignore[arg-type]
@@ -554,10 +572,8 @@ class SpanTree:
         key = None
         if run.pending is not None and run.pending.end_event is event:
             call = run.pending
-        elif kind in (ModelStart, ModelFailed, Token, ModelEnd):
-            key = _key(event, "model")
-        elif kind in (ToolStart, ToolEnd, ToolFailed):
-            key = _key(event, "tool")
+        elif kind in _CALL_OF:
+            key = _key(event, _CALL_OF[kind])
         if call is None and key is not None:
             call = run.calls.get(key)
         root = run.root

@@ -360,3 +360,24 @@ def test_an_abort_on_the_answer_of_a_lone_model_call_frees_its_run() -> None:
     with pytest.raises(LoopGuardAbort):
         model.invoke("hi", config={"callbacks": [h]})
     assert h.guard.active_runs == 0 and not h._nodes
+
+
+def test_both_adapters_take_the_same_options_and_refuse_unknown_ones(tmp_path) -> None:
+    from loopguard import LoopGuardMiddleware
+    from loopguard.integrations import AdapterOptions
+
+    options: AdapterOptions = {
+        "policy": Policy(max_model_calls=1),
+        "agent": "a",
+        "record_to": tmp_path / "run.jsonl",
+        "telemetry": False,
+    }
+    handler = LoopGuardCallbackHandler(**options)
+    middleware = LoopGuardMiddleware(**options)
+    for adapter in (handler, middleware):
+        assert adapter.agent == "a" and len(adapter.guard.sinks) == 1
+        assert adapter.guard.policies.default.limits.max_model_calls == 1
+    with pytest.raises(TypeError, match=r"LoopGuardCallbackHandler.*recordto"):
+        LoopGuardCallbackHandler(recordto="x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"LoopGuardMiddleware.*polcy"):
+        LoopGuardMiddleware(polcy=Policy())  # type: ignore[call-arg]
