@@ -189,7 +189,7 @@ def _loo(runs: list[RealRun], train_label: str, limits: Sequence[str], rate: flo
     return out
 
 
-def _cell(stop_step: int | None, rule: str | None = None) -> str:
+def _stop_cell(stop_step: int | None, rule: str | None = None) -> str:
     return "-" if stop_step is None else f"@{stop_step}" + (f" {rule}" if rule else "")
 
 
@@ -279,7 +279,7 @@ def real_run_table(data: Path | None = None) -> list[str]:
         for r in shown:
             lines.append(
                 f"{r.name:18} {r.label:8} {r.model_calls:>5} "
-                + " ".join(f"{_cell(*methods[m][r.run][:2]):>24}" for m in methods)
+                + " ".join(f"{_stop_cell(*methods[m][r.run][:2]):>24}" for m in methods)
             )
     return lines
 

@@ -128,3 +128,33 @@ def test_converter_command_line(tmp_path: Path, capsys) -> None:  # type: ignore
     assert who_and_when.main(["--label", "no-loop", "-o", str(out)]) == 0
     runs = {e.run for e in read_events(out, on_error=lambda e: None)}
     assert len(runs) == 10
+
+
+def test_real_run_table(tau_runs: list[RealRun]) -> None:
+    """The table benchmarks/detection.py prints: both sets, every method, the rule per run."""
+    logging.disable(logging.CRITICAL)
+    try:
+        lines = detection.real_run_table()
+    finally:
+        logging.disable(logging.NOTSET)
+    rows = {line.split("|")[0].strip(): line for line in lines if "|" in line}
+    text = "\n".join(lines)
+    assert "tau-bench airline: 200 runs, 84 healthy, 116 failed" in text
+    assert "Who&When Magentic-One: 29 runs, 10 no-loop, 19 loop" in text
+    for method in ("loopguard", "calibrated", *detection.BASELINES, "no guard"):
+        assert method in rows
+    loopguard_rows = [line for line in lines if line.startswith("loopguard ")]
+    assert "0 of 84" in loopguard_rows[0]  # tau-bench: no healthy run stopped
+    assert sum(line.startswith("who-and-when/") for line in lines) == 29
+
+
+def test_scenario_table_builds_beside_the_real_one() -> None:
+    """Both tables live in detection.py; neither may shadow the other's helpers."""
+    from _scenarios import all_scenarios
+
+    logging.disable(logging.CRITICAL)
+    try:
+        lines, _ = detection.detection_table(all_scenarios())
+    finally:
+        logging.disable(logging.NOTSET)
+    assert lines[0].startswith("scenario") and any(line.startswith("passed") for line in lines)
