@@ -172,14 +172,23 @@ class ModelEnd(Event):
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    response_model: str | None = None
+    """The model that answered, as the provider named it (optional)."""
+    finish_reason: str | None = None
+    """Why the model stopped, as the provider said it (`end_turn`, `tool_use`, ...; optional)."""
 
     def _payload(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "model": self.model,
             "text": self.text,
             "tool_calls": [c.to_dict() for c in self.tool_calls],
             "usage": self.usage.to_dict(),
         }
+        if self.response_model is not None:
+            d["response_model"] = self.response_model
+        if self.finish_reason is not None:
+            d["finish_reason"] = self.finish_reason
+        return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -214,9 +223,14 @@ class ToolStart(Event):
     type: ClassVar[str] = "tool_start"
     tool: str
     args: dict[str, Any] | str = field(default_factory=dict)
+    call_id: str | None = None
+    """The id the model gave this tool call (optional; `id` is the framework's run id)."""
 
     def _payload(self) -> dict[str, Any]:
-        return {"tool": self.tool, "args": self.args}
+        d: dict[str, Any] = {"tool": self.tool, "args": self.args}
+        if self.call_id is not None:
+            d["call_id"] = self.call_id
+        return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -392,6 +406,8 @@ def from_dict(d: Any) -> Event:
             text=_opt(d, "text", str, "a string", ""),
             tool_calls=_tool_calls(d.get("tool_calls", [])),
             usage=_usage(d.get("usage")),
+            response_model=_opt(d, "response_model", str, "a string"),
+            finish_reason=_opt(d, "finish_reason", str, "a string"),
         )
     if cls is ModelFailed:
         return ModelFailed(
@@ -406,7 +422,12 @@ def from_dict(d: Any) -> Event:
         args = d.get("args", {})
         if not isinstance(args, (dict, str)):
             raise EventFormatError("field 'args' must be an object or a string")
-        return ToolStart(**common, tool=_need(d, "tool", str, "a string"), args=args)
+        return ToolStart(
+            **common,
+            tool=_need(d, "tool", str, "a string"),
+            args=args,
+            call_id=_opt(d, "call_id", str, "a string"),
+        )
     if cls is ToolEnd:
         return ToolEnd(
             **common,

@@ -189,3 +189,14 @@ def test_an_aborted_run_is_recorded_as_aborted_even_if_it_ends_ok(tmp_path: Path
             guard.process(RunEnd(run="r", status="ok"))
     ends = [d["status"] for d in _lines(path) if d["type"] == "run_end"]
     assert ends == ["aborted"]
+
+
+def test_optional_response_fields_round_trip():
+    from loopguard.events import ModelEnd, ToolStart, from_dict
+
+    end = ModelEnd(run="r", model="m", response_model="m-2024", finish_reason="end_turn")
+    start = ToolStart(run="r", tool="t", call_id="tooluse_1")
+    assert from_dict(end.to_dict()) == end and from_dict(start.to_dict()) == start
+    # Absent when not known: recordings without them read as before.
+    assert "finish_reason" not in ModelEnd(run="r", model="m").to_dict()
+    assert "call_id" not in ToolStart(run="r", tool="t").to_dict()

@@ -256,8 +256,8 @@ class BudgetCheck:
             limit = spec.max_usd if over == "max_usd" else spec.max_tokens
             return abort(
                 self.name,
-                f"model call would exceed budget {spec.label} ({over}={limit:g}) on "
-                f"{denied.key}; {held.assumed}",
+                # Not the key: it holds the run's tenant or thread id (a metadata value).
+                f"model call would exceed budget {spec.label} ({over}={limit:g}); {held.assumed}",
                 limit=f"budget.{over}",
                 budget=spec.label,
                 key=denied.key,
@@ -296,7 +296,7 @@ class BudgetCheck:
                 )
                 return warn(
                     self.name,
-                    f"budget {spec.label} on {claim.key} is at {shown} (spent and reserved)",
+                    f"budget {spec.label} is at {shown} (spent and reserved)",
                     limit=f"budget.{name}",
                     budget=spec.label,
                     key=claim.key,

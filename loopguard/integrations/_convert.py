@@ -126,6 +126,24 @@ def usage_of(message: Any, llm_output: Mapping[str, Any] | None = None) -> Usage
     return Usage()
 
 
+# Where providers' LangChain integrations put the answering model and the stop reason in
+# `response_metadata` (Bedrock Converse, OpenAI, Anthropic, Vertex / Gemini, Bedrock InvokeModel).
+_RESPONSE_MODEL_KEYS = ("model_name", "model", "model_id")
+_FINISH_KEYS = ("stopReason", "finish_reason", "stop_reason", "stop_reason_type")
+
+
+def response_info(message: Any) -> tuple[str | None, str | None]:
+    """(response model, finish reason) of an answer, when its provider reports them."""
+    meta = getattr(message, "response_metadata", None)
+    if not isinstance(meta, Mapping):
+        return None, None
+    found = []
+    for keys in (_RESPONSE_MODEL_KEYS, _FINISH_KEYS):
+        value = next((meta[k] for k in keys if isinstance(meta.get(k), str) and meta[k]), None)
+        found.append(value)
+    return found[0], found[1]
+
+
 def model_id(metadata: Mapping[str, Any] | None, params: Mapping[str, Any] | None) -> str | None:
     """The model id LangChain reports for a call, or None (the caller falls back to a name)."""
     if metadata:

@@ -37,6 +37,7 @@ from loopguard.integrations._convert import (
     labels_of,
     max_tokens_of,
     model_id,
+    response_info,
     text_of,
     tool_calls_of,
     usage_of,
@@ -333,6 +334,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 if message is not None
                 else (getattr(first, "text", "") or "")
             )
+            response_model, finish_reason = response_info(message)
             self._send(
                 ModelEnd(
                     run=node.root,
@@ -343,6 +345,8 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                     text=text,
                     tool_calls=tool_calls_of(message),
                     usage=usage_of(message, response.llm_output),
+                    response_model=response_model,
+                    finish_reason=finish_reason,
                 )
             )
         except LoopGuardAbort:
@@ -412,6 +416,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                     parent=anchor,
                     tool=tool,
                     args=_tool_args(inputs, input_str),
+                    call_id=_call_id(kwargs),
                 ),
                 refused=run_id,
             )
@@ -507,6 +512,12 @@ def _name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> st
         if isinstance(ids, list) and ids:
             return str(ids[-1])
     return None
+
+
+def _call_id(kwargs: Mapping[str, Any]) -> str | None:
+    """The id the model gave the tool call (LangChain passes it to on_tool_start)."""
+    value = kwargs.get("tool_call_id")
+    return value if isinstance(value, str) and value else None
 
 
 def _tool_args(inputs: Mapping[str, Any] | None, input_str: str) -> dict[str, Any] | str:

@@ -36,6 +36,7 @@ from loopguard.guard import Guard
 from loopguard.integrations._convert import (
     labels_of,
     messages_of,
+    response_info,
     stop_message,
     text_of,
     tool_calls_of,
@@ -177,6 +178,7 @@ class LoopGuardMiddleware(AgentMiddleware):
 
     def _after_model(self, call: _Call, response: Any) -> Any:
         message = _ai_message(response)
+        response_model, finish_reason = response_info(message)
         event = ModelEnd(
             run=call.run,
             agent=call.agent,
@@ -186,6 +188,8 @@ class LoopGuardMiddleware(AgentMiddleware):
             text=text_of(getattr(message, "content", "")),
             tool_calls=tool_calls_of(message),
             usage=usage_of(message),
+            response_model=response_model,
+            finish_reason=finish_reason,
         )
         try:
             self._send(event)
@@ -273,6 +277,7 @@ class LoopGuardMiddleware(AgentMiddleware):
                     parent=run,
                     tool=call.model,
                     args=tool_call.get("args") or {},
+                    call_id=tool_call.get("id") or None,
                 )
             )
         except LoopGuardAbort as exc:

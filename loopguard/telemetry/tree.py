@@ -471,8 +471,13 @@ class SpanTree:
             # A call cut off (a stream stopped mid-answer) is charged what it streamed, as the
             # adapter estimated it: the provider never reported its usage.
             attrs[sc.LG_USAGE_ESTIMATED] = True
-        elif run.capture:
-            attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)  # type: ignore[union-attr]
+        else:
+            if event.response_model is not None:  # type: ignore[union-attr]
+                attrs[sc.RESPONSE_MODEL] = _safe.name(event.response_model)  # type: ignore[union-attr]
+            if event.finish_reason is not None:  # type: ignore[union-attr]
+                attrs[sc.RESPONSE_FINISH_REASONS] = (_safe.name(event.finish_reason),)  # type: ignore[union-attr]
+            if run.capture:
+                attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)  # type: ignore[union-attr]
         if not pending:
             run.spans.set(call.handle, attrs)
 
@@ -510,6 +515,8 @@ class SpanTree:
             sc.TOOL_NAME: tool,
             sc.TOOL_TYPE: "function",
         }
+        if event.call_id is not None:
+            attrs[sc.TOOL_CALL_ID] = _safe.name(event.call_id)
         if run.capture:
             attrs[sc.TOOL_CALL_ARGUMENTS] = content.clip(content.attr_value(event.args))
         run.calls[_key(event, "tool")] = self._span(
@@ -641,8 +648,9 @@ class SpanTree:
             sc.GUARDRAIL_VERDICT_REASON: _safe.text(verdict.reason),
             sc.LG_ACTION: str(verdict.action),
         }
-        if event.id is not None:
-            attrs[sc.GUARDRAIL_TARGET_ID] = _safe.name(event.id)
+        target = getattr(event, "call_id", None) or event.id  # the model's id of a tool call
+        if target is not None:
+            attrs[sc.GUARDRAIL_TARGET_ID] = _safe.name(target)
         if run.capture:
             judged = _judged_content(event)
             if judged is not None:

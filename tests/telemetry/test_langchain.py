@@ -257,3 +257,55 @@ async def test_async_agent_gets_the_same_tree_and_leaves_no_context(otel):
     calls = [s for s in mine if s is not root and s.name != "run_guardrail loopguard"]
     assert sorted(s.name for s in calls) == [f"chat {MODEL}"] * 2 + ["execute_tool web_search"] * 2
     assert all(s.parent.span_id == root.context.span_id for s in calls)
+
+
+def _genai_ids(spans):
+    tools = [s for s in ours(spans) if s.name == "execute_tool web_search"]
+    chats = [s for s in ours(spans) if s.name == f"chat {MODEL}"]
+    ids = [t.attributes.get(sc.TOOL_CALL_ID) for t in tools]
+    return tools, chats, ids
+
+
+def test_tool_call_ids_response_model_and_finish_reasons(otel):
+    """Item 16: execute_tool spans carry the model's tool call id, chat spans the answering model
+    and its finish reason (from the handler, on the real Bedrock client)."""
+    spans = run_agent(otel)
+    tools, chats, ids = _genai_ids(spans)
+    assert len(tools) == 3 and all(i and i.startswith("tooluse_") for i in ids)
+    assert len(set(ids)) == 3
+    for chat in chats:
+        assert chat.attributes[sc.RESPONSE_MODEL] == MODEL
+        assert chat.attributes[sc.RESPONSE_FINISH_REASONS] == ("tool_use",)
+
+
+def test_the_middleware_reports_the_same_ids(otel):
+    require("langchain.agents")
+    require("langchain_aws")
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+
+    from loopguard import LoopGuardMiddleware
+    from loopguard.testing import FakeBedrock, Reply
+
+    @tool
+    def web_search(query: str) -> str:
+        """Search the web."""
+        return f"results for {query}"
+
+    middleware = LoopGuardMiddleware(
+        policy=Policy(),
+        agent="researcher",
+        tracer_provider=otel.tracer_provider,
+        meter_provider=otel.meter_provider,
+    )
+    script = [Reply.calling("web_search", "Searching.", query="a"), Reply(text="Done.")]
+    with FakeBedrock(script) as fake:
+        agent = create_agent(fake.chat_model(MODEL), [web_search], middleware=[middleware])
+        agent.invoke({"messages": [("user", "research")]})
+    tools, chats, ids = _genai_ids(otel.spans())
+    assert len(tools) == 1 and ids[0].startswith("tooluse_")
+    assert [c.attributes[sc.RESPONSE_FINISH_REASONS] for c in chats] == [
+        ("tool_use",),
+        ("end_turn",),
+    ]
+    assert all(c.attributes[sc.RESPONSE_MODEL] == MODEL for c in chats)

@@ -205,3 +205,37 @@ def test_names_cannot_forge_log_lines_nor_make_huge_spans(otel, script, caplog):
     assert sum(1 for n in names if n.startswith("execute_tool ttt")) == 1
     data = otel.reader.get_metrics_data()
     assert data is not None and len(data.to_json()) < 200_000
+
+
+def test_a_tenant_budget_names_no_tenant(otel, script, caplog):
+    """A budget's ledger key holds the tenant's id, a metadata value: the verdict that stops
+    the run, and everything made of it, must not show it."""
+    import uuid
+
+    from loopguard import Guard
+    from loopguard.telemetry.spans import SpanSink
+    from tests.telemetry.conftest import feed
+
+    tenant = SECRETS["metadata"]
+    policy = Policy.model_validate(
+        {
+            "ledger": f"memory://{uuid.uuid4().hex}",
+            "budgets": [{"scope": "tenant", "key": "user_email", "max_usd": 0.0001}],
+        }
+    )
+    sink = SpanSink(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    guard = Guard(policy, sinks=[sink])
+    caplog.set_level(logging.DEBUG, logger="loopguard")
+    s = script
+    m1, m2 = s.new_id(), s.new_id()
+    meta = {"user_email": tenant}
+    events = [s.run_start(meta=meta), s.model_start(m1, meta=meta), s.model_end(m1)]
+    aborts = feed(guard, [*events, s.model_start(m2, meta=meta), s.run_end("aborted")])
+    assert aborts and {a.verdict.detector for a in aborts} == {"budget"}
+    texts = [str(aborts[0]), json.dumps(aborts[0].verdict.to_dict())]
+    texts += [r.getMessage() for r in caplog.records if r.name.startswith("loopguard")]
+    for span in otel.spans():
+        texts += [str(dict(span.attributes)), str(span.status.description)]
+        texts += [str(dict(e.attributes)) for e in span.events]
+    quoted = tenant.replace("@", "%40")
+    assert [t for t in texts if tenant in t or quoted in t] == []
