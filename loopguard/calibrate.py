@@ -301,6 +301,10 @@ def policy_toml(calibrations: Sequence[Calibration], sources: Sequence[str] = ()
             f"{_ordinal(c.rank)} smallest of the {c.runs} runs' values."
         )
         lines += [f"{name} not set: {why}." for name, why in c.skipped.items()]
+    top = next((c for c in calibrations if c.agent is None), None)
+    if top is not None and len(calibrations) > 1:
+        # An [agents.x] table inherits every top-level key it does not set itself.
+        lines.append("The agents' tables inherit any top-level limit they do not set themselves.")
     lines = [f"# {part}" for line in lines for part in textwrap.wrap(line, 96)]
     # Top-level keys first: TOML puts every key after a [table] header into that table.
     ordered = sorted(calibrations, key=lambda c: c.agent is not None)

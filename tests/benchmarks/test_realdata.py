@@ -119,7 +119,7 @@ def test_written_recording_reads_back(ww_runs: list[RealRun], tmp_path: Path) ->
     assert [e.to_dict() for e in events] == [e.to_dict() for r in ww_runs[:3] for e in r.events]
 
 
-def test_converter_command_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_converter_command_line(ww_runs: list[RealRun], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import tau_bench
 
     assert tau_bench.main([str(tmp_path / "nowhere")]) == 2
