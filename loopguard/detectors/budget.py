@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from loopguard import _safe
 from loopguard.events import Event, ModelEnd, ModelFailed, ModelStart, RunEnd
 from loopguard.ledger import Claim, LedgerUnavailable
 from loopguard.ledger.base import NANO
@@ -170,7 +171,7 @@ class BudgetCheck:
             if policy.unknown_model_action == "block":
                 return abort(
                     self.name,
-                    _unpriced(event.model, policy),
+                    _unpriced(_safe.name(event.model), policy),
                     limit="unknown_model",
                     model=event.model,
                 )
@@ -377,8 +378,8 @@ class BudgetCheck:
             logger.warning(
                 "loopguard: run %s: model %r reported no usage (or usage that cannot be "
                 "trusted); the call is charged its projection, $%.6f",
-                state.run,
-                event.model,
+                _safe.name(state.run),
+                _safe.name(event.model),
                 usd,
             )
         return usd, tokens
