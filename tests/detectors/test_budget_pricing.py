@@ -109,6 +109,29 @@ def test_langchain_aws_on_an_unpriced_model_is_refused_before_the_request() -> N
     assert UNPRICED in str(info.value) and "fallback_price" in str(info.value)
 
 
+# --- issue 14 item 3: one pricer for projection and settlement ----------------------------
+
+
+def test_a_custom_pricer_prices_the_projection_too() -> None:
+    guard = Guard(policy(max_cost_usd=2.5), pricer=lambda *_: 1.0)
+    went_out = 0
+    with pytest.raises(LoopGuardAbort) as info:
+        for i in range(5):
+            guard.process(start("r", i))
+            went_out += 1
+            guard.process(end("r", i, Usage(100, 10)))
+    assert went_out == 2  # $1 + $1 spent; a third $1 call could reach $3 > $2.50
+    assert guard.get_run("r").cost_usd == pytest.approx(2.0)
+    assert info.value.verdict.evidence["projected_usd"] == pytest.approx(1.0)
+
+
+def test_a_custom_pricer_that_knows_no_price_blocks_under_a_cap() -> None:
+    guard = Guard(policy(max_cost_usd=2.5), pricer=lambda *_: None)
+    with pytest.raises(LoopGuardAbort) as info:
+        guard.process(start("r", 1))
+    assert info.value.verdict.evidence["limit"] == "unknown_model"
+
+
 # --- issue 14 item 4: a refusal by the worst-case projection says what it assumed ----------
 
 
