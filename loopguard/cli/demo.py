@@ -1,5 +1,10 @@
 """`loopguard demo`: a real LangChain agent on the real Bedrock client (against FakeBedrock,
-offline) runs away, loopguard stops it, and the summary says what it would have cost."""
+offline) runs away, loopguard stops it, and the summary says what it would have cost.
+
+Exit status: 0 when the demo ran and its traces were delivered (whether or not loopguard stopped
+the run); 1 when an extra is missing or the traces could not be delivered (a file that cannot be
+written, an OTLP endpoint that does not answer); 2 for usage errors.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--scenario",
         choices=runaway,
-        default=DEFAULT_SCENARIO,
+        default=None,
         help=f"how the agent runs away (default {DEFAULT_SCENARIO}). {listing}",
     )
     parser.add_argument(
         "--healthy",
         action="store_true",
-        help="run an agent that finishes on its own; loopguard lets it be",
+        help="run an agent that finishes on its own; loopguard lets it be (not with --scenario)",
     )
     parser.add_argument(
         "--no-live",
@@ -53,16 +58,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=Path("loopguard-traces.json"),
         help="Jaeger JSON file for the traces when OTEL_EXPORTER_OTLP_ENDPOINT "
-        "is not set (default: ./loopguard-traces.json)",
+        "is not set (default: ./loopguard-traces.json; OTEL_SDK_DISABLED=true: no traces)",
     )
     parser.set_defaults(func=run)
 
 
 # What the demo's agent runs on: LangChain v1 agents and the real Bedrock client.
-_NEEDS = {"langchain": "agents", "langgraph": "agents", "langchain_aws": "aws", "boto3": "aws"}
+_NEEDS = {
+    "langchain": "agents",
+    "langgraph": "agents",
+    "langchain_aws": "aws",
+    "boto3": "aws",
+    "rich": "cli",
+}
 
 
 def run(args: argparse.Namespace) -> int:
+    from loopguard.cli._common import EXIT_FINDINGS, EXIT_OK, UserError
+
+    if args.healthy and args.scenario is not None:
+        raise UserError("--healthy runs the healthy scenario; leave out --scenario")
+    scenario = "healthy" if args.healthy else args.scenario or DEFAULT_SCENARIO
+    _check_traces_path(args.traces)
     missing = sorted(
         {extra for module, extra in _NEEDS.items() if importlib.util.find_spec(module) is None}
     )
@@ -72,7 +89,16 @@ def run(args: argparse.Namespace) -> int:
             f"{'s' if len(missing) > 1 else ''}: pip install 'langchain-loopguard[all]'",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_FINDINGS
+    out = sys.stdout
+    # Say what is coming before the imports below, which take seconds (LangChain, boto3).
+    print(
+        f"loopguard demo: {scenario}: a LangChain create_agent agent on langchain-aws "
+        "ChatBedrockConverse, against a fake Bedrock server on 127.0.0.1 (no AWS account, no "
+        "network), guarded by loopguard's default policy. Starting...",
+        file=out,
+        flush=True,
+    )
     try:
         from loopguard.demo import run as demo_run
         from loopguard.demo.summary import write_summary
@@ -82,11 +108,9 @@ def run(args: argparse.Namespace) -> int:
             f"'langchain-loopguard[all]' ({exc})",
             file=sys.stderr,
         )
-        return 1
-    out = sys.stdout
-    # The live view needs rich (the `cli` extra); without it the plain lines still tell it all.
-    live = out.isatty() and not args.no_live and importlib.util.find_spec("rich") is not None
-    scenario = "healthy" if args.healthy else args.scenario
+        return EXIT_FINDINGS
+    # The live view needs a terminal; the plain lines tell it all elsewhere.
+    live = out.isatty() and not args.no_live
     with _quiet_logs():
         result = demo_run.run(
             scenario,
@@ -96,7 +120,30 @@ def run(args: argparse.Namespace) -> int:
             model=args.model or demo_run.DEMO_MODEL,
         )
     write_summary(result, out)
-    return 0
+    if result.traces_error is not None:
+        print(f"loopguard demo: traces not delivered: {result.traces_error}", file=sys.stderr)
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _check_traces_path(path: Path) -> None:
+    """A traces file that cannot be written is said before the demo runs, not after."""
+    import os
+
+    from loopguard.cli._common import UserError
+
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    ):
+        return  # no file is written
+    if path.is_dir():
+        raise UserError(f"--traces {path}: is a directory")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"--traces {path}: no such folder {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"--traces {path}: permission denied")
 
 
 @contextmanager

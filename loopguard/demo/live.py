@@ -29,7 +29,8 @@ class CallRecord:
 
 @dataclass
 class RunView:
-    """What the view knows; filled by `LiveSink`, read by the renderers and the summary."""
+    """What the view knows; filled by `LiveSink`, read by the renderers and the summary, so the
+    panel, the plain lines and the summary show the same numbers."""
 
     detectors: list[str]
     calls: list[CallRecord] = field(default_factory=list)
@@ -37,26 +38,32 @@ class RunView:
     attributes: dict[str, Any] = field(default_factory=dict)
     verdict: Verdict | None = None
     final: dict[str, Any] = field(default_factory=dict)  # usage_snapshot() at the run's end
-    started: float = field(default_factory=time.monotonic)
     streamed_chars: int = 0
     model: str = ""
     model_starts: int = 0
     tool_calls: int = 0
     ended: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    """What the guard counted for the run so far (a stream cut mid-answer: its estimate)."""
+    run_cost_usd: float = 0.0
+    """What the guard charged the run so far."""
+    elapsed: float = 0.0
+    """Seconds from the run's first event to its latest (event times, as the guard keeps)."""
 
     @property
     def tokens(self) -> int:
-        return sum(c.usage.total_tokens for c in self.calls)
+        return self.usage.total_tokens
 
     @property
     def cost_usd(self) -> float | None:
-        costs = [c.cost_usd for c in self.calls]
-        return None if any(c is None for c in costs) else sum(costs)  # type: ignore[misc]
+        """The run's cost; None when a finished call could not be priced."""
+        if any(c.cost_usd is None for c in self.calls):
+            return None
+        return self.run_cost_usd
 
     @property
     def tokens_per_minute(self) -> float:
-        elapsed = max(time.monotonic() - self.started, 1e-3)
-        return self.tokens * 60.0 / elapsed
+        return self.tokens * 60.0 / max(self.elapsed, 1e-3)
 
 
 class LiveSink:
@@ -91,6 +98,14 @@ class LiveSink:
                     seconds=time.monotonic() - self._call_started,
                 )
             )
+        view.usage = Usage(
+            state.usage.input_tokens,
+            state.usage.output_tokens,
+            state.usage.cache_read_tokens,
+            state.usage.cache_write_tokens,
+        )
+        view.run_cost_usd = state.cost_usd
+        view.elapsed = state.elapsed
         view.attributes = {k.removeprefix("loopguard."): v for k, v in state.attributes.items()}
         if kind is ModelEnd:
             self.renderer.call_done(view)
@@ -103,9 +118,17 @@ class LiveSink:
         self.renderer.verdict(self.view, verdict)
 
     def on_run_end(self, state: RunState, event: RunEnd) -> None:
-        self.view.final = state.usage_snapshot()
-        self.view.ended = event.status
-        self.renderer.tick(self.view)
+        view = self.view
+        view.final = state.usage_snapshot()
+        view.usage = Usage(
+            state.usage.input_tokens,
+            state.usage.output_tokens,
+            state.usage.cache_read_tokens,
+            state.usage.cache_write_tokens,
+        )
+        view.run_cost_usd, view.elapsed = state.cost_usd, state.elapsed
+        view.ended = event.status
+        self.renderer.tick(view)
 
 
 # --- renderers --------------------------------------------------------------------------------
@@ -115,6 +138,22 @@ def fmt_usd(value: float | None) -> str:
     if value is None:
         return "unpriced"
     return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def fmt_value(key: str, value: Any) -> str:
+    """A number as people read it: dollars as money, rates and ratios to a few digits, counts
+    with thousands separators; lists item by item; anything else as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(fmt_value(key, v) for v in value) + "]"
+    if "usd" in key or "cost" in key:
+        return fmt_usd(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 def _call_line(view: RunView, call: CallRecord) -> str:
@@ -236,7 +275,7 @@ class RichRenderer:
             )
             detectors.add_row(name, Text(_clip(state, 90), style=style))
         if view.attributes:
-            shown = ", ".join(f"{k}={v}" for k, v in sorted(view.attributes.items()))
+            shown = ", ".join(f"{k}={fmt_value(k, v)}" for k, v in sorted(view.attributes.items()))
             detectors.add_row("published", Text(_clip(shown, 90)))
 
         return Panel(Group(grid, "", detectors), title=self.title)

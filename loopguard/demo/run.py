@@ -50,6 +50,8 @@ class DemoResult:
     policy: Policy
     cut_stream: Call | None = None
     """The fake server's record of a stream loopguard closed mid-answer, if it did."""
+    traces_error: str | None = None
+    """Why the traces did not reach `traces`, when they did not."""
 
 
 def build_agent(llm: Any, scenario: Scenario) -> Any:
@@ -66,20 +68,106 @@ def build_agent(llm: Any, scenario: Scenario) -> Any:
     )
 
 
-def trace_sink(path: Path) -> tuple[Any, str, Any]:
-    """OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one) is set, else a Jaeger JSON file.
-    Returns (sink, where the traces go, the telemetry handle to shut down or None)."""
+OTLP_TIMEOUT = 3.0
+"""Seconds the demo gives an OTLP export when OTEL_EXPORTER_OTLP_TIMEOUT is not set: long enough
+for a collector on the network, short enough that one nobody runs is reported promptly."""
+
+
+class Traces:
+    """Where the demo's spans go (`where`, for the summary) and, after `finish()`, whether they
+    got there. `sink` is the guard sink, None when tracing is off."""
+
+    def __init__(self, sink: Any, where: str) -> None:
+        self.sink, self.where = sink, where
+
+    def finish(self) -> str | None:
+        """Deliver what is pending; why the traces did not arrive, or None when they did."""
+        return None
+
+
+class _JaegerFile(Traces):
+    def finish(self) -> str | None:
+        try:
+            self.sink.flush()  # the guard writes at the run's end, but swallows a failure
+        except OSError as exc:
+            return f"cannot write {self.sink.path}: {exc.strerror or exc}"
+        return None
+
+
+class _Otlp(Traces):
+    def __init__(self, sink: Any, where: str, provider: Any, delivery: Any) -> None:
+        super().__init__(sink, where)
+        self.provider, self.delivery = provider, delivery
+
+    def finish(self) -> str | None:
+        self.provider.shutdown()  # flushes the batch, through the exporter's own retries
+        sent, lost = self.delivery.sent, self.delivery.lost
+        if lost:
+            return (
+                f"the {self.where.removeprefix('OTLP at ')} OTLP endpoint did not take "
+                f"{lost} of {sent + lost} spans (no answer, or an error; check "
+                "OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_PROTOCOL)"
+            )
+        return None
+
+
+def _delivery(exporter: Any) -> Any:
+    """`exporter`, counting the spans it delivered and lost (the SDK only logs a failure)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Delivery(SpanExporter):
+        def __init__(self) -> None:
+            self.sent = self.lost = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            result = exporter.export(spans)
+            if result is SpanExportResult.SUCCESS:
+                self.sent += len(spans)
+            else:
+                self.lost += len(spans)
+            return result
+
+        def shutdown(self) -> None:
+            exporter.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return bool(exporter.force_flush(timeout_millis))
+
+    return Delivery()
+
+
+def trace_sink(path: Path) -> Traces:
+    """Where the traces go: nowhere when OTEL_SDK_DISABLED=true; over OTLP when
+    OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one) is set, to a tracer provider of the demo's
+    own; else a Jaeger JSON file at `path`."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return Traces(None, "off (OTEL_SDK_DISABLED=true)")
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
     if endpoint:
-        from loopguard.telemetry import SpanSink, setup
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        telemetry = setup("loopguard-demo", metrics=False)
-        return SpanSink(metrics=False), f"OTLP at {endpoint}", telemetry
+        from loopguard.telemetry import SpanSink
+        from loopguard.telemetry.setup import _exporter
+
+        timed = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get(
+            "OTEL_EXPORTER_OTLP_TIMEOUT"
+        )
+        exporter = _exporter("TRACES", "traces", None if timed else OTLP_TIMEOUT)
+        if exporter is None:
+            return Traces(None, "off (OTEL_TRACES_EXPORTER=none)")
+        attrs = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "loopguard-demo"}
+        provider = TracerProvider(resource=Resource.create(attrs))
+        delivery = _delivery(exporter)
+        provider.add_span_processor(BatchSpanProcessor(delivery))
+        sink = SpanSink(provider, metrics=False)
+        return _Otlp(sink, f"OTLP at {endpoint}", provider, delivery)
     from loopguard.telemetry.jaeger import JaegerFileSink
 
-    return JaegerFileSink(path, service_name="loopguard-demo"), str(path), None
+    return _JaegerFile(JaegerFileSink(path, service_name="loopguard-demo"), str(path))
 
 
 def run(
@@ -96,8 +184,9 @@ def run(
     view = RunView(detectors=[d.name for d in build_detectors(policy)])
     title = f"loopguard demo: {scenario.name}"
     renderer: Any = RichRenderer(out, title) if live else PlainRenderer(out)
-    sink, traces, telemetry = trace_sink(traces_path)
-    guard = Guard(policy, sinks=[LiveSink(view, renderer), sink])
+    traces = trace_sink(traces_path)
+    sinks = [LiveSink(view, renderer)] + ([traces.sink] if traces.sink is not None else [])
+    guard = Guard(policy, sinks=sinks)
     from loopguard.integrations.langchain import LoopGuardCallbackHandler
 
     handler = LoopGuardCallbackHandler(guard, agent=f"{scenario.name}-agent")
@@ -120,8 +209,7 @@ def run(
         fake.wait_idle(timeout=2.0)
         cut = next((c for c in fake.calls if c.outcome == "client_closed"), None)
     seconds = time.monotonic() - started
-    if telemetry is not None:
-        telemetry.shutdown()  # flush the batch exporter before the process ends
+    traces_error = traces.finish()
     return DemoResult(
         scenario,
         model,
@@ -129,11 +217,20 @@ def run(
         verdict,
         answer,
         seconds,
-        traces,
+        traces.where,
         (getattr(agent, "config", None) or {}).get("recursion_limit"),
         policy,
         cut,
+        traces_error,
     )
 
 
-__all__ = ["DEMO_MODEL", "SYSTEM_PROMPT", "DemoResult", "build_agent", "run", "trace_sink"]
+__all__ = [
+    "DEMO_MODEL",
+    "SYSTEM_PROMPT",
+    "DemoResult",
+    "Traces",
+    "build_agent",
+    "run",
+    "trace_sink",
+]

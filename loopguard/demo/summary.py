@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-from typing import TextIO
+from typing import Any, TextIO
 
-from loopguard.demo.live import fmt_usd
+from loopguard.demo.live import fmt_usd, fmt_value
 from loopguard.demo.projection import (
     AGENT_EXECUTOR_MAX_ITERATIONS,
     CONTEXT_WINDOW,
@@ -40,61 +39,93 @@ def agent_executor_max_iterations() -> int:
     return int(AgentExecutor.model_fields["max_iterations"].default)
 
 
-def write_summary(result: DemoResult, out: TextIO) -> None:
+def write_summary(result: DemoResult, out: TextIO, *, width: int | None = None) -> None:
+    """The summary, rendered by rich to fit the terminal (or `width`, else 80 columns when
+    `out` is not a terminal): lines break between words, never inside a number."""
+    from rich.console import Console
+
+    console = Console(
+        file=out, width=width, markup=False, highlight=False, emoji=False, soft_wrap=False
+    )
+    with console.capture() as captured:
+        _summary(result, console)
+    # rich pads wrapped lines to the width; a terminal does not need the trailing blanks.
+    out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    out.flush()
+
+
+def _summary(result: DemoResult, console: Any) -> None:
     view, verdict = result.view, result.verdict
     final = view.final
-    p = lambda *a: print(*a, file=out)  # noqa: E731
-    p("")
+    say = _printer(console)
+    console.print()
     if verdict is None:
-        p(
+        say(
             f"The agent finished on its own after {len(view.calls)} model calls; no detector "
             f"stopped it."
         )
         if result.answer:
-            p(f"  answer: {result.answer}")
+            say(f"answer: {result.answer}", 2)
         for detector, state in view.status.items():
-            p(f"  note from {detector}: {state}")
+            say(f"note from {detector}: {state}", 2)
     else:
-        p(
+        say(
             f"loopguard stopped the run at model call {verdict.step}: "
             f"[{verdict.detector}] {verdict.reason}"
         )
         # "message" is the nudge a detector would give the model, not evidence.
         evidence = {k: v for k, v in verdict.evidence.items() if k != "message"}
         if evidence:
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in evidence.items())
-            p(f"  evidence: {shown}")
-    u = _usage(view)
-    cost = final["cost_usd"] if "cost_usd" in final and view.cost_usd is not None else view.cost_usd
-    p(
-        f"  spent: {_n(final.get('model_calls', len(view.calls)), 'model call')}, "
+            shown = ", ".join(f"{k}={_short(fmt_value(k, v))}" for k, v in evidence.items())
+            say(f"evidence: {shown}", 2)
+    u = view.usage
+    say(
+        f"spent: {_n(final.get('model_calls', len(view.calls)), 'model call')}, "
         f"{_n(final.get('tool_calls', view.tool_calls), 'tool call')}, {u.total_tokens:,} tokens "
         f"(input {u.input_tokens:,}, of which cache read {u.cache_read_tokens:,} and cache write "
-        f"{u.cache_write_tokens:,}; output {u.output_tokens:,}), "
-        f"{fmt_usd(cost)} at {result.model} prices, in {result.seconds:.1f} s"
+        f"{u.cache_write_tokens:,}; output {u.output_tokens:,}; "
+        f"{view.tokens_per_minute:,.0f} tokens per minute), "
+        f"{fmt_usd(view.cost_usd)} at {result.model} prices, in {result.seconds:.1f} s",
+        2,
     )
     cut = result.cut_stream
     if cut is not None:
-        p(
-            f"  the aborted answer: loopguard closed the stream after {view.streamed_chars:,} "
+        say(
+            f"the aborted answer: loopguard closed the stream after {view.streamed_chars:,} "
             f"characters; the server saw the client hang up after {cut.events_sent} of "
             f"{cut.events_total} events, so the rest of that answer (it was to be "
             f"{cut.usage.get('outputTokens', 0):,} output tokens) was never sent. A call cut "
             f"mid-stream reports no usage; loopguard counts an estimate of its prompt and of what "
-            f"it streamed, included above."
+            f"it streamed, included above.",
+            2,
         )
     if verdict is not None and view.calls:
-        _projections(result, out)
+        _projections(result, console)
     elif verdict is not None:
-        p("  No model call finished, so there is no per-call pattern to project.")
-    p(f"  traces: {_where(result.traces)}")
+        say("No model call finished, so there is no per-call pattern to project.", 2)
+    if result.traces_error is not None:
+        say(f"traces: NOT delivered: {result.traces_error}", 2)
+    else:
+        say(f"traces: {_where(result.traces)}", 2)
 
 
-def _projections(result: DemoResult, out: TextIO) -> None:
+def _printer(console: Any) -> Any:
+    """print(text, indent): a paragraph wrapped to the console's width, indented."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    def say(text: str, indent: int = 0) -> None:
+        console.print(Padding(Text(text), (0, 0, 0, indent), expand=False))
+
+    return say
+
+
+def _projections(result: DemoResult, console: Any) -> None:
     from loopguard.pricing import default_pricer
 
     pricer, policy, model = default_pricer(), result.policy, result.model
     calls = result.view.calls
+    say = _printer(console)
 
     def price(usage: Usage) -> float | None:
         return pricer(policy, model, usage)
@@ -116,16 +147,19 @@ def _projections(result: DemoResult, out: TextIO) -> None:
     ]
     n = len(calls)
     growth = (calls[-1].usage.input_tokens - calls[0].usage.input_tokens) / max(n - 1, 1)
-    print(
-        f"\nHad nothing stopped it, the same loop (input growing ~{growth:,.0f} tokens per "
+    console.print()
+    say(
+        f"Had nothing stopped it, the same loop (input growing ~{growth:,.0f} tokens per "
         f"call as it did, output ~{round(sum(c.usage.output_tokens for c in calls) / n):,} "
-        f"tokens per call) would have run to:",
-        file=out,
+        f"tokens per call) would have run to:"
     )
     for label, limit in rows:
         proj = project(calls, limit, label, price)
-        late = "  (this limit would have stopped it sooner than loopguard did)" if limit < n else ""
-        print(f"  {label:<52} {limit:>6,} model calls  {_cost(proj)}{late}", file=out)
+        late = "; this limit would have stopped it sooner than loopguard did" if limit < n else ""
+        say(
+            f"- {label}: {limit:,} model calls, {fmt_usd(proj.cost_usd)} {_cost(proj)}{late}",
+            2,
+        )
     note = (
         "How: AgentExecutor makes one model call per iteration. A model/tools agent makes "
         "one model call per two LangGraph super-steps (model, tools, model, ...), so a "
@@ -142,34 +176,17 @@ def _projections(result: DemoResult, out: TextIO) -> None:
         f" Prices: loopguard's price table for {result.model}; the context window is taken "
         f"as {CONTEXT_WINDOW:,} tokens."
     )
-    print(textwrap.fill(note, width=100, initial_indent="  ", subsequent_indent="  "), file=out)
+    say(note, 2)
 
 
 def _cost(proj: Projection) -> str:
-    cost = fmt_usd(proj.cost_usd)
+    """What the projection's cost column needs said beside it."""
     if proj.context_full_at is None:
-        return f"{cost:>10}  ({proj.tokens:,} tokens)"
+        return f"({proj.tokens:,} tokens)"
     return (
-        f"{cost:>10}  by call {proj.calls_made:,}: call {proj.context_full_at:,} would "
-        f"pass the {CONTEXT_WINDOW:,}-token context window and Bedrock would refuse it"
+        f"by call {proj.calls_made:,}: call {proj.context_full_at:,} would pass the "
+        f"{CONTEXT_WINDOW:,}-token context window and Bedrock would refuse it"
     )
-
-
-def _usage(view) -> Usage:
-    """What the guard counted for the run (estimates for a stream cut mid-answer included),
-    else the sum of the finished calls."""
-    final = view.final
-    if "input_tokens" in final:
-        return Usage(
-            final["input_tokens"],
-            final["output_tokens"],
-            final["cache_read_tokens"],
-            final["cache_write_tokens"],
-        )
-    total = Usage()
-    for call in view.calls:
-        total.add(call.usage)
-    return total
 
 
 def _n(count: int, noun: str) -> str:
@@ -182,6 +199,8 @@ def _short(value: object) -> str:
 
 
 def _where(traces: str) -> str:
+    if traces.startswith("off"):
+        return traces
     if traces.startswith("OTLP"):
         return f"sent over {traces}"
     return f'Jaeger JSON written to {traces} (Jaeger UI: Search, then the "Upload" tab)'

@@ -55,7 +55,9 @@ def _choice(var: str, value: str, accepted: tuple[str, ...]) -> str:
     return value
 
 
-def _exporter(signal: str, kind: str) -> Any:
+def _exporter(signal: str, kind: str, timeout: float | None = None) -> Any:
+    """The exporter OTEL_{signal}_EXPORTER names (None for `none`); `timeout` bounds an OTLP
+    export in seconds (None: OTEL_EXPORTER_OTLP_TIMEOUT or the exporter's default)."""
     exporter = _choice(
         f"OTEL_{signal}_EXPORTER",
         os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower().split(",")[0],
@@ -81,12 +83,12 @@ def _exporter(signal: str, kind: str) -> Any:
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
             else:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            return OTLPSpanExporter()
+            return OTLPSpanExporter(timeout=timeout)
         if module == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        return OTLPMetricExporter()
+        return OTLPMetricExporter(timeout=timeout)
     except ImportError as exc:
         extra = "otlp-grpc" if module == "grpc" else "otlp"
         raise ImportError(

@@ -3,6 +3,7 @@ what the loop would have cost, and writes traces (Jaeger JSON, or OTLP when conf
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -39,24 +40,25 @@ def demo(capsys, tmp_path, *args: str) -> str:
 @pytest.mark.parametrize("scenario", RUNAWAY)
 def test_each_runaway_scenario_is_stopped(capsys, tmp_path, scenario):
     out = demo(capsys, tmp_path, "--scenario", scenario)
-    m = re.search(r"loopguard stopped the run at model call (\d+): \[(\w+)\]", out)
+    flat = " ".join(out.split())  # the summary is wrapped to the terminal's width
+    m = re.search(r"loopguard stopped the run at model call (\d+): \[(\w+)\]", flat)
     assert m, out
     steps = re.findall(r"^step +(\d+) ", out, re.M)
     assert all(int(step) <= int(m.group(1)) for step in steps)
-    assert "evidence:" in out
+    assert "evidence:" in flat
     assert re.search(
         r"spent: \d+ model calls?, \d+ tool calls?, [\d,]+ tokens \(input [\d,]+, "
-        r"of which cache read [\d,]+ and cache write [\d,]+; output [\d,]+\), "
-        r"\$\d+\.\d+ at us\.anthropic",
-        out,
+        r"of which cache read [\d,]+ and cache write [\d,]+; output [\d,]+; [\d,]+ tokens per "
+        r"minute\), \$\d+\.\d+ at us\.anthropic",
+        flat,
     )
-    cut = re.search(r"the server saw the client hang up after (\d+) of (\d+) events", out)
+    cut = re.search(r"the server saw the client hang up after (\d+) of (\d+) events", flat)
     if cut:  # stopped mid-answer: the server stopped sending
         assert int(cut.group(1)) < int(cut.group(2))
     if not steps:
-        assert cut and "No model call finished" in out
+        assert cut and "No model call finished" in flat
     else:
-        _check_projections(out)
+        _check_projections(flat)
     trace = json.loads((tmp_path / "traces.json").read_text())
     (run,) = trace["data"]
     names = [s["operationName"] for s in run["spans"]]
@@ -67,16 +69,16 @@ def test_each_runaway_scenario_is_stopped(capsys, tmp_path, scenario):
 def _check_projections(out: str) -> None:
     from loopguard.demo.summary import langgraph_default_recursion_limit
 
-    assert re.search(r"AgentExecutor's default max_iterations=15 +15 model calls +\$", out)
-    assert re.search(r"LangGraph's old default recursion_limit=25 +13 model calls +\$", out)
+    assert re.search(r"AgentExecutor's default max_iterations=15: 15 model calls, \$", out)
+    assert re.search(r"LangGraph's old default recursion_limit=25: 13 model calls, \$", out)
     limit, version = langgraph_default_recursion_limit()
     calls = model_calls_for_recursion_limit(limit)
     assert re.search(
-        rf"LangGraph {re.escape(version)}'s default recursion_limit={limit:,} +"
-        rf"{calls:,} model calls +\$",
+        rf"LangGraph {re.escape(version)}'s default recursion_limit={limit:,}: "
+        rf"{calls:,} model calls, \$",
         out,
     )
-    assert "recursion_limit=9,999 (5,000 model calls)" in " ".join(out.split())  # create_agent
+    assert "recursion_limit=9,999 (5,000 model calls)" in out  # create_agent
 
 
 def test_default_scenario_and_cache_tokens_in_the_lines(capsys, tmp_path):
@@ -90,7 +92,7 @@ def test_default_scenario_and_cache_tokens_in_the_lines(capsys, tmp_path):
 
 
 def test_healthy_agent_finishes_untouched(capsys, tmp_path):
-    out = demo(capsys, tmp_path, "--healthy")
+    out = " ".join(demo(capsys, tmp_path, "--healthy").split())
     assert "The agent finished on its own after 3 model calls; no detector stopped it." in out
     assert "answer: The ACME X100 costs $249.00" in out
     assert "stopped" not in out.replace("no detector stopped it", "")
@@ -239,3 +241,149 @@ def test_demo_without_its_extras_says_what_to_install(monkeypatch, capsys):
     )
     assert main(["demo"]) == 1
     assert "needs the aws extra: pip install 'langchain-loopguard[all]'" in capsys.readouterr().err
+
+
+# --- honest exits (issue 13, item 8) ----------------------------------------------------------
+
+
+def test_a_traces_file_that_cannot_be_written_is_an_error_before_the_run(tmp_path, capsys):
+    target = tmp_path / "missing" / "traces.json"
+    assert main(["demo", "--no-live", "--traces", str(target)]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"loopguard demo: --traces {target}: no such folder {target.parent}\n"
+    assert out == ""  # nothing ran
+    assert main(["demo", "--no-live", "--traces", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_a_traces_file_that_fails_at_the_end_is_reported(tmp_path, capsys, monkeypatch):
+    """The guard swallows a sink's failure (fail open); the demo must still say it."""
+    from loopguard.telemetry import jaeger
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jaeger, "write", refuse)
+    code = main(["demo", "--no-live", "--traces", str(tmp_path / "t.json")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "traces: NOT delivered: cannot write" in " ".join(out.split())
+    assert "Jaeger JSON written" not in out
+    assert err.endswith("No space left on device\n")
+
+
+def test_an_otlp_endpoint_that_does_not_answer_fails_the_demo(tmp_path, capsys, monkeypatch):
+    require("opentelemetry.exporter.otlp.proto.http")
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(demo_run, "OTLP_TIMEOUT", 0.5)  # the demo's bound, made short
+    for name in [k for k in os.environ if k.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    code = main(["demo", "--no-live"])
+    out, err = capsys.readouterr()
+    assert code == 1, out
+    assert "sent over" not in out
+    assert f"traces: NOT delivered: the http://127.0.0.1:{port} OTLP endpoint did not take" in (
+        " ".join(out.split())
+    )
+    assert err.startswith("loopguard demo: traces not delivered:")
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_otel_sdk_disabled_means_no_traces(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    out = demo(capsys, tmp_path)
+    assert "traces: off (OTEL_SDK_DISABLED=true)" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_healthy_with_a_scenario_is_a_usage_error(capsys):
+    assert main(["demo", "--healthy", "--scenario", "ping-pong"]) == 2
+    assert "--healthy runs the healthy scenario" in capsys.readouterr().err
+
+
+def test_something_is_shown_before_the_slow_imports(tmp_path):
+    """The first line is written before LangChain and boto3 are imported (seconds): checked
+    in a fresh interpreter, where the first write looks at what is imported by then."""
+    code = (
+        "import sys\n"
+        "class Out:\n"
+        "    def __init__(self):\n"
+        "        self.first = None\n"
+        "    def write(self, text):\n"
+        "        if self.first is None and text.strip():\n"
+        "            self.first = (text, sorted(m for m in ('langchain', 'boto3', 'langgraph')\n"
+        "                                      if m in sys.modules))\n"
+        "        return len(text)\n"
+        "    def flush(self): pass\n"
+        "    def isatty(self): return False\n"
+        "out = sys.stdout\n"
+        "sys.stdout = Out()\n"
+        "from loopguard.cli import main\n"
+        "main(['demo', '--no-live', '--scenario', 'stream-repeat', '--traces', 't.json'])\n"
+        "out.write(repr(sys.stdout.first))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    text, imported = ast.literal_eval(done.stdout)
+    assert text.startswith("loopguard demo: stream-repeat:")
+    assert imported == []
+
+
+# --- the live view and the summary agree (item 9) ---------------------------------------------
+
+
+def _panel_and_summary(tmp_path, scenario: str, width: int = 80) -> tuple[str, str, object]:
+    require("rich")
+    from loopguard.demo.summary import write_summary
+
+    panel = io.StringIO()
+    result = demo_run.run(scenario, out=panel, live=True, traces_path=tmp_path / "t.json")
+    summary = io.StringIO()
+    write_summary(result, summary, width=width)
+    return panel.getvalue(), summary.getvalue(), result
+
+
+def test_the_panel_and_the_summary_show_the_same_tokens_and_dollars(tmp_path):
+    panel, summary, _ = _panel_and_summary(tmp_path, "stream-repeat")
+    final_panel = panel[panel.rindex("loopguard demo: stream-repeat") :]
+    tokens = re.search(r"tokens +([\d,]+) +\(([\d,]+) per minute\)", final_panel)
+    cost = re.search(r"cost +(\$[\d.,]+)", final_panel)
+    assert tokens and cost, final_panel
+    flat = " ".join(summary.split())
+    assert int(tokens.group(1).replace(",", "")) > 0  # the cut stream's estimate is counted
+    assert f"{tokens.group(1)} tokens (input" in flat
+    assert f"{tokens.group(2)} tokens per minute" in flat
+    assert f"{cost.group(1)} at us.anthropic" in flat
+
+
+def test_the_summary_fits_80_columns_without_breaking_numbers(tmp_path):
+    _, summary, result = _panel_and_summary(tmp_path, "search-loop")
+    from loopguard.demo.summary import write_summary
+
+    wide = io.StringIO()
+    write_summary(result, wide, width=400)
+    lines = summary.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert all(line == line.rstrip() for line in lines)
+    numbers = [w for w in wide.getvalue().split() if re.search(r"\d", w) and len(w) < 40]
+    narrow = summary.split()
+    assert all(n in narrow for n in numbers), [n for n in numbers if n not in narrow]
+
+
+def test_money_and_rates_are_rounded_for_people(tmp_path):
+    from loopguard.demo.live import fmt_value
+
+    assert fmt_value("usd_per_minute", 0.7524075000000001) == "$0.7524"
+    assert fmt_value("tokens_per_minute", 48426.31) == "48,426"
+    assert fmt_value("similarity", 0.98765) == "0.988"
+    assert fmt_value("new", [0.0, 0.125]) == "[0, 0.125]"
+    panel, summary, _ = _panel_and_summary(tmp_path, "snowball")
+    assert "published" in panel and "per_minute=" in panel
+    assert not re.search(r"\d\.\d{6,}", panel + summary)
