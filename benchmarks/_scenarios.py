@@ -57,6 +57,9 @@ class Scenario:
     events: list[Event]
     onset: int | None = None  # model call where the loop starts (runaway only)
     period: int = 1  # model calls per repetition of the loop
+    latest: int | None = None
+    """For a loop without repetitions to count (a context snowball): the latest model call a
+    stop may come at, instead of the usual deadline."""
 
     @property
     def second_repetition(self) -> int | None:
@@ -67,6 +70,8 @@ class Scenario:
     def deadline(self) -> int | None:
         """The latest model call at which a stop still meets "within 3 calls after the second
         repetition"."""
+        if self.latest is not None:
+            return self.latest
         rep = self.second_repetition
         return None if rep is None else rep + 3
 
@@ -153,10 +158,18 @@ class Sim:
                 self._emit(ToolEnd(**base, ts=self.ts, tool=name, output=result, id=tid))
                 self.messages.append(Message("tool", result))
 
-    def done(self, kind: str, what: str, *, onset: int | None = None, period: int = 1) -> Scenario:
+    def done(
+        self,
+        kind: str,
+        what: str,
+        *,
+        onset: int | None = None,
+        period: int = 1,
+        latest: int | None = None,
+    ) -> Scenario:
         self.ts += 0.1
         self._emit(RunEnd(run=self.run, agent=self.agent, ts=self.ts, status="ok"))
-        return Scenario(self.agent, kind, what, self.events, onset, period)
+        return Scenario(self.agent, kind, what, self.events, onset, period, latest)
 
 
 def _chunks(text: str, size: int = 14) -> list[str]:
@@ -541,6 +554,373 @@ def streamed_list_loop() -> Scenario:
     return s.done("runaway", "a streamed list going round its three items", onset=1)
 
 
+# --- real loops (issue 15): each case with a healthy twin that looks alike --------------------
+# Seen on public trajectories (Who&When's Magentic-One runs, tau-bench): loops are reworded,
+# their results carry noise (relative times, scroll positions, fresh ids), and what they share
+# is that the agent learns nothing new.
+
+_FUND_FACTS = [
+    ("The screener lists {a}, {b} and {c} as index funds.", "Index funds shown: {c}, {a}, {b}."),
+    (
+        "The Asset Class filter offers Domestic Equity, International Equity and Bonds.",
+        "Under Asset Class there are checkboxes for Bonds, Domestic Equity and International "
+        "Equity.",
+    ),
+    (
+        "International Equity appears ticked, but the results table has not refreshed.",
+        "The International Equity box seems selected; the table below looks unchanged.",
+    ),
+    (
+        "Each row shows the expense ratio, the five-year return and the Morningstar rating.",
+        "Columns: Morningstar rating, five-year return, expense ratio.",
+    ),
+]
+_FUNDS = ("Vanguard Total International", "Fidelity International Index", "Schwab Intl Equity")
+
+
+def _page_description(rng: random.Random, visit: int) -> str:
+    """The same page, described afresh by a web agent: model-written, reordered, with the
+    relative time, the viewport and a counter that change on every visit."""
+    funds = list(_FUNDS)
+    rng.shuffle(funds)
+    facts = [rng.choice(pair).format(a=funds[0], b=funds[1], c=funds[2]) for pair in _FUND_FACTS]
+    rng.shuffle(facts)
+    return (
+        f"I clicked 'International Equity'. Here is a screenshot of [Fund Screener - Find "
+        f"Index Funds](https://funds.example.com/screener). You visited this page {6 + visit * 3} "
+        f"seconds ago. The viewport shows {18 + 7 * (visit % 5)}% of the webpage, and is "
+        f"positioned {rng.choice(['at the top of', 'near the top of'])} the page. "
+        + " ".join(facts)
+        + f" The page reports {2_100 + 17 * visit:,} matching funds."
+    )
+
+
+def reworded_delegation() -> Scenario:
+    s = Sim("reworded-delegation", "Which international equity index fund is the cheapest?")
+    rng = random.Random(15)
+    s.step(
+        "Ask the web agent to open the screener.",
+        [
+            (
+                "WebSurfer",
+                {"instruction": "Open the fund screener at funds.example.com."},
+                "I typed 'funds.example.com/screener' into the address bar. The page 'Fund "
+                "Screener' loaded with filters for asset class, region and rating.",
+            )
+        ],
+    )
+    instructions = [
+        "Select 'International Equity' in the Asset Class filter.",
+        "Make sure 'International Equity' under Asset Class is selected.",
+        "Please ensure the International Equity filter has been properly applied.",
+        "Check that the filter for International Equity is applied and report the funds.",
+        "Verify the Asset Class filter is set to International Equity.",
+    ]
+    for i in range(LOOP):  # onset: call 2; reworded instructions, the same page described anew
+        s.step(
+            "Delegate to WebSurfer.",
+            [("WebSurfer", {"instruction": instructions[i % 5]}, _page_description(rng, i))],
+        )
+    return s.done("runaway", "reworded delegations, the same page described anew", onset=2)
+
+
+def delegated_browsing() -> Scenario:
+    s = Sim("delegated-browsing", "Compare the expense ratios of three international funds.")
+    rng = random.Random(16)
+    for i, fund in enumerate(_FUNDS * 3):
+        ratio = f"0.{rng.randint(5, 40):02d}%"
+        s.step(
+            "Delegate to WebSurfer.",
+            [
+                (
+                    "WebSurfer",
+                    {"instruction": f"Open the page of {fund} and report its expense ratio."},
+                    f"I clicked '{fund}'. Here is a screenshot of [{fund} - Overview]"
+                    f"(https://funds.example.com/fund/{1000 + i}). The viewport shows "
+                    f"{20 + i}% of the webpage. Expense ratio {ratio}; holdings " + _prose(rng, 30),
+                )
+            ],
+        )
+    s.step("The cheapest is the one with the lowest expense ratio above.")
+    return s.done("healthy", "similar delegations, each page new")
+
+
+def _records(start: int) -> str:
+    rows = [
+        f'{{"id": "cust-{n}", "name": "{name}", "plan": "{plan}", "seats": {seats}}}'
+        for n, name, plan, seats in (
+            (start + k, f"Customer {chr(65 + k % 26)}{k}", ("team", "pro", "free")[k % 3], k % 9)
+            for k in range(20)
+        )
+    ]
+    return "[" + ", ".join(rows) + "]"
+
+
+def ignored_offset() -> Scenario:
+    s = Sim("ignored-offset", "Export every customer on the pro plan.")
+    page = _records(4100)
+    for i in range(LOOP):  # onset: call 1; the backend ignores the offset
+        s.step(
+            "Next page of customers.",
+            [("list_customers", {"offset": 20 * i, "limit": 20}, page)],
+        )
+    return s.done("runaway", "a listing that ignores its offset: the same page every time", onset=1)
+
+
+def offset_paging() -> Scenario:
+    s = Sim("offset-paging", "Export every customer on the pro plan.")
+    for i in range(14):
+        s.step(
+            "Next page of customers.",
+            [("list_customers", {"offset": 20 * i, "limit": 20}, _records(4100 + 20 * i))],
+        )
+    s.step("Exported 280 customers; 93 are on the pro plan.")
+    return s.done("healthy", "the same listing call with the next offset, new records each time")
+
+
+def deploy_health_cycle() -> Scenario:
+    s = Sim("deploy-health-cycle", "Deploy checkout 2.4.1 and make sure it is healthy.")
+    rng = random.Random(17)
+    for _ in range(LOOP // 2):  # onset: call 1; deploy -> check, a fresh deployment id each time
+        dep = "dpl-" + "".join(rng.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(8))
+        s.step(
+            "Deploy it.",
+            [
+                (
+                    "deploy",
+                    {"service": "checkout", "version": "2.4.1"},
+                    f"Deployment {dep} started for checkout 2.4.1 (3 replicas).",
+                )
+            ],
+        )
+        s.step(
+            "Check its health.",
+            [
+                (
+                    "check_health",
+                    {"service": "checkout"},
+                    "checkout: UNHEALTHY, 0/3 replicas ready (CrashLoopBackOff: missing "
+                    "env STRIPE_KEY)",
+                )
+            ],
+        )
+    return s.done(
+        "runaway", "deploy -> unhealthy -> deploy again, a new id each time", onset=1, period=2
+    )
+
+
+def staged_rollout() -> Scenario:
+    s = Sim("staged-rollout", "Roll checkout 2.4.1 out in stages and watch its health.")
+    rng = random.Random(18)
+    for stage, ready in (("canary", 1), ("25%", 3), ("50%", 6), ("100%", 12)):
+        dep = "dpl-" + "".join(rng.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(8))
+        s.step(
+            f"Deploy the {stage} stage.",
+            [
+                (
+                    "deploy",
+                    {"service": "checkout", "version": "2.4.1", "stage": stage},
+                    f"Deployment {dep} started for checkout 2.4.1 ({stage}).",
+                )
+            ],
+        )
+        for wait in range(2):
+            s.step(
+                "Check its health.",
+                [
+                    (
+                        "check_health",
+                        {"service": "checkout"},
+                        f"checkout: {'HEALTHY' if wait else 'STARTING'}, "
+                        f"{ready - 1 + wait}/{ready} replicas ready",
+                    )
+                ],
+            )
+    s.step("Rolled out to 100%; all 12 replicas healthy.")
+    return s.done("healthy", "deploy -> check cycles whose health moves each time")
+
+
+_MIGRATE_TRACE = (
+    "Traceback (most recent call last):\n"
+    '  File "manage.py", line 22, in <module>\n'
+    "    execute_from_command_line(sys.argv)\n"
+    '  File "django/db/backends/postgresql/base.py", line 269, in get_new_connection\n'
+    "django.db.utils.OperationalError: could not connect to server: Connection refused\n"
+    '\tIs the server running on host "db" (172.18.0.{n}) and accepting TCP/IP connections '
+    "on port 5432?\n"
+)
+
+
+def error_output() -> Scenario:
+    s = Sim("error-output", "Apply the pending database migrations.")
+    s.step("Look at the settings.", [("shell", {"cmd": "cat .env"}, "DB_HOST=db\nDB_PORT=5432")])
+    variants = [
+        "python manage.py migrate",
+        "python manage.py migrate --database default",
+        "python3 manage.py migrate",
+        "python manage.py migrate --noinput",
+    ]
+    for i in range(LOOP):  # onset: call 2; the shell returns normally, with a traceback
+        s.step(
+            "Run the migrations.",
+            [("shell", {"cmd": variants[i % 4]}, _MIGRATE_TRACE.format(n=2 + i % 3))],
+        )
+    return s.done("runaway", "a shell tool printing the same traceback every time", onset=2)
+
+
+def shell_recovers() -> Scenario:
+    s = Sim("shell-recovers", "Pretty-print the deployment manifest's image names.")
+    s.step(
+        "Try jq.", [("shell", {"cmd": "jq '.images' deploy.json"}, "bash: jq: command not found")]
+    )
+    s.step(
+        "Install it.",
+        [("shell", {"cmd": "apt-get install -y jq"}, "Setting up jq (1.6-2.1) ...\nDone.")],
+    )
+    s.step(
+        "Try again.",
+        [("shell", {"cmd": "jq '.images' deploy.json"}, '["checkout:2.4.1", "cart:1.9.0"]')],
+    )
+    s.step("Run the tests.", [("shell", {"cmd": "pytest -q"}, "3 failed, 41 passed\nexit code: 1")])
+    s.step("Fix and rerun.", [("shell", {"cmd": "pytest -q -x"}, "44 passed\nexit code: 0")])
+    s.step("The images are checkout:2.4.1 and cart:1.9.0; tests pass.")
+    return s.done("healthy", "errors printed as output, each followed by a fix that works")
+
+
+def reworded_empty_search() -> Scenario:
+    s = Sim("reworded-empty-search", "Will it rain in Lisbon tomorrow?")
+    queries = [
+        "Lisbon forecast tomorrow",
+        "weather in Lisbon for tomorrow",
+        "tomorrow's temperature Lisbon",
+        "Lisbon weather forecast for tomorrow",
+        "rain Lisbon tomorrow forecast",
+        "forecast for Lisbon, tomorrow",
+    ]
+    for i in range(LOOP):  # onset: call 1; reworded queries, the same empty answer
+        s.step(
+            "Search the weather.",
+            [("weather_search", {"q": queries[i % 6]}, "No results found.")],
+        )
+    return s.done("runaway", "reworded queries, the same empty answer", onset=1)
+
+
+def reworded_search_answers() -> Scenario:
+    s = Sim("reworded-search-answers", "Find a hotel in Lisbon for next weekend.")
+    rng = random.Random(19)
+    for area in ("Alfama", "Baixa", "Chiado", "Belem", "Principe Real", "Cais do Sodre"):
+        hotels = ", ".join(
+            f"{''.join(rng.choice(_SYLLABLES) for _ in range(3)).capitalize()} Hotel "
+            f"({rng.randint(90, 320)} EUR)"
+            for _ in range(3)
+        )
+        s.step(
+            "Search hotels.",
+            [("hotel_search", {"q": f"Lisbon hotels {area} next weekend"}, hotels)],
+        )
+    s.step("Booked the best-rated one in Chiado.")
+    return s.done("healthy", "similar queries, each with new answers")
+
+
+def _site_page(rng: random.Random, name: str, part: int) -> str:
+    return f"[{name}] part {part}: " + " ".join(_prose(rng, 20) for _ in range(3))
+
+
+def long_stall() -> Scenario:
+    s = Sim("long-stall", "Find the 2023 emissions figure in the ACME sustainability report.")
+    rng = random.Random(20)
+    for i in range(4):  # real research first: new pages
+        s.step(
+            "Browse.",
+            [
+                (
+                    "visit_url",
+                    {"url": f"https://acme.example.com/esg/{i}"},
+                    _site_page(rng, "esg", i),
+                )
+            ],
+        )
+    seen = [_site_page(random.Random(21 + k), "report", k) for k in range(3)]
+    actions = [
+        ("scroll_down", {}),
+        ("scroll_up", {}),
+        ("visit_url", {"url": "https://acme.example.com/esg/report"}),
+        ("find_on_page", {"text": "emissions 2023"}),
+        ("find_on_page", {"text": "2023 emissions"}),
+    ]
+    for i in range(LOOP):  # onset: call 5; browsing on, the same three screens come back
+        tool, args = actions[i % 5]
+        visit = seen[i % 3] + f" You visited this page {3 + i} minutes ago; scrolled {10 + i}%."
+        s.step("Look again.", [(tool, args, visit)])
+    return s.done("runaway", "browsing on, the same three screens come back", onset=5, period=3)
+
+
+def long_browsing() -> Scenario:
+    s = Sim("long-browsing", "Collect every emissions figure in ACME's reports since 2015.")
+    rng = random.Random(22)
+    actions = [("scroll_down", {}), ("visit_url", None), ("find_on_page", None)]
+    for i in range(36):
+        tool, args = actions[i % 3]
+        if args is None:
+            args = (
+                {"url": f"https://acme.example.com/esg/{2015 + i // 3}"}
+                if tool == "visit_url"
+                else {"text": f"emissions {2015 + i // 3}"}
+            )
+        s.step("Browse.", [(tool, args, _site_page(rng, f"report-{i // 3}", i))])
+    s.step("Collected twelve years of emissions figures.")
+    return s.done("healthy", "36 browsing steps, each page new")
+
+
+_REPORT = (
+    "Revenue grew in every region, led by the industrial segment; operating costs rose with "
+    "freight and energy prices, and the board kept the dividend unchanged. "
+)
+
+
+def snowball_real_pace() -> Scenario:
+    s = Sim("snowball-real-pace", "Summarise the annual report.", seconds=4.0)
+    rng = random.Random(23)
+    for part in range(1, LOOP + 1):  # onset: call 1; every page read stays in the context
+        page = f"https://archive.example.com/report/part-{part}\n" + " ".join(
+            _prose(rng, 25) for _ in range(60)
+        )
+        s.step(
+            f"Reading part {part} of the report before I answer.",
+            [("fetch_page", {"url": f"https://archive.example.com/report/part-{part}"}, page)],
+        )
+    # Every call is new work, so there are no repetitions to count: it passes when stopped
+    # before AgentExecutor's default 15 iterations would have stopped it.
+    return s.done("runaway", "reads one long page after another at 4 s a call", onset=1, latest=14)
+
+
+def summarising_reader() -> Scenario:
+    s = Sim("summarising-reader", "Summarise the annual report.", seconds=4.0)
+    rng = random.Random(24)
+    notes = ""
+    for part in range(1, 21):  # long pages at the same pace, but the context stays bounded
+        page = " ".join(_prose(rng, 25) for _ in range(60))
+        s.messages = [*s.messages[:2], Message("assistant", "Notes so far: " + notes)]
+        s.step(
+            f"Reading part {part}.",
+            [("fetch_page", {"url": f"https://archive.example.com/report/part-{part}"}, page)],
+        )
+        notes = _prose(rng, 40)
+    s.step("Summary: " + notes)
+    return s.done("healthy", "long pages at 4 s a call, the context summarised each step")
+
+
+ISSUE_15: list[tuple[Callable[[], Scenario], Callable[[], Scenario]]] = [
+    (reworded_delegation, delegated_browsing),
+    (ignored_offset, offset_paging),
+    (deploy_health_cycle, staged_rollout),
+    (error_output, shell_recovers),
+    (reworded_empty_search, reworded_search_answers),
+    (long_stall, long_browsing),
+    (snowball_real_pace, summarising_reader),
+]
+"""The seven cases of issue 15: a runaway and its healthy twin each."""
+
 RUNAWAY: list[Callable[[], Scenario]] = [
     exact_repeat,
     paraphrased_repeat,
@@ -557,6 +937,7 @@ RUNAWAY: list[Callable[[], Scenario]] = [
     snowball,
     streamed_repetition,
     streamed_list_loop,
+    *(runaway for runaway, _ in ISSUE_15),
 ]
 
 
@@ -847,6 +1228,7 @@ HEALTHY: list[Callable[[], Scenario]] = [
     chat_session,
     streamed_long_list,
     streamed_code_table,
+    *(twin for _, twin in ISSUE_15),
 ]
 
 
@@ -863,4 +1245,14 @@ def long_run(steps: int, name: str = "long") -> list[Event]:
     return s.done("healthy", f"{steps} steps").events
 
 
-__all__ = ["HEALTHY", "MODEL", "RUNAWAY", "Fail", "Scenario", "Sim", "all_scenarios", "long_run"]
+__all__ = [
+    "HEALTHY",
+    "ISSUE_15",
+    "MODEL",
+    "RUNAWAY",
+    "Fail",
+    "Scenario",
+    "Sim",
+    "all_scenarios",
+    "long_run",
+]

@@ -149,6 +149,39 @@ def identifiers(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+# Tool output that is an error although the tool returned normally: a shell's or an HTTP
+# client's failure printed as the result. Looked for at the head and the tail of the output.
+_ERROR_OUTPUT = re.compile(
+    r"(?P<traceback>traceback \(most recent call last\))"
+    r"|(?P<http>(?:^|[\n>]|http/[\d.]+ |status:? |error:? )[45]\d\d (?:not found|bad request"
+    r"|unauthori[sz]ed|forbidden|internal server error|bad gateway|service unavailable"
+    r"|gateway time-?out|too many requests|conflict|method not allowed|request time-?out)\b)"
+    r"|(?P<shell>\bcommand not found\b|\bno such file or directory\b|\bpermission denied\b)"
+    r"|(?P<exit>\b(?:exit(?:ed)?(?: with)? (?:code|status)|returned non-zero exit status)"
+    r"[:= ]*[1-9]\d*\b)"
+    r"|(?P<message>^(?:error|fatal|exception)(?::|!| \d{3}\b))"
+)
+_ERROR_KINDS = {
+    "traceback": "a traceback",
+    "http": "an HTTP error",
+    "shell": "a shell error",
+    "exit": "a non-zero exit code",
+    "message": "an error message",
+}
+
+
+def error_kind(text: str) -> str | None:
+    """What kind of error `text` (a tool's normal output) reports, or None: "a traceback", "an
+    HTTP error", "a shell error", "a non-zero exit code" or "an error message". Only the head
+    (300 characters) and the tail (200) are read: an error is announced there, and a result
+    that merely mentions one in its body is not an error."""
+    head = text[:300].lstrip().lower()
+    found = _ERROR_OUTPUT.search(head)
+    if found is None and len(text) > 300:
+        found = _ERROR_OUTPUT.search(text[-200:].lower())
+    return None if found is None else _ERROR_KINDS[found.lastgroup or "message"]
+
+
 def canonical_args(args: dict[str, Any] | str) -> str:
     """Tool arguments as one canonical string: keys sorted, strings folded (case, whitespace).
 

@@ -10,7 +10,9 @@ repetitions of the whole loop, so they mean the same for every period:
 
 With the defaults (1, 2, 2) an A,B,A,B,A,B ping-pong is warned at its first repetition, nudged
 at its second, and stopped if the very next step continues it: the model gets one chance to
-heed the nudge.
+heed the nudge. With `nudge_once` (the default) that chance is the only one: a nudged loop that
+shows again later in the run (after a fresh step or two, the same loop is flagged again) is
+stopped at once, instead of being warned and nudged all over.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Escalation(BaseModel):
     """Nudge (one message to the model, through the middleware) at this many repetitions."""
     abort_repeats: PositiveInt | None = 2
     """Abort on the first step that continues the loop after this many repetitions."""
+    nudge_once: bool = True
+    """After its nudge, a loop flagged again (at any level, later in the run) is stopped."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Escalation:
@@ -88,8 +92,11 @@ def escalate(
     action = config.level(repeated, unit)
     if action is Action.OK:
         if repeated == 0:
-            emitted.pop(key, None)
+            forget(config, emitted, key)
         return None
+    if action is not Action.ABORT and config.nudge_once and emitted.get(key) is Action.NUDGE:
+        action = Action.ABORT  # it was nudged, and it goes on
+        reason += " after a nudge"
     if action is not Action.ABORT:
         if emitted.get(key, Action.OK) >= action:
             return None
@@ -99,3 +106,15 @@ def escalate(
     evidence.setdefault("period", unit)
     evidence.setdefault("repeats", repeated // unit)
     return _MAKE[action](detector, reason, message=message, **evidence)
+
+
+_EVERY = object()
+
+
+def forget(config: Escalation, emitted: dict[Any, Action], key: Any = _EVERY) -> None:
+    """The loop `key` (by default every loop) broke: forget its warnings, so it is warned
+    afresh if it comes back. A nudge is kept under `nudge_once`: the loop had its chance."""
+    keys = list(emitted) if key is _EVERY else [key] if key in emitted else []
+    for k in keys:
+        if not (config.nudge_once and emitted[k] is Action.NUDGE):
+            del emitted[k]

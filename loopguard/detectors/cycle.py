@@ -19,7 +19,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from loopguard.detectors._calls import finished, started
-from loopguard.detectors._escalation import Escalation, escalate
+from loopguard.detectors._escalation import Escalation, escalate, forget
 from loopguard.events import Event, ToolEnd, ToolFailed, ToolStart
 from loopguard.normalize import identifiers, similar
 from loopguard.state import RunState
@@ -110,7 +110,7 @@ class Cycle:
                 runs[p] = 0
         if period < cfg.min_period:
             if period == 0:
-                slot.emitted.clear()
+                forget(cfg, slot.emitted)
             return None
         repeated = runs[period]
         tools = [c.tool for c in list(history)[-period:]]

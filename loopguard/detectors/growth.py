@@ -4,6 +4,15 @@ An agent that rewrites its whole work product on every step (appending to it eac
 for ever longer outputs and ever longer prompts. A step "grows" when its output tokens are at
 least `ratio` times the previous step's; repeats count consecutive growing steps, and only
 once an output is at least `min_tokens` long (short answers growing is normal conversation).
+
+The context snowball is the same on the input side: every call re-sends (and re-bills) all
+that the run has read so far, so when each step brings back a long result, the dollars per call
+rise step after step even at a real model's pace, where no per-minute rate is reached. A call
+*re-bills a growing context* when its input grew, beyond the previous call's own answer, by at
+least `input_tokens`; `input_steps` such calls in a row are stopped (a warning at half of them,
+a nudge one call before). Tool results are what grows it: an agent writing long sections grows
+its prompt by its own answers, which do not count, and one that summarises as it reads keeps
+its input flat.
 """
 
 from __future__ import annotations
@@ -12,11 +21,11 @@ from typing import ClassVar
 
 from pydantic import Field, PositiveInt
 
-from loopguard.detectors._escalation import Escalation, escalate
+from loopguard.detectors._escalation import Escalation, escalate, forget
 from loopguard.events import Event, ModelEnd
 from loopguard.state import RunState
 from loopguard.tokens import estimate_text_tokens
-from loopguard.verdict import Action, Verdict
+from loopguard.verdict import Action, Verdict, abort, nudge, warn
 
 
 class GrowthConfig(Escalation):
@@ -29,10 +38,25 @@ class GrowthConfig(Escalation):
     """A step grows when its output is at least this many times the previous step's."""
     min_tokens: PositiveInt = 1000
     """Growth is only judged once the latest output has at least this many tokens."""
+    input_tokens: PositiveInt | None = 1000
+    """A call re-bills a growing context when its input grew by at least this many tokens
+    beyond the previous call's answer (None switches the input rule off)."""
+    input_steps: int = Field(8, ge=2, le=1000)
+    """Abort at this many such calls in a row; warn at half of them, nudge one call before."""
 
 
 class _Slot:
-    __slots__ = ("emitted", "last", "since", "sizes", "streak")
+    __slots__ = (
+        "emitted",
+        "fed",
+        "fed_since",
+        "first",
+        "last",
+        "last_input",
+        "since",
+        "sizes",
+        "streak",
+    )
 
     def __init__(self) -> None:
         self.last = 0
@@ -40,6 +64,10 @@ class _Slot:
         self.since = 0
         self.sizes: list[int] = []  # the streak's sizes, at most a few
         self.emitted: dict[object, Action] = {}
+        self.last_input = 0  # the previous call's input tokens
+        self.fed = 0  # calls in a row whose input grew by at least input_tokens
+        self.fed_since = 0  # the model call where that run began
+        self.first: tuple[int, float | None] = (0, None)  # its first call's input and cost
 
 
 class Growth:
@@ -53,6 +81,7 @@ class Growth:
         cfg = self.config
         slot: _Slot = state.slot(self.name, _Slot)
         size = event.usage.output_tokens or estimate_text_tokens(event.text)  # type: ignore[attr-defined]
+        fed = self._input(state, slot, event.usage.input_tokens)  # type: ignore[attr-defined]
         if slot.last and size >= slot.last * cfg.ratio:
             if slot.streak == 0:
                 slot.since, slot.sizes = max(1, state.model_calls - 1), [slot.last]
@@ -62,10 +91,10 @@ class Growth:
             slot.streak, slot.sizes = 0, []
         slot.last = size
         if not slot.streak:
-            slot.emitted.clear()
-            return None
+            forget(cfg, slot.emitted)
+            return fed
         if size < cfg.min_tokens or cfg.level(slot.streak) is Action.OK:
-            return None
+            return fed
         sizes = " -> ".join(f"{s:,}" for s in slot.sizes)
         return escalate(
             cfg,
@@ -80,3 +109,46 @@ class Growth:
             start_step=slot.since,
             sizes=list(slot.sizes),
         )
+
+    def _input(self, state: RunState, slot: _Slot, tokens: int) -> Verdict | None:
+        """The input rule: calls in a row re-billing a context that grew by a long result."""
+        cfg = self.config
+        before, slot.last_input = slot.last_input, tokens
+        if cfg.input_tokens is None or not before or tokens - before - slot.last < cfg.input_tokens:
+            slot.fed = 0
+            return None
+        if slot.fed == 0:
+            slot.fed_since, slot.first = state.model_calls, (tokens, state.last_call_cost)
+        slot.fed += 1
+        warn_at = (cfg.input_steps + 1) // 2
+        if slot.fed not in (warn_at, cfg.input_steps - 1) and slot.fed < cfg.input_steps:
+            return None
+        first_tokens, first_cost = slot.first
+        cost = state.last_call_cost
+        per_call = (
+            f"; ${first_cost:.3f} -> ${cost:.3f} per call"
+            if first_cost is not None and cost is not None
+            else ""
+        )
+        reason = (
+            f"the input grew by at least {cfg.input_tokens:,} tokens on each of the last "
+            f"{slot.fed} calls ({first_tokens:,} -> {tokens:,} tokens{per_call}): every call "
+            "re-bills all that was read"
+        )
+        evidence = {
+            "rule": "input",
+            "start_step": slot.fed_since,
+            "repeats": slot.fed,
+            "input_tokens": [first_tokens, tokens],
+            "usd_per_call": [first_cost, cost],
+        }
+        if slot.fed >= cfg.input_steps:
+            return abort(self.name, reason, **evidence)
+        if slot.fed == cfg.input_steps - 1:
+            message = (
+                f"Each of your last {slot.fed} steps added a long result that every later "
+                "call re-sends and re-bills. Do not read more in full: answer from what you "
+                "have, or summarise and finish."
+            )
+            return nudge(self.name, reason, message=message, **evidence)
+        return warn(self.name, reason, **evidence)

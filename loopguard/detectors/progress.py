@@ -12,9 +12,8 @@ same tool among the last `window`:
   of the shorter found in the other ("Lisbon forecast tomorrow", "tomorrow's temperature
   Lisbon"), or
 - it brought back a rich result (at least `min_terms` distinct words and ids) that is the same,
-  in at least `same_result` of its terms (Jaccard), as the earlier call's, and does not name an
-  id of its own arguments that the earlier one lacked: the same rich result for different
-  arguments (a listing that ignores its offset), not a record about another item.
+  in at least `same_result` of its terms (Jaccard), as the earlier call's: the same rich result
+  for different arguments (a listing that ignores its offset, the same page at every URL).
 
 A short result for different arguments ("200 OK" for each URL of a fan-out) is never stale,
 nor is a batch of updates over different records, each returning its own record. Repeats count
@@ -31,7 +30,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from loopguard.detectors._calls import finished, started
-from loopguard.detectors._escalation import Escalation, escalate
+from loopguard.detectors._escalation import Escalation, escalate, forget
 from loopguard.detectors._progress import MAX_CHARS, novelty
 from loopguard.events import Event, ToolEnd, ToolStart
 from loopguard.normalize import clip, content_words, identifiers, terms
@@ -143,7 +142,7 @@ class Progress:
         slot.stale.append(stale)
         if not stale:
             if not any(slot.stale):
-                slot.emitted.clear()
+                forget(cfg, slot.emitted)
             return None
         repeated = sum(slot.stale)
         stalled = [c for c, s in zip(slot.calls, slot.stale, strict=True) if s]
@@ -174,16 +173,11 @@ class Progress:
         for earlier in reversed(slot.calls):
             if earlier.tool != call.tool:
                 continue
-            ids, said = shape = shape or call.shape
             if call.terms is not None and earlier.terms is not None:
                 union = len(call.terms | earlier.terms)
-                # A result naming this call's own item (an id of its arguments the earlier
-                # result lacks) is about that item, however alike the rest.
-                own = ids & call.terms
-                if len(call.terms & earlier.terms) >= cfg.same_result * union and (
-                    not own or own <= earlier.terms
-                ):
+                if len(call.terms & earlier.terms) >= cfg.same_result * union:
                     return True
+            ids, said = shape = shape or call.shape
             their_ids, their_said = earlier.shape
             if ids != their_ids:
                 continue

@@ -4,16 +4,23 @@ Errors are compared after normalization (numbers, timestamps and ids masked), so
 retry in 3s" and "rate limited, retry in 5s" are the same error. Unlike `tool_repeat`, the
 arguments may change between attempts: a model that keeps nudging a parameter and keeps getting
 the same validation error is stuck too. A success of the tool ends the streak, so a retry after
-one transient error, or a batch in which some items fail, is not a storm.
+one transient error, or a batch in which some items fail, is not a storm; so does another tool's
+result that brings something new to the run (the progress signal): an agent that looks
+alternatives up between two attempts is finding out more, not retrying blindly.
+
+Errors that arrive as ordinary tool output count too (`normalize.error_kind`): "Error 404 File
+not found", an HTTP 5xx page, a traceback, "command not found", a non-zero exit code printed by
+a shell tool. Their reasons name the kind of error, never the output.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from loopguard.detectors._escalation import Escalation, escalate
+from loopguard.detectors._escalation import Escalation, escalate, forget
+from loopguard.detectors._progress import novelty
 from loopguard.events import Event, ToolEnd, ToolFailed
-from loopguard.normalize import normalize
+from loopguard.normalize import error_kind, normalize
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
 
@@ -44,31 +51,40 @@ class RepeatedErrors:
         slot: _Slot = state.slot(self.name, _Slot)
         tool = event.tool  # type: ignore[attr-defined]
         if type(event) is ToolEnd:
-            if slot.streaks.pop(tool, None) is not None:
-                slot.emitted.pop(tool, None)
-            return None
-        text = normalize(event.error)  # type: ignore[attr-defined]
-        key = hash(text)  # compared within this process only
+            kind = error_kind(event.output)  # type: ignore[attr-defined]
+            if kind is None:
+                ended = slot.streaks.pop(tool, None)
+                if ended is not None:
+                    forget(self.config, slot.emitted, (tool, ended[0]))
+                elif slot.streaks and novelty(state, event).new:  # type: ignore[arg-type]
+                    # Another tool brought something new: the agent is finding out more
+                    # before it tries again, so what failed before starts afresh.
+                    slot.streaks.clear()
+                    forget(self.config, slot.emitted)
+                return None
+            text, shown = event.output[:300], kind  # type: ignore[attr-defined]
+        else:
+            text, shown = event.error, "the same error"  # type: ignore[attr-defined]
+        key = hash(normalize(text))  # compared within this process only
         found = slot.streaks.get(tool)
         if found is None or found[0] != key:
             if len(slot.streaks) >= _MAX_TOOLS and tool not in slot.streaks:
                 slot.streaks.pop(next(iter(slot.streaks)))
             slot.streaks[tool] = (key, 0, state.model_calls)
-            slot.emitted.pop(tool, None)
             return None
         repeats = found[1] + 1
         slot.streaks[tool] = (key, repeats, found[2])
         return escalate(
             self.config,
             slot.emitted,
-            tool,
+            (tool, key),
             self.name,
             repeats,
             1,
             # The error's text is content (it may quote the arguments): not in the reason.
-            f"tool {tool!r} failed {repeats + 1} times in a row with the same error",
-            f"The tool {tool} has failed {repeats + 1} times in a row with the same error. "
-            "Retrying will not help; change approach or finish.",
+            f"tool {tool!r} failed {repeats + 1} times in a row with {shown}",
+            f"The tool {tool} has failed {repeats + 1} times in a row with {shown}. Retrying "
+            "will not help; change approach or finish.",
             start_step=found[2],
             similarity=1.0,
             tool=tool,

@@ -29,9 +29,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
-from loopguard.detectors._escalation import Escalation, escalate
+from loopguard.detectors._escalation import Escalation, escalate, forget
 from loopguard.events import Event, Message, ModelEnd, ModelStart
 from loopguard.normalize import (
     canonical_args,
@@ -49,6 +49,12 @@ from loopguard.verdict import Action, Verdict
 
 class SimilarityConfig(Escalation):
     """Policy section `similarity`. Repeats count near-duplicate steps in the window."""
+
+    # Nudged only when nearly every recent step repeats: one repeated check between different
+    # attempts (a test run after each fix) is warned, never nudged, so `nudge_once` cannot
+    # turn it into a stop.
+    nudge_repeats: PositiveInt | None = 3
+    abort_repeats: PositiveInt | None = 3
 
     threshold: float = Field(0.85, gt=0, le=1)
     """How alike (0..1) the model's words in two steps must be for a near-duplicate."""
@@ -178,7 +184,7 @@ class Similarity:
         slot.flags.append(best.index if best is not None else None)
         if best is None:
             if slot.emitted and all(f is None for f in slot.flags):
-                slot.emitted.clear()
+                forget(self.config, slot.emitted)
             return None
         repeats = [f for f in slot.flags if f is not None]
         state.attributes["loopguard.similarity"] = round(score, 3)

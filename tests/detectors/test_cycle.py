@@ -108,3 +108,12 @@ def test_calls_with_fresh_results_never_trigger(calls: list[tuple[str, int]]) ->
         s.step("go", [(tool, {"x": arg}, f"result {i}")])  # every result is new
     verdicts, stop = feed(s.done("healthy", "").events, only("cycle"))
     assert verdicts == [] and stop is None
+
+
+def test_a_cycle_whose_results_carry_a_fresh_id_is_found() -> None:
+    s = Sim("t", "deploy")
+    for i in range(6):
+        s.step("deploy", [("deploy", {"v": "2.4.1"}, f"Deployment dpl-{i}x{i}k9q{i}z started")])
+        s.step("check", [("check_health", {}, "UNHEALTHY: 0/3 ready")])
+    _, stop = feed(s.done("runaway", "").events, only("cycle"))
+    assert stop is not None and stop.evidence["period"] == 2

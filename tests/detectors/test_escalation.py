@@ -30,13 +30,33 @@ def test_levels_by_period(repeated: int, period: int, expected: Action) -> None:
 
 
 def test_warn_and_nudge_once_per_loop_abort_every_time() -> None:
-    cfg, emitted = Escalation(), {}
+    cfg, emitted = Escalation(nudge_once=False), {}
     actions = [escalate(cfg, emitted, "k", "d", n, 1, "r", "m") for n in (1, 1, 2, 2)]
     assert [a.action if a else None for a in actions] == [Action.WARN, None, Action.NUDGE, None]
     assert escalate(cfg, emitted, "k", "d", 3, 1, "r", "m").action is Action.ABORT
     assert escalate(cfg, emitted, "k", "d", 4, 1, "r", "m").action is Action.ABORT
     escalate(cfg, emitted, "k", "d", 0, 1, "r", "m")  # the loop broke
     assert escalate(cfg, emitted, "k", "d", 1, 1, "r", "m").action is Action.WARN
+
+
+def test_a_nudged_loop_flagged_again_is_stopped() -> None:
+    cfg, emitted = Escalation(), {}  # nudge_once is the default
+    actions = [escalate(cfg, emitted, "k", "d", n, 1, "r", "m") for n in (1, 1, 2)]
+    assert [a.action if a else None for a in actions] == [Action.WARN, None, Action.NUDGE]
+    escalate(cfg, emitted, "k", "d", 0, 1, "r", "m")  # the loop broke after its nudge ...
+    again = escalate(cfg, emitted, "k", "d", 1, 1, "r", "m")  # ... and came back
+    assert again is not None and again.action is Action.ABORT
+    assert again.reason == "r after a nudge"
+    # another loop of the same detector starts with a warning
+    other = escalate(cfg, emitted, "j", "d", 1, 1, "r", "m")
+    assert other is not None and other.action is Action.WARN
+
+
+def test_a_loop_still_at_its_nudge_level_on_a_later_step_is_stopped() -> None:
+    cfg, emitted = Escalation(), {}
+    escalate(cfg, emitted, "k", "d", 2, 1, "r", "m")  # nudged
+    again = escalate(cfg, emitted, "k", "d", 2, 1, "r", "m")
+    assert again is not None and again.action is Action.ABORT
 
 
 def test_evidence_has_period_repeats_and_the_message() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loopguard.events import ModelEnd, Usage
+from loopguard.events import ModelEnd, ModelStart, Usage
 from loopguard.verdict import Action
 from tests.detectors.conftest import feed, only
 
@@ -45,3 +45,30 @@ def test_outputs_of_bounded_size_never_abort(sizes: list[int]) -> None:
     # within 800..2000 tokens at most three steps in a row can grow by 1.3x
     _, stop = feed(_outputs(sizes), only("growth"))
     assert stop is None
+
+
+def _reads(pages: int, page_tokens: int, *, own: bool = False, keep: bool = True) -> list:
+    """Calls whose input grows by `page_tokens` a step: from tool results, or (own=True) from
+    the model's own answers; keep=False: the context is summarised, the input stays flat."""
+    events, tokens = [], 3000
+    for i in range(pages):
+        output = page_tokens if own else 50
+        events.append(ModelStart(run="r", model="m", ts=4.0 * i))
+        events.append(ModelEnd(run="r", model="m", ts=4.0 * i + 3, usage=Usage(tokens, output)))
+        if keep:
+            tokens += output + (50 if own else page_tokens)
+    return events
+
+
+def test_a_context_snowballing_with_long_results_is_stopped() -> None:
+    verdicts, stop = feed(_reads(12, 2000), only("growth"))
+    assert [v.action for v in verdicts] == [Action.WARN, Action.NUDGE]
+    assert [v.step for v in verdicts] == [5, 8]
+    assert stop is not None and stop.step == 9 and stop.evidence["rule"] == "input"
+    assert stop.evidence["start_step"] == 2 and stop.evidence["repeats"] == 8
+
+
+def test_input_grown_by_the_models_own_answers_or_kept_flat_is_fine() -> None:
+    for events in (_reads(20, 1500, own=True), _reads(20, 2000, keep=False)):
+        verdicts, stop = feed(events, only("growth", min_tokens=100_000))
+        assert verdicts == [] and stop is None

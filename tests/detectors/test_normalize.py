@@ -12,11 +12,15 @@ from loopguard.normalize import (
     clip,
     content_words,
     digest,
+    error_kind,
     identifiers,
+    mask_volatile,
     normalize,
     normalize_light,
+    same_call_result,
     similar,
     similar_among,
+    terms,
     words,
 )
 
@@ -107,3 +111,40 @@ def test_content_words_mask_noise_only_when_there_is_a_digit() -> None:
 def test_similar_among_is_similar_to_each(a: str, others: list[str], cutoff: float) -> None:
     expected = [(i, similar(a, b, cutoff)) for i, b in enumerate(others)]
     assert sorted(similar_among(a, others, cutoff)) == [(i, s) for i, s in expected if s]
+
+
+def test_mask_volatile_masks_noise_beside_unchanged_text_only_in_long_results() -> None:
+    page = "The fund screener lists " + "index funds with their expense ratios " * 4
+    a = mask_volatile(f"You visited this page 8 seconds ago. {page} The viewport shows 21%.")
+    b = mask_volatile(f"You visited this page 9 seconds ago. {page} The viewport shows 28%.")
+    assert a == b and "<ago>" in a and "<n>" in a
+    # a short result keeps its numbers: here they are the substance
+    assert mask_volatile("export: 45% done") != mask_volatile("export: 60% done")
+    assert mask_volatile("RUNNING (elapsed 30s)") != mask_volatile("RUNNING (elapsed 60s)")
+    # relative times are masked in short results too
+    assert mask_volatile("updated 3 minutes ago") == mask_volatile("updated 5 minutes ago")
+
+
+def test_same_call_result_masks_generated_ids() -> None:
+    a = same_call_result("Deployment dpl-7hq2k9x4 started for checkout 2.4.1")
+    b = same_call_result("Deployment dpl-m3k8w2z9 started for checkout 2.4.1")
+    assert a == b
+    # ids of the agent's own items, numbers and words are kept
+    assert same_call_result("order 50311 shipped") != same_call_result("order 50312 shipped")
+    assert same_call_result("job-7f3a queued") != same_call_result("job-9c2b queued")
+
+
+def test_terms_are_content_words_and_identifiers() -> None:
+    found = terms("The Alpha and beta-gamma of order 4411: src/a.py, tomorrow's run")
+    assert found == {"alpha", "beta", "gamma", "order", "4411", "src/a.py", "tomorrow", "run"}
+
+
+def test_error_kind() -> None:
+    assert error_kind("Traceback (most recent call last):\n  File x") == "a traceback"
+    assert error_kind("HTTP/1.1 503 Service Unavailable") == "an HTTP error"
+    assert error_kind("<title>502 Bad Gateway</title>") == "an HTTP error"
+    assert error_kind("sh: 1: jq: command not found") == "a shell error"
+    assert error_kind("x\n" * 200 + "exit code: 1") == "a non-zero exit code"
+    assert error_kind("Error: flight not available") == "an error message"
+    for fine in ("exit code: 0", "Error handling guide", "Found 3 results", "1 failed: test_a"):
+        assert error_kind(fine) is None, fine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from _scenarios import Sim
 
 from loopguard.detectors import _progress
@@ -69,12 +71,19 @@ def test_a_fan_out_with_short_answers_is_not_a_stall() -> None:
 
 def test_a_batch_of_updates_returning_known_records_is_not_a_stall() -> None:
     s = Sim("t", "Upgrade the cabin of every reservation.")
-    records = [
-        f'{{"reservation_id": "R{i:04d}", "user_id": "mia_li", "origin": "JFK", '
-        f'"destination": "SFO", "cabin": "business", "flight": "HAT{100 + i}", '
-        f'"date": "2024-05-{10 + i}", "passengers": ["Mia Li"], "payment": "card_7"}}'
-        for i in range(8)
-    ]
+    rng = random.Random(3)
+    cities = ["JFK", "SFO", "LAX", "ORD", "ATL", "SEA", "BOS", "DEN", "MIA", "PHX"]
+    names = ["Mia Li", "Omar Hassan", "Ana Silva", "Raj Patel", "Lena Kraus", "Yuki Sato"]
+    records = []
+    for i in range(8):  # records as a reservation system returns them: each its own trip
+        a, b = rng.sample(cities, 2)
+        people = rng.sample(names, 2)
+        records.append(
+            f'{{"reservation_id": "R{i:04d}", "origin": "{a}", "destination": "{b}", '
+            f'"flights": [{{"flight_number": "HAT{rng.randint(100, 999)}", "price": '
+            f'{rng.randint(90, 900)}}}], "passengers": {people}, "baggage": {rng.randint(0, 3)}, '
+            f'"insurance": "{rng.choice(["yes", "no"])}"}}'
+        )
     for i, record in enumerate(records):  # first the lookups: every record is seen once
         s.step("", [("get_reservation", {"id": f"R{i:04d}"}, record)])
     for i, record in enumerate(records):  # then the updates echo them back

@@ -57,3 +57,55 @@ def test_errors_never_repeated_twice_in_a_row_never_trigger(fails: list[bool]) -
         s.step("go", [("api", {"i": i}, Fail("boom") if fail else f"ok {i}")])
     verdicts, stop = feed(s.done("healthy", "").events, only("errors"))
     assert verdicts == [] and stop is None
+
+
+_TRACE = (
+    'Traceback (most recent call last):\n  File "manage.py", line 22, in <module>\n'
+    "django.db.utils.OperationalError: could not connect to server (172.18.0.{n})\n"
+)
+
+
+def test_errors_printed_as_output_count_and_the_reason_names_only_their_kind() -> None:
+    s = Sim("t", "migrate")
+    for i in range(6):
+        s.step("go", [("shell", {"cmd": f"python manage.py migrate -v{i}"}, _TRACE.format(n=i))])
+    verdicts, stop = feed(s.done("runaway", "").events, only("errors"))
+    assert [v.action for v in verdicts] == [Action.WARN, Action.NUDGE]
+    assert stop is not None and stop.step == 5
+    assert stop.reason == "tool 'shell' failed 4 times in a row with a traceback"
+    assert "manage" not in stop.evidence["message"]  # no output in what the model is told
+
+
+def test_shell_and_http_errors_in_output() -> None:
+    for output in (
+        "bash: jq: command not found",
+        "<html><title>502 Bad Gateway</title></html>",
+        "Error 404 File not found",
+        "compiling...\n" + "ok\n" * 200 + "Process exited with code 2",
+    ):
+        s = Sim("t", "task")
+        for _ in range(4):
+            s.step("go", [("tool", {}, output)])
+        _, stop = feed(s.done("runaway", "").events, only("errors"))
+        assert stop is not None, output
+
+
+def test_a_result_that_mentions_errors_is_not_one() -> None:
+    s = Sim("t", "task")
+    for _ in range(6):
+        s.step(
+            "go",
+            [("docs", {"q": "errors"}, "Error handling guide: a 404 not found means the page ...")],
+        )
+    verdicts, stop = feed(s.done("healthy", "").events, only("errors"))
+    assert verdicts == [] and stop is None
+
+
+def test_another_tool_bringing_something_new_ends_the_streak() -> None:
+    s = Sim("t", "change the flight")
+    failure = Fail("flight HAT030 not available on 2024-05-13")
+    for i in range(4):
+        s.step("try", [("update_flight", {"flight": "HAT030"}, failure)])
+        s.step("look", [("search", {"date": f"2024-05-{14 + i}"}, f"HAT{100 + i} at {9 + i}:00")])
+    verdicts, stop = feed(s.done("healthy", "").events, only("errors"))
+    assert verdicts == [] and stop is None

@@ -24,11 +24,12 @@ def test_rephrased_thoughts_with_reworded_query_are_repeats() -> None:
     verdicts, stop = feed(s.done("runaway", "").events, only("similarity"))
     assert [v.action for v in verdicts] == [Action.WARN, Action.NUDGE]
     assert stop is not None and stop.detector == "similarity"
-    assert stop.evidence["start_step"] == 1 and stop.evidence["repeats"] == 3
+    assert stop.evidence["start_step"] == 1 and stop.evidence["repeats"] == 4
     assert stop.evidence["similarity"] >= 0.85 and stop.evidence["period"] >= 1
     assert "directory" in verdicts[-1].evidence["message"]
-    # step 4 was the third repeat; it is judged when call 5 starts, which never goes out
-    assert stop.step == 5
+    # nudged when 3 of the last 4 steps repeated (step 4); step 5 repeated too, judged when
+    # call 6 starts, which never goes out
+    assert verdicts[-1].step == 5 and stop.step == 6
 
 
 def test_a_different_identifier_is_different_work() -> None:
