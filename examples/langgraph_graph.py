@@ -29,7 +29,7 @@ with chat_model("snowball") as llm:
     builder.add_edge("tools", "model")
     graph = builder.compile(name="report-reader")
 
-    handler = LoopGuardCallbackHandler(policy=Policy(max_cost_usd=0.25), agent="report-reader")
+    handler = LoopGuardCallbackHandler(policy=Policy(max_cost_usd=0.10), agent="report-reader")
     try:
         graph.invoke(
             {"messages": [("user", "Summarise the annual report.")]},
@@ -40,6 +40,6 @@ with chat_model("snowball") as llm:
         v = stop.verdict
         print(f"stopped by {v.detector} at model call {v.step}: {v.reason}")
         print(
-            f"spent: ${v.usage['cost_usd']:.4f} of the $0.25 cap, "
+            f"spent: ${v.usage['cost_usd']:.4f} of the $0.10 cap, "
             f"{v.usage['input_tokens']:,} input tokens"
         )

@@ -136,9 +136,9 @@ def test_create_agent_middleware_ends_gracefully(runs):
 def test_langgraph_graph_stops_at_the_dollar_cap(runs):
     text = output(runs, "langgraph_graph")
     detector, _ = stopped(text)
-    assert detector == "budget" and "max_cost_usd=$0.25" in text
-    spent = float(re.search(r"spent: \$(\d+\.\d+) of the \$0.25 cap", text).group(1))
-    assert 0 < spent <= 0.25
+    assert detector == "budget" and "max_cost_usd=$0.1" in text
+    spent = float(re.search(r"spent: \$(\d+\.\d+) of the \$0.10 cap", text).group(1))
+    assert 0 < spent <= 0.10
 
 
 def test_agent_executor_stops_before_its_own_limit(runs):
@@ -149,7 +149,7 @@ def test_agent_executor_stops_before_its_own_limit(runs):
 
 def test_per_agent_policies(runs):
     text = output(runs, "per_agent_policies")
-    assert re.search(r"researcher: stopped by budget .*max_cost_usd=\$0\.3\b", text)
+    assert re.search(r"researcher: stopped by budget .*max_cost_usd=\$0\.1\b", text)
     assert re.search(r"support: stopped by limits .*max_calls_per_tool\.web_search=2", text)
     assert "concierge: finished (max_cost_usd=2.0): The ACME X100 costs $249.00" in text
 

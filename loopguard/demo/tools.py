@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
 from langchain_core.tools import BaseTool, tool
 
-_PARAGRAPH = (
-    "Revenue grew in every region, led by the industrial segment; operating costs "
-    "rose with freight and energy prices, and the board kept the dividend unchanged. "
-)
+_REGIONS = (
+    "Nordics Iberia Benelux Baltics Anatolia Levant Maghreb Andes Patagonia Cascadia Yukon "
+    "Bavaria Silesia Moravia Tuscany Provence Flanders Wallonia Galicia Catalonia"
+).split()
+_SEGMENTS = (
+    "industrial, marine, aerospace, rail, mining, agriculture, medical, packaging, textiles, "
+    "construction, energy, logistics"
+).split(", ")
+
+
+def _report_page(url: str) -> str:
+    """One page of a long annual report: forty sentences, each naming a region, a segment and
+    a figure, so every page says something the earlier ones did not (a reader that keeps them
+    all in its context re-sends more with every call). The same URL, the same page."""
+    rng = random.Random(url)  # a str seed is hashed with SHA-512: the same on every run
+    return " ".join(
+        f"In {rng.choice(_REGIONS)}, the {rng.choice(_SEGMENTS)} segment reported revenue of "
+        f"{rng.randint(10, 120)}.{rng.randint(0, 9)} million, with operating costs driven by "
+        "freight and energy prices."
+        for _ in range(40)
+    )
 
 
 def _digest(text: str) -> str:
@@ -64,7 +82,7 @@ def fetch_page(url: str) -> str:
     """Fetch a web page and return its text."""
     if "archive.example.com/report" in url:
         # Report pages are long: a model that reads them all fills its context fast.
-        return f"{url}\n" + _PARAGRAPH * 40
+        return f"{url}\n" + _report_page(url)
     return f"{url}\nACME X100 widget. Price: $249.00. In stock. Ships in 2 days."
 
 
