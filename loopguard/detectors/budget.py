@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from loopguard import _safe
 from loopguard.events import Event, ModelEnd, ModelFailed, ModelStart, RunEnd
 from loopguard.ledger import Claim, LedgerUnavailable
-from loopguard.ledger.base import NANO
+from loopguard.ledger.base import NANO, TRIP_PREFIX
 from loopguard.ledger.memory import MemoryLedger
 from loopguard.ledger.resilient import Resilient
+from loopguard.ledger.spec import trip_keys
 from loopguard.pricing import default_pricer, worst_case_usage
 from loopguard.tokens import estimate_input_tokens, estimate_text_tokens
 from loopguard.verdict import Action, Verdict, abort, warn
@@ -225,9 +226,10 @@ class BudgetCheck:
             )
             for b in specs
         )
+        trips = trip_keys(specs, state.agent, meta)  # kill switches, checked in the same step
         try:
             outcome = self.ledgers.remote(policy.ledger).reserve(
-                held.rid, claims, policy.reservation_ttl
+                held.rid, claims, policy.reservation_ttl, trips=trips
             )
         except LedgerUnavailable as exc:
             if policy.on_ledger_error == "closed":
@@ -243,6 +245,17 @@ class BudgetCheck:
             held.local = True
             outcome = self.ledgers.local(policy.ledger).reserve(
                 held.rid, claims, policy.reservation_ttl
+            )
+        if outcome.tripped is not None:
+            t = outcome.tripped
+            return abort(
+                self.name,
+                f"{t.key.removeprefix(TRIP_PREFIX)} is tripped: {t.reason}",
+                limit="trip",
+                key=t.key,
+                trip_reason=t.reason,
+                until=t.until,
+                **projection,
             )
         denied = outcome.denied
         if denied is not None:

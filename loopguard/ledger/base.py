@@ -36,6 +36,47 @@ class Claim:
     max_tokens: int | None = None
     expire_at: float | None = None
     """When the key itself may be forgotten (its window is long past); None = never."""
+    trip_until: float | None = None
+    """Trip this key (see `Trip`) until then when a reservation is refused on it: a budget
+    that stays shut for the rest of its window once exhausted (math.inf: until untripped).
+    None = no automatic trip."""
+
+
+TRIP_PREFIX = "loopguard:trip:"
+
+
+def trip_key_of(key: str) -> str:
+    """The trip key that shuts budget key `key` (its automatic trip)."""
+    return f"{TRIP_PREFIX}budget:{key.removeprefix('loopguard:budget:')}"
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """A kill switch: while a trip key is set, every reservation that names it is refused.
+    Keys: `loopguard:trip:agent=NAME`, `loopguard:trip:tenant:LABEL=VALUE` (set by hand, e.g.
+    `loopguard budget trip`) and `loopguard:trip:budget:...` (a budget's automatic trip)."""
+
+    key: str
+    reason: str
+    at: float
+    until: float | None = None
+    """When it lifts by itself; None = when untripped."""
+    auto: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "reason": self.reason,
+            "at": self.at,
+            "until": self.until,
+            "auto": self.auto,
+        }
+
+
+def auto_trip(claim: Claim, now: float) -> Trip:
+    """The trip a refusal sets on a claim's key when the claim asks for one."""
+    until = None if claim.trip_until is None or math.isinf(claim.trip_until) else claim.trip_until
+    return Trip(trip_key_of(claim.key), f"budget exhausted on {claim.key}", now, until, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +97,12 @@ class Reservation:
 
     denied: Denied | None = None
     used: tuple[tuple[int, int], ...] = ()
+    tripped: Trip | None = None
+    """The first trip key that was set; nothing was reserved."""
 
     @property
     def ok(self) -> bool:
-        return self.denied is None
+        return self.denied is None and self.tripped is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +146,29 @@ class Ledger(ABC):
 
     @abstractmethod
     def reserve(
-        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+        self,
+        rid: str,
+        claims: Sequence[Claim],
+        ttl: float,
+        now: float | None = None,
+        trips: Sequence[str] = (),
     ) -> Reservation:
         """Reserve every claim under reservation id `rid` for `ttl` seconds, or none of them;
-        when refused, `denied` names the first key that would go over its limit. A key that
-        already holds `rid`, or on which `rid` has ended, is left as it is (idempotent)."""
+        when refused, `denied` names the first key that would go over its limit (and a claim
+        with `trip_until` trips its key), or `tripped` the first of `trips` that is set. A key
+        that already holds `rid`, or on which `rid` has ended, is left as it is (idempotent)."""
+
+    @abstractmethod
+    def trip(self, key: str, reason: str, until: float | None = None) -> Trip:
+        """Set trip key `key` (a `TRIP_PREFIX` key): reservations naming it are refused."""
+
+    @abstractmethod
+    def untrip(self, key: str) -> bool:
+        """Lift trip `key`; False if it was not set."""
+
+    @abstractmethod
+    def trips(self, prefix: str = TRIP_PREFIX) -> list[Trip]:
+        """The trips set now whose key starts with `prefix`."""
 
     @abstractmethod
     def settle(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
@@ -129,7 +190,8 @@ class Ledger(ABC):
 
     @abstractmethod
     def reset(self, prefix: str = "") -> int:
-        """Forget every key starting with `prefix` (spend and reservations); returns how many."""
+        """Forget every key starting with `prefix` (spend, reservations, trips); returns how
+        many."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""

@@ -9,7 +9,18 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from loopguard.ledger.base import ENDED_KEEP, Claim, Denied, KeyUsage, Ledger, Reservation
+from loopguard.ledger.base import (
+    ENDED_KEEP,
+    TRIP_PREFIX,
+    Claim,
+    Denied,
+    KeyUsage,
+    Ledger,
+    Reservation,
+    Trip,
+    auto_trip,
+    trip_key_of,
+)
 
 
 @dataclass(slots=True)
@@ -61,15 +72,25 @@ class MemoryLedger(Ledger):
     def __init__(self, uri: str = "memory://") -> None:
         self.uri = uri
         self._keys: dict[str, _Key] = {}
+        self._trips: dict[str, Trip] = {}
         self._lock = threading.Lock()
         self._next_sweep = 0.0
 
     def reserve(
-        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+        self,
+        rid: str,
+        claims: Sequence[Claim],
+        ttl: float,
+        now: float | None = None,
+        trips: Sequence[str] = (),
     ) -> Reservation:
         now = time.time() if now is None else now
         with self._lock:
             self._forget_old(now)
+            for name in (*(trip_key_of(c.key) for c in claims), *trips):
+                found = self._trip(name, now)
+                if found is not None:
+                    return Reservation(tripped=found)
             skip = []
             for c in claims:
                 k = self._keys.get(c.key) or _Key()
@@ -79,6 +100,9 @@ class MemoryLedger(Ledger):
                     (c.max_usd_n is not None and k.spent_n + k.res_n + c.usd_n > c.max_usd_n)
                     or (c.max_tokens is not None and k.spent_t + k.res_t + c.tokens > c.max_tokens)
                 ):
+                    if c.trip_until is not None:
+                        t = auto_trip(c, now)
+                        self._trips[t.key] = t
                     return Reservation(Denied(c.key, k.spent_n, k.res_n, k.spent_t, k.res_t))
             used = []
             for c, skipped in zip(claims, skip, strict=True):
@@ -121,12 +145,38 @@ class MemoryLedger(Ledger):
                 out.append(KeyUsage(name, k.spent_n, k.res_n, k.spent_t, k.res_t, len(k.held)))
             return out
 
+    def trip(self, key: str, reason: str, until: float | None = None) -> Trip:
+        found = Trip(key, reason, time.time(), until)
+        with self._lock:
+            self._trips[key] = found
+        return found
+
+    def untrip(self, key: str) -> bool:
+        with self._lock:
+            return self._trips.pop(key, None) is not None
+
+    def trips(self, prefix: str = TRIP_PREFIX) -> list[Trip]:
+        now = time.time()
+        with self._lock:
+            found = [self._trip(k, now) for k in sorted(self._trips) if k.startswith(prefix)]
+        return [t for t in found if t is not None]
+
     def reset(self, prefix: str = "") -> int:
         with self._lock:
             doomed = [k for k in self._keys if k.startswith(prefix)]
             for k in doomed:
                 del self._keys[k]
-            return len(doomed)
+            gone = [k for k in self._trips if k.startswith(prefix)]
+            for k in gone:
+                del self._trips[k]
+            return len(doomed) + len(gone)
+
+    def _trip(self, key: str, now: float) -> Trip | None:
+        found = self._trips.get(key)
+        if found is not None and found.until is not None and found.until <= now:
+            del self._trips[key]
+            return None
+        return found
 
     def _key(self, c: Claim) -> _Key:
         k = self._keys.get(c.key)

@@ -14,6 +14,7 @@ node, so Redis Cluster is not supported; use a single primary (with replicas) pe
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -23,12 +24,15 @@ from urllib.parse import urlsplit
 
 from loopguard.ledger.base import (
     ENDED_KEEP,
+    TRIP_PREFIX,
     Claim,
     Denied,
     KeyUsage,
     Ledger,
     LedgerUnavailable,
     Reservation,
+    Trip,
+    trip_key_of,
 )
 
 ZSET_SUFFIX = ":exp"
@@ -88,12 +92,18 @@ class RedisLedger(Ledger):
         self._pid = os.getpid()
 
     def reserve(
-        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+        self,
+        rid: str,
+        claims: Sequence[Claim],
+        ttl: float,
+        now: float | None = None,
+        trips: Sequence[str] = (),
     ) -> Reservation:
-        if not claims:
+        if not claims and not trips:
             return Reservation()
         now = time.time() if now is None else now
-        args: list[Any] = [repr(now), repr(now + ttl), rid]
+        args: list[Any] = [repr(now), repr(now + ttl), rid, len(claims)]
+        keys: list[str] = []
         for c in claims:
             args += [
                 c.usd_n,
@@ -101,15 +111,59 @@ class RedisLedger(Ledger):
                 -1 if c.max_usd_n is None else c.max_usd_n,
                 -1 if c.max_tokens is None else c.max_tokens,
                 _at(c.expire_at),
+                _until(c.trip_until),
+                c.key,
             ]
-        result = self._call(self._reserve, _keys(c.key for c in claims), args)
-        if int(result[0]) == 1:
+            keys += [*_keys([c.key]), trip_key_of(c.key)]
+        result = self._call(self._reserve, keys + list(trips), args)
+        kind = int(result[0])
+        if kind == 1:
             flat = [int(x) for x in result[1:]]
             return Reservation(used=tuple(zip(flat[0::2], flat[1::2], strict=False)))
+        if kind == 2:
+            key, reason, at, until, auto = (_text(x) for x in result[1:6])
+            return Reservation(
+                tripped=Trip(key, reason, float(at), float(until) if until else None, auto == "1")
+            )
         i = int(result[1]) - 1
         return Reservation(
             Denied(claims[i].key, int(result[2]), int(result[3]), int(result[4]), int(result[5]))
         )
+
+    def trip(self, key: str, reason: str, until: float | None = None) -> Trip:
+        found = Trip(key, reason, time.time(), until)
+        fields: dict[str, Any] = {"reason": reason, "at": repr(found.at), "auto": "0"}
+        if until is not None:
+            fields["until"] = repr(until)
+
+        def write() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(key)
+            pipe.hset(key, mapping=fields)
+            if until is not None:
+                pipe.expireat(key, math.ceil(until))
+            pipe.execute()
+
+        self._call(write)
+        return found
+
+    def untrip(self, key: str) -> bool:
+        return bool(self._call(self._client.delete, key))
+
+    def trips(self, prefix: str = TRIP_PREFIX) -> list[Trip]:
+        def read() -> list[Trip]:
+            found = []
+            for key in sorted(self._scan(prefix)):
+                v = self._client.hmget(key, "reason", "at", "until", "auto")
+                if v[0] is None:
+                    continue  # expired meanwhile, or not a trip
+                reason, at, until, auto = (_text(x) if x is not None else "" for x in v)
+                found.append(
+                    Trip(key, reason, float(at or 0), float(until) if until else None, auto == "1")
+                )
+            return found
+
+        return self._call(read)
 
     def settle(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
         self._end("s", rid, claims, now)
@@ -169,6 +223,16 @@ def _keys(names: Any) -> list[str]:
     for name in names:
         out += [name, name + ZSET_SUFFIX, name + ENDED_SUFFIX]
     return out
+
+
+def _until(trip_until: float | None) -> str:
+    if trip_until is None:
+        return "0"
+    return "-1" if math.isinf(trip_until) else repr(trip_until)
+
+
+def _text(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
 
 
 def _at(expire_at: float | None) -> int:

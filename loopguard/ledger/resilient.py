@@ -50,11 +50,16 @@ class Resilient:
         return len(self._backlog)
 
     def reserve(
-        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+        self,
+        rid: str,
+        claims: Sequence[Claim],
+        ttl: float,
+        now: float | None = None,
+        trips: Sequence[str] = (),
     ) -> Reservation:
         try:
             self._flush()
-            return self.ledger.reserve(rid, claims, ttl, now)
+            return self.ledger.reserve(rid, claims, ttl, now, trips)
         except LedgerUnavailable:
             self._keep("release", rid, tuple(claims))
             raise

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from loopguard.ledger.base import NANO, Claim, usd_to_nano
+from loopguard.ledger.base import NANO, TRIP_PREFIX, Claim, usd_to_nano
 
 PREFIX = "loopguard:budget:"
 Scope = Literal["global", "agent", "tenant", "conversation"]
@@ -48,6 +50,10 @@ class BudgetSpec(BaseModel):
     holding your tenant id); for `conversation` it defaults to LangGraph's `thread_id`."""
     name: str | None = None
     """Shown in verdicts; defaults to `<scope>/<period>`."""
+    trip: bool = False
+    """Once exhausted (a call refused on it), trip the budget's key for the rest of its window:
+    every later call under it is refused, even one small enough to fit, until the window ends
+    or `loopguard budget untrip` lifts it. The trip shows in `loopguard budget show`."""
 
     @field_validator("max_usd")
     @classmethod
@@ -104,6 +110,7 @@ class BudgetSpec(BaseModel):
             None if self.max_usd is None else usd_to_nano(self.max_usd),
             self.max_tokens,
             expire_at=expire_at(self.period, ts),
+            trip_until=window_end(self.period, ts) if self.trip else None,
         )
 
 
@@ -128,10 +135,42 @@ def window(period: str, ts: float, run: str) -> str:
     return "total"
 
 
+def agent_trip_key(agent: str) -> str:
+    return f"{TRIP_PREFIX}agent={escape(agent)}"
+
+
+def tenant_trip_key(label: str, value: Any) -> str:
+    return f"{TRIP_PREFIX}tenant:{escape(label)}={escape(value)}"
+
+
+def trip_keys(specs: Sequence[BudgetSpec], agent: str | None, meta: dict[str, Any]) -> list[str]:
+    """The kill switches a call checks: its agent's, and its tenant's under each label that
+    the policy's tenant budgets use."""
+    keys = [] if agent is None else [agent_trip_key(agent)]
+    for label in sorted({s.key for s in specs if s.scope == "tenant" and s.key}):
+        value = meta.get(label)
+        if value is not None and value != "":
+            keys.append(tenant_trip_key(label, value))
+    return keys
+
+
+def window_end(period: str, ts: float) -> float:
+    """When the window holding `ts` ends (a run's: a day on; math.inf for `total`)."""
+    if period == "total":
+        return math.inf
+    if period == "run":
+        return ts + _KEEP["run"]
+    return _end(period, ts)
+
+
 def expire_at(period: str, ts: float) -> float | None:
     """When a window's key can be dropped: a while after the window ends (None = never)."""
     if period == "total":
         return None
+    return (ts if period == "run" else _end(period, ts)) + _KEEP[period]
+
+
+def _end(period: str, ts: float) -> float:
     t = datetime.fromtimestamp(ts, UTC)
     if period == "hour":
         end = t.replace(minute=0, second=0, microsecond=0).timestamp() + 3600
@@ -142,6 +181,6 @@ def expire_at(period: str, ts: float) -> float | None:
         end = (
             t.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp() + days * 86_400
         )
-    else:  # run: kept a day after the run's last call
-        end = ts
-    return end + _KEEP[period]
+    else:
+        raise ValueError(f"period {period!r} has no calendar window")
+    return end

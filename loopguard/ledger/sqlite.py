@@ -18,12 +18,16 @@ from urllib.parse import unquote, urlsplit
 
 from loopguard.ledger.base import (
     ENDED_KEEP,
+    TRIP_PREFIX,
     Claim,
     Denied,
     KeyUsage,
     Ledger,
     LedgerUnavailable,
     Reservation,
+    Trip,
+    auto_trip,
+    trip_key_of,
 )
 
 # budget.res_n / res_t are the sums of the key's live reservations, kept in step with the
@@ -54,6 +58,13 @@ CREATE TABLE IF NOT EXISTS ended (
   PRIMARY KEY (rid, key, kind)
 );
 CREATE INDEX IF NOT EXISTS ended_by_time ON ended (keep_until);
+CREATE TABLE IF NOT EXISTS trip (
+  key TEXT PRIMARY KEY,
+  reason TEXT NOT NULL,
+  at REAL NOT NULL,
+  until REAL,
+  auto INTEGER NOT NULL DEFAULT 0
+);
 """
 
 
@@ -135,10 +146,19 @@ class SqliteLedger(Ledger):
                 pass  # it failed already; a new connection replaces it
 
     def reserve(
-        self, rid: str, claims: Sequence[Claim], ttl: float, now: float | None = None
+        self,
+        rid: str,
+        claims: Sequence[Claim],
+        ttl: float,
+        now: float | None = None,
+        trips: Sequence[str] = (),
     ) -> Reservation:
         now = time.time() if now is None else now
         with self._tx() as db:
+            for name in (*(trip_key_of(c.key) for c in claims), *trips):
+                found = _trip(db, name, now)
+                if found is not None:
+                    return Reservation(tripped=found)
             skip = []
             for c in claims:
                 _reclaim(db, c.key, now)
@@ -148,6 +168,8 @@ class SqliteLedger(Ledger):
                     (c.max_usd_n is not None and sn + rn + c.usd_n > c.max_usd_n)
                     or (c.max_tokens is not None and st + rt + c.tokens > c.max_tokens)
                 ):
+                    if c.trip_until is not None:
+                        _set_trip(db, auto_trip(c, now))
                     return Reservation(Denied(c.key, sn, rn, st, rt))
             used = []
             for c, skipped in zip(claims, skip, strict=True):
@@ -223,10 +245,34 @@ class SqliteLedger(Ledger):
                 out.append(KeyUsage(key, sn, rn, st, rt, count))
             return out
 
+    def trip(self, key: str, reason: str, until: float | None = None) -> Trip:
+        found = Trip(key, reason, time.time(), until)
+        with self._tx() as db:
+            _set_trip(db, found)
+        return found
+
+    def untrip(self, key: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM trip WHERE key = ?", (key,)).rowcount > 0
+
+    def trips(self, prefix: str = TRIP_PREFIX) -> list[Trip]:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM trip WHERE until <= ?", (now,))
+            rows = db.execute(
+                "SELECT key, reason, at, until, auto FROM trip WHERE substr(key, 1, ?) = ? "
+                "ORDER BY key",
+                (len(prefix), prefix),
+            ).fetchall()
+        return [Trip(k, r, at, until, bool(auto)) for k, r, at, until, auto in rows]
+
     def reset(self, prefix: str = "") -> int:
         with self._tx() as db:
             n = db.execute(
                 "DELETE FROM budget WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            ).rowcount
+            n += db.execute(
+                "DELETE FROM trip WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
             ).rowcount
             for table in ("reservation", "ended"):
                 db.execute(
@@ -253,6 +299,21 @@ def _totals(db: sqlite3.Connection, key: str) -> tuple[int, int, int, int]:
         "SELECT spent_n, spent_t, res_n, res_t FROM budget WHERE key = ?", (key,)
     ).fetchone()
     return row if row else (0, 0, 0, 0)
+
+
+def _trip(db: sqlite3.Connection, key: str, now: float) -> Trip | None:
+    row = db.execute(
+        "SELECT reason, at, until, auto FROM trip WHERE key = ? AND (until IS NULL OR until > ?)",
+        (key, now),
+    ).fetchone()
+    return None if row is None else Trip(key, row[0], row[1], row[2], bool(row[3]))
+
+
+def _set_trip(db: sqlite3.Connection, t: Trip) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO trip VALUES (?, ?, ?, ?, ?)",
+        (t.key, t.reason, t.at, t.until, int(t.auto)),
+    )
 
 
 def _holds(db: sqlite3.Connection, rid: str, key: str) -> bool:

@@ -102,3 +102,45 @@ def hold_and_wait(uri: str, cap_usd: float, tenant: str, ttl: float, ready: Any)
 
 def kill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
+
+
+def until_tripped(uri: str, agent: str, started: Any, resume: Any, out: Any) -> None:
+    """Guarded calls for `agent` until one is refused by a trip; report its reason, then wait
+    for `resume` and report whether the next call goes out."""
+    guard = Guard(budget_policy(uri, 100.0))
+    i = 0
+
+    def call() -> None:
+        nonlocal i
+        i += 1
+        run = f"{agent}-{os.getpid()}-{i}"
+        guard.process(
+            ModelStart(
+                run=run,
+                agent=agent,
+                model=MODEL,
+                messages=[Message("user", "hi")],
+                max_tokens=50,
+                id=run,
+                meta={"tenant": "fleet"},
+            )
+        )
+        guard.process(ModelEnd(run=run, agent=agent, model=MODEL, usage=Usage(5, 5), id=run))
+        guard.end_run(run)
+
+    deadline = time.monotonic() + 30
+    reason = None
+    while reason is None and time.monotonic() < deadline:
+        try:
+            call()
+            started.release()
+        except LoopGuardAbort as stop:
+            reason = (stop.verdict.evidence.get("limit"), stop.verdict.evidence.get("trip_reason"))
+        time.sleep(0.01)
+    out.put(("refused", reason))
+    resume.wait(30)
+    try:
+        call()
+        out.put(("after", "went"))
+    except LoopGuardAbort as stop:
+        out.put(("after", stop.verdict.reason))

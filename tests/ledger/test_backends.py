@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from loopguard.ledger import Claim, open_ledger, usd_to_nano
-from loopguard.ledger.base import ENDED_KEEP, Ledger
+from loopguard.ledger.base import ENDED_KEEP, TRIP_PREFIX, Ledger, trip_key_of
 
 
 @pytest.fixture
@@ -201,3 +201,46 @@ def test_an_ended_reservation_is_forgotten_after_a_while(ledger: Ledger) -> None
     ledger.settle(rid(), [Claim(key("old"), 1, 0)], now=now)  # prunes what is past keeping
     ledger.settle(r, [Claim(key("old"), 5, 1)], now=now)
     assert usage_of(ledger, "old").spent_usd_n == 11
+
+
+# --- trips: a kill switch checked in the reservation itself ----------------------------------
+
+
+def test_a_trip_refuses_reservations_that_name_it(ledger: Ledger) -> None:
+    trip = f"{TRIP_PREFIX}test:{rid()}"
+    c = Claim(key("tripped"), 1, 1, max_usd_n=100)
+    ledger.trip(trip, "stop it")
+    try:
+        found = ledger.reserve(rid(), [c], ttl=60, trips=[trip]).tripped
+        assert found is not None and (found.key, found.reason, found.auto) == (
+            trip,
+            "stop it",
+            False,
+        )
+        assert usage_of(ledger, "tripped").reservations == 0  # nothing held
+        assert ledger.reserve(rid(), [c], ttl=60).ok  # a call that does not name it goes on
+        assert trip in [t.key for t in ledger.trips()]
+    finally:
+        assert ledger.untrip(trip)
+    assert not ledger.untrip(trip)
+    assert ledger.reserve(rid(), [c], ttl=60, trips=[trip]).ok
+
+
+def test_a_trip_lifts_by_itself_when_its_time_is_up(ledger: Ledger) -> None:
+    trip = f"{TRIP_PREFIX}test:{rid()}"
+    ledger.trip(trip, "for a moment", until=time.time() - 1)
+    assert ledger.reserve(rid(), [Claim(key("lifted"), 1, 1)], ttl=60, trips=[trip]).ok
+    assert trip not in [t.key for t in ledger.trips()]
+
+
+def test_an_exhausted_budget_trips_itself_when_asked(ledger: Ledger) -> None:
+    until = time.time() + 3600
+    c = Claim(key("auto"), 10, 0, max_usd_n=15, trip_until=until)
+    assert ledger.reserve(rid(), [c], ttl=60).ok
+    assert ledger.reserve(rid(), [c], ttl=60).denied is not None  # exhausted: trips the key
+    small = Claim(key("auto"), 1, 0, max_usd_n=15)
+    found = ledger.reserve(rid(), [small], ttl=60).tripped  # fits, but the budget is shut
+    assert found is not None and found.auto and found.key == trip_key_of(key("auto"))
+    assert found.until == pytest.approx(until, abs=1)
+    ledger.untrip(found.key)  # resettable
+    assert ledger.reserve(rid(), [small], ttl=60).ok
