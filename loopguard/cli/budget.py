@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if uri is None or (getattr(args, "tenant", None) and not args.label):
         policies = load_policies(args.policy)
     if uri is None:
-        uri = policies.default.ledger
+        uri = policies.default.ledger if policies is not None else "memory://"
     if uri.startswith("memory://"):
         raise UserError(
             "a memory:// ledger lives inside one process; pass --ledger "

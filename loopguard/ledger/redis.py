@@ -132,15 +132,13 @@ class RedisLedger(Ledger):
 
     def trip(self, key: str, reason: str, until: float | None = None) -> Trip:
         found = Trip(key, reason, time.time(), until)
-        fields: dict[str, Any] = {"reason": reason, "at": repr(found.at), "auto": "0"}
-        if until is not None:
-            fields["until"] = repr(until)
 
         def write() -> None:
             pipe = self._client.pipeline(transaction=True)
             pipe.delete(key)
-            pipe.hset(key, mapping=fields)
+            pipe.hset(key, mapping={"reason": reason, "at": repr(found.at), "auto": "0"})
             if until is not None:
+                pipe.hset(key, "until", repr(until))
                 pipe.expireat(key, math.ceil(until))
             pipe.execute()
 
