@@ -29,7 +29,8 @@ PROFILE_PREFIXES = ("global", "us", "eu", "apac", "jp", "au", "ca", "us-gov")
 _PREFIX_RE = re.compile(r"^(" + "|".join(re.escape(p) for p in PROFILE_PREFIXES) + r")\.(?=[a-z])")
 # -v1:0, -v2:0, -v1, and provisioned-throughput context variants such as -v1:0:200k
 _VERSION_RE = re.compile(r"-v\d+(?::\d+)?(?::\d+k)?$")
-_DATE_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")  # OpenAI snapshots: gpt-4o-2024-08-06
+# Dated snapshots of an undated id: gpt-4o-2024-08-06 (OpenAI), claude-opus-5-5-20260922
+_DATE_RE = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|20\d{6})$")
 
 
 @dataclass(frozen=True, slots=True)

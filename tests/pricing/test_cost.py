@@ -81,6 +81,12 @@ def test_bedrock_cost_by_hand(model: str, cached: float, plain: float) -> None:
         ("claude-opus-5", 0.0595),
         # 4000*2 + 4000*0.20 + 2000*2.50 + 1000*10 = 23,800
         ("claude-sonnet-5", 0.0238),
+        # 4000*2 + 4000*0.10 + 2000*2.50 + 1000*10 = 23,400
+        ("claude-sonnet-5-5", 0.0234),
+        # 4000*4 + 4000*0.20 + 2000*5 + 1000*20 = 46,800
+        ("claude-opus-5-5", 0.0468),
+        # 4000*0.10 + 4000*0.01 + 2000*0.125 + 1000*0.50 = 1,190
+        ("claude-haiku-5-5", 0.00119),
     ],
 )
 def test_anthropic_api_cost_by_hand(model: str, cached: float) -> None:
@@ -178,3 +184,14 @@ def test_projection_prices_input_at_the_one_hour_write_rate() -> None:
     price = packaged_table().resolve("claude-sonnet-4-6").price
     assert projected_cost_usd(price, 10_000, 1_000) == pytest.approx(0.075)
     assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, CACHED_1H)
+
+
+def test_haiku_5_5_bills_a_prompt_over_100k_at_the_long_prompt_tier() -> None:
+    price = packaged_table().resolve("claude-haiku-5-5").price
+    # up to 100,000 prompt tokens: 100000*0.10 + 1000*0.50 = 10,500
+    assert cost_usd(price, Usage(100_000, 1_000)) == pytest.approx(0.0105)
+    # above: every token at the tier, output too: 100001*0.50 + 1000*2.50 = 52,500.5
+    assert cost_usd(price, Usage(100_001, 1_000)) == pytest.approx(0.0525005)
+    # on Bedrock's geographic endpoints 10% more
+    us = packaged_table().resolve("us.anthropic.claude-haiku-5-5").price
+    assert cost_usd(us, Usage(100_001, 1_000)) == pytest.approx(0.05775055)

@@ -32,6 +32,11 @@ def test_claude_cache_prices_follow_the_published_multipliers() -> None:
         if entry["id"] == "claude-3-haiku-20240307":
             assert (entry["cache_write"], entry["cache_read"]) == (0.30, 0.03)
             continue
+        if "opus-5-5" in entry["id"] or "sonnet-5-5" in entry["id"]:
+            # the 5.5 generation's cache reads are 0.05x input
+            assert entry["cache_read"] == pytest.approx(entry["input"] * 0.05), entry["id"]
+            assert entry["cache_write"] == pytest.approx(entry["input"] * 1.25), entry["id"]
+            continue
         assert entry["cache_write"] == pytest.approx(entry["input"] * 1.25), entry["id"]
         assert entry["cache_read"] == pytest.approx(entry["input"] * 0.1), entry["id"]
 
@@ -182,7 +187,24 @@ def test_every_model_the_docs_and_the_fake_server_name_resolves() -> None:
         "claude-haiku-4-5",
         "claude-haiku-4-5-20251001",
         "claude-3-7-sonnet-latest",
+        "claude-opus-5-5",
+        "global.anthropic.claude-opus-5-5",
+        "au.anthropic.claude-opus-5-5",
+        "global.anthropic.claude-sonnet-5-5",
+        "claude-haiku-5-5",
+        "anthropic.claude-haiku-5-5",
     ],
 )
 def test_current_claude_ids_resolve(model: str) -> None:
     assert packaged_table().resolve(model).price.input > 0
+
+
+def test_a_dated_snapshot_of_an_undated_id_resolves_to_it() -> None:
+    table = packaged_table()
+    assert table.resolve("claude-opus-5-5-20260922").entry == "claude-opus-5-5"
+    assert table.resolve("claude-opus-4-6-20260205").entry == "claude-opus-4-6"
+    assert table.resolve("gpt-4o-2024-08-06").entry == "gpt-4o"
+    # a dated id the table lists itself is not cut
+    assert table.resolve("claude-3-5-haiku-20241022").entry == "claude-3-5-haiku-20241022"
+    with pytest.raises(UnknownModel):
+        table.resolve("claude-nonesuch-20260101")
