@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -167,6 +167,34 @@ class Guard:
             state.nudged.add(verdict.detector)
             return verdict
 
+    def resume(self, run: str, *, limits: Mapping[str, Any] | None = None) -> Verdict | None:
+        """Lift a live run's abort: a person looked at the verdict and lets the run go on
+        (`LoopGuardMiddleware(exit_behavior="interrupt")` calls this on resume).
+
+        `limits` are policy overrides for this run only, in the policy file's form (e.g.
+        `{"max_cost_usd": 1.0}`, `{"similarity": {"enabled": False}}`); a bad key raises
+        `ConfigError`. The run keeps its counts, spend and detector state, so the next event
+        is judged against the new limits. Returns the verdict lifted, or None when the run is
+        not live or was not stopped.
+        """
+        state = self._runs.get(run)
+        if state is None:
+            return None
+        with state.lock:
+            if limits:
+                policy = state.policy.merged(limits)  # raises before anything changes
+                state.policy, state.detectors = policy, self._build_table(policy)
+            lifted, state.aborted = state.aborted, None
+        if lifted is not None:
+            logger.warning(
+                "loopguard: run %s (agent %s) resumed after [%s]%s",
+                _safe.name(run),
+                _safe.name(state.agent),
+                lifted.detector,
+                " with new limits" if limits else "",
+            )
+        return lifted
+
     # --- the steps of process(): refuse, judge, end ---------------------------------------
 
     def _refuse_ended(self, event: Event, kind: type[Event]) -> bool:
@@ -264,12 +292,15 @@ class Guard:
         """The policy's detectors by the event type they listen to (built once per policy)."""
         entry = self._dispatch.get(id(policy))
         if entry is None or entry[0] is not policy:
-            table: dict[type[Event], list[Detector]] = {}
-            for detector in build_detectors(policy, self.extra_detectors, self._context):
-                for t in detector.events:
-                    table.setdefault(t, []).append(detector)
-            entry = self._dispatch[id(policy)] = (policy, table)
+            entry = self._dispatch[id(policy)] = (policy, self._build_table(policy))
         return entry[1]
+
+    def _build_table(self, policy: Policy) -> dict[type[Event], list[Detector]]:
+        table: dict[type[Event], list[Detector]] = {}
+        for detector in build_detectors(policy, self.extra_detectors, self._context):
+            for t in detector.events:
+                table.setdefault(t, []).append(detector)
+        return table
 
     def _evaluate(self, state: RunState, event: Event, detectors: list[Detector]) -> Verdict | None:
         strongest: Verdict | None = None

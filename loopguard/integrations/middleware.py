@@ -3,13 +3,21 @@
 List it last in `middleware=[...]`: the last middleware wraps the model call most closely, so
 every real provider call (each retry of `ModelRetryMiddleware`, each fallback model) passes
 through it and is counted. Tool calls are checked before they run.
+
+With `exit_behavior="interrupt"` a stop pauses the agent with LangGraph's `interrupt()` instead
+of ending it, and a person decides (see `Decision`). LangGraph resumes a paused node by running
+it again from its start, so the pause never comes after a paid call is made again: a model
+answer (or tool result) the guard stopped on is held here, and handed back on resume instead of
+calling the model (or tool) a second time.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal, NoReturn, NotRequired, Unpack
 
 from langchain.agents.middleware.types import (
@@ -21,6 +29,8 @@ from langchain.agents.middleware.types import (
 )
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
+from loopguard.detectors import REGISTRY
+from loopguard.errors import ConfigError
 from loopguard.events import (
     Event,
     ModelEnd,
@@ -47,7 +57,12 @@ from loopguard.verdict import LoopGuardAbort, Verdict
 
 logger = logging.getLogger("loopguard")
 
-ExitBehavior = Literal["error", "end"]
+ExitBehavior = Literal["error", "end", "interrupt"]
+_EXITS = ("error", "end", "interrupt")
+_MAX_PAUSED = 1024  # runs with a held answer or a decision kept (oldest forgotten first)
+_FINISH_NOTE = (
+    "[loopguard] A person lets this run finish: give your final answer now, without tools."
+)
 
 
 class LoopGuardState(AgentState):
@@ -60,7 +75,12 @@ class LoopGuardMiddleware(AgentMiddleware):
     Args:
         guard: the engine to use; several adapters may share one.
         exit_behavior: "error" raises `LoopGuardAbort` to the caller; "end" makes the agent
-            return normally, its last message saying what was stopped and why.
+            return normally, its last message saying what was stopped and why; "interrupt"
+            pauses the agent with LangGraph's `interrupt()` (it needs a checkpointer): the
+            interrupt's value says what was stopped (`pause_payload`), and
+            `Command(resume=...)` carries the decision: "continue" (optionally with `limits`
+            raised for this run only), "finish" (one more model call, no tools, then stop) or
+            "stop" (end as "end" does).
         nudge: when a detector asks for it, tell the model once (per detector and run) what it
             is repeating before the detector escalates to an abort.
         **options: policy, agent, record_to, record_content, telemetry, tracer_provider,
@@ -78,12 +98,20 @@ class LoopGuardMiddleware(AgentMiddleware):
         **options: Unpack[AdapterOptions],
     ) -> None:
         super().__init__()
-        if exit_behavior not in ("error", "end"):
-            raise ValueError(f"exit_behavior must be 'error' or 'end', got {exit_behavior!r}")
+        if exit_behavior not in _EXITS:
+            raise ValueError(
+                f"exit_behavior must be one of {', '.join(map(repr, _EXITS))}, "
+                f"got {exit_behavior!r}"
+            )
         self.guard = adapter_guard(guard, options, type(self).__name__)
         self.agent = options.get("agent")
         self.exit_behavior = exit_behavior
         self.nudge = nudge
+        # Interrupt mode, per run: what was held back when a stop paused the run (a model
+        # response, or a tool result by call id), and what a person decided ("stop", "finish").
+        self._held: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._decided: OrderedDict[str, str] = OrderedDict()
+        self._paused_lock = threading.Lock()
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -107,7 +135,8 @@ class LoopGuardMiddleware(AgentMiddleware):
             # With exit_behavior="end" an aborted run ends gracefully, on purpose. With "error",
             # a wrapper that swallowed the abort (ModelRetryMiddleware's on_failure="continue")
             # cannot make the run end normally: the guard raises the abort again at "ok".
-            status = "aborted" if aborted and self.exit_behavior == "end" else "ok"
+            status = "aborted" if aborted and self.exit_behavior != "error" else "ok"
+            self._forget(run)
             self._send(RunEnd(run=run, agent=self._agent(run), id=run, status=status))
         return None
 
@@ -148,6 +177,7 @@ class LoopGuardMiddleware(AgentMiddleware):
 
     def _before_model(self, request: ModelRequest) -> tuple[ModelRequest, _Call, Any]:
         run = self._run_of(request.state)
+        held = self._take_held(run, "model") if self.exit_behavior == "interrupt" else None
         ls = _ls_params(request.model)  # once per call: both the id and max_tokens come from it
         model = _model_name(request.model, ls)
         messages = list(request.messages)
@@ -164,10 +194,22 @@ class LoopGuardMiddleware(AgentMiddleware):
             max_tokens=_max_tokens(request, ls),
             meta=labels_of(_config_metadata()),
         )
-        try:
-            self._send(event)
-        except LoopGuardAbort as exc:
-            return request, call, self._stop_model(exc)
+        while True:
+            try:
+                self._send(event)
+                break
+            except LoopGuardAbort as exc:
+                if self.exit_behavior != "interrupt":
+                    return request, call, self._stop_model(exc)
+                decision = self._pause(exc.verdict)
+                if decision == "stop":
+                    return request, call, self._stop_model(exc)
+                if held is not None:
+                    # The stop came on this answer, after the call: it is not made again.
+                    return request, call, held
+                # Judged again, under the limits the person set.
+        if self._decided.get(run) == "finish":
+            request = request.override(messages=[*request.messages, HumanMessage(_FINISH_NOTE)])
         # A nudge asked for now, or since the last call, reaches the model with this call.
         if self.nudge:
             verdict = self.guard.take_nudge(run)
@@ -194,6 +236,10 @@ class LoopGuardMiddleware(AgentMiddleware):
         try:
             self._send(event)
         except LoopGuardAbort as exc:
+            if self.exit_behavior == "interrupt":
+                # Held for the resume, which runs this node again from its start.
+                self._hold(call.run, "model", response)
+                return self._stop_model(exc, pause=True)
             return self._stop_model(exc)  # the call was made; its tool calls are not run
         return response
 
@@ -223,9 +269,13 @@ class LoopGuardMiddleware(AgentMiddleware):
             self.guard.end_run(run, "aborted")
         raise exc
 
-    def _stop_model(self, exc: LoopGuardAbort) -> AIMessage:
+    def _stop_model(self, exc: LoopGuardAbort, *, pause: bool = False) -> Any:
         if self.exit_behavior == "error":
             self._raise(exc)
+        if pause and self._pause(exc.verdict) != "stop":
+            held = self._take_held(exc.verdict.run or "", "model")
+            if held is not None:
+                return held  # the answer the guard stopped on, let through
         return AIMessage(
             content=stop_message(exc.verdict),
             response_metadata={"loopguard": exc.verdict.to_dict()},
@@ -268,29 +318,36 @@ class LoopGuardMiddleware(AgentMiddleware):
             str(tool_call.get("id") or uuid.uuid4()),
             tool_call.get("name") or "tool",
         )
-        try:
-            self._send(
-                ToolStart(
-                    run=run,
-                    agent=call.agent,
-                    id=call.id,
-                    parent=run,
-                    tool=call.model,
-                    args=tool_call.get("args") or {},
-                    call_id=tool_call.get("id") or None,
+        interrupting = self.exit_behavior == "interrupt"
+        held = self._take_held(run, f"tool:{call.id}") if interrupting else None
+        event = ToolStart(
+            run=run,
+            agent=call.agent,
+            id=call.id,
+            parent=run,
+            tool=call.model,
+            args=tool_call.get("args") or {},
+            call_id=tool_call.get("id") or None,
+        )
+        while True:
+            try:
+                self._send(event)
+                return call, None
+            except LoopGuardAbort as exc:
+                if self.exit_behavior == "error":
+                    self._raise(exc)
+                if interrupting and self._decided.get(run) is None:
+                    if self._pause(exc.verdict) != "stop":
+                        if held is not None:
+                            return call, held  # the tool ran before the pause: not again
+                        continue  # judged again, under the limits the person set
+                # The tool does not run; the next model call is refused and ends the agent.
+                return call, ToolMessage(
+                    content=stop_message(exc.verdict),
+                    tool_call_id=tool_call.get("id") or "",
+                    name=call.model,
+                    status="error",
                 )
-            )
-        except LoopGuardAbort as exc:
-            if self.exit_behavior == "error":
-                self._raise(exc)
-            # The tool does not run; the next model call is refused and ends the agent.
-            return call, ToolMessage(
-                content=stop_message(exc.verdict),
-                tool_call_id=tool_call.get("id") or "",
-                name=call.model,
-                status="error",
-            )
-        return call, None
 
     def _after_tool(self, call: _Call, request: Any, result: Any) -> Any:
         status = getattr(result, "status", "success")
@@ -307,6 +364,11 @@ class LoopGuardMiddleware(AgentMiddleware):
         except LoopGuardAbort as exc:
             if self.exit_behavior == "error":
                 self._raise(exc)
+            if self.exit_behavior == "interrupt" and self._decided.get(call.run) is None:
+                self._hold(call.run, f"tool:{call.id}", result)
+                if self._pause(exc.verdict) != "stop":
+                    self._take_held(call.run, f"tool:{call.id}")
+                    return result
             return ToolMessage(
                 content=f"{content}\n\n{stop_message(exc.verdict)}",
                 tool_call_id=request.tool_call.get("id") or "",
@@ -324,6 +386,62 @@ class LoopGuardMiddleware(AgentMiddleware):
                 error=f"{type(exc).__name__}: {exc}",
             )
         )
+
+    # --- pause and resume (exit_behavior="interrupt") ---------------------------------------
+
+    def _pause(self, verdict: Verdict) -> str:
+        """Pause the agent for a person's decision and apply it. Returns "continue",
+        "finish" or "stop". A run a person already let finish, or stopped, is not asked again:
+        its next stop ends it."""
+        run = verdict.run or ""
+        if self._decided.get(run) is not None:
+            return "stop"
+        from langgraph.types import interrupt
+
+        payload = pause_payload(verdict)
+        while True:
+            try:
+                action, limits = _decision(interrupt(payload))
+                if action == "finish":
+                    limits = {**(limits or {}), **self._finish_limits(run)}
+                if action != "stop":
+                    self.guard.resume(run, limits=limits)
+                break
+            except ConfigError as exc:
+                # LangGraph keeps every resume value a node was given, so raising here would
+                # leave the run stuck on the bad one: ask again, saying what was wrong.
+                payload = {**payload, "error": str(exc)}
+        if action != "continue":
+            with self._paused_lock:
+                self._decided[run] = action
+                _bound(self._decided)
+        return action
+
+    def _finish_limits(self, run: str) -> dict[str, Any]:
+        """One more model call and no more tool calls, loop detectors off, money caps kept."""
+        state = self.guard.get_run(run)
+        calls, tools = (state.model_calls, state.tool_calls) if state is not None else (0, 0)
+        limits: dict[str, Any] = {"max_model_calls": calls + 1, "max_tool_calls": tools}
+        for entry in REGISTRY:
+            if entry.section and "enabled" in entry.config.model_fields:
+                limits[entry.section] = {"enabled": False}
+        return limits
+
+    def _hold(self, run: str, key: str, value: Any) -> None:
+        with self._paused_lock:
+            self._held.setdefault(run, {})[key] = value
+            self._held.move_to_end(run)
+            _bound(self._held)
+
+    def _take_held(self, run: str, key: str) -> Any:
+        with self._paused_lock:
+            found = self._held.get(run)
+            return found.pop(key, None) if found else None
+
+    def _forget(self, run: str) -> None:
+        with self._paused_lock:
+            self._held.pop(run, None)
+            self._decided.pop(run, None)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -351,6 +469,52 @@ class LoopGuardMiddleware(AgentMiddleware):
     def _agent(self, run: str) -> str | None:
         state = self.guard.get_run(run)
         return state.agent if state is not None else self.agent
+
+
+Decision = Literal["continue", "finish", "stop"]
+"""What a person answers a pause with, as `Command(resume=...)`: the word alone, or
+`{"action": "continue", "limits": {"max_cost_usd": 1.0}}` to raise limits for this run only
+(keys as in a policy file)."""
+
+
+def pause_payload(verdict: Verdict) -> dict[str, Any]:
+    """The value of the interrupt a stop pauses on: what stopped the run and what it spent.
+    No prompt, answer or tool content (the verdict carries digests, lengths and counts)."""
+    evidence = verdict.evidence
+    return {
+        "type": "loopguard.stop",
+        "detector": verdict.detector,
+        "reason": verdict.reason,
+        "evidence": evidence,
+        "limit": {"name": evidence.get("limit"), "value": evidence.get("max")},
+        "spend": verdict.usage,
+        "run": verdict.run,
+        "agent": verdict.agent,
+        "step": verdict.step,
+        "choices": ["continue", "finish", "stop"],
+    }
+
+
+def _decision(value: Any) -> tuple[str, Mapping[str, Any] | None]:
+    """A resume value as (action, limits); anything else is a ConfigError naming the forms."""
+    action, limits = value, None
+    if isinstance(value, Mapping):
+        extra = set(value) - {"action", "limits"}
+        action, limits = value.get("action", "continue"), value.get("limits")
+        if extra or not (limits is None or isinstance(limits, Mapping)):
+            action = None
+    if action not in ("continue", "finish", "stop"):
+        raise ConfigError(
+            "Command(resume=...)",
+            f"{value!r}: expected 'continue', 'finish', 'stop' or "
+            "{'action': 'continue' | 'finish', 'limits': {...policy keys...}}",
+        )
+    return action, limits
+
+
+def _bound(table: OrderedDict[str, Any]) -> None:
+    while len(table) > _MAX_PAUSED:
+        table.popitem(last=False)
 
 
 class _Call:
