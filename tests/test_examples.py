@@ -115,6 +115,7 @@ def test_every_example_is_tested():
         "create_agent_middleware",
         "jaeger_export",
         "langgraph_graph",
+        "pause_and_resume",
         "per_agent_policies",
         "shadow_mode",
     }
@@ -184,3 +185,12 @@ def test_an_example_runs_as_a_plain_script(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert stopped(done.stdout)[0]
+
+
+def test_pause_and_resume(runs):
+    text = output(runs, "pause_and_resume")
+    first = re.search(r"paused by \[limits\] at model call 4: .*max_model_calls=3", text)
+    assert first, text
+    spends = [float(x) for x in re.findall(r"spent so far: \d+ model calls, \$(\d+\.\d+)", text)]
+    assert len(spends) == 2 and 0 < spends[0] < spends[1]  # the spend carried over the pause
+    assert "the agent ended: Stopped by loopguard" in text
