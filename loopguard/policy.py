@@ -133,6 +133,9 @@ class Policy(BaseModel):
         hard, soft = self.max_cost_usd, self.warn_cost_usd
         if hard is not None and soft is not None and soft > hard:
             raise ValueError(f"warn_cost_usd ({soft}) must not be above max_cost_usd ({hard})")
+        from loopguard.ledger import check_budgets
+
+        check_budgets(self.ledger, self.budgets)  # e.g. a sharded Redis Cluster's limits
         return self
 
     @field_validator("ledger")

@@ -104,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
             return _reset(ledger, uri, args)
         key = args.key if getattr(args, "key", None) else _trip_key(args, policies)
         if args.action == "trip":
-            found = ledger.trip(key, args.reason)
+            try:
+                found = ledger.trip(key, args.reason)
+            except ValueError as exc:  # a ledger that cannot keep this trip (sharded cluster)
+                raise UserError(str(exc)) from None
             if args.json:
                 print_json(found.to_dict())
             else:

@@ -3,6 +3,7 @@
   memory://             one process (default)
   sqlite:///path.db     survives a restart; several processes on one host
   redis://host:port/db  a fleet of workers (rediss:// for TLS)
+  redis+cluster://host:port[?shard=LABEL]   Redis Cluster (rediss+cluster:// for TLS)
 
 `SCHEMES` maps a URI scheme to its class; register another backend by adding to it.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from loopguard.ledger.base import (
@@ -30,6 +32,8 @@ SCHEMES: dict[str, str] = {
     "sqlite": "loopguard.ledger.sqlite:SqliteLedger",
     "redis": "loopguard.ledger.redis:RedisLedger",
     "rediss": "loopguard.ledger.redis:RedisLedger",
+    "redis+cluster": "loopguard.ledger.redis:RedisClusterLedger",
+    "rediss+cluster": "loopguard.ledger.redis:RedisClusterLedger",
 }
 
 _open: dict[str, Ledger] = {}
@@ -53,6 +57,11 @@ def check_uri(uri: str) -> str:
     what is accepted."""
     ledger_class(uri).check_uri(uri)
     return uri
+
+
+def check_budgets(uri: str, budgets: Sequence[BudgetSpec]) -> None:
+    """A ValueError when the ledger at `uri` cannot keep these budgets (a sharded cluster)."""
+    ledger_class(uri).check_budgets(uri, budgets)
 
 
 def open_ledger(uri: str) -> Ledger:
@@ -80,6 +89,7 @@ __all__ = [
     "Ledger",
     "LedgerUnavailable",
     "Reservation",
+    "check_budgets",
     "check_uri",
     "ledger_class",
     "open_ledger",

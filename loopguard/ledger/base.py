@@ -11,6 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from loopguard.errors import LedgerUnavailable as LedgerUnavailable  # its home before 0.2
 
@@ -142,6 +143,12 @@ class Ledger(ABC):
     def check_uri(cls, uri: str) -> None:
         """Raise ValueError, naming what is accepted, when no ledger can be opened from `uri`
         (checked when a policy loads, before any call depends on it). Any URI by default."""
+        return None
+
+    @classmethod
+    def check_budgets(cls, uri: str, budgets: Sequence[Any]) -> None:
+        """Raise ValueError when this ledger cannot keep `budgets` (BudgetSpecs). Any by
+        default."""
         return None
 
     @abstractmethod

@@ -22,10 +22,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_redis(*extra: str) -> tuple[subprocess.Popen, str]:
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_redis(*extra: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """A private redis-server on a free loopback port (no persistence), answering PING."""
     redis = require("redis", binary="redis-server")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [
             "redis-server",
@@ -85,10 +94,70 @@ def own_redis() -> Iterator[tuple[subprocess.Popen, str]]:
         stop(proc)
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+def start_cluster(workdir: Path, masters: int = 3) -> tuple[list[subprocess.Popen], str]:
+    """A Redis Cluster of `masters` primaries on free loopback ports (no replicas, no
+    persistence), created with redis-cli --cluster create; returns its processes and a
+    redis+cluster:// URI."""
+    redis = require("redis", binary="redis-cli")
+    ports: list[int] = []
+    while len(ports) < masters:  # a node also listens on port + 10000 (the cluster bus)
+        port = free_port()
+        if port < 55_000 and port not in ports and _is_free(port + 10_000):
+            ports.append(port)
+    procs = []
+    for port in ports:
+        proc, _ = start_redis(
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            f"nodes-{port}.conf",
+            "--dir",
+            str(workdir),
+            port=port,
+        )
+        procs.append(proc)
+    created = subprocess.run(
+        [
+            "redis-cli",
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{p}" for p in ports),
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    deadline = time.monotonic() + 20
+    for port in ports:
+        client = redis.Redis(port=port)
+        while client.cluster("info").get("cluster_state") != "ok":
+            if created.returncode != 0 or time.monotonic() > deadline:
+                for p in procs:
+                    stop(p)
+                pytest.fail(f"redis cluster did not form: {created.stdout[-500:]}")
+            time.sleep(0.05)
+        client.close()
+    return procs, f"redis+cluster://127.0.0.1:{ports[0]}/0"
+
+
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private 3-master Redis Cluster for the session, stopped at the end."""
+    procs, url = start_cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield url
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "cluster"])
 def ledger_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return f"memory://{uuid.uuid4().hex}"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/ledger.db"
-    return request.getfixturevalue("redis_url")
+    return request.getfixturevalue(f"{request.param}_url")
