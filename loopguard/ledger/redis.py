@@ -239,8 +239,8 @@ class RedisLedger(Ledger):
         def read() -> list[KeyUsage]:
             if keys is None:
                 found: dict[str, list[str]] = {}
-                for stored in self._scan_stored(prefix):
-                    found.setdefault(self._logical(stored), []).append(stored)
+                for name in self._scan_stored(prefix):
+                    found.setdefault(self._logical(name), []).append(name)
             else:
                 found = {k: self._stored(k) for k in keys}
             now = repr(time.time())
