@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import threading
@@ -28,7 +29,7 @@ from loopguard.events import (
 )
 from loopguard.policy import Policy, PolicySet
 from loopguard.pricing import default_pricer
-from loopguard.state import RunState
+from loopguard.state import RunState, Tombstone
 from loopguard.verdict import Action, LoopGuardAbort, Verdict
 
 logger = logging.getLogger("loopguard")
@@ -58,7 +59,9 @@ class Guard:
     `detectors` adds your own detectors (see `loopguard.detectors.base.Detector`) to every
     policy's. Thread-safe: runs are independent (one lock each), and the run table has its own lock.
     Memory is bounded: a run's state is freed at `RunEnd`, and runs that never report an end
-    are evicted after `run_ttl` seconds without events or when more than `max_runs` are live.
+    are evicted after `run_ttl` seconds without events or, when more than `max_runs` are live,
+    least recently seen first. An evicted run leaves a tombstone (its counts, spend and abort;
+    at most `max_runs` are kept), so a run that was still live keeps its caps.
     """
 
     def __init__(
@@ -95,6 +98,8 @@ class Guard:
         self._runs: OrderedDict[str, RunState] = OrderedDict()
         # Runs that ended aborted, most recent last: a few hundred bytes each, bounded.
         self._ended_aborted: OrderedDict[str, Verdict] = OrderedDict()
+        # Runs evicted while they may still be live, oldest first: at most max_runs.
+        self._tombstones: OrderedDict[str, Tombstone] = OrderedDict()
         self._lock = threading.Lock()
         self._dispatch: dict[int, tuple[Policy, dict[type[Event], list[Detector]]]] = {}
         self._failed: set[str] = set()
@@ -123,10 +128,15 @@ class Guard:
                 self._internal_error("run table", None)
                 return None
         with state.lock:
-            ended_ok = False
-            if state.aborted is not None:
-                event, ended_ok = self._refuse(state, event, kind)
-            verdict = self._judge(state, event, kind)
+            if state.evicted:  # evicted between the lookup and the lock (rare): again
+                again = True
+            else:
+                again = ended_ok = False
+                if state.aborted is not None:
+                    event, ended_ok = self._refuse(state, event, kind)
+                verdict = self._judge(state, event, kind)
+        if again:
+            return self.process(event)
         if kind is RunEnd:
             self._end(state, event, ended_ok)  # type: ignore[arg-type]
         if verdict is not None and verdict.action is Action.ABORT and verdict.enforced:
@@ -247,35 +257,66 @@ class Guard:
     # --- internals ------------------------------------------------------------------------
 
     def _new_state(self, event: Event) -> RunState:
-        """The state of a run not in the table (made under the lock, unless a thread was first)."""
+        """The state of a run not in the table (made under the lock, unless a thread was first;
+        brought back from its tombstone if it was evicted)."""
         runs = self._runs
+        evicted: list[RunState] = []
         with self._lock:
             state = runs.get(event.run)
             if state is None:
-                self._evict(event.ts)
+                evicted = self._evict(event.ts)
                 policy = self.policies.for_agent(event.agent)
                 state = runs[event.run] = RunState(event.run, event.agent, policy, event.ts)
+                tomb = self._tombstones.pop(event.run, None)
+                if tomb is not None:
+                    tomb.restore(state)
                 state.detectors = self._table(policy)
-            return state
+        # Outside the guard-wide lock: an evicted run's end may release budget in a ledger.
+        for old in evicted:
+            self._end_evicted(old)
+        return state
 
-    def _evict(self, now: float) -> None:
+    def _evict(self, now: float) -> list[RunState]:
+        """Take runs out of the table (under the guard-wide lock), leaving a tombstone each:
+        runs idle for run_ttl, then, over max_runs, the least recently seen. Their ends are
+        for the caller to send, outside the lock."""
         runs = self._runs
+        victims: list[RunState] = []
         # Idle runs are looked for a few times per run_ttl, not at every new run: a run is
         # evicted at most a quarter of run_ttl late, and a new run costs no scan.
         if now >= self._next_sweep:
             self._next_sweep = now + self.run_ttl / 4
-            for run in [r for r, state in runs.items() if now - state.last_seen > self.run_ttl]:
-                self._drop(run, "evicted after run_ttl without events")
-        while len(runs) >= self.max_runs:
-            oldest = next(iter(runs))
-            self._drop(oldest, f"evicted: more than max_runs={self.max_runs} live runs")
+            victims = [s for s in runs.values() if now - s.last_seen > self.run_ttl]
+            self._bury(victims, "evicted after run_ttl without events")
+        over = len(runs) - self.max_runs + 1
+        if over > 0:
+            # A batch at a time, so that a full table is not scanned at every new run.
+            batch = heapq.nsmallest(max(over, self.max_runs // 64), runs.values(), key=_last_seen)
+            self._bury(batch, f"evicted: more than max_runs={self.max_runs} live runs")
+            victims += batch
+        return victims
 
-    def _drop(self, run: str, why: str) -> None:
-        state = self._runs.pop(run, None)
-        if state is None:
-            return
-        logger.debug("loopguard: run %s %s", _safe.name(run), why)
-        end = RunEnd(run=run, agent=state.agent, status="error", ts=state.last_seen)
+    def _bury(self, victims: list[RunState], why: str) -> None:
+        runs, tombs = self._runs, self._tombstones
+        for state in victims:
+            # Under the run's own lock, so that no event is counted after its tombstone;
+            # a run whose lock is held is busy, not idle, and stays.
+            if not state.lock.acquire(blocking=False):
+                continue
+            try:
+                state.evicted = True
+                del runs[state.run]
+                tombs[state.run] = Tombstone(state)
+            finally:
+                state.lock.release()
+            logger.debug("loopguard: run %s %s", _safe.name(state.run), why)
+        while len(tombs) > self.max_runs:
+            tombs.popitem(last=False)
+
+    def _end_evicted(self, state: RunState) -> None:
+        if not state.evicted:
+            return  # busy when it was to be evicted: still in the table
+        end = RunEnd(run=state.run, agent=state.agent, status="error", ts=state.last_seen)
         # As for any run end: detectors that hold something outside the run (budget
         # reservations) let it go, and sinks see the end as an event, then as the run's end.
         with state.lock:
@@ -374,7 +415,9 @@ class Guard:
 
     def _finish(self, state: RunState, event: RunEnd) -> None:
         with self._lock:
-            self._runs.pop(state.run, None)
+            if self._runs.get(state.run) is state:
+                del self._runs[state.run]
+            self._tombstones.pop(state.run, None)
             if state.aborted is not None:
                 ended = self._ended_aborted
                 ended[state.run] = state.aborted
@@ -415,6 +458,10 @@ def _log_args(state: RunState, verdict: Verdict) -> tuple[Any, ...]:
         _safe.name(verdict.detector),
         _safe.text(verdict.reason),
     )
+
+
+def _last_seen(state: RunState) -> float:
+    return state.last_seen
 
 
 def _count_model_call(state: RunState, event: ModelStart) -> None:

@@ -21,6 +21,7 @@ class RunState:
         "attributes",
         "cost_usd",
         "detectors",
+        "evicted",
         "last_call_cost",
         "last_seen",
         "lock",
@@ -63,6 +64,7 @@ class RunState:
         self.detectors: dict[Any, list[Any]] = {}  # event type -> its detectors (the guard's)
         self.nudge: Verdict | None = None  # a nudge asked for, until an adapter takes it
         self.nudged: set[str] = set()  # detectors that have nudged this run
+        self.evicted = False  # dropped from the guard's table (a Tombstone keeps its counts)
 
     def slot(self, name: str, factory: Any) -> Any:
         """The state of detector `name`, created by `factory()` on first use."""
@@ -83,3 +85,43 @@ class RunState:
             "cost_usd": round(self.cost_usd, 6),
             "seconds": round(self.elapsed, 3),
         }
+
+
+class Tombstone:
+    """What the guard keeps of a run it evicted while the run may still be live: enough that
+    its caps and its abort hold when its next event brings it back (detector windows are not
+    kept; a few hundred bytes)."""
+
+    __slots__ = (
+        "aborted",
+        "cost_usd",
+        "meta",
+        "model_calls",
+        "name",
+        "started",
+        "tool_calls",
+        "tool_counts",
+        "usage",
+    )
+
+    def __init__(self, state: RunState) -> None:
+        self.started = state.started
+        self.model_calls = state.model_calls
+        self.tool_calls = state.tool_calls
+        self.tool_counts = state.tool_counts
+        self.usage = state.usage
+        self.cost_usd = state.cost_usd
+        self.aborted = state.aborted
+        self.meta = state.meta  # budget keys are made from the run's labels
+        self.name = state.name
+
+    def restore(self, state: RunState) -> None:
+        state.started = self.started
+        state.model_calls = self.model_calls
+        state.tool_calls = self.tool_calls
+        state.tool_counts = self.tool_counts
+        state.usage = self.usage
+        state.cost_usd = self.cost_usd
+        state.aborted = self.aborted
+        state.meta = self.meta
+        state.name = self.name

@@ -336,3 +336,33 @@ def test_a_nudge_is_kept_for_the_next_model_call_once_per_detector() -> None:
     guard.process(ToolEnd(run="r", tool="t"))
     assert guard.take_nudge("r") is None  # that detector has nudged this run already
     assert guard.take_nudge("no-such-run") is None
+
+
+def test_a_live_run_keeps_its_caps_and_its_abort_through_eviction() -> None:
+    # Three live runs take turns in a table of two: each is evicted and brought back again
+    # and again, yet each is stopped at its sixth call, and stays stopped.
+    guard = Guard(Policy(max_model_calls=5, max_tool_calls=None), max_runs=2)
+    made = dict.fromkeys(("a", "b", "c"), 0)
+    stopped: set[str] = set()
+    for i in range(40):
+        for run in made:
+            try:
+                guard.process(start(run=run, ts=i))
+            except LoopGuardAbort as stop:
+                assert stop.verdict.evidence["value"] == 6
+                stopped.add(run)
+            else:
+                assert run not in stopped, "an aborted run was let through after eviction"
+                made[run] += 1
+    assert made == {"a": 5, "b": 5, "c": 5}
+    assert guard.active_runs <= 2
+
+
+def test_eviction_takes_the_least_recently_seen_run() -> None:
+    guard = Guard(Policy(**QUIET), max_runs=2)
+    guard.process(start(run="first", ts=0))
+    guard.process(start(run="second", ts=1))
+    guard.process(start(run="first", ts=2))  # "first" is busy again: "second" is idle
+    guard.process(start(run="third", ts=3))
+    assert guard.get_run("first") is not None and guard.get_run("third") is not None
+    assert guard.get_run("second") is None

@@ -156,9 +156,14 @@ class BudgetCheck:
             self._release(state.policy, held)
 
     def _run_end(self, state: RunState, slot: _Slot, event: RunEnd) -> None:
-        # Also sent by the guard when it evicts a run.
         while slot.held:
-            self._release(state.policy, slot.held.popitem(last=False)[1])
+            held = slot.held.popitem(last=False)[1]
+            if state.evicted and held.claims and not held.local:
+                # The guard evicting a run waits for no ledger: given back with the ledger's
+                # next operation (or at the reservation's TTL).
+                self.ledgers.remote(state.policy.ledger).release_later(held.rid, held.claims)
+            else:
+                self._release(state.policy, held)
 
     # --- model start: project, check, reserve ---------------------------------------------
 

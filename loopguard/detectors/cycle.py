@@ -21,9 +21,11 @@ from pydantic import Field, model_validator
 from loopguard.detectors._calls import finished, started
 from loopguard.detectors._escalation import Escalation, escalate, forget
 from loopguard.events import Event, ToolEnd, ToolFailed, ToolStart
-from loopguard.normalize import identifiers, similar
+from loopguard.normalize import clip, identifiers, similar
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
+
+_MAX_CHARS = 4000  # characters of a call's arguments compared (head and tail)
 
 
 class CycleConfig(Escalation):
@@ -88,7 +90,9 @@ class Cycle:
             started(state, event)  # type: ignore[arg-type]
             return None
         tool, args, step, outcome = finished(state, event)  # type: ignore[arg-type]
-        call = _Call(tool, args, outcome, step)
+        # Compared with up to max_period calls, so bounded as similarity's steps are: the
+        # comparison's cost grows with the square of the length (1 MB arguments took seconds).
+        call = _Call(tool, clip(args, _MAX_CHARS), outcome, step)
         history, runs = slot.history, slot.runs
         history.append(call)
         n = len(history)

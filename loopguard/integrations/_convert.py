@@ -89,6 +89,11 @@ class PromptConverter:
         self._last[run] = (list(raw), converted)
         return converted
 
+    def last(self, run: str) -> list[Message]:
+        """The latest prompt converted for `run` (empty when none is kept)."""
+        found = self._last.get(run)
+        return found[1] if found is not None else []
+
     def forget(self, run: str) -> None:
         self._last.pop(run, None)
 

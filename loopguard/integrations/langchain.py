@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from itertools import islice
 from typing import Any, Unpack
 from uuid import UUID
 
@@ -48,8 +47,6 @@ from loopguard.verdict import LoopGuardAbort
 
 logger = logging.getLogger("loopguard")
 
-_MAX_TRACKED = 200_000  # LangChain runs whose end never arrives are forgotten past this
-
 
 def _internal_error() -> None:
     """Log the adapter's own bug and go on (fail open): it must never break the agent it
@@ -68,7 +65,6 @@ class _Node:
         "id",
         "is_root",
         "label",
-        "messages",
         "root",
         "streamed",
     )
@@ -88,7 +84,6 @@ class _Node:
         self.agent = agent
         self.is_root = is_root
         self.label = label  # the model id of a model run, the tool name of a tool run
-        self.messages: list[Message] | None = None  # a model run's prompt, for estimates
         self.streamed = 0  # characters a model run has streamed so far
         self._inner: _Node | None = None
 
@@ -121,7 +116,12 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         self.guard = adapter_guard(guard, options, type(self).__name__)
         self.agent = options.get("agent")
         self._nodes: dict[UUID, _Node] = {}
-        self._prompts = PromptConverter()
+        # The LangChain runs of as many guarded runs as the guard remembers (its max_runs live
+        # runs and as many evicted ones), and a quarter more between purges: those of runs
+        # whose end never comes are forgotten.
+        self._max_roots = 2 * self.guard.max_runs
+        self._new_roots = 0  # guarded runs first seen since the last purge
+        self._prompts = PromptConverter(max_runs=self._max_roots)
         self._lock = threading.Lock()
 
     # --- the run tree ---------------------------------------------------------------------
@@ -151,17 +151,31 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             root = key if parent_run_id is None else str(parent_run_id)
             anchor, is_root = root, parent_run_id is None
             agent = self._agent_name(metadata, name)
+            self._new_roots += 1
+            if self._new_roots > self._max_roots // 4:
+                self._purge()
         node = _Node(key, root, key if is_tool else anchor, agent, is_root, label)
         self._track(run_id, node)
         return node
 
     def _track(self, run_id: UUID, node: _Node) -> None:
-        nodes = self._nodes
-        if len(nodes) >= _MAX_TRACKED:
-            with self._lock:
-                for stale in list(islice(nodes, _MAX_TRACKED // 10)):
-                    nodes.pop(stale, None)
-        nodes[run_id] = node
+        self._nodes[run_id] = node
+
+    def _purge(self) -> None:
+        """Forget the LangChain runs of all but the `_max_roots` guarded runs seen most
+        recently (a run is as recent as its newest node)."""
+        with self._lock:
+            self._new_roots = 0
+            nodes = self._nodes
+            keep: set[str] = set()
+            for node in reversed(list(nodes.values())):  # newest first
+                if node.root not in keep:
+                    if len(keep) == self._max_roots:
+                        break
+                    keep.add(node.root)
+            for key, node in list(nodes.items()):
+                if node.root not in keep:
+                    nodes.pop(key, None)
 
     def _agent_name(self, metadata: Mapping[str, Any] | None, name: str | None) -> str | None:
         if self.agent is not None:
@@ -290,7 +304,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         node = self._enter(
             run_id, parent_run_id, parent, name, metadata, label=model or name or "unknown"
         )
-        node.messages = self._prompts.convert(node.root, prompt)
+        messages = self._prompts.convert(node.root, prompt)
         self._send(
             ModelStart(
                 run=node.root,
@@ -298,7 +312,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 id=node.id,
                 parent=node.anchor,
                 model=node.label,
-                messages=node.messages,
+                messages=messages,
                 max_tokens=max_tokens_of(metadata, params),
                 meta=labels_of(metadata),
             ),
@@ -366,9 +380,9 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         try:
             usage = None
             if node.streamed:
-                usage = Usage(
-                    estimate_input_tokens(node.messages or ()), tokens_for_chars(node.streamed)
-                )
+                # The run's latest prompt (the converter's; nodes keep no prompt text).
+                prompt = self._prompts.last(node.root)
+                usage = Usage(estimate_input_tokens(prompt), tokens_for_chars(node.streamed))
             self._send(
                 ModelFailed(
                     run=node.root,

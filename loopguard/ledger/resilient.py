@@ -72,6 +72,11 @@ class Resilient:
     def release(self, rid: str, claims: Sequence[Claim]) -> None:
         self._do("release", rid, tuple(claims))
 
+    def release_later(self, rid: str, claims: Sequence[Claim]) -> None:
+        """Queue a release, replayed before the next operation that reaches the storage: no
+        I/O now (the guard evicting a run must not wait for a ledger)."""
+        self._keep("release", rid, tuple(claims))
+
     def _do(self, op: str, rid: str, claims: tuple[Claim, ...]) -> None:
         try:
             self._flush()

@@ -15,7 +15,11 @@ from loopguard.ledger.base import LedgerUnavailable
 from loopguard.ledger.memory import MemoryLedger
 from loopguard.ledger.spec import PREFIX, BudgetSpec, expire_at, window
 from tests.ledger._workers import money_policy as policy
-from tests.ledger.conftest import free_port, redis_url  # noqa: F401 - redis-server fixture
+from tests.ledger.conftest import (  # noqa: F401 - redis-server fixtures
+    free_port,
+    own_redis,
+    redis_url,
+)
 
 HAIKU = "us.anthropic.claude-3-5-haiku-20241022-v1:0"  # 0.80 in / 4.00 out / 1.00 cache write
 
@@ -417,3 +421,44 @@ def test_a_run_period_budget_is_per_run_and_per_scope() -> None:
     guard.process(start("b", 0, meta={"org": "acme"}))  # another run: its own window
     keys = sorted(u.key for u in shared_ledger(uri).usage(prefix=PREFIX))
     assert keys == [f"{PREFIX}tenant:org=acme:run=a", f"{PREFIX}tenant:org=acme:run=b"]
+
+
+def test_no_ledger_io_under_the_guard_wide_lock(own_redis) -> None:  # noqa: F811
+    # Redis stalls (SIGSTOP) while one run settles its call; that run waits for the ledger's
+    # timeout, but new runs, and the eviction they cause, must not wait with it.
+    import os
+    import signal
+    import threading
+
+    from loopguard.events import RunStart
+
+    proc, url = own_redis
+    guard = Guard(policy(ledger=f"{url}?socket_timeout=3", budgets=[{"max_usd": 1}]), max_runs=2)
+    guard.process(start("stuck", 0))
+    guard.process(start("idle", 0))  # holds a reservation: its eviction gives it back
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        blocked = threading.Thread(target=guard.process, args=(end("stuck", 0, USAGE),))
+        blocked.start()
+        threading.Event().wait(0.2)  # "stuck" is inside its settle, its own lock held
+        others = threading.Thread(
+            target=lambda: [guard.process(RunStart(run=f"new-{i}")) for i in range(3)]
+        )
+        others.start()
+        others.join(timeout=2.5)
+        assert not others.is_alive(), "new runs waited for the stalled ledger"
+        assert blocked.is_alive()  # still waiting for Redis: the two did not queue
+        assert guard.get_run("idle") is None  # evicted, with no ledger I/O
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        blocked.join()
+    # What waited is replayed with the ledger's next operation: the settle counted once, the
+    # evicted run's reservation given back.
+    guard.process(start("last", 0))
+    guard.process(end("last", 0, USAGE))
+    ledger = open_ledger(url)
+    try:
+        (usage,) = ledger.usage(prefix=PREFIX)
+    finally:
+        ledger.close()
+    assert (usage.reservations, usage.reserved_usd_n, usage.spent_usd_n) == (0, 0, 2 * 2080_000)

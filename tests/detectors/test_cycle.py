@@ -117,3 +117,24 @@ def test_a_cycle_whose_results_carry_a_fresh_id_is_found() -> None:
         s.step("check", [("check_health", {}, "UNHEALTHY: 0/3 ready")])
     _, stop = feed(s.done("runaway", "").events, only("cycle"))
     assert stop is not None and stop.evidence["period"] == 2
+
+
+def test_huge_arguments_are_compared_clipped(monkeypatch) -> None:
+    # 1 MB arguments: comparing them whole is quadratic (seconds per call, under the run's
+    # lock). The cycle is still found, comparing a few thousand characters a call.
+    from loopguard.detectors import cycle
+
+    longest = 0
+    real = cycle.similar
+
+    def measured(a: str, b: str, threshold: float) -> bool:
+        nonlocal longest
+        longest = max(longest, len(a), len(b))
+        return real(a, b, threshold)
+
+    monkeypatch.setattr(cycle, "similar", measured)
+    big_a = ("write", {"path": "a.csv", "content": "x" * 1_000_000}, "written")
+    big_b = ("write", {"path": "b.csv", "content": "y" * 1_000_000}, "written")
+    _, stop = feed(_cycle([big_a, big_b], 5), only("cycle"))
+    assert stop is not None and stop.evidence["period"] == 2
+    assert 0 < longest <= 4001

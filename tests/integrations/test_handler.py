@@ -377,7 +377,70 @@ def test_both_adapters_take_the_same_options_and_refuse_unknown_ones(tmp_path) -
     for adapter in (handler, middleware):
         assert adapter.agent == "a" and len(adapter.guard.sinks) == 1
         assert adapter.guard.policies.default.limits.max_model_calls == 1
+        adapter.guard.sinks[0].close()  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match=r"LoopGuardCallbackHandler.*recordto"):
         LoopGuardCallbackHandler(recordto="x")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"LoopGuardMiddleware.*polcy"):
         LoopGuardMiddleware(polcy=Policy())  # type: ignore[call-arg]
+
+
+def test_concurrent_runs_over_max_runs_keep_their_caps() -> None:
+    # Twelve live agent runs through one handler whose guard keeps ten: runs are evicted and
+    # brought back all the time, and each still makes exactly its five model calls.
+    import itertools
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.runnables import RunnableLambda
+
+    from loopguard.detectors import REGISTRY
+
+    # Only the plain limits: the same answer again and again would be a loop to the others.
+    off = {e.section: {"enabled": False} for e in REGISTRY if e.section not in (None, "limits")}
+    policy = Policy.model_validate({**off, "max_model_calls": 5, "max_tool_calls": None})
+    guard = Guard(policy, max_runs=10)
+    handler = LoopGuardCallbackHandler(guard, telemetry=False)
+    model = GenericFakeChatModel(messages=itertools.repeat(AIMessage("ok")))
+    barrier = threading.Barrier(12)
+    made = [0] * 12
+
+    def agent(i: int, config: Any) -> None:
+        barrier.wait(timeout=30)  # all twelve runs are live before any model call
+        for step in range(30):
+            model.invoke(f"step {step}", config)
+            made[i] += 1
+
+    def run(i: int) -> None:
+        with pytest.raises(LoopGuardAbort):
+            RunnableLambda(agent).invoke(i, config={"callbacks": [handler]})
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert made == [5] * 12
+
+
+def test_the_node_table_is_bounded_by_the_guards_run_cap_and_keeps_no_prompt() -> None:
+    # Streams that are started and never finished (a client that went away while the server
+    # keeps the generator): their LangChain runs never end.
+    import itertools
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    guard = Guard(Policy(), max_runs=5)
+    handler = LoopGuardCallbackHandler(guard, telemetry=False)
+    model = GenericFakeChatModel(messages=itertools.repeat(AIMessage("one two three")))
+    secret = "PROMPT-SECRET"
+    open_streams = []
+    for i in range(60):
+        stream = model.stream(f"{secret} {i} " + "x" * 2000, config={"callbacks": [handler]})
+        next(stream)
+        open_streams.append(stream)
+    nodes = list(handler._nodes.values())
+    # The runs the guard remembers (max_runs live, as many evicted), a quarter more between
+    # purges: not one per stream ever started.
+    assert len({n.root for n in nodes}) <= 2 * guard.max_runs * 5 // 4
+    for node in nodes:
+        for name in type(node).__slots__:
+            assert secret not in repr(getattr(node, name, None))
