@@ -101,6 +101,13 @@ def load_file(path: Path) -> PolicySet:
         raise ConfigError(source, f"cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(source, f"not UTF-8 text: {exc.reason}") from None
+    return load_text(text, source, path.name)
+
+
+def load_text(text: str, source: str, name: str = "loopguard.toml") -> PolicySet:
+    """The policies in `text`, a file named `name` (its suffix says TOML or YAML; a
+    pyproject.toml holds them in [tool.loopguard]); `source` names it in errors."""
+    path = Path(name)
     suffix = path.suffix.lower()
     lines: dict[Path_, int]
     if suffix in (".yaml", ".yml"):

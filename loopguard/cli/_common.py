@@ -49,22 +49,44 @@ def add_policy_option(parser: argparse.ArgumentParser, what: str = "policy file"
         "--config",
         dest="policy",
         metavar="PATH",
-        help=f"{what} (default: $LOOPGUARD_CONFIG, else the nearest loopguard.toml, "
+        help=f"{what} ('-' reads it from stdin; default: $LOOPGUARD_CONFIG, else the nearest "
+        "loopguard.toml, "
         "loopguard.yaml or pyproject.toml with [tool.loopguard] from here up to the "
         "repository root)",
     )
 
 
 def load_policies(path: str | None) -> Any:
-    """The PolicySet at `path` (None: discovered as a live guard does); a `UserError` when it
-    does not load."""
+    """The PolicySet at `path` (None: discovered as a live guard does; `-`: TOML, or YAML,
+    read from stdin); a `UserError` when it does not load."""
     from loopguard.config import ConfigError
-    from loopguard.policy import PolicySet
 
     try:
-        return PolicySet.load(path)
+        return read_policies(path)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
+
+
+def read_policies(path: str | None) -> Any:
+    """The PolicySet at `path` (`-`: stdin, TOML unless it only parses as YAML); raises
+    ConfigError."""
+    from loopguard.config import ConfigError, load_text
+    from loopguard.policy import PolicySet
+
+    if path != STDIO:
+        return PolicySet.load(path)
+    text = sys.stdin.read()
+    try:
+        return load_text(text, "<stdin>", "stdin.toml")
+    except ConfigError as toml_error:
+        if not (toml_error.reason or "").startswith("invalid TOML"):
+            raise
+        try:
+            return load_text(text, "<stdin>", "stdin.yaml")
+        except ConfigError as yaml_error:
+            if (yaml_error.reason or "").startswith(("invalid YAML", "YAML policies need")):
+                raise toml_error from None
+            raise
 
 
 def check_input(path: str) -> None:
@@ -124,5 +146,6 @@ __all__ = [
     "load_policies",
     "open_input",
     "print_json",
+    "read_policies",
     "write_output",
 ]

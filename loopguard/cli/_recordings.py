@@ -18,7 +18,7 @@ def load_policies(args: argparse.Namespace, command: str) -> Any:
     """The PolicySet for `args.policy`, after checking that every one of `args.files` can be
     read; a `UserError` (exit status 2) otherwise."""
     files = list(args.files)
-    if files.count(STDIO) > 1:
+    if files.count(STDIO) + (args.policy == STDIO) > 1:
         raise UserError("stdin ('-') can be read only once")
     for path in files:
         check_input(path)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from loopguard.cli._common import add_json_option
 
 DEFAULT_SCENARIO = "search-loop"
 
@@ -60,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Jaeger JSON file for the traces when OTEL_EXPORTER_OTLP_ENDPOINT "
         "is not set (default: ./loopguard-traces.json; OTEL_SDK_DISABLED=true: no traces)",
     )
+    add_json_option(parser, "the summary (no live view, no step lines)")
     parser.set_defaults(func=run)
 
 
@@ -74,7 +78,7 @@ _NEEDS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from loopguard.cli._common import EXIT_FINDINGS, EXIT_OK, UserError
+    from loopguard.cli._common import EXIT_FINDINGS, EXIT_OK, UserError, print_json
 
     if args.healthy and args.scenario is not None:
         raise UserError("--healthy runs the healthy scenario; leave out --scenario")
@@ -90,18 +94,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FINDINGS
-    out = sys.stdout
+    # With --json, stdout carries only the JSON document.
+    out = io.StringIO() if args.json else sys.stdout
     # Say what is coming before the imports below, which take seconds (LangChain, boto3).
     print(
         f"loopguard demo: {scenario}: a LangChain create_agent agent on langchain-aws "
         "ChatBedrockConverse, against a fake Bedrock server on 127.0.0.1 (no AWS account, no "
         "network), guarded by loopguard's default policy. Starting...",
-        file=out,
+        file=sys.stderr if args.json else out,
         flush=True,
     )
     try:
         from loopguard.demo import run as demo_run
-        from loopguard.demo.summary import write_summary
+        from loopguard.demo.summary import summary_dict, write_summary
     except ImportError as exc:
         print(
             f"loopguard demo needs the agent, AWS and CLI extras: pip install "
@@ -119,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
             traces_path=args.traces,
             model=args.model or demo_run.DEMO_MODEL,
         )
-    write_summary(result, out)
+    if args.json:
+        print_json(summary_dict(result))
+    else:
+        write_summary(result, out)
     if result.traces_error is not None:
         print(f"loopguard demo: traces not delivered: {result.traces_error}", file=sys.stderr)
         return EXIT_FINDINGS

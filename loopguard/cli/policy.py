@@ -31,7 +31,10 @@ def register(subparsers: Any) -> None:
     ):
         q = sub.add_parser(name, help=helptext)
         q.add_argument(
-            "path", nargs="?", metavar="PATH", help="policy file (the same as --policy PATH)"
+            "path",
+            nargs="?",
+            metavar="PATH",
+            help="policy file (the same as --policy PATH; '-' reads stdin)",
         )
         add_policy_option(q)
         if name == "show":
@@ -45,14 +48,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from loopguard.cli._common import read_policies
     from loopguard.config import ConfigError
-    from loopguard.policy import PolicySet
 
     if args.path is not None and args.policy is not None and args.path != args.policy:
         raise UserError("give the policy file once: as PATH or as --policy, not both")
     path = args.path if args.path is not None else args.policy
     try:
-        policies = PolicySet.load(path)
+        policies = read_policies(path)
     except ConfigError as exc:
         if args.action == "show":
             raise UserError(str(exc)) from None

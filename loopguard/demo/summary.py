@@ -120,12 +120,11 @@ def _printer(console: Any) -> Any:
     return say
 
 
-def _projections(result: DemoResult, console: Any) -> None:
+def projections(result: DemoResult) -> list[Projection]:
+    """What the loop the demo stopped would have cost under the usual iteration limits."""
     from loopguard.pricing import default_pricer
 
     pricer, policy, model = default_pricer(), result.policy, result.model
-    calls = result.view.calls
-    say = _printer(console)
 
     def price(usage: Usage) -> float | None:
         return pricer(policy, model, usage)
@@ -145,6 +144,57 @@ def _projections(result: DemoResult, console: Any) -> None:
             model_calls_for_recursion_limit(default),
         ),
     ]
+    return [project(result.view.calls, limit, label, price) for label, limit in rows]
+
+
+def summary_dict(result: DemoResult) -> dict[str, Any]:
+    """The summary as data (`loopguard demo --json`): the same numbers the text gives."""
+    view, verdict = result.view, result.verdict
+    stopped = verdict is not None
+    return {
+        "scenario": result.scenario.name,
+        "model": result.model,
+        "stopped": stopped,
+        "verdict": None
+        if verdict is None
+        else {
+            "detector": verdict.detector,
+            "reason": verdict.reason,
+            "step": verdict.step,
+            "evidence": {k: v for k, v in verdict.evidence.items() if k != "message"},
+        },
+        "answer": result.answer,
+        "spent": {
+            "model_calls": view.final.get("model_calls", len(view.calls)),
+            "tool_calls": view.final.get("tool_calls", view.tool_calls),
+            **view.usage.to_dict(),
+            "total_tokens": view.tokens,
+            "cost_usd": None if view.cost_usd is None else round(view.cost_usd, 6),
+            "tokens_per_minute": round(view.tokens_per_minute),
+            "seconds": round(result.seconds, 3),
+        },
+        "projections": [
+            {
+                "label": p.label,
+                "model_calls": p.model_calls,
+                "calls_made": p.calls_made,
+                "tokens": p.tokens,
+                "cost_usd": None if p.cost_usd is None else round(p.cost_usd, 6),
+                "context_full_at": p.context_full_at,
+            }
+            for p in (projections(result) if stopped and view.calls else [])
+        ],
+        "traces": {
+            "where": result.traces,
+            "delivered": result.traces_error is None and not result.traces.startswith("off"),
+            "error": result.traces_error,
+        },
+    }
+
+
+def _projections(result: DemoResult, console: Any) -> None:
+    calls = result.view.calls
+    say = _printer(console)
     n = len(calls)
     growth = (calls[-1].usage.input_tokens - calls[0].usage.input_tokens) / max(n - 1, 1)
     console.print()
@@ -153,11 +203,15 @@ def _projections(result: DemoResult, console: Any) -> None:
         f"call as it did, output ~{round(sum(c.usage.output_tokens for c in calls) / n):,} "
         f"tokens per call) would have run to:"
     )
-    for label, limit in rows:
-        proj = project(calls, limit, label, price)
-        late = "; this limit would have stopped it sooner than loopguard did" if limit < n else ""
+    for proj in projections(result):
+        late = (
+            "; this limit would have stopped it sooner than loopguard did"
+            if proj.model_calls < n
+            else ""
+        )
         say(
-            f"- {label}: {limit:,} model calls, {fmt_usd(proj.cost_usd)} {_cost(proj)}{late}",
+            f"- {proj.label}: {proj.model_calls:,} model calls, {fmt_usd(proj.cost_usd)} "
+            f"{_cost(proj)}{late}",
             2,
         )
     note = (

@@ -193,29 +193,27 @@ class _OtlpReceiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_traces_go_to_otlp_when_the_endpoint_is_set(tmp_path):
-    """A real subprocess (setup() installs a global tracer provider) against a loopback OTLP
-    receiver: the spans arrive, and no Jaeger file is written."""
+def test_traces_go_to_otlp_when_the_endpoint_is_set(tmp_path, capsys, monkeypatch):
+    """Against a loopback OTLP receiver: the spans arrive, and no Jaeger file is written. (The
+    demo exports through a tracer provider of its own, so this runs in-process.)"""
     trace_pb2 = require("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
     require("opentelemetry.exporter.otlp.proto.http")
+    _OtlpReceiver.bodies = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpReceiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    for name in [k for k in os.environ if k.startswith(("OTEL_", "LOOPGUARD_"))]:
+        monkeypatch.delenv(name)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    monkeypatch.chdir(tmp_path)
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOOPGUARD_"))}
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{server.server_address[1]}"
-        done = subprocess.run(
-            [sys.executable, "-m", "loopguard", "demo"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        code = main(["demo", "--no-live"])
     finally:
         server.shutdown()
         server.server_close()
-    assert done.returncode == 0, done.stderr
-    assert f"sent over OTLP at {env['OTEL_EXPORTER_OTLP_ENDPOINT']}" in done.stdout
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0, out
+    assert f"sent over OTLP at {endpoint}" in out
     assert not list(tmp_path.glob("*.json"))
     names = []
     for path, body in _OtlpReceiver.bodies:
@@ -311,14 +309,17 @@ def test_something_is_shown_before_the_slow_imports(tmp_path):
     """The first line is written before LangChain and boto3 are imported (seconds): checked
     in a fresh interpreter, where the first write looks at what is imported by then."""
     code = (
-        "import sys\n"
+        "import os, sys\n"
         "class Out:\n"
         "    def __init__(self):\n"
         "        self.first = None\n"
         "    def write(self, text):\n"
-        "        if self.first is None and text.strip():\n"
-        "            self.first = (text, sorted(m for m in ('langchain', 'boto3', 'langgraph')\n"
-        "                                      if m in sys.modules))\n"
+        "        if text.strip():  # the first line: what is imported by now, and stop there\n"
+        "            slow = ('langchain', 'boto3', 'langgraph')\n"
+        "            seen = sorted(m for m in slow if m in sys.modules)\n"
+        "            out.write(repr((text, seen)))\n"
+        "            out.flush()\n"
+        "            os._exit(0)\n"
         "        return len(text)\n"
         "    def flush(self): pass\n"
         "    def isatty(self): return False\n"
@@ -326,7 +327,6 @@ def test_something_is_shown_before_the_slow_imports(tmp_path):
         "sys.stdout = Out()\n"
         "from loopguard.cli import main\n"
         "main(['demo', '--no-live', '--scenario', 'stream-repeat', '--traces', 't.json'])\n"
-        "out.write(repr(sys.stdout.first))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
@@ -363,8 +363,15 @@ def test_the_panel_and_the_summary_show_the_same_tokens_and_dollars(tmp_path):
     assert f"{cost.group(1)} at us.anthropic" in flat
 
 
-def test_the_summary_fits_80_columns_without_breaking_numbers(tmp_path):
-    _, summary, result = _panel_and_summary(tmp_path, "search-loop")
+@pytest.fixture(scope="module")
+def search_loop_live(tmp_path_factory):
+    """One live run of search-loop (the panel's text, the summary at 80 columns, the result),
+    shared by the tests that only read it."""
+    return _panel_and_summary(tmp_path_factory.mktemp("live"), "search-loop")
+
+
+def test_the_summary_fits_80_columns_without_breaking_numbers(search_loop_live):
+    _, summary, result = search_loop_live
     from loopguard.demo.summary import write_summary
 
     wide = io.StringIO()
@@ -377,13 +384,27 @@ def test_the_summary_fits_80_columns_without_breaking_numbers(tmp_path):
     assert all(n in narrow for n in numbers), [n for n in numbers if n not in narrow]
 
 
-def test_money_and_rates_are_rounded_for_people(tmp_path):
+def test_money_and_rates_are_rounded_for_people(search_loop_live):
     from loopguard.demo.live import fmt_value
 
     assert fmt_value("usd_per_minute", 0.7524075000000001) == "$0.7524"
     assert fmt_value("tokens_per_minute", 48426.31) == "48,426"
     assert fmt_value("similarity", 0.98765) == "0.988"
     assert fmt_value("new", [0.0, 0.125]) == "[0, 0.125]"
-    panel, summary, _ = _panel_and_summary(tmp_path, "snowball")
-    assert "published" in panel and "per_minute=" in panel
+    panel, summary, _ = search_loop_live
+    assert "published" in panel and "tokens_per_minute=" in panel
     assert not re.search(r"\d\.\d{6,}", panel + summary)
+
+
+def test_json_gives_the_summary_as_data_and_nothing_else_on_stdout(tmp_path, capsys):
+    code = main(["demo", "--json", "--traces", str(tmp_path / "t.json")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    report = json.loads(out)  # stdout is the JSON document alone
+    assert err.startswith("loopguard demo: search-loop:")
+    assert report["stopped"] is True and report["verdict"]["detector"] == "tool_repeat"
+    spent = report["spent"]
+    assert spent["total_tokens"] == spent["input_tokens"] + spent["output_tokens"] > 0
+    assert spent["cost_usd"] > 0 and spent["model_calls"] == report["verdict"]["step"] - 1
+    assert [p["model_calls"] for p in report["projections"]][:2] == [15, 13]
+    assert report["traces"] == {"where": str(tmp_path / "t.json"), "delivered": True, "error": None}

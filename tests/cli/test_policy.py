@@ -87,3 +87,23 @@ def test_show_of_a_missing_file_is_an_input_error(
     assert capsys.readouterr().err.startswith(
         f"loopguard policy: {tmp_path / 'nope.toml'}: no such"
     )
+
+
+def test_dash_reads_the_policy_from_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    from tests.conftest import require
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("max_model_calls = 3\n[agents.x]\n"))
+    assert main(["policy", "show", "-", "--agent", "x"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_model_calls"] == 3
+    monkeypatch.setattr(sys, "stdin", io.StringIO("[agents.x]\nmax_tool_calls = 'a'\n"))
+    assert main(["policy", "check", "--policy", "-"]) == 1
+    assert capsys.readouterr().err.startswith("<stdin>:2: agents.x.max_tool_calls: ")
+    require("yaml")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("max_model_calls: 4\nagents:\n  x: {}\n"))
+    assert main(["policy", "check", "-"]) == 0
+    assert capsys.readouterr().out == "<stdin>: ok (a default policy and agent overrides for: x)\n"
