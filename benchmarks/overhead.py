@@ -1,6 +1,7 @@
 """What loopguard adds to a model call, against baselines measured in the same run.
 
     python benchmarks/overhead.py [--calls 500] [--repeats 7] [--tokens 200]
+        [--tables call,run,agent,stream,guard]
 
 Rows: a fake chat model's `invoke` with no handler, with a no-op callback handler, with
 loopguard's handler (detectors only), with loopguard and its spans (without and with metrics;
@@ -372,12 +373,23 @@ def _patch_targets() -> list[Any]:
     return targets
 
 
+TABLES = ("call", "run", "agent", "stream", "guard")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--tokens", type=int, default=200)
+    ap.add_argument(
+        "--tables",
+        default=",".join(TABLES),
+        help=f"comma-separated, from {', '.join(TABLES)} (default: all)",
+    )
     args = ap.parse_args(argv)
+    tables = set(args.tables.split(","))
+    if not tables <= set(TABLES):
+        ap.error(f"--tables: unknown {', '.join(sorted(tables - set(TABLES)))}")
     n, reps = args.calls, args.repeats
     model = FakeChat(tokens=args.tokens)
     otel = Otel()
@@ -416,84 +428,139 @@ def main(argv: list[str] | None = None) -> int:
         "configurations interleaved\n"
     )
 
-    def invoke(handler: Any) -> Callable[[], Any]:
-        config = {"callbacks": [handler]} if handler is not None else None
-        return lambda: model.invoke("what is 2+2?", config=config)
+    if "call" in tables:
 
-    rows = compare(invoke, configs, n, reps, otel)
-    _table(f"a model call, each its own run ({n} calls per batch)", rows)
-    _span_counts("spans per call", invoke, exporting, otel)
+        def invoke(handler: Any) -> Callable[[], Any]:
+            config = {"callbacks": [handler]} if handler is not None else None
+            return lambda: model.invoke("what is 2+2?", config=config)
 
-    _targets(rows)
+        rows = compare(invoke, configs, n, reps, otel)
+        _table(f"a model call, each its own run ({n} calls per batch)", rows)
+        _span_counts("spans per call", invoke, exporting, otel)
 
-    # Model calls inside a run (an agent making 10 calls): the run's own span and state are
-    # shared by its calls, as in real use.
-    print()
-    k = len(PROMPTS)
-    agent = RunnableLambda(lambda _: [model.invoke(p) for p in PROMPTS])
+        _targets(rows)
 
-    def run(handler: Any) -> Callable[[], Any]:
-        config = {"callbacks": [handler]} if handler is not None else None
-        return lambda: agent.invoke("go", config=config)
+    if "run" in tables:
+        # Model calls inside a run (an agent making 10 calls): the run's own span and state are
+        # shared by its calls, as in real use.
+        print()
+        k = len(PROMPTS)
+        agent = RunnableLambda(lambda _: [model.invoke(p) for p in PROMPTS])
 
-    r = max(10, n // k)
-    arows = [
-        (label, us / k if us is not None else None)
-        for label, us in compare(run, configs, r, reps, otel)
-    ]
-    _table(f"per model call in a run of {k} calls ({r} runs per batch)", arows)
-    _targets(arows)
+        def run(handler: Any) -> Callable[[], Any]:
+            config = {"callbacks": [handler]} if handler is not None else None
+            return lambda: agent.invoke("go", config=config)
 
-    # A LangChain v1 agent (create_agent: a LangGraph graph, its model and tool nodes): what
-    # each instrumentation costs per model call of a real agent loop, its tool calls and graph
-    # machinery included.
-    print()
-    steps = ToolChat().steps
-    react = create_agent(ToolChat(), [lookup])
-    questions = iter(range(10**9))
+        r = max(10, n // k)
+        arows = [
+            (label, us / k if us is not None else None)
+            for label, us in compare(run, configs, r, reps, otel)
+        ]
+        _table(f"per model call in a run of {k} calls ({r} runs per batch)", arows)
+        _targets(arows)
 
-    def agent_run(handler: Any) -> Callable[[], Any]:
-        config = {"callbacks": [handler]} if handler is not None else None
-        return lambda: react.invoke(
-            {"messages": [("user", f"question {next(questions)}")]}, config=config
+    if "agent" in tables:
+        # A LangChain v1 agent (create_agent: a LangGraph graph, its model and tool nodes): what
+        # each instrumentation costs per model call of a real agent loop, its tool calls and graph
+        # machinery included.
+        print()
+        steps = ToolChat().steps
+        react = create_agent(ToolChat(), [lookup])
+        questions = iter(range(10**9))
+
+        def agent_run(handler: Any) -> Callable[[], Any]:
+            config = {"callbacks": [handler]} if handler is not None else None
+            return lambda: react.invoke(
+                {"messages": [("user", f"question {next(questions)}")]}, config=config
+            )
+
+        g = max(10, n // 10)
+        grows = [
+            (label, us / steps if us is not None else None)
+            for label, us in compare(agent_run, configs, g, reps, otel)
+        ]
+        _table(
+            f"per model call in a create_agent run of {steps} model calls and {steps - 1} tool "
+            f"calls ({g} runs per batch)",
+            grows,
         )
+        _span_counts("spans per run", agent_run, exporting, otel)
+        _targets(grows)
 
-    g = max(10, n // 10)
-    grows = [
-        (label, us / steps if us is not None else None)
-        for label, us in compare(agent_run, configs, g, reps, otel)
-    ]
-    _table(
-        f"per model call in a create_agent run of {steps} model calls and {steps - 1} tool "
-        f"calls ({g} runs per batch)",
-        grows,
-    )
-    _span_counts("spans per run", agent_run, exporting, otel)
-    _targets(grows)
+    if "stream" in tables:
+        # Streaming: the per-token cost. Each row is measured on a short and a long stream; the
+        # slope between them is the cost of a token alone (each row's per-call work, which the
+        # tables above measure, cancels out). Two more rows take the stream detector out, to show
+        # what it costs: it must see every chunk to cut a repeating answer mid-stream.
+        print()
+        m = max(10, n // 20)
+        long_, short = args.tokens, max(1, args.tokens // 10)
+        models = {short: FakeChat(tokens=short), long_: FakeChat(tokens=long_)}
+        no_stream = policy.merged({"stream": {"enabled": False}})
+        sconfigs = [
+            *configs[:4],
+            (
+                "loopguard, stream detector off",
+                LoopGuardCallbackHandler(policy=no_stream, telemetry=False),
+                None,
+            ),
+            *configs[4:6],
+            (
+                "loopguard + spans + metrics, stream off",
+                LoopGuardCallbackHandler(
+                    policy=no_stream,
+                    tracer_provider=otel.tracer_provider,
+                    meter_provider=otel.meter_provider,
+                ),
+                None,
+            ),
+            *configs[6:],
+        ]
 
-    # Streaming: the per-token cost, from a call of --tokens chunks.
-    print()
-    m = max(10, n // 20)
+        def stream(handler_and_tokens: Any) -> Callable[[], Any]:
+            handler, tokens = handler_and_tokens
+            model = models[tokens]
+            config = {"callbacks": [handler]} if handler is not None else None
+            return lambda: sum(1 for _ in model.stream("what is 2+2?", config=config))
 
-    def stream(handler: Any) -> Callable[[], Any]:
-        config = {"callbacks": [handler]} if handler is not None else None
-        return lambda: sum(1 for _ in model.stream("what is 2+2?", config=config))
-
-    srows = compare(stream, configs, m, reps, otel)
-    sbase, snoop = srows[0][1], srows[1][1]
-    print(f"a streamed call of {args.tokens} tokens ({m} calls per batch)")
-    print(f"{'configuration':40} {'µs/call':>9} {'+µs/token':>10} {'+µs/token vs no-op':>19}")
-    for label, us in srows:
-        if us is None:
-            print(f"{label:40} {'(not installed)':>9}")
-            continue
+        both = [
+            (f"{label}|{tokens}", (handler, tokens), inst)
+            for tokens in (short, long_)
+            for label, handler, inst in sconfigs
+        ]
+        measured = dict(compare(stream, both, m, reps, otel))
+        slopes: dict[str, float | None] = {}
+        for label, _, _ in sconfigs:
+            a, b = measured[f"{label}|{long_}"], measured[f"{label}|{short}"]
+            slopes[label] = None if a is None or b is None else (a - b) / (long_ - short)
+        noop = slopes["no-op handler"]
         print(
-            f"{label:40} {us:9.1f} {(us - sbase) / args.tokens:10.2f} "  # type: ignore[operator]
-            f"{(us - snoop) / args.tokens:19.2f}"
-        )  # type: ignore[operator]
+            f"a streamed call: µs per token, the slope between streams of {short} and {long_} "
+            f"tokens ({m} calls per batch)"
+        )
+        print(f"{'configuration':44} {'µs/call':>9} {'µs/token':>9} {'+µs/token vs no-op':>19}")
+        for label, _, _ in sconfigs:
+            us, slope = measured[f"{label}|{long_}"], slopes[label]
+            if us is None or slope is None:
+                print(f"{label:44} {'(not installed)':>9}")
+                continue
+            print(f"{label:44} {us:9.1f} {slope:9.2f} {slope - noop:19.2f}")  # type: ignore[operator]
+        ours, theirs = (
+            slopes["loopguard + spans + metrics"],
+            slopes["OpenLLMetry LangChain instrumentation"],
+        )
+        if ours is not None and theirs is not None and noop is not None:
+            off = slopes["loopguard + spans + metrics, stream off"]
+            verdict = "met" if ours - noop <= theirs - noop else "NOT met"
+            print(
+                f"target: loopguard + spans per token <= OpenLLMetry's: {ours - noop:.2f} vs "
+                f"{theirs - noop:.2f} µs -> {verdict}; without the stream detector "
+                f"{off - noop:.2f} µs"  # type: ignore[operator]
+            )
 
-    print()
-    _guard_alone(otel, policy, min(n, 500), reps)
+    if "guard" in tables:
+        print()
+        _guard_alone(otel, policy, min(n, 500), reps)
     return 0
 
 

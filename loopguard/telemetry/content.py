@@ -88,8 +88,9 @@ def evidence_value(key: str, value: Any, capture: bool) -> str | bool | int | fl
     opt-in and clipped, otherwise its size and digest; other strings escaped and bounded."""
     if key in _safe.CONTENT_KEYS:
         return attr_value(clip(value)) if capture else _safe.withheld(value)
-    if type(value) is str:
-        return _safe.text(value)
     if type(value) is float:
         return _safe.sig(value)
-    return attr_value(value)
+    if type(value) in (bool, int):
+        return value
+    # Strings and JSON (lists of tool names...): escaped and bounded like a reason.
+    return _safe.text(value if type(value) is str else dumps(value))
