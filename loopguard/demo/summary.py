@@ -76,7 +76,7 @@ def _summary(result: DemoResult, console: Any) -> None:
         # "message" is the nudge a detector would give the model, not evidence.
         evidence = {k: v for k, v in verdict.evidence.items() if k != "message"}
         if evidence:
-            shown = ", ".join(f"{k}={_short(fmt_value(k, v))}" for k, v in evidence.items())
+            shown = ", ".join(_evidence(k, v) for k, v in evidence.items())
             say(f"evidence: {shown}", 2)
     u = view.usage
     say(
@@ -241,6 +241,19 @@ def _cost(proj: Projection) -> str:
         f"by call {proj.calls_made:,}: call {proj.context_full_at:,} would pass the "
         f"{CONTEXT_WINDOW:,}-token context window and Bedrock would refuse it"
     )
+
+
+def _evidence(key: str, value: object) -> str:
+    text = f"{key}={_short(fmt_value(key, value))}"
+    if key == "repeats" and isinstance(value, int) and not isinstance(value, bool):
+        # Detectors count repeats after the first; their reasons count every time ("4 times").
+        text += f" ({times(value + 1)} in all)"
+    return text
+
+
+def times(count: int) -> str:
+    """ "1 time", "4 times"."""
+    return f"{count:,} time" + ("" if count == 1 else "s")
 
 
 def _n(count: int, noun: str) -> str:

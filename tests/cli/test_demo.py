@@ -408,3 +408,15 @@ def test_json_gives_the_summary_as_data_and_nothing_else_on_stdout(tmp_path, cap
     assert spent["cost_usd"] > 0 and spent["model_calls"] == report["verdict"]["step"] - 1
     assert [p["model_calls"] for p in report["projections"]][:2] == [15, 13]
     assert report["traces"] == {"where": str(tmp_path / "t.json"), "delivered": True, "error": None}
+
+
+def test_the_evidence_counts_times_as_the_reason_does(search_loop_live):
+    from loopguard.demo.summary import times
+
+    assert (times(1), times(4), times(1200)) == ("1 time", "4 times", "1,200 times")
+    _, summary, result = search_loop_live
+    flat = " ".join(summary.split())
+    said = re.search(r"(\d+) times", result.verdict.reason)
+    repeats = result.verdict.evidence["repeats"]
+    assert said and int(said.group(1)) == repeats + 1
+    assert f"repeats={repeats} ({said.group(1)} times in all)" in flat
