@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from loopguard.events import Event, EventFormatError, ModelStart, RunEnd, from_dict
+from loopguard.errors import EventFormatError
+from loopguard.events import Event, ModelStart, RunEnd, from_dict
 from loopguard.guard import Guard
 from loopguard.verdict import Action, LoopGuardAbort, Verdict
 

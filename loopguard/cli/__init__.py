@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit status (see loopguard.cli._common and docs/cli.md)."""
     from loopguard.cli._common import EXIT_USAGE, UserError
-    from loopguard.config import ConfigError
+    from loopguard.errors import ConfigError
 
     parser = build_parser()
     args = parser.parse_args(argv)

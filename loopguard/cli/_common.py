@@ -59,7 +59,7 @@ def add_policy_option(parser: argparse.ArgumentParser, what: str = "policy file"
 def load_policies(path: str | None) -> Any:
     """The PolicySet at `path` (None: discovered as a live guard does; `-`: TOML, or YAML,
     read from stdin); a `UserError` when it does not load."""
-    from loopguard.config import ConfigError
+    from loopguard.errors import ConfigError
 
     try:
         return read_policies(path)
@@ -70,7 +70,7 @@ def load_policies(path: str | None) -> Any:
 def read_policies(path: str | None) -> Any:
     """The PolicySet at `path` (`-`: stdin, TOML unless it only parses as YAML); raises
     ConfigError."""
-    from loopguard.config import ConfigError, load_text
+    from loopguard.errors import ConfigError, load_text
     from loopguard.policy import PolicySet
 
     if path != STDIO:

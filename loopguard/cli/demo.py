@@ -22,7 +22,7 @@ from loopguard.cli._common import add_json_option
 DEFAULT_SCENARIO = "search-loop"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from loopguard.testing.scenarios import SCENARIOS
 
     runaway = [n for n, s in SCENARIOS.items() if s.runaway]

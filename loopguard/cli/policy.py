@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from loopguard.cli._common import read_policies
-    from loopguard.config import ConfigError
+    from loopguard.errors import ConfigError
 
     if args.path is not None and args.policy is not None and args.path != args.policy:
         raise UserError("give the policy file once: as PATH or as --policy, not both")

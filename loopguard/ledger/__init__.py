@@ -49,7 +49,10 @@ def ledger_class(uri: str) -> type[Ledger]:
             + ", ".join(f"{s}://" for s in SCHEMES)
         )
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Ledger)):
+        raise TypeError(f"SCHEMES[{scheme!r}] = {target!r} is not a Ledger subclass")
+    return cls
 
 
 def check_uri(uri: str) -> str:

@@ -139,6 +139,10 @@ class Ledger(ABC):
 
     uri: str
 
+    def __init__(self, uri: str) -> None:
+        """Open the ledger at `uri`: `open_ledger` builds every backend from its URI alone."""
+        self.uri = uri
+
     @classmethod
     def check_uri(cls, uri: str) -> None:
         """Raise ValueError, naming what is accepted, when no ledger can be opened from `uri`

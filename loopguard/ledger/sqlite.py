@@ -334,7 +334,7 @@ def _reclaim(db: sqlite3.Connection, key: str, now: float) -> None:
     _unreserve(db, "key = ? AND expires <= ?", (key, now), key)
 
 
-def _unreserve(db: sqlite3.Connection, where: str, args: tuple, key: str) -> None:
+def _unreserve(db: sqlite3.Connection, where: str, args: tuple[str | float, ...], key: str) -> None:
     n, t = db.execute(
         f"SELECT COALESCE(SUM(usd_n), 0), COALESCE(SUM(tokens), 0) FROM reservation WHERE {where}",
         args,

@@ -1,5 +1,6 @@
 """Prices as data, the cost of a call, and the guard's default pricer."""
 
+from loopguard.errors import UnknownModel
 from loopguard.pricing.cost import cost_usd, projected_cost_usd, worst_case_usage
 from loopguard.pricing.pricer import PolicyPricer, default_pricer
 from loopguard.pricing.spec import LongContextSpec, PriceSpec
@@ -7,7 +8,6 @@ from loopguard.pricing.table import (
     Price,
     PriceTable,
     Resolved,
-    UnknownModel,
     normalize,
     packaged_table,
 )

@@ -7,13 +7,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from loopguard import _safe
+from loopguard.errors import UnknownModel
 from loopguard.events import Usage
 from loopguard.pricing.cost import cost_usd
 from loopguard.pricing.table import (
     Price,
     PriceTable,
     Resolved,
-    UnknownModel,
     normalize,
     packaged_table,
 )

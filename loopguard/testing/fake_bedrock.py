@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -181,7 +181,7 @@ class FakeBedrock:
         from langchain_aws import ChatBedrockConverse
 
         options = {**self.client_kwargs(), "max_retries": retries, **kwargs}
-        return ChatBedrockConverse(model=model, **options)
+        return ChatBedrockConverse(model_id=model, **options)
 
     # --- what happened -----------------------------------------------------------------------
 
@@ -543,7 +543,7 @@ def _stream_events(
     usage: dict[str, int],
     latency: int,
     words_per_chunk: int,
-):
+) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "messageStart", {"role": "assistant"}
     for index, block in enumerate(message["content"]):
         if "text" in block:
