@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 
 from loopguard.errors import EventFormatError
 
@@ -103,6 +103,8 @@ class Usage:
         return d
 
 
+# The event types below are final: the guard dispatches on the exact type of an event (a
+# dict lookup per event), so a subclass would reach no detector; type checkers know it too.
 @dataclass(slots=True, kw_only=True)
 class Event:
     """Common fields. `id`/`parent` are the framework's own ids of this call and its parent
@@ -139,6 +141,7 @@ class Event:
         return {}
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class RunStart(Event):
     """Extension of the v1 contract: a guarded run began (its root chain or agent started)."""
@@ -150,6 +153,7 @@ class RunStart(Event):
         return {"name": self.name}
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class ModelStart(Event):
     type: ClassVar[str] = "model_start"
@@ -165,6 +169,7 @@ class ModelStart(Event):
         }
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class ModelEnd(Event):
     type: ClassVar[str] = "model_end"
@@ -191,6 +196,7 @@ class ModelEnd(Event):
         return d
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class ModelFailed(Event):
     """Extension of the v1 contract: a model call that failed (throttled, cut, aborted)."""
@@ -209,6 +215,7 @@ class ModelFailed(Event):
         return d
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class Token(Event):
     type: ClassVar[str] = "token"
@@ -218,6 +225,7 @@ class Token(Event):
         return {"text": self.text}
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class ToolStart(Event):
     type: ClassVar[str] = "tool_start"
@@ -233,6 +241,7 @@ class ToolStart(Event):
         return d
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class ToolEnd(Event):
     type: ClassVar[str] = "tool_end"
@@ -243,6 +252,7 @@ class ToolEnd(Event):
         return {"tool": self.tool, "output": self.output}
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class ToolFailed(Event):
     type: ClassVar[str] = "tool_error"
@@ -253,6 +263,7 @@ class ToolFailed(Event):
         return {"tool": self.tool, "error": self.error}
 
 
+@final
 @dataclass(slots=True, kw_only=True)
 class RunEnd(Event):
     type: ClassVar[str] = "run_end"

@@ -69,7 +69,7 @@ class Guard:
         policy: Policy | PolicySet | str | os.PathLike[str] | None = None,
         *,
         sinks: Iterable[Sink] = (),
-        detectors: Iterable[Detector] = (),
+        detectors: Iterable[Detector[Any]] = (),
         pricer: Pricer | None = None,
         max_runs: int = 10_000,
         run_ttl: float = 3600.0,
@@ -80,7 +80,8 @@ class Guard:
             policy if isinstance(policy, PolicySet) else PolicySet(default=policy)
         )
         self.sinks: list[Sink] = list(sinks)
-        self.extra_detectors: list[Detector] = list(detectors)  # after the policy's, before money
+        # Yours run after the policy's detectors, before the money check.
+        self.extra_detectors: list[Detector[Any]] = list(detectors)
         # By default each call is priced from the run policy's price table. The one pricer
         # charges finished calls here and projects calls before they go out (the money check).
         self._pricer: Pricer = pricer if pricer is not None else default_pricer()
@@ -101,7 +102,7 @@ class Guard:
         # Runs evicted while they may still be live, oldest first: at most max_runs.
         self._tombstones: OrderedDict[str, Tombstone] = OrderedDict()
         self._lock = threading.Lock()
-        self._dispatch: dict[int, tuple[Policy, dict[type[Event], list[Detector]]]] = {}
+        self._dispatch: dict[int, tuple[Policy, dict[type[Event], list[Detector[Any]]]]] = {}
         self._failed: set[str] = set()
         self._next_sweep = float("-inf")  # when idle runs are next looked for (event time)
         self.internal_errors = 0
@@ -133,12 +134,13 @@ class Guard:
             else:
                 again = ended_ok = False
                 if state.aborted is not None:
-                    event, ended_ok = self._refuse(state, event, kind)
+                    event, ended_ok = self._refuse(state.aborted, event, kind)
                 verdict = self._judge(state, event, kind)
         if again:
             return self.process(event)
         if kind is RunEnd:
-            self._end(state, event, ended_ok)  # type: ignore[arg-type]
+            assert isinstance(event, RunEnd)  # kind is its type (checked once per run)
+            self._end(state, event, ended_ok)
         if verdict is not None and verdict.action is Action.ABORT and verdict.enforced:
             raise LoopGuardAbort(verdict)
         return verdict
@@ -214,18 +216,18 @@ class Guard:
             return False
         # A run that ended aborted stays refused (a caller that caught the abort and went
         # on), and its late events do not bring its state back.
-        if kind in _GATED or (kind is RunEnd and event.status == "ok"):  # type: ignore[attr-defined]
+        if kind in _GATED or (isinstance(event, RunEnd) and event.status == "ok"):
             raise LoopGuardAbort(stopped)
         return True
 
-    def _refuse(self, state: RunState, event: Event, kind: type[Event]) -> tuple[Event, bool]:
-        """An aborted run (sticky abort): its starts raise again; its end is recorded as
-        aborted. Returns the event to judge and whether the run claimed to end "ok"."""
+    def _refuse(self, aborted: Verdict, event: Event, kind: type[Event]) -> tuple[Event, bool]:
+        """A run stopped by `aborted` (sticky abort): its starts raise again; its end is
+        recorded as aborted. Returns the event to judge and whether the run claimed to end "ok"."""
         if kind in _GATED:
-            raise LoopGuardAbort(state.aborted)  # type: ignore[arg-type]
-        if kind is RunEnd and event.status != "aborted":  # type: ignore[attr-defined]
+            raise LoopGuardAbort(aborted)
+        if isinstance(event, RunEnd) and event.status != "aborted":
             # Sinks and recordings see how the run really ended.
-            return replace(event, status="aborted"), event.status == "ok"  # type: ignore[call-arg, attr-defined]
+            return replace(event, status="aborted"), event.status == "ok"
         return event, False
 
     def _judge(self, state: RunState, event: Event, kind: type[Event]) -> Verdict | None:
@@ -235,24 +237,26 @@ class Guard:
         if event.meta:  # run labels (thread_id, tenant, ...), for budgets and spans
             state.meta.update(event.meta)
         account = self._accounts.get(kind)  # None: the event counts for nothing
-        pre = kind in _PRE_CHECKED
-        if account is not None and not pre:
+        if account is not None and kind not in _PRE_CHECKED:
             account(state, event)
+            account = None  # counted
         detectors = state.detectors.get(kind)
         verdict = self._evaluate(state, event, detectors) if detectors else None
-        if pre and (verdict is None or verdict.action < Action.ABORT or not verdict.enforced):
-            account(state, event)  # type: ignore[misc]
+        if account is not None and (
+            verdict is None or verdict.action < Action.ABORT or not verdict.enforced
+        ):
+            account(state, event)
         if self.sinks:
             self._notify(state, event, verdict)
         return verdict
 
     def _end(self, state: RunState, event: RunEnd, ended_ok: bool) -> None:
         self._finish(state, event)
-        if ended_ok:
+        if ended_ok and state.aborted is not None:
             # Something between the abort and the caller (a retry wrapper that returns an
             # error message, a tool node that handles errors) let the run finish as if
             # nothing happened. It did not: the caller still gets the abort.
-            raise LoopGuardAbort(state.aborted)  # type: ignore[arg-type]
+            raise LoopGuardAbort(state.aborted)
 
     # --- internals ------------------------------------------------------------------------
 
@@ -329,21 +333,23 @@ class Guard:
         for sink in self.sinks:
             self._call_sink(sink.on_run_end, state, end)
 
-    def _table(self, policy: Policy) -> dict[type[Event], list[Detector]]:
+    def _table(self, policy: Policy) -> dict[type[Event], list[Detector[Any]]]:
         """The policy's detectors by the event type they listen to (built once per policy)."""
         entry = self._dispatch.get(id(policy))
         if entry is None or entry[0] is not policy:
             entry = self._dispatch[id(policy)] = (policy, self._build_table(policy))
         return entry[1]
 
-    def _build_table(self, policy: Policy) -> dict[type[Event], list[Detector]]:
-        table: dict[type[Event], list[Detector]] = {}
+    def _build_table(self, policy: Policy) -> dict[type[Event], list[Detector[Any]]]:
+        table: dict[type[Event], list[Detector[Any]]] = {}
         for detector in build_detectors(policy, self.extra_detectors, self._context):
             for t in detector.events:
                 table.setdefault(t, []).append(detector)
         return table
 
-    def _evaluate(self, state: RunState, event: Event, detectors: list[Detector]) -> Verdict | None:
+    def _evaluate(
+        self, state: RunState, event: Event, detectors: list[Detector[Any]]
+    ) -> Verdict | None:
         strongest: Verdict | None = None
         for detector in detectors:
             try:

@@ -8,7 +8,7 @@ builds each policy's detectors from it. Adding a detector is one module and one 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loopguard.detectors.base import Context, Detector, Pricer, Registered
 from loopguard.detectors.budget import BudgetCheck
@@ -45,16 +45,16 @@ REGISTRY: tuple[Registered, ...] = (
 
 
 def build_detectors(
-    policy: Policy, extra: Sequence[Detector] = (), context: Context | None = None
-) -> list[Detector]:
+    policy: Policy, extra: Sequence[Detector[Any]] = (), context: Context | None = None
+) -> list[Detector[Any]]:
     """The policy's detectors in registry order, with `extra` (a Guard's own) before the
     `last` ones. `context` carries the guard's parts (its pricer); default: the default pricer."""
     if context is None:
         from loopguard.pricing import default_pricer
 
         context = Context(pricer=default_pricer())
-    first: list[Detector] = []
-    last: list[Detector] = []
+    first: list[Detector[Any]] = []
+    last: list[Detector[Any]] = []
     for entry in REGISTRY:
         detector = entry.from_policy(policy, context)
         if detector is not None:

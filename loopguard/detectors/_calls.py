@@ -64,6 +64,6 @@ def finished(state: RunState, event: ToolEnd | ToolFailed) -> Finished:
     if type(event) is ToolEnd:
         outcome = (False, hash(same_call_result(event.output)))
     else:
-        outcome = (True, hash(normalize(event.error)))  # type: ignore[union-attr]
+        outcome = (True, hash(normalize(event.error)))
     tracker.finished, tracker.result = event, Finished(event.tool, args, step, outcome)
     return tracker.result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -19,8 +19,14 @@ Pricer = Callable[["Policy", str, "Usage"], "float | None"]
 """`(policy, model, usage) -> USD`, or None when the model has no price."""
 
 
-class Detector(Protocol):
+EventT_contra = TypeVar("EventT_contra", bound="Event", contravariant=True)
+
+
+class Detector(Protocol[EventT_contra]):
     """A detector looks at the events it subscribes to and may return a verdict.
+
+    Its type parameter is what `__call__` accepts: the union of its `events` (`Detector[Event]`
+    for one that takes any). The guard calls it only with those, so it holds `Detector[Any]`.
 
     It keeps what it needs in `state.slot(self.name, factory)`, bounded by a window. On start
     events (`ModelStart`, `ToolStart`) it is called *before* the call goes out and before the
@@ -34,7 +40,7 @@ class Detector(Protocol):
         """The event types it is called for (a class attribute, or set per instance)."""
         ...
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None: ...
+    def __call__(self, state: RunState, event: EventT_contra) -> Verdict | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +64,15 @@ class Registered:
     detector: type[Any]
     section: str | None = None
     config: type[BaseModel] | None = None
-    build: Callable[[Any, Policy, Context], Detector | None] | None = None
+    build: Callable[[Any, Policy, Context], Detector[Any] | None] | None = None
     last: bool = False
 
-    def from_policy(self, policy: Policy, context: Context) -> Detector | None:
+    def from_policy(self, policy: Policy, context: Context) -> Detector[Any] | None:
         section = getattr(policy, self.section) if self.section is not None else None
         if self.build is not None:
             return self.build(section, policy, context)
         if getattr(section, "enabled", True):
-            detector: Detector = self.detector(section)
+            detector: Detector[Any] = self.detector(section)
             return detector
         return None
 

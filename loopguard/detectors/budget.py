@@ -142,7 +142,9 @@ class BudgetCheck:
             return None
         return cls(context.pricer)
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(
+        self, state: RunState, event: ModelStart | ModelEnd | ModelFailed | RunEnd
+    ) -> Verdict | None:
         return self._on[type(event)](state, state.slot(self.name, _Slot), event)
 
     def _failed(self, state: RunState, slot: _Slot, event: ModelFailed) -> None:

@@ -83,13 +83,13 @@ class Cycle:
         self.config = config
         self._new_slot = lambda: _Slot(config.max_period)
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: ToolStart | ToolEnd | ToolFailed) -> Verdict | None:
         cfg = self.config
         slot: _Slot = state.slot(self.name, self._new_slot)
         if type(event) is ToolStart:
-            started(state, event)  # type: ignore[arg-type]
+            started(state, event)
             return None
-        tool, args, step, outcome = finished(state, event)  # type: ignore[arg-type]
+        tool, args, step, outcome = finished(state, event)
         # Compared with up to max_period calls, so bounded as similarity's steps are: the
         # comparison's cost grows with the square of the length (1 MB arguments took seconds).
         call = _Call(tool, clip(args, _MAX_CHARS), outcome, step)

@@ -77,11 +77,11 @@ class Growth:
     def __init__(self, config: GrowthConfig) -> None:
         self.config = config
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: ModelEnd) -> Verdict | None:
         cfg = self.config
         slot: _Slot = state.slot(self.name, _Slot)
-        size = event.usage.output_tokens or estimate_text_tokens(event.text)  # type: ignore[attr-defined]
-        fed = self._input(state, slot, event.usage.input_tokens)  # type: ignore[attr-defined]
+        size = event.usage.output_tokens or estimate_text_tokens(event.text)
+        fed = self._input(state, slot, event.usage.input_tokens)
         if slot.last and size >= slot.last * cfg.ratio:
             if slot.streak == 0:
                 slot.since, slot.sizes = max(1, state.model_calls - 1), [slot.last]

@@ -77,7 +77,7 @@ class RunLimits:
             else (ModelStart, ToolStart)
         )
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: ModelStart | ToolStart | Token) -> Verdict | None:
         if self.max_seconds is not None:
             elapsed = event.ts - state.started
             if elapsed >= self.max_seconds:
@@ -102,7 +102,9 @@ class RunLimits:
                     return found
         if type(event) is ModelStart:
             return self._model_start(state, event)
-        return self._tool_start(state, event)  # type: ignore[arg-type]
+        if type(event) is ToolStart:
+            return self._tool_start(state, event)
+        return None  # a streamed chunk, with no clock to watch
 
     def _model_start(self, state: RunState, event: ModelStart) -> Verdict | None:
         n = state.model_calls + 1  # the call about to go out

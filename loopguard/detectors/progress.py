@@ -112,21 +112,21 @@ class Progress:
         self.config = config
         self._new_slot = lambda: _Slot(config.window)
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: ToolStart | ToolEnd) -> Verdict | None:
         cfg = self.config
         if type(event) is ToolStart:
-            started(state, event)  # type: ignore[arg-type]
+            started(state, event)
             return None
         slot: _Slot = state.slot(self.name, self._new_slot)
-        tool, args, step, _ = finished(state, event)  # type: ignore[arg-type]
-        found = novelty(state, event)  # type: ignore[arg-type]
+        tool, args, step, _ = finished(state, event)
+        found = novelty(state, event)
         rich = found.total >= cfg.min_terms
         call = _Call(
             tool,
             args,
             step,
             found.fraction,
-            terms(clip(event.output, MAX_CHARS)) if rich else None,  # type: ignore[attr-defined]
+            terms(clip(event.output, MAX_CHARS)) if rich else None,
         )
         # Most results bring something new: then only a stall in the window makes the kind
         # of the call matter (a new action ends it).

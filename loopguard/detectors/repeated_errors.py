@@ -47,24 +47,24 @@ class RepeatedErrors:
     def __init__(self, config: ErrorsConfig) -> None:
         self.config = config
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: ToolEnd | ToolFailed) -> Verdict | None:
         slot: _Slot = state.slot(self.name, _Slot)
-        tool = event.tool  # type: ignore[attr-defined]
+        tool = event.tool
         if type(event) is ToolEnd:
-            kind = error_kind(event.output)  # type: ignore[attr-defined]
+            kind = error_kind(event.output)
             if kind is None:
                 ended = slot.streaks.pop(tool, None)
                 if ended is not None:
                     forget(self.config, slot.emitted, (tool, ended[0]))
-                elif slot.streaks and novelty(state, event).new:  # type: ignore[arg-type]
+                elif slot.streaks and novelty(state, event).new:
                     # Another tool brought something new: the agent is finding out more
                     # before it tries again, so what failed before starts afresh.
                     slot.streaks.clear()
                     forget(self.config, slot.emitted)
                 return None
-            text, shown = event.output[:300], kind  # type: ignore[attr-defined]
+            text, shown = event.output[:300], kind
         else:
-            text, shown = event.error, "the same error"  # type: ignore[attr-defined]
+            text, shown = event.error, "the same error"
         key = hash(normalize(text))  # compared within this process only
         found = slot.streaks.get(tool)
         if found is None or found[0] != key:

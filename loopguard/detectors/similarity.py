@@ -133,9 +133,9 @@ class _Slot:
         self.seen = 0  # messages in the previous prompt
         self.pending: _Step | None = None  # the last call's output, awaiting its results
         self.steps: deque[_Step] = deque(maxlen=window)
-        # The steps in the window by key, oldest first, with their words (None until a second
+        # The steps in the window by key, oldest first, with their words ("" until a second
         # step with that key comes): a step is compared only with these.
-        self.keys: dict[object, tuple[list[_Step], list[str | None]]] = {}
+        self.keys: dict[object, tuple[list[_Step], list[str]]] = {}
         self.flags: deque[int | None] = deque(maxlen=span)  # the step each one repeats
         self.emitted: dict[object, Action] = {}
 
@@ -148,12 +148,12 @@ class Similarity:
         self.config = config
         self._new_slot = lambda: _Slot(config.window, config.span)
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: ModelStart | ModelEnd) -> Verdict | None:
         slot: _Slot = state.slot(self.name, self._new_slot)
         if type(event) is ModelEnd:
-            slot.pending = self._output(state, event)  # type: ignore[arg-type]
+            slot.pending = self._output(state, event)
             return None
-        messages = event.messages  # type: ignore[attr-defined]
+        messages = event.messages
         seen, slot.seen = slot.seen, len(messages)
         step, slot.pending = slot.pending, None
         if step is None:
@@ -222,7 +222,7 @@ class Similarity:
         steps, their_words = found
         if step.key is None:  # a model answering nothing, again
             return steps[-1], 1.0
-        if their_words[0] is None:  # only the oldest can lack them: the others met one
+        if not their_words[0]:  # only the oldest can lack them: the others met one
             their_words[0] = steps[0].words
         # What the model did, against every candidate in one C call; the environment's
         # answers only for those that pass.
@@ -253,7 +253,7 @@ def _remember(slot: _Slot, step: _Step) -> None:
     slot.steps.append(step)
     found = slot.keys.get(step.key)
     if found is None:
-        slot.keys[step.key] = ([step], [None])
+        slot.keys[step.key] = ([step], [""])
     else:
         found[0].append(step)
         found[1].append(step.words)

@@ -104,11 +104,11 @@ class StreamRepeat:
             None if config.max_output_tokens is None else config.max_output_tokens * CHARS_PER_TOKEN
         )
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: Token) -> Verdict | None:
         slot: _Slot = state.slot(self.name, _Slot)
         if slot.step != state.model_calls:  # the first chunk of a new answer
             slot.reset(state.model_calls)
-        text = event.text  # type: ignore[attr-defined]
+        text = event.text
         slot.chars += len(text)
         if self._max_chars is not None and slot.chars > self._max_chars:
             return abort(

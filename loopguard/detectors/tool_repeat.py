@@ -80,13 +80,13 @@ class ToolRepeat:
     def __init__(self, config: ToolRepeatConfig) -> None:
         self.config = config
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: ToolStart | ToolEnd | ToolFailed) -> Verdict | None:
         slot: _Slot = state.slot(self.name, _Slot)
         if type(event) is ToolStart:
-            started(state, event)  # type: ignore[arg-type]
+            started(state, event)
             return None
-        _, args, step, outcome = finished(state, event)  # type: ignore[arg-type]
-        key = (event.tool, args)  # type: ignore[attr-defined]
+        _, args, step, outcome = finished(state, event)
+        key = (event.tool, args)
         consecutive, slot.last = slot.last == key, key
         record = slot.records.get(key)
         if record is None:
@@ -103,9 +103,9 @@ class ToolRepeat:
         else:
             record.outcome, record.stale, record.since = outcome, 0, step
             record.polls += 1
-            return self._polling(event.tool, args, record)  # type: ignore[attr-defined]
+            return self._polling(event.tool, args, record)
         # The reason and the nudge name the tool, never its arguments (they are content).
-        tool = event.tool  # type: ignore[attr-defined]
+        tool = event.tool
         same = "error" if outcome[0] else "result"
         return escalate(
             self.config,
@@ -120,7 +120,7 @@ class ToolRepeat:
             start_step=record.since,
             similarity=1.0,
             tool=event.tool,
-        )  # type: ignore[attr-defined]
+        )
 
     def _polling(self, tool: str, args: str, record: _Record) -> Verdict | None:
         cfg = self.config

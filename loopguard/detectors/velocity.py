@@ -92,10 +92,10 @@ class Velocity:
             )
         )
 
-    def __call__(self, state: RunState, event: Event) -> Verdict | None:
+    def __call__(self, state: RunState, event: ModelEnd) -> Verdict | None:
         cfg = self.config
         slot: _Slot = state.slot(self.name, self._new_slot)
-        usage = event.usage  # type: ignore[attr-defined]
+        usage = event.usage
         # Prompt-cache reads are left out of the token rules: a big cached context sent at a
         # fast pace is an agent at work, not a flood, and the dollar rule prices them at their
         # own (low) rate.
