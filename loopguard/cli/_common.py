@@ -70,7 +70,8 @@ def load_policies(path: str | None) -> Any:
 def read_policies(path: str | None) -> Any:
     """The PolicySet at `path` (`-`: stdin, TOML unless it only parses as YAML); raises
     ConfigError."""
-    from loopguard.errors import ConfigError, load_text
+    from loopguard.config import load_text
+    from loopguard.errors import ConfigError
     from loopguard.policy import PolicySet
 
     if path != STDIO:
