@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ from loopguard.ledger.base import Claim, Ledger, LedgerUnavailable, Reservation
 
 logger = logging.getLogger("loopguard")
 MAX_BACKLOG = 100_000
+LOG_EVERY = 60.0  # seconds between warnings about one outage
 
 
 class Resilient:
@@ -31,6 +33,7 @@ class Resilient:
         self._ledger: Ledger | None = None
         self._backlog: deque[tuple[str, str, tuple[Claim, ...]]] = deque()
         self._lock = threading.Lock()
+        self._next_log = 0.0
 
     @property
     def ledger(self) -> Ledger:
@@ -83,14 +86,18 @@ class Resilient:
             getattr(self.ledger, op)(rid, claims)
         except LedgerUnavailable as exc:
             waiting = self._keep(op, rid, claims)
-            logger.warning(
-                "loopguard: ledger %s unreachable (%s); %s of %s kept to replay (%d waiting)",
-                self.uri,
-                exc,
-                op,
-                rid,
-                waiting,
-            )
+            now = time.monotonic()
+            if now >= self._next_log:  # an outage is told once a minute, not once per call
+                self._next_log = now + LOG_EVERY
+                logger.warning(
+                    "loopguard: ledger %s unreachable (%s); %s of %s kept to replay "
+                    "(%d waiting; said again at most once a minute)",
+                    self.uri,
+                    exc,
+                    op,
+                    rid,
+                    waiting,
+                )
 
     def _keep(self, op: str, rid: str, claims: tuple[Claim, ...]) -> int:
         with self._lock:
@@ -121,4 +128,5 @@ class Resilient:
                 op, rid, claims = self._backlog[0]
                 getattr(self.ledger, op)(rid, claims)  # raises LedgerUnavailable: stays queued
                 self._backlog.popleft()
+            self._next_log = 0.0
             logger.warning("loopguard: ledger %s reachable again; backlog replayed", self.uri)

@@ -85,3 +85,14 @@ def test_a_reserve_that_timed_out_but_ran_is_given_back_at_once(own_redis) -> No
     ledger.settle(uuid.uuid4().hex, [Claim(f"{key}:other", 1, 0)])  # replays the backlog
     u = _usage(url, key)
     assert (u.reserved_usd_n, u.reservations, u.spent_usd_n) == (0, 0, 0)  # not held for 600 s
+
+
+def test_an_outage_is_logged_once_not_once_per_call(caplog) -> None:
+    from tests.ledger.conftest import free_port
+
+    ledger = Resilient(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    with caplog.at_level("WARNING", logger="loopguard"):
+        for _ in range(20):
+            ledger.settle(uuid.uuid4().hex, [Claim("fault:quiet", 1, 1)])
+    assert ledger.backlog == 20
+    assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
