@@ -3,7 +3,8 @@
 Run:  python benchmarks/ledger.py [--calls 2000] [--workers 8]
 
 Part 1 measures loopguard's ledgers (memory://, sqlite://, redis:// on a redis-server this
-script starts on a free loopback port): reservations per second, alone and with reserve+settle
+script starts on a free loopback port, redis+cluster:// on a 3-master cluster it starts):
+reservations per second, alone and with reserve+settle
 (what one model call costs the ledger), from one process and from several.
 
 Part 2 is the baseline measured in the same run: `workers` processes share one budget and make
@@ -78,10 +79,17 @@ def throughput(uri: str, calls: int, procs: int) -> tuple[float, float]:
 # --- part 2: overshoot --------------------------------------------------------------------
 
 
-def _naive_redis(url: str, key: str, attempts: int) -> None:
+def _redis_client(uri: str):
     import redis
+    from redis.cluster import RedisCluster
 
-    r = redis.Redis.from_url(url)
+    if uri.startswith("redis+cluster://"):
+        return RedisCluster.from_url(uri.replace("redis+cluster://", "redis://", 1))
+    return redis.Redis.from_url(uri)
+
+
+def _naive_redis(url: str, key: str, attempts: int) -> None:
+    r = _redis_client(url)
     for _ in range(attempts):
         spent = int(r.get(key) or 0)  # read
         if spent + CALL_N <= CAP_N:  # check
@@ -158,10 +166,8 @@ def overshoot(backend: str, uri: str, workers: int, attempts: int) -> tuple[floa
             t.join()
         (u,) = ledger.usage([key])
         return naive, u.spent_usd
-    if backend == "redis":
-        import redis
-
-        r = redis.Redis.from_url(uri)
+    if backend in ("redis", "cluster"):
+        r = _redis_client(uri)
         r.set(key + ":naive", 0)
         _run_procs(_naive_redis, [(uri, key + ":naive", attempts)] * workers)
         naive = int(r.get(key + ":naive")) / NANO
@@ -218,6 +224,76 @@ def start_redis() -> tuple[subprocess.Popen | None, str | None]:
     return None, None
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_cluster(workdir: str) -> tuple[list[subprocess.Popen], str | None]:
+    """A 3-master Redis Cluster on loopback (redis+cluster:// URI), or ([], None)."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        return [], None
+    import redis
+
+    ports: list[int] = []
+    while len(ports) < 3:  # each node also listens on port + 10000 (the cluster bus)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < 55_000 and port not in ports and _free(port + 10_000):
+            ports.append(port)
+    procs = [
+        subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(p),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{p}.conf",
+                "--dir",
+                workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for p in ports
+    ]
+    deadline = time.monotonic() + 60
+    for p in ports:
+        while True:
+            try:
+                redis.Redis(port=p).ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    return procs, None
+                time.sleep(0.05)
+    nodes = [f"127.0.0.1:{p}" for p in ports]
+    subprocess.run(
+        ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+        capture_output=True,
+        timeout=30,
+    )
+    for p in ports:
+        while redis.Redis(port=p).cluster("info").get("cluster_state") != "ok":
+            if time.monotonic() > deadline:
+                return procs, None
+            time.sleep(0.05)
+    return procs, f"redis+cluster://127.0.0.1:{ports[0]}/0"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=2000, help="reservations per process (part 1)")
@@ -233,6 +309,9 @@ def main() -> int:
     ]
     if redis_url:
         backends.append(("redis", redis_url))
+    cluster_procs, cluster_url = start_cluster(tmp)
+    if cluster_url:
+        backends.append(("cluster", cluster_url))
     try:
         print(
             f"loopguard ledger benchmark: python {sys.version.split()[0]}, "
@@ -252,6 +331,8 @@ def main() -> int:
             print(f"{name:8}  {reserve:>14,.0f}  {cycle:>16,.0f}  {par:>28}")
         if not redis_url:
             print("(redis: skipped, redis-server or redis-py not available)")
+        if not cluster_url:
+            print("(cluster: skipped, the 3-master cluster did not form within 60 s)")
         print()
         attempts = 1000 // args.workers + 50
         print(
@@ -267,9 +348,10 @@ def main() -> int:
                 f"{f'${lg:.3f} (+${max(lg - 1, 0):.3f})':>12}"
             )
     finally:
-        if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait()
+        for proc in [redis_proc, *cluster_procs]:
+            if proc is not None:
+                proc.terminate()
+                proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
