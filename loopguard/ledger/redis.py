@@ -90,7 +90,10 @@ class RedisLedger(Ledger):
         self.uri = uri
         # Any server-side refusal (a read-only replica after failover, OOM, auth) counts as
         # unreachable too: the policy's on_ledger_error decides, the guard never guesses.
-        self._errors: tuple[type[BaseException], ...] = (redis.RedisError,)
+        self._errors: tuple[type[BaseException], ...] = (
+            redis.RedisError,
+            redis.exceptions.RedisClusterException,  # not a RedisError (no slot covered, ...)
+        )
         self._socket_timeout = socket_timeout
         self._connect()
 
@@ -358,11 +361,14 @@ class RedisClusterLedger(RedisLedger):
     def _connect(self) -> None:
         from redis.cluster import RedisCluster
 
-        self._client = RedisCluster.from_url(
-            self._base,
-            socket_timeout=self._socket_timeout,
-            socket_connect_timeout=self._socket_timeout,
-        )
+        try:  # RedisCluster reaches a node at once, to learn the slots
+            self._client = RedisCluster.from_url(
+                self._base,
+                socket_timeout=self._socket_timeout,
+                socket_connect_timeout=self._socket_timeout,
+            )
+        except self._errors as exc:
+            raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
         self._register()
 
     def _shard_of(self, key: str) -> str | None:

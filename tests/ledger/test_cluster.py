@@ -139,3 +139,16 @@ def test_an_unsharded_cluster_keeps_every_budget_in_one_slot(cluster_url: str) -
     _call(guard, "r", {})
     assert main(["budget", "trip", "--ledger", cluster_url, "--agent", "x", "--reason", "r"]) == 0
     assert main(["budget", "untrip", "--ledger", cluster_url, "--agent", "x"]) == 0
+
+
+def test_a_cluster_that_cannot_be_reached_follows_on_ledger_error() -> None:
+    from tests.ledger.conftest import free_port
+
+    uri = f"redis+cluster://127.0.0.1:{free_port()}/0"  # nothing listens there
+    budgets = [{"scope": "global", "max_usd": 1}]
+    closed = Guard(_workers.money_policy(ledger=uri, budgets=budgets))
+    with pytest.raises(LoopGuardAbort) as info:
+        _call(closed, "r", {})
+    assert info.value.verdict.evidence["limit"] == "ledger"
+    opened = Guard(_workers.money_policy(ledger=uri, on_ledger_error="open", budgets=budgets))
+    _call(opened, "r", {})  # counted in this process; the spend is kept to replay
