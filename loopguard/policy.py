@@ -84,7 +84,8 @@ class Policy(BaseModel):
     """Budgets beyond one run: per conversation, agent, tenant or global; per run, hour, day,
     month or in total; in dollars and/or tokens. Kept in `ledger`."""
     ledger: str = "memory://"
-    """Where budgets live: memory://, sqlite:///path.db, redis://host:port/db, rediss://..."""
+    """Where budgets live: memory://, sqlite:///path.db, redis://host:port/db, rediss://...,
+    redis+cluster://host:port (docs/money.md)."""
     on_ledger_error: Literal["closed", "open"] = "closed"
     """Ledger unreachable: `closed` refuses paid calls; `open` counts locally and warns."""
     reservation_ttl: float = Field(600.0, gt=0)
