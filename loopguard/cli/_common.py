@@ -117,6 +117,22 @@ def open_input(path: str) -> Iterator[IO[bytes]]:
         yield f
 
 
+def check_output(path: str, what: str = "") -> None:
+    """Raise a `UserError` now, before any work, when `path` cannot be written as a file
+    (`what` names the option in the message, e.g. "-o")."""
+    if path == STDIO:
+        return
+    name = f"{what} {path}".strip()
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{name}: is a directory")
+    if not os.path.isdir(folder):
+        raise UserError(f"{name}: no such folder {folder}")
+    writable = os.access(path, os.W_OK) if os.path.exists(path) else os.access(folder, os.W_OK)
+    if not writable:
+        raise UserError(f"{name}: permission denied")
+
+
 def write_output(path: str, text: str) -> None:
     """Write `text` to `path` (`-`: stdout); a `UserError` when it cannot be written."""
     if path == STDIO:
@@ -144,6 +160,7 @@ __all__ = [
     "add_json_option",
     "add_policy_option",
     "check_input",
+    "check_output",
     "load_policies",
     "open_input",
     "print_json",

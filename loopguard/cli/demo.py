@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         default=Path("loopguard-traces.json"),
         help="Jaeger JSON file for the traces when OTEL_EXPORTER_OTLP_ENDPOINT "
-        "is not set (default: ./loopguard-traces.json; OTEL_SDK_DISABLED=true: no traces)",
+        "is not set ('-': stdout, the view and summary then go to stderr; default: "
+        "./loopguard-traces.json; OTEL_SDK_DISABLED=true: no traces)",
     )
     add_json_option(parser, "the summary (no live view, no step lines)")
     parser.set_defaults(func=run)
@@ -78,7 +79,7 @@ _NEEDS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from loopguard.cli._common import EXIT_FINDINGS, EXIT_OK, UserError, print_json
+    from loopguard.cli._common import EXIT_FINDINGS, EXIT_OK, STDIO, UserError, print_json
 
     if args.healthy and args.scenario is not None:
         raise UserError("--healthy runs the healthy scenario; leave out --scenario")
@@ -94,14 +95,17 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FINDINGS
-    # With --json, stdout carries only the JSON document.
-    out = io.StringIO() if args.json else sys.stdout
+    # With --json, stdout carries only the JSON document; with --traces -, only the traces.
+    to_stdout = str(args.traces) == STDIO
+    if args.json and to_stdout:
+        raise UserError("--json and --traces - both write to stdout; give --traces a file")
+    out = io.StringIO() if args.json else sys.stderr if to_stdout else sys.stdout
     # Say what is coming before the imports below, which take seconds (LangChain, boto3).
     print(
         f"loopguard demo: {scenario}: a LangChain create_agent agent on langchain-aws "
         "ChatBedrockConverse, against a fake Bedrock server on 127.0.0.1 (no AWS account, no "
         "network), guarded by loopguard's default policy. Starting...",
-        file=sys.stderr if args.json else out,
+        file=sys.stderr if args.json or to_stdout else out,
         flush=True,
     )
     try:
@@ -138,20 +142,14 @@ def _check_traces_path(path: Path) -> None:
     """A traces file that cannot be written is said before the demo runs, not after."""
     import os
 
-    from loopguard.cli._common import UserError
+    from loopguard.cli._common import check_output
 
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or (
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     ):
         return  # no file is written
-    if path.is_dir():
-        raise UserError(f"--traces {path}: is a directory")
-    folder = path.parent
-    if not folder.is_dir():
-        raise UserError(f"--traces {path}: no such folder {folder}")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"--traces {path}: permission denied")
+    check_output(str(path), "--traces")
 
 
 @contextmanager

@@ -21,7 +21,14 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from loopguard.cli._common import EXIT_FINDINGS, EXIT_OK, STDIO, add_policy_option, write_output
+from loopguard.cli._common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    STDIO,
+    add_policy_option,
+    check_output,
+    write_output,
+)
 from loopguard.events import Event, RunEnd
 
 FORMATS = ("jaeger",)
@@ -88,6 +95,7 @@ def export_jaeger(
 def run(args: argparse.Namespace) -> int:
     from loopguard.cli._recordings import events_of, line_errors, load_policies
 
+    check_output(args.output, "-o")
     policies = load_policies(args, "export")
     errors, on_error = line_errors()
     service = args.service_name or os.environ.get("OTEL_SERVICE_NAME") or "loopguard"

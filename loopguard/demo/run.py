@@ -165,9 +165,34 @@ def trace_sink(path: Path) -> Traces:
         provider.add_span_processor(BatchSpanProcessor(delivery))
         sink = SpanSink(provider, metrics=False)
         return _Otlp(sink, f"OTLP at {endpoint}", provider, delivery)
+    if str(path) == "-":
+        from loopguard.telemetry.jaeger import JaegerBackend
+        from loopguard.telemetry.tree import SpanTree, TreeSink
+
+        backend = JaegerBackend(max_traces=None)
+        return _JaegerStdout(TreeSink(SpanTree(backend)), "stdout", backend)
     from loopguard.telemetry.jaeger import JaegerFileSink
 
     return _JaegerFile(JaegerFileSink(path, service_name="loopguard-demo"), str(path))
+
+
+class _JaegerStdout(Traces):
+    """`--traces -`: the Jaeger JSON document on stdout once the run is over."""
+
+    def __init__(self, sink: Any, where: str, backend: Any) -> None:
+        super().__init__(sink, where)
+        self.backend = backend
+
+    def finish(self) -> str | None:
+        import json
+        import sys
+
+        from loopguard.telemetry.jaeger import to_jaeger
+
+        doc = to_jaeger(self.backend.finished(), "loopguard-demo")
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return None
 
 
 def run(

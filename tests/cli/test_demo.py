@@ -420,3 +420,15 @@ def test_the_evidence_counts_times_as_the_reason_does(search_loop_live):
     repeats = result.verdict.evidence["repeats"]
     assert said and int(said.group(1)) == repeats + 1
     assert f"repeats={repeats} ({said.group(1)} times in all)" in flat
+
+
+def test_traces_dash_writes_the_jaeger_json_to_stdout(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--no-live", "--scenario", "stream-repeat", "--traces", "-"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)  # stdout is the traces alone; the view and summary are on stderr
+    names = [s["operationName"] for t in doc["data"] for s in t["spans"]]
+    assert "invoke_agent stream-repeat-agent" in names
+    assert "Jaeger JSON written to stdout" in " ".join(err.split())
+    assert not list(tmp_path.iterdir())  # no file named "-"
+    assert main(["demo", "--json", "--traces", "-"]) == 2

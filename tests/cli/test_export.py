@@ -207,5 +207,7 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, capsy
     target = tmp_path / "missing" / "x.json"
     assert main(["export", str(path), "-o", str(target)]) == 2
     assert capsys.readouterr().err == (
-        f"loopguard export: cannot write {target}: No such file or directory\n"
+        f"loopguard export: -o {target}: no such folder {target.parent}\n"
     )
+    assert main(["export", str(path), "-o", str(tmp_path)]) == 2  # said before any work
+    assert capsys.readouterr().err == f"loopguard export: -o {tmp_path}: is a directory\n"
