@@ -207,7 +207,7 @@ def _show(ledger: Any, uri: str, args: argparse.Namespace) -> int:
                 [
                     t.key.removeprefix(TRIP_PREFIX),
                     time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t.at)),
-                    "untripped"
+                    "lifted"
                     if t.until is None
                     else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t.until)),
                     t.reason,

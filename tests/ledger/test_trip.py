@@ -1,5 +1,6 @@
-"""The fleet-wide kill switch on a real redis-server: `loopguard budget trip` in one process
-refuses the agent's next call in every worker process; `untrip` lets them go on."""
+"""The fleet-wide kill switch on a real redis-server and a SQLite file: `loopguard budget trip`
+in one process refuses the agent's next call in every worker process; `untrip` lets them go
+on."""
 
 from __future__ import annotations
 
@@ -20,13 +21,22 @@ ctx = mp.get_context("fork")
 WORKERS = 3
 
 
-def test_a_trip_stops_every_worker_and_untrip_lets_them_go_on(redis_url: str) -> None:
+@pytest.fixture(params=["redis", "sqlite"])
+def shared_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url")
+    uri = f"sqlite:///{tmp_path}/trip.db"
+    open_ledger(uri).close()
+    return uri
+
+
+def test_a_trip_stops_every_worker_and_untrip_lets_them_go_on(shared_uri: str) -> None:
     agent = f"fleet-{uuid.uuid4().hex[:6]}"
     started = ctx.Semaphore(0)
     resume = ctx.Event()
     out = ctx.Queue()
     procs = [
-        ctx.Process(target=_workers.until_tripped, args=(redis_url, agent, started, resume, out))
+        ctx.Process(target=_workers.until_tripped, args=(shared_uri, agent, started, resume, out))
         for _ in range(WORKERS)
     ]
     for p in procs:
@@ -34,11 +44,11 @@ def test_a_trip_stops_every_worker_and_untrip_lets_them_go_on(redis_url: str) ->
     try:
         for _ in procs:  # every worker has made a call that went out
             assert started.acquire(timeout=30)
-        args = ["budget", "trip", "--ledger", redis_url, "--agent", agent]
+        args = ["budget", "trip", "--ledger", shared_uri, "--agent", agent]
         assert main([*args, "--reason", "runaway bill"]) == 0
         refused = [out.get(timeout=30) for _ in procs]
         assert refused == [("refused", ("trip", "runaway bill"))] * WORKERS
-        assert main(["budget", "untrip", "--ledger", redis_url, "--agent", agent]) == 0
+        assert main(["budget", "untrip", "--ledger", shared_uri, "--agent", agent]) == 0
         resume.set()
         assert [out.get(timeout=30) for _ in procs] == [("after", "went")] * WORKERS
     finally:
@@ -48,13 +58,6 @@ def test_a_trip_stops_every_worker_and_untrip_lets_them_go_on(redis_url: str) ->
             if p.is_alive():
                 p.kill()
     assert all(p.exitcode == 0 for p in procs)
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def shared_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return request.getfixturevalue("redis_url")
-    return f"sqlite:///{tmp_path}/trip.db"
 
 
 def _call(guard: Guard, run: str, tenant: str, max_tokens: int) -> None:
