@@ -8,7 +8,8 @@ from loopguard.verdict import Action, Verdict
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # LangChain adapters load on first use: the engine needs none of it
+def __getattr__(name: str) -> type:
+    # LangChain adapters load on first use: the engine needs none of it.
     if name == "LoopGuardCallbackHandler":
         from loopguard.integrations.langchain import LoopGuardCallbackHandler
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from loopguard.errors import ConfigError
+from loopguard.errors import ConfigError as ConfigError  # also importable from here
 from loopguard.policy import Policy, PolicySet
 
 ENV_VAR = "LOOPGUARD_CONFIG"

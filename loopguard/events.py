@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
 
-from loopguard.errors import EventFormatError
+from loopguard.errors import EventFormatError as EventFormatError  # also importable here
 
 FORMAT_VERSION = 1
 

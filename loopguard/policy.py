@@ -33,6 +33,11 @@ _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=
 _LIMIT_KEYS = frozenset(LimitsConfig.model_fields)
 
 
+def _limit(key: str) -> property:
+    """`policy.<key>`, read from its `limits` section."""
+    return property(lambda self: getattr(self.limits, key))
+
+
 class Policy(BaseModel):
     """Limits and detector settings for one agent. Every limit is optional (None = no limit).
 
@@ -48,7 +53,7 @@ class Policy(BaseModel):
 
     # One field per detector section, from the registry: adding a detector adds its section.
     for _entry in REGISTRY:
-        if _entry.section is not None:
+        if _entry.section is not None and _entry.config is not None:
             __annotations__[_entry.section] = _entry.config
             vars()[_entry.section] = Field(
                 default_factory=_entry.config, description=_entry.config.__doc__
@@ -60,7 +65,7 @@ class Policy(BaseModel):
 
     # The run limits read as before too (`policy.max_model_calls` is `policy.limits....`).
     for _key in _LIMIT_KEYS:
-        vars()[_key] = property(lambda self, key=_key: getattr(self.limits, key))
+        vars()[_key] = _limit(_key)
     del _key
 
     # --- money: max_cost_usd, budgets, prices, ledger ---

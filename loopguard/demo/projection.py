@@ -70,7 +70,8 @@ def project(
         )
         tokens += usage.total_tokens
         costs.append(price(usage))
-    cost = None if any(c is None for c in costs) else sum(costs)  # type: ignore[misc]
+    known = [c for c in costs if c is not None]
+    cost = sum(known) if len(known) == len(costs) else None
     calls_made = full_at - 1 if full_at is not None else limit
     return Projection(label, limit, calls_made, tokens, cost, full_at)
 

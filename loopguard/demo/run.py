@@ -120,7 +120,7 @@ def _delivery(exporter: Any) -> Any:
             self.sent = self.lost = 0
 
         def export(self, spans: Any) -> SpanExportResult:
-            result = exporter.export(spans)
+            result: SpanExportResult = exporter.export(spans)
             if result is SpanExportResult.SUCCESS:
                 self.sent += len(spans)
             else:

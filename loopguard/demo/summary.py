@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, TextIO
 
 from loopguard.demo.live import fmt_usd, fmt_value
@@ -25,10 +26,10 @@ def langgraph_default_recursion_limit() -> tuple[int, str]:
     from importlib.metadata import version
 
     try:
-        from langgraph._internal._config import DEFAULT_RECURSION_LIMIT
+        source = importlib.import_module("langgraph._internal._config")
     except ImportError:
-        from langchain_core.runnables.config import DEFAULT_RECURSION_LIMIT
-    return int(DEFAULT_RECURSION_LIMIT), version("langgraph")
+        source = importlib.import_module("langchain_core.runnables.config")
+    return int(source.DEFAULT_RECURSION_LIMIT), version("langgraph")
 
 
 def agent_executor_max_iterations() -> int:

@@ -119,7 +119,7 @@ class ToolRepeat:
             f"{same}. Change approach or finish.",
             start_step=record.since,
             similarity=1.0,
-            tool=event.tool,
+            tool=tool,
         )
 
     def _polling(self, tool: str, args: str, record: _Record) -> Verdict | None:

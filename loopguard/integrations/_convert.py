@@ -103,11 +103,11 @@ def _converts_alike(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if type(a) is Message:  # passed through as is: a dataclass, cheap to compare whole
-        return a == b
+        return bool(a == b)
     if getattr(a, "content", a) != getattr(b, "content", b):
         return False
     kind = getattr(a, "type", "")
-    return kind not in _WITH_TOOL_CALLS or a.tool_calls == b.tool_calls
+    return bool(kind not in _WITH_TOOL_CALLS or a.tool_calls == b.tool_calls)
 
 
 def tool_calls_of(message: Any) -> list[ToolCall]:

@@ -311,7 +311,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 agent=node.agent,
                 id=node.id,
                 parent=node.anchor,
-                model=node.label,
+                model=node.label or "unknown",
                 messages=messages,
                 max_tokens=max_tokens_of(metadata, params),
                 meta=labels_of(metadata),
@@ -319,7 +319,9 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             refused=run_id,
         )
 
-    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_llm_new_token(
+        self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any
+    ) -> None:
         node = self._nodes.get(run_id)
         if node is None or not token:
             return

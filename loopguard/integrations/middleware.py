@@ -423,7 +423,7 @@ class LoopGuardMiddleware(AgentMiddleware):
         calls, tools = (state.model_calls, state.tool_calls) if state is not None else (0, 0)
         limits: dict[str, Any] = {"max_model_calls": calls + 1, "max_tool_calls": tools}
         for entry in REGISTRY:
-            if entry.section and "enabled" in entry.config.model_fields:
+            if entry.section and entry.config and "enabled" in entry.config.model_fields:
                 limits[entry.section] = {"enabled": False}
         return limits
 

@@ -219,7 +219,8 @@ class RedisLedger(Ledger):
                 )
             return found
 
-        return self._call(read)
+        trips: list[Trip] = self._call(read)
+        return trips
 
     def settle(self, rid: str, claims: Sequence[Claim], now: float | None = None) -> None:
         self._end("s", rid, claims, now)
@@ -262,7 +263,8 @@ class RedisLedger(Ledger):
                 out.append(KeyUsage(name, *total))
             return out
 
-        return self._call(read)
+        usage: list[KeyUsage] = self._call(read)
+        return usage
 
     def reset(self, prefix: str = "") -> int:
         def delete() -> int:
@@ -271,7 +273,8 @@ class RedisLedger(Ledger):
                 self._client.delete(*_keys([k]))
             return len({self._logical(k) for k in stored})
 
-        return self._call(delete)
+        deleted: int = self._call(delete)
+        return deleted
 
     def close(self) -> None:
         self._client.close()
@@ -284,7 +287,7 @@ class RedisLedger(Ledger):
             found.add(k.removesuffix(ZSET_SUFFIX).removesuffix(ENDED_SUFFIX))
         return sorted(found)
 
-    def _call(self, fn: Any, *args: Any) -> Any:
+    def _call(self, fn: Any, *args: Any) -> Any:  # what the script or `fn` returns
         """`fn(*args)`, or the script named `fn` on (keys, args); any Redis error is the
         ledger being unavailable."""
         if os.getpid() != self._pid:  # a forked child must not share the parent's sockets

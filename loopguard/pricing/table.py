@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from loopguard.errors import UnknownModel
+from loopguard.errors import UnknownModel as UnknownModel  # also importable from here
 from loopguard.pricing.spec import ModelEntry, PriceSpec
 
 # Bedrock inference-profile scopes. "global." is the cheaper global endpoint; the others are

@@ -91,6 +91,6 @@ def evidence_value(key: str, value: Any, capture: bool) -> str | bool | int | fl
     if type(value) is float:
         return _safe.sig(value)
     if type(value) in (bool, int):
-        return value
+        return bool(value) if type(value) is bool else int(value)
     # Strings and JSON (lists of tool names...): escaped and bounded like a reason.
     return _safe.text(value if type(value) is str else dumps(value))

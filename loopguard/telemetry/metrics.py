@@ -218,7 +218,7 @@ class Metrics:
                 self.cost.add_locked(cost, ours)
 
     def tool_end(self, agent: str | None, tool: str, error: str | None) -> None:
-        key = ((sc.TOOL_NAME, tool),)
+        key: tuple[tuple[str, str], ...] = ((sc.TOOL_NAME, tool),)
         if agent:
             key += ((sc.AGENT_NAME, agent),)
         if error:

@@ -7,6 +7,7 @@ standard `OTEL_*` variables, and leaves alone any provider that is already insta
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from dataclasses import dataclass
@@ -78,17 +79,12 @@ def _exporter(signal: str, kind: str, timeout: float | None = None) -> Any:
     )
     module = "grpc" if protocol == "grpc" else "http"
     try:
-        if kind == "traces":
-            if module == "grpc":
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-            else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            return OTLPSpanExporter(timeout=timeout)
-        if module == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        return OTLPMetricExporter(timeout=timeout)
+        signal = "trace" if kind == "traces" else "metric"
+        name = "OTLPSpanExporter" if kind == "traces" else "OTLPMetricExporter"
+        found = importlib.import_module(
+            f"opentelemetry.exporter.otlp.proto.{module}.{signal}_exporter"
+        )
+        return getattr(found, name)(timeout=timeout)
     except ImportError as exc:
         extra = "otlp-grpc" if module == "grpc" else "otlp"
         raise ImportError(
@@ -142,11 +138,11 @@ def setup(
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-            provider = MeterProvider(
+            meter_provider = MeterProvider(
                 resource=resource, metric_readers=[PeriodicExportingMetricReader(exporter)]
             )
-            otel_metrics.set_meter_provider(provider)
-            done.meter_provider = provider
+            otel_metrics.set_meter_provider(meter_provider)
+            done.meter_provider = meter_provider
     elif metrics:
         logger.info("loopguard.telemetry.setup: a meter provider is already installed; kept")
     return done

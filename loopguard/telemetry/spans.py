@@ -64,7 +64,7 @@ class OtelBackend:
         span.end(end_time=int(ts * 1e9))
 
     def records(self, root: Any) -> bool:
-        return root.is_recording()
+        return bool(root.is_recording())
 
 
 class SpanSink(TreeSink):

@@ -324,16 +324,19 @@ class SpanTree:
         kind = type(event)
         if kind is Token:  # the hot path of streaming: one dict lookup
             run = self._runs.get(event.run)
-            call = run.calls.get(event.id or "model") if run is not None else None
+            if run is None:
+                return
+            call = run.calls.get(event.id or "model")
             if call is not None and not call.streamed:
                 call.streamed = True
-                if run.tracing:  # type: ignore[union-attr]
+                if run.tracing:
                     self._set(
                         run,
                         call,
                         {
-                            sc.RESPONSE_TIME_TO_FIRST_CHUNK:  # type: ignore[arg-type]
-                            _safe.sig(max(0.0, event.ts - call.start))
+                            sc.RESPONSE_TIME_TO_FIRST_CHUNK: _safe.sig(
+                                max(0.0, event.ts - call.start)
+                            )
                         },
                     )
             return
@@ -472,12 +475,12 @@ class SpanTree:
             # adapter estimated it: the provider never reported its usage.
             attrs[sc.LG_USAGE_ESTIMATED] = True
         else:
-            if event.response_model is not None:  # type: ignore[union-attr]
-                attrs[sc.RESPONSE_MODEL] = _safe.name(event.response_model)  # type: ignore[union-attr]
-            if event.finish_reason is not None:  # type: ignore[union-attr]
-                attrs[sc.RESPONSE_FINISH_REASONS] = (_safe.name(event.finish_reason),)  # type: ignore[union-attr]
+            if event.response_model is not None:
+                attrs[sc.RESPONSE_MODEL] = _safe.name(event.response_model)
+            if event.finish_reason is not None:
+                attrs[sc.RESPONSE_FINISH_REASONS] = (_safe.name(event.finish_reason),)
             if run.capture:
-                attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)  # type: ignore[union-attr]
+                attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)
         if not pending:
             run.spans.set(call.handle, attrs)
 
@@ -767,5 +770,6 @@ def _copy_numbers(source: dict[str, Any], into: dict[str, Any]) -> None:
     # Detectors publish their measurements (tokens per minute, similarity) in state.attributes.
     for k, v in source.items():
         if isinstance(v, (float, int, str)) and k.startswith("loopguard."):  # bool is an int
-            t = type(v)
-            into[k] = _safe.sig(v) if t is float else _safe.name(v) if t is str else v
+            into[k] = (
+                _safe.sig(v) if isinstance(v, float) else _safe.name(v) if isinstance(v, str) else v
+            )
