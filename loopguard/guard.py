@@ -7,10 +7,11 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from loopguard import _safe
 from loopguard.detectors import Context, Detector, Pricer, build_detectors
@@ -30,7 +31,7 @@ from loopguard.events import (
 from loopguard.policy import Policy, PolicySet
 from loopguard.pricing import default_pricer
 from loopguard.state import RunState, Tombstone
-from loopguard.verdict import Action, LoopGuardAbort, Verdict
+from loopguard.verdict import Action, LoopGuardAbort, Verdict, abort
 
 logger = logging.getLogger("loopguard")
 
@@ -41,6 +42,13 @@ _BETWEEN_CALLS = (ModelStart, ToolStart, ToolEnd, ToolFailed)
 _PRE_CHECKED = frozenset((ModelStart, ToolStart))
 _MAX_WARNINGS_KEPT = 20
 _MAX_ENDED_ABORTED = 4096
+# What a sub-agent's run also counts in the runs that enclose it (see _nested), and the
+# detectors that hold an enclosing run's caps (its own loop detectors judge only its own calls).
+_ROLLED_UP = frozenset((RunStart, ModelStart, ToolStart, Token, ModelEnd, ModelFailed))
+_CAPS = frozenset(("limits", "budget"))
+# Every guard of the process, so that a sub-agent guarded by another Guard finds its parent run.
+_GUARDS: weakref.WeakSet[Guard] = weakref.WeakSet()
+_GUARDS_LOCK = threading.Lock()
 
 
 class Sink(Protocol):
@@ -106,6 +114,8 @@ class Guard:
         self._failed: set[str] = set()
         self._next_sweep = float("-inf")  # when idle runs are next looked for (event time)
         self.internal_errors = 0
+        with _GUARDS_LOCK:
+            _GUARDS.add(self)
 
     # --- public API -----------------------------------------------------------------------
 
@@ -242,6 +252,8 @@ class Guard:
             account = None  # counted
         detectors = state.detectors.get(kind)
         verdict = self._evaluate(state, event, detectors) if detectors else None
+        if state.parent is not None and kind in _ROLLED_UP:
+            verdict = self._nested(state, event, kind, verdict)
         if account is not None and (
             verdict is None or verdict.action < Action.ABORT or not verdict.enforced
         ):
@@ -274,6 +286,8 @@ class Guard:
                 tomb = self._tombstones.pop(event.run, None)
                 if tomb is not None:
                     tomb.restore(state)
+                elif type(event) is RunStart and event.parent is not None:
+                    _link(state, event.parent)
                 state.detectors = self._table(policy)
         # Outside the guard-wide lock: an evicted run's end may release budget in a ledger.
         for old in evicted:
@@ -393,6 +407,118 @@ class Guard:
             )
         return strongest
 
+    # --- sub-agents: runs nested in runs ---------------------------------------------------
+
+    def _nested(
+        self, state: RunState, event: Event, kind: type[Event], verdict: Verdict | None
+    ) -> Verdict | None:
+        """A sub-agent's event in the runs that enclose it (under the sub-agent's lock; an
+        enclosing run's lock is taken after it, never before). Its start is refused beyond
+        max_depth; its model and tool starts are checked against every enclosing run's caps and
+        counted there; its model ends charge them. Returns the verdict of the event."""
+        if verdict is not None and verdict.action is Action.ABORT and verdict.enforced:
+            return verdict  # refused by its own policy: nothing went out
+        try:
+            if kind is RunStart:
+                found = _too_deep(state)
+                return verdict if found is None else self._evaluate(state, event, [found])
+            if kind is ModelEnd or kind is ModelFailed:
+                self._charge_up(state, event, kind)
+                return verdict
+            stopped = self._check_up(state, event, kind)
+        except Exception:  # noqa: BLE001 - fail open on the guard's own bugs
+            self._internal_error("sub-agent roll-up", state)
+            return verdict
+        return verdict if stopped is None else stopped
+
+    def _check_up(self, state: RunState, event: Event, kind: type[Event]) -> Verdict | None:
+        """Check a sub-agent's start against each enclosing run's caps, nearest first, and
+        count it there. When one refuses, the counts and holds taken so far are given back
+        and the sub-agent is stopped with a verdict that names the run whose cap it was."""
+        passed: list[RunState] = []
+        account = self._accounts.get(kind)
+        owner = state.parent
+        found: Verdict | None = None
+        while owner is not None:
+            with owner.lock:
+                if event.ts > owner.last_seen:
+                    owner.last_seen = event.ts  # a run waiting on its sub-agent is not idle
+                found = owner.aborted  # a stopped run's sub-agents stop too
+                if found is None:
+                    caps = [d for d in owner.detectors.get(kind, ()) if d.name in _CAPS]
+                    found = self._evaluate(owner, event, caps) if caps else None
+                    if found is not None and (found.action < Action.ABORT or not found.enforced):
+                        found = None  # its warnings and shadow verdicts are its own
+                    if found is None and account is not None:
+                        account(owner, event)
+                        passed.append(owner)
+            if found is not None:
+                break
+            owner = owner.parent
+        if found is None or owner is None:
+            return None
+        for counted in passed:
+            with counted.lock:
+                self._uncount(counted, event, kind)
+        self._uncount(state, event, None)  # its own hold; it was not counted yet
+        return self._stop_nested(state, event, found, owner)
+
+    def _uncount(self, state: RunState, event: Event, kind: type[Event] | None) -> None:
+        """Give back what a refused start took: its count (when `kind` is given) and the
+        money check's hold."""
+        if kind is ModelStart:
+            state.model_calls -= 1
+        elif kind is ToolStart:
+            state.tool_calls -= 1
+            tool = event.tool  # type: ignore[attr-defined]
+            state.tool_counts[tool] = state.tool_counts.get(tool, 1) - 1
+        if type(event) is ModelStart:
+            release = ModelFailed(
+                run=event.run, id=event.id, model=event.model, error="refused", ts=event.ts
+            )
+            for detector in state.detectors.get(ModelFailed, ()):
+                if detector.name == "budget":
+                    detector(state, release)
+
+    def _charge_up(self, state: RunState, event: Event, kind: type[Event]) -> None:
+        """A sub-agent's finished (or billed) model call, charged to every enclosing run at
+        its own prices, and settled in its budgets."""
+        account = self._accounts[kind]
+        owner = state.parent
+        while owner is not None:
+            with owner.lock:
+                if event.ts > owner.last_seen:
+                    owner.last_seen = event.ts
+                account(owner, event)
+                caps = [d for d in owner.detectors.get(kind, ()) if d.name in _CAPS]
+                if caps:
+                    self._evaluate(owner, event, caps)
+            owner = owner.parent
+
+    def _stop_nested(
+        self, state: RunState, event: Event, found: Verdict, owner: RunState
+    ) -> Verdict:
+        """The sub-agent's own abort for an enclosing run's cap (that run is stopped too)."""
+        levels = state.depth - owner.depth
+        verdict = Verdict(
+            found.detector,
+            Action.ABORT,
+            f"{found.reason} (a cap of the enclosing run"
+            f"{f' of agent {owner.agent}' if owner.agent else ''}, "
+            f"{levels} level{'s' if levels > 1 else ''} up)",
+            {**found.evidence, "enclosing_run": owner.run, "enclosing_agent": owner.agent},
+            run=state.run,
+            agent=state.agent,
+            step=state.model_calls + (1 if isinstance(event, _BETWEEN_CALLS) else 0),
+            usage=found.usage,  # the enclosing run's spend: the one its cap is about
+        )
+        state.aborted = verdict
+        logger.error(
+            "loopguard: stopping run %s (agent %s) at model call %d: [%s] %s",
+            *_log_args(state, verdict),
+        )
+        return verdict
+
     def _charge_end(self, state: RunState, event: ModelEnd) -> None:
         self._charge(state, event.model, event.usage)
 
@@ -468,6 +594,57 @@ def _log_args(state: RunState, verdict: Verdict) -> tuple[Any, ...]:
 
 def _last_seen(state: RunState) -> float:
     return state.last_seen
+
+
+def _link(state: RunState, parent: str) -> None:
+    """Nest `state` in its parent run, if a guard of this process knows it (a parent that
+    ended, or lives in another process, leaves the run top-level)."""
+    with _GUARDS_LOCK:
+        guards = list(_GUARDS)
+    for guard in guards:
+        found = guard._runs.get(parent)
+        if found is not None:
+            state.parent, state.depth = found, found.depth + 1
+            return
+
+
+def _too_deep(state: RunState) -> _Refuse | None:
+    """A one-off check that refuses a run nested deeper than its own policy's max_depth or
+    any enclosing run's, or inside a run that was stopped."""
+    limit = state.policy.limits.max_depth
+    owner = state.parent
+    while owner is not None:
+        if owner.aborted is not None:
+            return _Refuse(owner.aborted)
+        bound = owner.policy.limits.max_depth
+        if bound is not None and (limit is None or bound < limit):
+            limit = bound
+        owner = owner.parent
+    if limit is None or state.depth <= limit:
+        return None
+    return _Refuse(
+        abort(
+            "limits",
+            f"sub-agent run nested {state.depth} deep would exceed max_depth={limit}",
+            limit="max_depth",
+            value=state.depth,
+            max=limit,
+        )
+    )
+
+
+class _Refuse:
+    """A verdict already reached, given as a detector so that the guard applies it as any
+    other (shadow mode, logging)."""
+
+    name: ClassVar[str] = "limits"
+    events: ClassVar[tuple[type[Event], ...]] = (RunStart,)
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = Verdict(verdict.detector, verdict.action, verdict.reason, verdict.evidence)
+
+    def __call__(self, state: RunState, event: Event) -> Verdict:
+        return self.verdict
 
 
 def _count_model_call(state: RunState, event: ModelStart) -> None:

@@ -20,6 +20,7 @@ class RunState:
         "agent",
         "attributes",
         "cost_usd",
+        "depth",
         "detectors",
         "evicted",
         "last_call_cost",
@@ -30,6 +31,7 @@ class RunState:
         "name",
         "nudge",
         "nudged",
+        "parent",
         "policy",
         "run",
         "shadow_verdicts",
@@ -65,6 +67,10 @@ class RunState:
         self.nudge: Verdict | None = None  # a nudge asked for, until an adapter takes it
         self.nudged: set[str] = set()  # detectors that have nudged this run
         self.evicted = False  # dropped from the guard's table (a Tombstone keeps its counts)
+        # A sub-agent's run: the run it is nested in (whose caps count its calls too), and how
+        # deep (a top-level run is 0).
+        self.parent: RunState | None = None
+        self.depth = 0
 
     def slot(self, name: str, factory: Any) -> Any:
         """The state of detector `name`, created by `factory()` on first use."""
@@ -95,9 +101,11 @@ class Tombstone:
     __slots__ = (
         "aborted",
         "cost_usd",
+        "depth",
         "meta",
         "model_calls",
         "name",
+        "parent",
         "started",
         "tool_calls",
         "tool_counts",
@@ -114,6 +122,7 @@ class Tombstone:
         self.aborted = state.aborted
         self.meta = state.meta  # budget keys are made from the run's labels
         self.name = state.name
+        self.parent, self.depth = state.parent, state.depth  # its enclosing runs' caps hold
 
     def restore(self, state: RunState) -> None:
         state.started = self.started
@@ -125,3 +134,4 @@ class Tombstone:
         state.aborted = self.aborted
         state.meta = self.meta
         state.name = self.name
+        state.parent, state.depth = self.parent, self.depth

@@ -37,6 +37,10 @@ class LimitsConfig(BaseModel):
     max_tokens: NonNegativeInt | None = None
     """Input plus output tokens over the whole run (cache tokens are part of input)."""
     warn_tokens: NonNegativeInt | None = None
+    max_depth: NonNegativeInt | None = 8
+    """How deeply agents may nest (a sub-agent called as a tool or run as a subgraph inside a
+    guarded run is 1 deep): a run nested deeper than the max_depth of its own policy or of any
+    run enclosing it is refused at its start. The guard enforces it, not this detector."""
 
     def check(self) -> None:
         """Raises ValueError when a warning threshold is above its limit. `Policy` calls it

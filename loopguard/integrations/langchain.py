@@ -211,9 +211,14 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
     ) -> None:
         try:
             parent = self._parent(parent_run_id)
+            enclosing = None
             if parent is not None:  # the common case: a chain inside a known run
-                self._track(run_id, parent.inner())
-                return
+                if not _starts_agent(metadata, kwargs):
+                    self._track(run_id, parent.inner())
+                    return
+                # A named agent started inside the run's graph (called as a tool, or run as
+                # a subgraph node): a run of its own, nested in the one it runs in.
+                enclosing, parent_run_id = parent.root, None
             name = _name(serialized, kwargs)
             node = self._enter(run_id, parent_run_id, None, name, metadata)
             if node.is_root:
@@ -222,6 +227,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                         run=node.root,
                         agent=node.agent,
                         id=node.root,
+                        parent=enclosing,
                         name=name,
                         meta=labels_of(metadata),
                     )
@@ -510,6 +516,16 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._nodes.pop(run_id, None)
+
+
+def _starts_agent(metadata: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> bool:
+    """Whether a chain is the start of a named agent inside a graph: `create_agent(name=...)`
+    names its graph's run after the agent and sets `lc_agent_name`; `langgraph_node` says it
+    runs in a node of an enclosing graph. An unnamed agent stays part of the run it is in."""
+    if not metadata:
+        return False
+    agent = metadata.get("lc_agent_name")
+    return agent is not None and kwargs.get("name") == agent and "langgraph_node" in metadata
 
 
 def _failed(error: BaseException) -> str:

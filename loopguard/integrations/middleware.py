@@ -18,6 +18,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal, NoReturn, NotRequired, Unpack
 
 from langchain.agents.middleware.types import (
@@ -63,6 +64,12 @@ _MAX_PAUSED = 1024  # runs with a held answer or a decision kept (oldest forgott
 _FINISH_NOTE = (
     "[loopguard] A person lets this run finish: give your final answer now, without tools."
 )
+
+
+# The guarded run whose tool is running: a sub-agent started inside the tool (called as a
+# tool) nests its run in it. A context variable reaches sync, async and streamed tools alike,
+# and LangChain copies it into the threads that run sync tools.
+_ENCLOSING_RUN: ContextVar[str | None] = ContextVar("loopguard_enclosing_run", default=None)
 
 
 class LoopGuardState(AgentState):
@@ -119,9 +126,18 @@ class LoopGuardMiddleware(AgentMiddleware):
         run = str(uuid.uuid4())
         metadata = _config_metadata()
         agent = self.agent or metadata.get("loopguard_agent") or metadata.get("lc_agent_name")
-        self._send(
-            RunStart(run=run, agent=agent, id=run, name=agent or "agent", meta=labels_of(metadata))
+        start = RunStart(
+            run=run,
+            agent=agent,
+            id=run,
+            parent=_ENCLOSING_RUN.get(),
+            name=agent or "agent",
+            meta=labels_of(metadata),
         )
+        try:
+            self._send(start)
+        except LoopGuardAbort as exc:  # nested deeper than max_depth, or in a stopped run
+            self._raise(exc)
         return {"loopguard_run": run}
 
     async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
@@ -287,27 +303,41 @@ class LoopGuardMiddleware(AgentMiddleware):
         call, stopped = self._before_tool(request)
         if stopped is not None:
             return stopped
+        enclosing = _ENCLOSING_RUN.set(call.run)
         try:
             result = handler(request)
-        except LoopGuardAbort:
+        except LoopGuardAbort as exc:
+            self._unwind(call.run, exc)
             raise
         except Exception as exc:
             self._tool_failed(call, exc)
             raise
+        finally:
+            _ENCLOSING_RUN.reset(enclosing)
         return self._after_tool(call, request, result)
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
         call, stopped = self._before_tool(request)
         if stopped is not None:
             return stopped
+        enclosing = _ENCLOSING_RUN.set(call.run)
         try:
             result = await handler(request)
-        except LoopGuardAbort:
+        except LoopGuardAbort as exc:
+            self._unwind(call.run, exc)
             raise
         except Exception as exc:
             self._tool_failed(call, exc)
             raise
+        finally:
+            _ENCLOSING_RUN.reset(enclosing)
         return self._after_tool(call, request, result)
+
+    def _unwind(self, run: str, exc: LoopGuardAbort) -> None:
+        """A sub-agent's abort leaves through this agent's tool and ends this run on its way
+        to the caller (after_agent will not run): its state is freed now."""
+        if exc.verdict.run != run:
+            self.guard.end_run(run, "aborted")
 
     def _before_tool(self, request: Any) -> tuple[_Call, Any]:
         tool_call = request.tool_call
