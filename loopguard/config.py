@@ -218,6 +218,11 @@ def _validate(
                 loc = Policy.key_path(flat, own)  # as written: max_model_calls or limits.*
                 message = _explain(Policy, err, loc)
                 if err["type"] == "value_error":  # a check across keys: at the key it names
+                    if any(
+                        d[:-1] == loc and re.search(rf"\b{re.escape(d[-1])}\b", message)
+                        for d in dropped
+                    ):
+                        continue  # it names a key dropped above for its own error
                     loc = _named_key(message, own, loc)
                 elif err["type"] == "missing" and loc in dropped:
                     continue  # dropped above for its own error
@@ -433,7 +438,12 @@ _BARE = re.compile(r"[A-Za-z0-9_-]+")
 def _toml_lines(text: str) -> dict[Path_, int]:
     """The line of every key path in a valid TOML text: tables, array-of-table entries, keys,
     keys inside inline tables and array items (indices as strings)."""
-    return _TomlLines(text).lines
+    try:
+        return _TomlLines(text).lines
+    except (ValueError, IndexError, AssertionError):
+        # The lines only serve messages: a file tomllib accepts must load even if this
+        # scanner trips on it, its errors then named without lines.
+        return {}
 
 
 class _TomlLines:
@@ -456,8 +466,7 @@ class _TomlLines:
                 index = self.counts.get(name, 0)
                 self.counts[name] = index + 1
                 table = (*name, str(index))
-                self.lines.setdefault(name, line)
-                self.lines.setdefault(table, line)
+                self._mark(table, line)
                 self.i = self.s.index("]]", self.i) + 2
             elif self.s[self.i] == "[":
                 self.i += 1

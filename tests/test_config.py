@@ -362,3 +362,16 @@ def test_thresholds_set_in_the_same_section_are_checked_against_each_other(
         f"{path}:3: agents.support.tool_repeat.warn_polls: warn_polls (10) must not be above "
         "max_polls (5)"
     )
+
+
+def test_lines_are_right_after_strings_arrays_and_comments(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "loopguard.toml",
+        '[model_aliases]\n"arn:aws:x # = y" = """one\n= two\n"""\n'  # lines 1-4
+        "[[budgets]]\nmax_usd = 1  # a comment with = [ {\n"  # lines 5-6
+        "[[agents.a.budgets]]\nmax_usd = [\n  1,\n]\n",  # lines 7-10
+    )
+    with pytest.raises(ConfigError) as info:
+        PolicySet.load(str(path))
+    assert [(e.line, e.key) for e in info.value.errors] == [(8, "agents.a.budgets.0.max_usd")]
