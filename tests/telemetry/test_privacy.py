@@ -61,13 +61,16 @@ class Exported:
         }
 
 
-def _agent_runs(otlp_receiver: Any, tmp_path: Any, caplog: Any) -> tuple[Exported, list[Any]]:
+def _agent_runs(
+    otlp_receiver: Any, tmp_path: Any, caplog: Any, adapter: str = "handler"
+) -> tuple[Exported, list[Any]]:
     require("langchain.agents")
     require("langchain_aws")
     http = require("opentelemetry.exporter.otlp.proto.http.trace_exporter")
     from langchain.agents import create_agent
-    from langchain_core.tools import tool
+    from langchain_core.tools import ToolException, tool
 
+    from loopguard import LoopGuardMiddleware
     from loopguard.testing import FakeBedrock, Reply
 
     @tool
@@ -80,6 +83,13 @@ def _agent_runs(otlp_receiver: Any, tmp_path: Any, caplog: Any) -> tuple[Exporte
         """Audit a record."""
         raise ValueError(f"cannot audit {query}: {SECRETS['tool error']}")
 
+    @tool("audit")
+    def audit_handled(query: str) -> str:
+        """Audit a record."""
+        raise ToolException(f"cannot audit {query}: {SECRETS['tool error']}")
+
+    audit_handled.handle_tool_error = True  # the error goes back to the model as a message
+
     provider = TracerProvider(resource=Resource.create({"service.name": "privacy"}))
     provider.add_span_processor(
         SimpleSpanProcessor(http.OTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces"))
@@ -87,7 +97,7 @@ def _agent_runs(otlp_receiver: Any, tmp_path: Any, caplog: Any) -> tuple[Exporte
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
     recording = tmp_path / "run.jsonl"
-    handler = LoopGuardCallbackHandler(
+    options: dict[str, Any] = dict(
         policy=Policy(),
         agent="support",
         record_to=recording,
@@ -95,24 +105,43 @@ def _agent_runs(otlp_receiver: Any, tmp_path: Any, caplog: Any) -> tuple[Exporte
         tracer_provider=provider,
         meter_provider=meters,
     )
+    guarded: Any
+    if adapter == "handler":
+        guarded = LoopGuardCallbackHandler(**options)
+        config = {"callbacks": [guarded], "metadata": {"user_email": SECRETS["metadata"]}}
+        middleware = []
+    else:
+        guarded = LoopGuardMiddleware(**options)
+        config = {"metadata": {"user_email": SECRETS["metadata"]}}
+        middleware = [guarded]
     exported = Exported(otlp_receiver, reader, tmp_path)
-    config = {"callbacks": [handler], "metadata": {"user_email": SECRETS["metadata"]}}
     said = f"Checking the record again. {SECRETS['completion']}"
     looping = [Reply.calling("lookup", said, query=SECRETS["args"]) for _ in range(8)]
-    failing = [Reply.calling("audit", said, query=SECRETS["args"])]
+    failing = [Reply.calling("audit", said, query=SECRETS["args"]), Reply(text=said)]
     repeated = f"The answer is {SECRETS['stream']} and nothing else, as said before. "
     streaming = [Reply(text="Here it is. " + repeated * 40, words_per_chunk=3)]
     aborts = []
     caplog.set_level(logging.DEBUG, logger="loopguard")
-    for script in (looping, failing, streaming):
+    # The middleware sees no streamed chunks (LangChain gives middleware whole answers).
+    scripts = (looping, failing, streaming) if adapter == "handler" else (looping, failing)
+    # Through the handler the failing tool raises (the tool span's status is then made from
+    # the exception); through the middleware it fails the way agents recover from (an error
+    # message to the model): an exception out of a middleware agent never ends its run.
+    failing_tool = audit if adapter == "handler" else audit_handled
+    expected = {id(looping): LoopGuardAbort, id(streaming): LoopGuardAbort}
+    expected[id(failing)] = ValueError if adapter == "handler" else None
+    for script in scripts:
         with FakeBedrock(script) as fake:
-            agent = create_agent(fake.chat_model(MODEL, streaming=True), [lookup, audit])
+            model = fake.chat_model(MODEL, streaming=True)
+            agent = create_agent(model, [lookup, failing_tool], middleware=middleware)
+            question = {"messages": [("user", f"Find my order {SECRETS['prompt']}")]}
+            if expected[id(script)] is None:
+                agent.invoke(question, config=config)
+                continue
             # The tool's own exception reaches the caller as it was raised: it is the
             # user's, not loopguard's, so it is not among the places searched.
-            with pytest.raises(LoopGuardAbort if script is not failing else ValueError) as info:
-                agent.invoke(
-                    {"messages": [("user", f"Find my order {SECRETS['prompt']}")]}, config=config
-                )
+            with pytest.raises(expected[id(script)]) as info:
+                agent.invoke(question, config=config)
         if isinstance(info.value, LoopGuardAbort):
             aborts.append(info.value)
             exported.exceptions += [
@@ -122,16 +151,18 @@ def _agent_runs(otlp_receiver: Any, tmp_path: Any, caplog: Any) -> tuple[Exporte
             ]
     assert provider.force_flush(10_000)
     provider.shutdown()
-    for sink in handler.guard.sinks:
+    for sink in guarded.guard.sinks:
         getattr(sink, "close", lambda: None)()
     return exported, aborts
 
 
-def test_no_content_leaves_the_process_by_default(otlp_receiver, tmp_path, caplog):
-    exported, aborts = _agent_runs(otlp_receiver, tmp_path, caplog)
+@pytest.mark.parametrize("adapter", ["handler", "middleware"])
+def test_no_content_leaves_the_process_by_default(otlp_receiver, tmp_path, caplog, adapter):
+    exported, aborts = _agent_runs(otlp_receiver, tmp_path, caplog, adapter)
     places = exported.places(caplog, (tmp_path / "run.jsonl").read_text())
     # The runs did what they are meant to: a tool loop stopped, a stream cut, a tool failed.
-    assert [a.verdict.detector for a in aborts] == ["tool_repeat", "stream"]
+    expected = ["tool_repeat", "stream"] if adapter == "handler" else ["tool_repeat"]
+    assert [a.verdict.detector for a in aborts] == expected
     assert "the same call to lookup" in aborts[0].verdict.reason
     spans = otlp_receiver.spans()
     assert {s.name for s in spans} >= {"execute_tool audit", "execute_tool lookup"}
@@ -142,12 +173,15 @@ def test_no_content_leaves_the_process_by_default(otlp_receiver, tmp_path, caplo
 
     # What does leave: names, counts, sizes and digests.
     failed = next(s for s in spans if s.name == "execute_tool audit")
-    assert failed.status.message == "ValueError (message not captured)"
+    # The handler sees the exception, the middleware the error message the model gets.
+    error_type = "ValueError" if adapter == "handler" else "_OTHER"
+    assert failed.status.message == f"{error_type} (message not captured)"
     root = next(s for s in spans if s.name == "invoke_agent support")
     assert attrs(root.attributes)[sc.AGENT_NAME] == "support"
     events = [attrs(e.attributes) for s in spans for e in s.events if e.name == "loopguard.abort"]
-    stream_abort = next(e for e in events if e["loopguard.detector"] == "stream")
-    assert stream_abort["loopguard.evidence.passage_digest"].startswith("sha256:")
+    if adapter == "handler":
+        stream_abort = next(e for e in events if e["loopguard.detector"] == "stream")
+        assert stream_abort["loopguard.evidence.passage_digest"].startswith("sha256:")
 
 
 def test_opt_in_shows_content_clipped(otlp_receiver, tmp_path, caplog, monkeypatch):
