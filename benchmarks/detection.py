@@ -293,9 +293,6 @@ def _forget_texts() -> None:
         normalize.normalize,
         normalize.normalize_light,
         normalize.identifiers,
-        normalize.mask_volatile,
-        normalize.same_call_result,
-        normalize.terms,
         normalize.digest,
     ):
         cached.cache_clear()

@@ -53,6 +53,7 @@ _DIGIT = re.compile(r"\d")
 # job-7f3a, src/tax.py, test_vat, a@b.com. Found by splitting (C speed) rather than by a regex
 # that must look inside every word.
 _DELIMITERS = str.maketrans({c: " " for c in "\"'`(){}[],;=<>|"})
+_DELIMITER_BYTES = bytes(32 if chr(c) in "\"'`(){}[],;=<>|" else c for c in range(256))
 _EDGE_PUNCTUATION = ".:-#!?%$*"
 
 
@@ -104,15 +105,23 @@ _LONG_ONLY = re.compile(
     r"|(?=\s+(?:results|items|matches|hits|views|visits|times|of \d)\b))"
 )
 # A generated id: 6+ letters and digits with at least two of each ("7hq2k9x4", "zfa04y"), the
-# kind a service makes up for each call (a deployment, a ticket, a request).
-_GENERATED_ID = re.compile(
-    r"\b(?=[a-z0-9]*\d[a-z0-9]*\d)(?=[a-z0-9]*[a-z][a-z0-9]*[a-z])[a-z0-9]{6,}\b"
-)
+# kind a service makes up for each call (a deployment, a ticket, a request). Tokens with two
+# digits are found by the pattern; the letters are counted only for those.
+_LETTER_DIGIT = re.compile(r"[a-z][0-9]|[0-9][a-z]")
+_TWO_DIGITS = re.compile(r"(?<![a-z0-9])[a-z]*\d[a-z]*\d[a-z0-9]*(?![a-z0-9])")
+
+
+def _generated_id(found: re.Match[str]) -> str:
+    token = found.group()
+    if len(token) < 6 or sum(c.isalpha() for c in token) < 2:
+        return token
+    return "<id>"
+
+
 LONG_RESULT_WORDS = 30
 """Results with at least this many words have their durations, percentages and counters masked."""
 
 
-@_cached
 def mask_volatile(text: str) -> str:
     """`normalize_light`, then relative times masked; durations, percentages and counters too in
     results of `LONG_RESULT_WORDS` words or more."""
@@ -126,13 +135,15 @@ def mask_volatile(text: str) -> str:
     return light
 
 
-@_cached
 def same_call_result(text: str) -> str:
     """What two results of the *same call* are compared by: `mask_volatile`, and generated ids
     masked. The arguments already say what the call is about; an id the service made up for
-    this call (a new deployment, a new ticket) is no progress when nothing else changed."""
+    this call (a new deployment, a new ticket) is no progress when nothing else changed. Not
+    cached: each result is compared once (`detectors/_calls.py` shares it), and the masks it
+    builds on are."""
     masked = mask_volatile(text)
-    return _GENERATED_ID.sub("<id>", masked) if _DIGIT.search(masked) else masked
+    # A generated id has a letter next to a digit somewhere: most results have none.
+    return _TWO_DIGITS.sub(_generated_id, masked) if _LETTER_DIGIT.search(masked) else masked
 
 
 @_cached
@@ -161,6 +172,31 @@ _ERROR_OUTPUT = re.compile(
     r"[:= ]*[1-9]\d*\b)"
     r"|(?P<message>^(?:error|fatal|exception)(?::|!| \d{3}\b))"
 )
+# A word each pattern above needs: a text without any of them is no error, and most results
+# are found so with a few substring tests instead of the regex.
+_ERROR_WORDS = (
+    "error",
+    "trace",
+    "found",
+    "denied",
+    "exit",
+    "fatal",
+    "exception",
+    "such file",
+    "request",
+    "unauthori",
+    "forbidden",
+    "gateway",
+    "unavailable",
+    "conflict",
+    "allowed",
+)
+
+
+def _may_be_error(text: str) -> bool:
+    return any(map(text.__contains__, _ERROR_WORDS))  # iterated in C: no generator frame
+
+
 _ERROR_KINDS = {
     "traceback": "a traceback",
     "http": "an HTTP error",
@@ -173,12 +209,16 @@ _ERROR_KINDS = {
 def error_kind(text: str) -> str | None:
     """What kind of error `text` (a tool's normal output) reports, or None: "a traceback", "an
     HTTP error", "a shell error", "a non-zero exit code" or "an error message". Only the head
-    (300 characters) and the tail (200) are read: an error is announced there, and a result
+    (200 characters) and the tail (200) are read: an error is announced there, and a result
     that merely mentions one in its body is not an error."""
-    head = text[:300].lstrip().lower()
-    found = _ERROR_OUTPUT.search(head)
-    if found is None and len(text) > 300:
-        found = _ERROR_OUTPUT.search(text[-200:].lower())
+    found = None
+    head = text[:200].lstrip().lower()
+    if _may_be_error(head):  # most results are not: no regex
+        found = _ERROR_OUTPUT.search(head)
+    if found is None and len(text) > 200:
+        tail = text[-200:].lower()
+        if _may_be_error(tail):
+            found = _ERROR_OUTPUT.search(tail)
     return None if found is None else _ERROR_KINDS[found.lastgroup or "message"]
 
 
@@ -266,13 +306,19 @@ def content_words(text: str) -> set[str]:
     return set(found).difference(_NOT_CONTENT)
 
 
-@_cached
 def terms(text: str) -> frozenset[str]:
     """What a tool result says, for the progress signal: its distinct content words (three
     letters or more, function words dropped) and identifiers, volatile parts masked."""
-    found = set()
-    # One pass over the distinct tokens (cheaper than finding words and identifiers apart).
-    for token in set(mask_volatile(text).translate(_DELIMITERS).split()):
+    # bytes.translate with a 256-byte table is several times faster than str.translate with a
+    # dict; delimiters are ASCII, so other characters pass through their UTF-8 bytes intact.
+    raw = mask_volatile(text).encode("utf-8", "surrogatepass").translate(_DELIMITER_BYTES)
+    tokens = set(raw.decode("utf-8", "surrogatepass").split())
+    # Plain words first, in one comprehension; the few other tokens one by one (cheaper than
+    # finding words and identifiers in two passes).
+    found = {t for t in tokens if t.isalpha() and len(t) > 2}
+    for token in tokens.difference(found):
+        if token.isalpha():
+            continue  # a word of one or two letters
         token = token.strip(_EDGE_PUNCTUATION)
         if token.isalpha():
             if len(token) > 2:

@@ -22,7 +22,7 @@ from loopguard.normalize import clip, terms
 from loopguard.state import RunState
 
 _SLOT = "_progress"
-VOCABULARY = 8192
+VOCABULARY = 4096
 """Terms per generation of a run's vocabulary (at most two generations are kept)."""
 MAX_CHARS = 16_000
 """Characters of a result that are read (head and tail), so a huge result costs no more."""
@@ -31,6 +31,7 @@ MAX_CHARS = 16_000
 class Novelty(NamedTuple):
     new: int  # distinct terms no earlier result of the run held
     total: int  # distinct terms of this result
+    terms: frozenset[str] = frozenset()  # the terms themselves
 
     @property
     def fraction(self) -> float:
@@ -60,5 +61,5 @@ def novelty(state: RunState, event: ToolEnd) -> Novelty:
     vocab.current.update(found)
     if len(vocab.current) >= VOCABULARY:
         vocab.previous, vocab.current = vocab.current, set()
-    vocab.event, vocab.result = event, Novelty(new, len(found))
+    vocab.event, vocab.result = event, Novelty(new, len(found), found)
     return vocab.result

@@ -31,9 +31,9 @@ from pydantic import Field, model_validator
 
 from loopguard.detectors._calls import finished, started
 from loopguard.detectors._escalation import Escalation, escalate, forget
-from loopguard.detectors._progress import MAX_CHARS, novelty
+from loopguard.detectors._progress import novelty
 from loopguard.events import Event, ToolEnd, ToolStart
-from loopguard.normalize import clip, content_words, identifiers, terms
+from loopguard.normalize import content_words, identifiers
 from loopguard.state import RunState
 from loopguard.verdict import Action, Verdict
 
@@ -78,21 +78,29 @@ class _Call:
     step: int
     new: float  # the share of the result that was new
     terms: frozenset[str] | None  # the result's terms, when rich
-    _shape: tuple[frozenset[str], frozenset[str]] | None = None
+    _ids: frozenset[str] | None = None
+    _words: frozenset[str] | None = None
+
+    # Worked out only when a call meets an earlier one of its tool, words only when the
+    # identifiers agree.
+    @property
+    def ids(self) -> frozenset[str]:
+        """The identifiers in the argument values (paths, urls, numbers, compared whole)."""
+        if self._ids is None:
+            self._ids = frozenset(identifiers(_KEY.sub(" ", self.args)))
+        return self._ids
 
     @property
-    def shape(self) -> tuple[frozenset[str], frozenset[str]]:
-        """The identifiers and the content words of the argument values (worked out only when
-        a call meets an earlier one of its tool)."""
-        if self._shape is None:
-            values = _KEY.sub(" ", self.args)
+    def words(self) -> frozenset[str]:
+        """The content words of the argument values, identifiers left out."""
+        if self._words is None:
             plain = " ".join(
                 word
-                for token in values.translate(_DELIMITERS).split()
+                for token in _KEY.sub(" ", self.args).translate(_DELIMITERS).split()
                 if (word := token.strip(_EDGES).removesuffix("'s")).isalpha()
-            )  # identifiers (paths, urls, numbers) are compared whole, not by their words
-            self._shape = (frozenset(identifiers(values)), frozenset(content_words(plain)))
-        return self._shape
+            )
+            self._words = frozenset(content_words(plain))
+        return self._words
 
 
 class _Slot:
@@ -126,7 +134,7 @@ class Progress:
             args,
             step,
             found.fraction,
-            terms(clip(event.output, MAX_CHARS)) if rich else None,
+            found.terms if rich else None,
         )
         # Most results bring something new: then only a stall in the window makes the kind
         # of the call matter (a new action ends it).
@@ -169,7 +177,6 @@ class Progress:
     def _alike(self, slot: _Slot, call: _Call) -> bool:
         """Whether an earlier call of the window is of the same kind as `call`."""
         cfg = self.config
-        shape = None
         for earlier in reversed(slot.calls):
             if earlier.tool != call.tool:
                 continue
@@ -177,10 +184,9 @@ class Progress:
                 union = len(call.terms | earlier.terms)
                 if len(call.terms & earlier.terms) >= cfg.same_result * union:
                     return True
-            ids, said = shape = shape or call.shape
-            their_ids, their_said = earlier.shape
-            if ids != their_ids:
+            if call.ids != earlier.ids:
                 continue
+            said, their_said = call.words, earlier.words
             shorter = min(len(said), len(their_said))
             if shorter == 0 or len(said & their_said) >= cfg.args_alike * shorter:
                 return True
