@@ -219,7 +219,7 @@ def _validate(
                 message = _explain(Policy, err, loc)
                 if err["type"] == "value_error":  # a check across keys: at the key it names
                     if any(
-                        d[:-1] == loc and re.search(rf"\b{re.escape(d[-1])}\b", message)
+                        d and d[:-1] == loc and re.search(rf"\b{re.escape(d[-1])}\b", message)
                         for d in dropped
                     ):
                         continue  # it names a key dropped above for its own error

@@ -375,3 +375,19 @@ def test_lines_are_right_after_strings_arrays_and_comments(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as info:
         PolicySet.load(str(path))
     assert [(e.line, e.key) for e in info.value.errors] == [(8, "agents.a.budgets.0.max_usd")]
+
+
+def test_a_check_across_keys_that_names_no_key_is_reported_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "loopguard.toml",
+        'ledger = "redis+cluster://127.0.0.1:1/0?shard=tenant"\nmax_model_calls = -1\n'
+        '[[budgets]]\nscope = "global"\nmax_usd = 1\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        PolicySet.load(str(path))
+    assert [(e.line, e.key) for e in info.value.errors] == [
+        (1, "(top level)"),
+        (2, "max_model_calls"),
+    ]
+    assert "sharded by 'tenant'" in str(info.value)
