@@ -90,7 +90,7 @@ def evidence_value(key: str, value: Any, capture: bool) -> str | bool | int | fl
         return attr_value(clip(value)) if capture else _safe.withheld(value)
     if type(value) is float:
         return _safe.sig(value)
-    if type(value) in (bool, int):
-        return bool(value) if type(value) is bool else int(value)
+    if type(value) is bool or type(value) is int:
+        return value
     # Strings and JSON (lists of tool names...): escaped and bounded like a reason.
     return _safe.text(value if type(value) is str else dumps(value))

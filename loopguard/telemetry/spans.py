@@ -63,8 +63,8 @@ class OtelBackend:
     def end(self, span: Any, ts: float) -> None:
         span.end(end_time=int(ts * 1e9))
 
-    def records(self, root: Any) -> bool:
-        return bool(root.is_recording())
+    def records(self, root: trace.Span) -> bool:
+        return root.is_recording()
 
 
 class SpanSink(TreeSink):

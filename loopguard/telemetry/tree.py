@@ -178,7 +178,8 @@ class _Run:
         self.own_spans = getattr(spans, "own_spans", True)
         self.metrics = metrics  # None when no SDK meter provider was set at the run's start
         self.off = not self.tracing and metrics is None  # nothing records: the run is ignored
-        self.calls: dict[str, _Span] = {}
+        # By call key; looked up by an event's parent too, which may be None (a top-level call).
+        self.calls: dict[str | None, _Span] = {}
         # A finished call whose span stays open until its verdicts (if any) are in: the guard
         # hands sinks an event, then at once its verdict, then the run's next event.
         self.pending: _Span | None = None
@@ -189,23 +190,25 @@ class _Run:
         self.stopped: str | None = None  # the status description of the run's aborted spans
 
 
-# The call span an event belongs to: a model call's or a tool call's.
-_CALL_OF: dict[type[Event], str] = {
-    ModelStart: "model",
-    ModelFailed: "model",
-    Token: "model",
-    ModelEnd: "model",
-    ToolStart: "tool",
-    ToolEnd: "tool",
-    ToolFailed: "tool",
+# Recordings may lack ids; calls of a run are then matched in order, per kind (per tool).
+def _model_key(event: ModelStart | ModelEnd | ModelFailed | Token) -> str:
+    return event.id if event.id is not None else "model"
+
+
+def _tool_key(event: ToolStart | ToolEnd | ToolFailed) -> str:
+    return event.id if event.id is not None else f"tool:{event.tool}"
+
+
+# The key of the call span an event belongs to: a model call's or a tool call's.
+_CALL_OF: dict[type[Event], Callable[[Any], str]] = {
+    ModelStart: _model_key,
+    ModelFailed: _model_key,
+    Token: _model_key,
+    ModelEnd: _model_key,
+    ToolStart: _tool_key,
+    ToolEnd: _tool_key,
+    ToolFailed: _tool_key,
 }
-
-
-def _key(event: Event, kind: str) -> str:
-    # Recordings may lack ids; calls of a run are then matched in order, per kind.
-    if event.id is not None:
-        return event.id
-    return kind if kind == "model" else f"tool:{event.tool}"  # type: ignore[attr-defined]
 
 
 def error_type(error: str) -> str:
@@ -294,8 +297,9 @@ class SpanTree:
         return handle
 
     def _set(self, run: _Run, span: _Span, attrs: dict[str, Any]) -> None:
-        if span.handle is None:
-            span.attrs.update(attrs)  # type: ignore[union-attr]
+        kept = span.attrs  # None once the backend's span is started
+        if kept is not None:
+            kept.update(attrs)
         else:
             run.spans.set(span.handle, attrs)
 
@@ -349,7 +353,7 @@ class SpanTree:
         if run.off:
             return
         if run.pending is not None:
-            self._close_pending(run)
+            self._close_pending(run, run.pending)
         if opened and kind is RunStart:
             return  # _open did what there is to do
         handler = self._on.get(kind)
@@ -387,13 +391,13 @@ class SpanTree:
             self._set(run, run.root, {sc.LG_RUN_NAME: _safe.name(state.name)})
 
     def _parent(self, run: _Run, event: Event) -> _Span:
-        return run.calls.get(event.parent, run.root)  # type: ignore[arg-type]
+        return run.calls.get(event.parent, run.root)
 
     def _model_start(self, state: RunState, run: _Run, event: ModelStart) -> None:
         provider = sc.provider_name(event.model, event.meta)
         model = _safe.name(event.model)
         if not run.tracing:  # only the metrics need the call
-            run.calls[_key(event, "model")] = _Span(
+            run.calls[_model_key(event)] = _Span(
                 None, CLIENT, None, event.ts, None, None, model, provider
             )
             return
@@ -457,8 +461,8 @@ class SpanTree:
         self, state: RunState, run: _Run, call: _Span, event: ModelEnd | ModelFailed, usage: Usage
     ) -> None:
         # Straight into the span-to-be's attributes when it is not started yet.
-        pending = call.handle is None
-        attrs: dict[str, Any] = call.attrs if pending else {}  # type: ignore[assignment]
+        kept = call.attrs  # None once the backend's span is started
+        attrs = kept if kept is not None else {}
         attrs[sc.USAGE_INPUT_TOKENS] = usage.input_tokens
         attrs[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens
         attrs[sc.LG_RUN_COST] = _safe.sig(state.cost_usd)
@@ -481,11 +485,11 @@ class SpanTree:
                 attrs[sc.RESPONSE_FINISH_REASONS] = (_safe.name(event.finish_reason),)
             if run.capture:
                 attrs[sc.OUTPUT_MESSAGES] = content.output_messages(event.text, event.tool_calls)
-        if not pending:
+        if kept is None:
             run.spans.set(call.handle, attrs)
 
     def _model_error(self, state: RunState, run: _Run, event: ModelFailed) -> None:
-        call = run.calls.pop(_key(event, "model"), None)
+        call = run.calls.pop(_model_key(event), None)
         if call is None:
             return  # a refused call: already ended when it was refused
         etype = error_type(event.error)
@@ -510,7 +514,7 @@ class SpanTree:
 
     def _tool_start(self, state: RunState, run: _Run, event: ToolStart) -> None:
         if not run.tracing:  # only the metrics need the call
-            run.calls[_key(event, "tool")] = _Span(None, INTERNAL, None, event.ts, None, None)
+            run.calls[_tool_key(event)] = _Span(None, INTERNAL, None, event.ts, None, None)
             return
         tool = _safe.name(event.tool)
         attrs: dict[str, Any] = {
@@ -522,7 +526,7 @@ class SpanTree:
             attrs[sc.TOOL_CALL_ID] = _safe.name(event.call_id)
         if run.capture:
             attrs[sc.TOOL_CALL_ARGUMENTS] = content.clip(content.attr_value(event.args))
-        run.calls[_key(event, "tool")] = self._span(
+        run.calls[_tool_key(event)] = self._span(
             run,
             f"execute_tool {tool}",
             INTERNAL,
@@ -533,21 +537,23 @@ class SpanTree:
         )
 
     def _tool_end(self, state: RunState, run: _Run, event: ToolEnd | ToolFailed) -> None:
-        call = run.calls.pop(_key(event, "tool"), None)
+        call = run.calls.pop(_tool_key(event), None)
         if call is None:
             return
-        failed = type(event) is ToolFailed
-        etype = error_type(event.error) if failed else None  # type: ignore[union-attr]
+        if type(event) is ToolFailed:
+            error: str | None = event.error
+            etype = error_type(event.error)
+        else:
+            error = etype = None
         if run.tracing:
-            pending = call.handle is None
-            attrs: dict[str, Any] = call.attrs if pending else {}  # type: ignore[assignment]
-            if failed:
+            kept = call.attrs  # None once the backend's span is started
+            attrs = kept if kept is not None else {}
+            if error is not None:
                 attrs[sc.ERROR_TYPE] = etype
-                error = event.error  # type: ignore[union-attr]
                 self._set_error(run, call, error_description(error, run.capture))
-            elif run.capture:
-                attrs[sc.TOOL_CALL_RESULT] = content.clip(event.output)  # type: ignore[union-attr]
-            if not pending:
+            elif run.capture and type(event) is ToolEnd:
+                attrs[sc.TOOL_CALL_RESULT] = content.clip(event.output)
+            if kept is None:
                 # Set even when empty: it is the call's last moment with its span surely open,
                 # which annotate mode needs to hand over what it kept.
                 run.spans.set(call.handle, attrs)
@@ -559,9 +565,10 @@ class SpanTree:
         call.end_event, call.end_ts = event, event.ts
         run.pending = call
 
-    def _close_pending(self, run: _Run) -> None:
-        call, run.pending = run.pending, None
-        run.spans.end(self._handle(run, call), call.end_ts)  # type: ignore[arg-type,union-attr]
+    def _close_pending(self, run: _Run, call: _Span) -> None:
+        """End `call`, the run's pending call."""
+        run.pending = None
+        run.spans.end(self._handle(run, call), call.end_ts)
 
     # --- verdicts -----------------------------------------------------------------------------
 
@@ -583,7 +590,7 @@ class SpanTree:
         if run.pending is not None and run.pending.end_event is event:
             call = run.pending
         elif kind in _CALL_OF:
-            key = _key(event, _CALL_OF[kind])
+            key = _CALL_OF[kind](event)
         if call is None and key is not None:
             call = run.calls.get(key)
         root = run.root
@@ -608,10 +615,10 @@ class SpanTree:
                 call.aborted = True
                 self._set(run, call, {**marks, sc.LG_REFUSED: True})
                 self._set_error(run, call, stopped)
-                if kind is ModelStart or kind is ToolStart:
+                if key is not None and (kind is ModelStart or kind is ToolStart):
                     # No end callback will come for a call that never went out.
-                    run.calls.pop(key, None)  # type: ignore[arg-type]
-                    run.refused.add(key)  # type: ignore[arg-type]
+                    run.calls.pop(key, None)
+                    run.refused.add(key)
                     self._end(run, call, event.ts)
                     call = None
         elif action is Action.ABORT:
@@ -628,7 +635,7 @@ class SpanTree:
                 run, call if call is not None else root, sc.EVENT_WARNING, event.ts, attrs
             )
         if call is not None and call is run.pending:
-            self._close_pending(run)
+            self._close_pending(run, call)
 
     def _guardrail(self, run: _Run, parent: _Span, event: Event, verdict: Verdict) -> None:
         """The verdict as the GenAI conventions' guardrail run: a zero-length
@@ -676,7 +683,7 @@ class SpanTree:
         if run is None or not run.tracing:
             return
         if run.pending is not None:
-            self._close_pending(run)
+            self._close_pending(run, run.pending)
         status = event.status
         aborted = status == "aborted"
         stopped = run.stopped
@@ -770,6 +777,4 @@ def _copy_numbers(source: dict[str, Any], into: dict[str, Any]) -> None:
     # Detectors publish their measurements (tokens per minute, similarity) in state.attributes.
     for k, v in source.items():
         if isinstance(v, (float, int, str)) and k.startswith("loopguard."):  # bool is an int
-            into[k] = (
-                _safe.sig(v) if isinstance(v, float) else _safe.name(v) if isinstance(v, str) else v
-            )
+            into[k] = _safe.sig(v) if type(v) is float else _safe.name(v) if type(v) is str else v
