@@ -1,15 +1,25 @@
 """loopguard: a circuit breaker for runaway LLM agents."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from loopguard.errors import ConfigError, LoopGuardAbort, LoopGuardError
 from loopguard.guard import Guard
 from loopguard.policy import Policy, PolicySet
 from loopguard.verdict import Action, Verdict
 
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from typing import Any
+
+    from loopguard.integrations.langchain import LoopGuardCallbackHandler
+    from loopguard.integrations.middleware import LoopGuardMiddleware
+
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> type:
-    # LangChain adapters load on first use: the engine needs none of it.
+# LangChain adapters load on first use: the engine needs none of it.
+def __getattr__(name: str) -> Any:
     if name == "LoopGuardCallbackHandler":
         from loopguard.integrations.langchain import LoopGuardCallbackHandler
 

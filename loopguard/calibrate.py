@@ -87,8 +87,8 @@ class _Meter:
         kind = type(event)
         if kind in (ModelStart, ToolStart, Token):
             m.max_seconds = max(m.max_seconds, event.ts - state.started)
-        if kind is ModelStart:
-            self._model_start(state, event, m)  # type: ignore[arg-type]
+        if isinstance(event, ModelStart):
+            self._model_start(state, event, m)
         elif kind is ToolStart:
             m.max_tool_calls = max(m.max_tool_calls, state.tool_calls + 1)
         elif kind is ModelEnd or kind is ModelFailed:

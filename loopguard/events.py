@@ -387,7 +387,7 @@ def from_dict(d: Any) -> Event:
     if v != FORMAT_VERSION:
         raise EventFormatError(f"field 'v' must be {FORMAT_VERSION}, got {v!r}")
     kind = d.get("type")
-    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise EventFormatError(
             f"field 'type' must be one of {', '.join(EVENT_TYPES)}; got {kind!r}"

@@ -182,6 +182,8 @@ def test_events_round_trip_through_json() -> None:
     [
         ({"v": 2, "type": "token"}, "field 'v' must be 1"),
         ({"v": 1, "type": "nope", "run": "r", "ts": 1}, "field 'type' must be one of"),
+        # not a string (a list is not even hashable): named like any other bad type
+        ({"v": 1, "type": ["token"], "run": "r", "ts": 1}, "field 'type' must be one of"),
         ({"v": 1, "type": "token", "ts": 1}, "missing field 'run'"),
         ({"v": 1, "type": "token", "run": "r", "ts": "x", "text": "a"}, "field 'ts' must be"),
         (

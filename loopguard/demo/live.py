@@ -76,25 +76,24 @@ class LiveSink:
 
     def on_event(self, state: RunState, event: Event) -> None:
         view = self.view
-        kind = type(event)
-        if kind is ModelStart:
-            view.model = event.model  # type: ignore[attr-defined]
+        if isinstance(event, ModelStart):
+            view.model = event.model
             view.model_starts += 1
             self._call_started = time.monotonic()
-        elif kind is Token:
-            view.streamed_chars += len(event.text)  # type: ignore[attr-defined]
+        elif isinstance(event, Token):
+            view.streamed_chars += len(event.text)
             self.renderer.tick(view)
             return
-        elif kind is ToolStart:
+        elif isinstance(event, ToolStart):
             view.tool_calls += 1
-        elif kind is ModelEnd:
+        elif isinstance(event, ModelEnd):
             view.calls.append(
                 CallRecord(
                     step=state.model_calls,
-                    model=event.model,  # type: ignore[attr-defined]
-                    usage=event.usage,  # type: ignore[attr-defined]
+                    model=event.model,
+                    usage=event.usage,
                     cost_usd=state.last_call_cost,
-                    tools=[c.name for c in event.tool_calls],  # type: ignore[attr-defined]
+                    tools=[c.name for c in event.tool_calls],
                     seconds=time.monotonic() - self._call_started,
                 )
             )
@@ -107,7 +106,7 @@ class LiveSink:
         view.run_cost_usd = state.cost_usd
         view.elapsed = state.elapsed
         view.attributes = {k.removeprefix("loopguard."): v for k, v in state.attributes.items()}
-        if kind is ModelEnd:
+        if isinstance(event, ModelEnd):
             self.renderer.call_done(view)
 
     def on_verdict(self, state: RunState, event: Event, verdict: Verdict) -> None:

@@ -307,9 +307,8 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         parent = self._parent(parent_run_id)
         # The name is the model's fallback id, and the agent's name of a run that is this call.
         name = _name(serialized, kwargs) if model is None or parent is None else None
-        node = self._enter(
-            run_id, parent_run_id, parent, name, metadata, label=model or name or "unknown"
-        )
+        label = model or name or "unknown"
+        node = self._enter(run_id, parent_run_id, parent, name, metadata, label=label)
         messages = self._prompts.convert(node.root, prompt)
         self._send(
             ModelStart(
@@ -317,7 +316,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 agent=node.agent,
                 id=node.id,
                 parent=node.anchor,
-                model=node.label or "unknown",
+                model=label,
                 messages=messages,
                 max_tokens=max_tokens_of(metadata, params),
                 meta=labels_of(metadata),

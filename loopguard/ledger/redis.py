@@ -24,9 +24,9 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from loopguard.ledger.base import (
@@ -51,6 +51,9 @@ def _script(name: str) -> str:
     lua = resources.files("loopguard.ledger").joinpath("lua")
     text = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
     return lua.joinpath("reclaim.lua").read_text(encoding="utf-8") + "\n" + text
+
+
+_T = TypeVar("_T")
 
 
 class RedisLedger(Ledger):
@@ -287,9 +290,15 @@ class RedisLedger(Ledger):
             found.add(k.removesuffix(ZSET_SUFFIX).removesuffix(ENDED_SUFFIX))
         return sorted(found)
 
-    def _call(self, fn: Any, *args: Any) -> Any:  # what the script or `fn` returns
-        """`fn(*args)`, or the script named `fn` on (keys, args); any Redis error is the
-        ledger being unavailable."""
+    @overload
+    def _call(self, fn: Callable[[], _T]) -> _T: ...
+
+    @overload
+    def _call(self, fn: str, keys: list[str], args: list[Any], /) -> Any: ...
+
+    def _call(self, fn: Callable[[], Any] | str, *args: Any) -> Any:
+        """`fn()`, or the script named `fn` on (keys, args); any Redis error is the ledger
+        being unavailable."""
         if os.getpid() != self._pid:  # a forked child must not share the parent's sockets
             self._connect()
         try:
