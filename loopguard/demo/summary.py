@@ -25,7 +25,6 @@ def langgraph_default_recursion_limit() -> tuple[int, str]:
     1.x (it honours $LANGGRAPH_DEFAULT_RECURSION_LIMIT), hence the fallback."""
     from importlib.metadata import version
 
-    limit: int  # langgraph's is an int subclass
     try:
         source = importlib.import_module("langgraph._internal._config")
     except ImportError:
