@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from loopguard.ledger.base import (
     ENDED_KEEP,
@@ -83,15 +83,31 @@ def path_from_uri(uri: str) -> str:
     return path
 
 
+def timeout_from_uri(uri: str, default: float = 30.0) -> float:
+    """The busy timeout in seconds: `?timeout=2` (how long an operation waits for a file that
+    another process holds locked; also how long a guarded call can wait for it)."""
+    values = parse_qs(urlsplit(uri).query).get("timeout")
+    if not values:
+        return default
+    try:
+        timeout = float(values[-1])
+    except ValueError:
+        timeout = float("nan")
+    if not (0 < timeout < float("inf")):
+        raise ValueError(f"{uri!r}: timeout must be seconds above 0, got {values[-1]!r}")
+    return timeout
+
+
 class SqliteLedger(Ledger):
     @classmethod
     def check_uri(cls, uri: str) -> None:
         path_from_uri(uri)
+        timeout_from_uri(uri)
 
-    def __init__(self, uri: str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, uri: str, *, busy_timeout: float | None = None) -> None:
         self.uri = uri
         self.path = path_from_uri(uri)
-        self.busy_timeout = busy_timeout
+        self.busy_timeout = timeout_from_uri(uri) if busy_timeout is None else busy_timeout
         self._local = threading.local()  # one connection per thread (and per process)
         with self._tx() as db:  # create the schema up front, so a bad path fails here
             db.execute("SELECT 1")

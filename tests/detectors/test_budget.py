@@ -462,3 +462,22 @@ def test_no_ledger_io_under_the_guard_wide_lock(own_redis) -> None:  # noqa: F81
     finally:
         ledger.close()
     assert (usage.reservations, usage.reserved_usd_n, usage.spent_usd_n) == (0, 0, 2 * 2080_000)
+
+
+@pytest.mark.timeout(15)  # without the URI's timeout the call waited SQLite's default 30 s
+def test_a_locked_sqlite_ledger_holds_a_call_up_only_for_its_timeout(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "budgets.db"
+    guard = Guard(policy(ledger=f"sqlite:///{path}?timeout=0.2", budgets=[{"max_usd": 1}]))
+    guard.process(start("warm", 0))  # creates the file and its tables
+    guard.process(end("warm", 0, USAGE))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        with pytest.raises(LoopGuardAbort) as stop:
+            guard.process(start("r", 0))
+        assert stop.value.verdict.evidence["limit"] == "ledger"  # closed: refused, not skipped
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
