@@ -39,15 +39,28 @@ def require(
 def _missing(why: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {why}", pytrace=False)
-    pytest.skip(why)
+    # Module level too: a test module that needs an optional dependency calls require() at its
+    # top, and skips (locally) or fails (in CI) as a whole.
+    pytest.skip(why, allow_module_level=True)
+
+
+def _skip_fails_in_ci(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (CI=true), which counts as a failure: {reason}"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
     """In CI no test may be skipped, whatever the reason: a skip there hides a missing piece."""
     outcome = yield
-    report = outcome.get_result()
-    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
-        report.outcome = "failed"
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.longrepr = f"skipped in CI (CI=true), which counts as a failure: {reason}"
+    _skip_fails_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """The same for a whole module skipped while it is collected (`pytest.importorskip` or
+    `pytest.skip(allow_module_level=True)` at its top), which no test report ever shows."""
+    outcome = yield
+    _skip_fails_in_ci(outcome.get_result())

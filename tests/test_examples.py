@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
+
+require("langchain_aws")
+require("langchain_classic")
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
-
-pytest.importorskip("langchain_aws")
-pytest.importorskip("langchain_classic")
-
 
 # Each example spends most of its ~3 CPU-seconds importing LangChain, LangGraph and boto3. The
 # runner imports them once, then forks a fresh process per example that runs the file as

@@ -15,17 +15,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import require
-
-pytest.importorskip("langchain_aws")
-pytest.importorskip("langchain.agents")
-
 from loopguard.cli import main
 from loopguard.demo import run as demo_run
 from loopguard.demo.live import CallRecord
 from loopguard.demo.projection import model_calls_for_recursion_limit, project
 from loopguard.events import Usage
 from loopguard.testing import SCENARIOS
+from tests.conftest import require
+
+require("langchain_aws")
+require("langchain.agents")
 
 RUNAWAY = [n for n, s in SCENARIOS.items() if s.runaway]
 
@@ -100,7 +99,7 @@ def test_healthy_agent_finishes_untouched(capsys, tmp_path):
 
 
 def test_live_view_renders_the_detectors(tmp_path):
-    pytest.importorskip("rich")
+    require("rich")
     buffer = io.StringIO()
     result = demo_run.run("search-loop", out=buffer, live=True, traces_path=tmp_path / "t.json")
     text = buffer.getvalue()

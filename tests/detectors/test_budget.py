@@ -14,6 +14,7 @@ from loopguard.ledger import SCHEMES, open_ledger, shared_ledger
 from loopguard.ledger.base import LedgerUnavailable
 from loopguard.ledger.memory import MemoryLedger
 from loopguard.ledger.spec import PREFIX, BudgetSpec, expire_at, window
+from tests.conftest import require
 from tests.ledger._workers import money_policy as policy
 from tests.ledger.conftest import (  # noqa: F401 - redis-server fixtures
     free_port,
@@ -356,7 +357,7 @@ def test_real_bedrock_client_is_stopped_before_the_call_that_would_cross_a_budge
     """ChatBedrockConverse on FakeBedrock, through the callback handler: each invoke is its own
     run; a tenant's daily budget in SQLite stops the first call that could cross it, before it
     reaches the server, and the spend is the cache-aware cost of what was really used."""
-    pytest.importorskip("langchain_aws")
+    require("langchain_aws")
     from loopguard import LoopGuardCallbackHandler
     from loopguard.testing import FakeBedrock, Reply
 

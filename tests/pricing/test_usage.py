@@ -9,10 +9,11 @@ import pytest
 from loopguard.events import ModelEnd, Usage, from_dict
 from loopguard.integrations._convert import usage_of
 from loopguard.pricing import usage_from_metadata
+from tests.conftest import require
 
 
 def _bedrock(usage: dict) -> dict:
-    mod = pytest.importorskip("langchain_aws.chat_models.bedrock_converse")
+    mod = require("langchain_aws.chat_models.bedrock_converse")
     return dict(mod._extract_usage_metadata({"usage": usage}))
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
-pytest.importorskip("langchain_aws")
-
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from loopguard import Guard, LoopGuardAbort, LoopGuardCallbackHandler, Policy
 from loopguard.events import ModelEnd, Token
 from loopguard.testing import FakeBedrock, Fault, Reply, ToolUse
+from tests.conftest import require
+
+require("langchain_aws")
 
 
 class Recorder:

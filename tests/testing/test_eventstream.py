@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-eventstream_parser = pytest.importorskip("botocore.eventstream")
+from loopguard.testing import FakeBedrock, Reply, ToolUse, eventstream
+from tests.conftest import require
 
-from loopguard.testing import FakeBedrock, Reply, ToolUse, eventstream  # noqa: E402
+eventstream_parser = require("botocore.eventstream")
 
 
 def _decode(data: bytes) -> list:

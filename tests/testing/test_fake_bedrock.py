@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-botocore_exceptions = pytest.importorskip("botocore.exceptions")
-pytest.importorskip("boto3")
-
-from loopguard.testing import (  # noqa: E402
+from loopguard.testing import (
     SCENARIOS,
     FakeBedrock,
     Fault,
@@ -17,7 +14,11 @@ from loopguard.testing import (  # noqa: E402
     ToolUse,
     cycle,
 )
-from loopguard.testing.scenarios import get  # noqa: E402
+from loopguard.testing.scenarios import get
+from tests.conftest import require
+
+botocore_exceptions = require("botocore.exceptions")
+require("boto3")
 
 ClientError = botocore_exceptions.ClientError
 TOOLS = {
@@ -187,6 +188,7 @@ def test_exception_inside_the_stream():
         out = fake.client().converse_stream(modelId="m", messages=HELLO)
         with pytest.raises(botocore_exceptions.EventStreamError) as info:
             list(out["stream"])
+        out["stream"].close()  # botocore leaves a stream it raised from open, socket and all
     assert info.value.response["Error"]["Code"] == "modelStreamErrorException"
     assert "overloaded" in info.value.response["Error"]["Message"]
     assert fake.calls[0].outcome == "stream_error"

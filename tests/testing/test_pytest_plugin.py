@@ -6,9 +6,9 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
+from tests.conftest import require
 
-pytest.importorskip("boto3")
+require("boto3")
 
 USER_TESTS = textwrap.dedent("""
     from loopguard.testing import Reply
