@@ -94,14 +94,15 @@ def test_input_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_reads_stdin(tmp_path: Path) -> None:
     runs = record(tmp_path / "a.jsonl", [3, 4, 5, 6])
     args = ["calibrate", "-", "--json", "--limits", "max_model_calls", "--false-stop-rate", "0.2"]
-    done = subprocess.run(
-        [sys.executable, "-m", "loopguard", *args],
-        stdin=runs.open("rb"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    with runs.open("rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "loopguard", *args],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert done.returncode == 0, done.stderr
     row = json.loads(done.stdout)
     assert row["runs"] == 4 and row["limits"] == {"max_model_calls": 6}
