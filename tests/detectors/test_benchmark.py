@@ -47,3 +47,23 @@ def test_baselines_behave_as_published() -> None:
     stop = BASELINES["call limit 25"](research_run().events)
     assert stop is not None and stop.step == 26
     assert BASELINES["max_iter 15"](poll_until_done().events).step == 16  # type: ignore[union-attr]
+
+
+def test_each_real_loop_case_has_a_runaway_and_a_healthy_twin() -> None:
+    from _scenarios import ISSUE_15
+
+    assert len(ISSUE_15) == 7
+    for make_runaway, make_twin in ISSUE_15:
+        runaway, twin = make_runaway(), make_twin()
+        assert runaway.kind == "runaway" and twin.kind == "healthy"
+        assert make_runaway in RUNAWAY and make_twin in HEALTHY
+
+
+def test_the_snowball_at_a_real_pace_costs_less_than_agent_executors_15_iterations() -> None:
+    from _scenarios import snowball_real_pace
+
+    scenario = snowball_real_pace()
+    stop = loopguard_stop(scenario)
+    assert stop is not None and stop.step <= 14
+    executor = BASELINES["max_iter 15"](scenario.events)
+    assert dollars(scenario.events, stop) < dollars(scenario.events, executor)
