@@ -377,7 +377,9 @@ class SpanTree:
         name = f"invoke_agent {agent}" if agent else "invoke_agent"
         # The root is started at once: whether it records (is sampled) decides the run's work.
         root = _Span(name, INTERNAL, None, event.ts, None, state.run)
-        root.handle = self.backend.start(name, INTERNAL, None, event.ts, attrs, state.run)
+        root.handle = self.backend.start(
+            name, INTERNAL, self._enclosing(event), event.ts, attrs, state.run
+        )
         spans = self.backend if self.backend.records(root.handle) else _NO_SPANS
         metrics = self.metrics if self.metrics is not None and self.metrics.live() else None
         run = _Run(root, spans, metrics, content.capture_enabled(state.policy))
@@ -385,6 +387,19 @@ class SpanTree:
         with self._lock:
             self._runs[event.run] = run
         return run
+
+    def _enclosing(self, event: Event) -> Any:
+        """The span a sub-agent's run nests in (its `run_start` names the enclosing run): that
+        run's latest open tool call, which the sub-agent runs inside, else its root. None for
+        a top-level run, which joins whatever trace is current."""
+        if type(event) is not RunStart or event.parent is None:
+            return None
+        outer = self._runs.get(event.parent)
+        if outer is None or not outer.tracing:
+            return None
+        calls = list(outer.calls.values())  # a copy: that run's thread may be adding to it
+        tool = next((c for c in reversed(calls) if c.kind == INTERNAL), None)
+        return self._handle(outer, tool) if tool is not None else outer.root.handle
 
     def _run_start(self, state: RunState, run: _Run, event: RunStart) -> None:
         if state.name and run.tracing:  # a run_start after the run's first event

@@ -309,3 +309,43 @@ def test_the_middleware_reports_the_same_ids(otel):
         ("end_turn",),
     ]
     assert all(c.attributes[sc.RESPONSE_MODEL] == MODEL for c in chats)
+
+
+def test_a_sub_agent_run_nests_in_the_tool_call_it_runs_in(otel):
+    """A named agent called as a tool is a guarded run of its own (judged by its own policy);
+    its `invoke_agent` span is a child of the tool call it runs in, in the enclosing trace."""
+    require("langchain.agents")
+    from langchain.agents import create_agent
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
+
+    from tests.integrations.fakes import ScriptedChatModel, tool_call
+
+    child = create_agent(
+        ScriptedChatModel(replies=[AIMessage("the child's answer")]), [], name="child"
+    )
+
+    @tool
+    def ask_child(q: str) -> str:
+        """Ask the child agent."""
+        return str(child.invoke({"messages": [("user", q)]})["messages"][-1].content)
+
+    parent_model = ScriptedChatModel(
+        replies=[tool_call("ask_child", q="part 1"), AIMessage("done")]
+    )
+    parent = create_agent(parent_model, [ask_child], name="parent")
+    handler = LoopGuardCallbackHandler(
+        policy=Policy(), tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+    )
+    parent.invoke({"messages": [("user", "plan")]}, config={"callbacks": [handler]})
+    spans = ours(otel.spans())
+    [outer] = [s for s in spans if s.name == "invoke_agent parent"]
+    [inner] = [s for s in spans if s.name == "invoke_agent child"]
+    [tool_span] = [s for s in spans if s.name == "execute_tool ask_child"]
+    assert inner.context.trace_id == outer.context.trace_id
+    assert inner.parent.span_id == tool_span.context.span_id
+    assert tool_span.parent.span_id == outer.context.span_id
+    child_chats = [
+        s for s in spans if s.name.startswith("chat ") and s.parent.span_id == inner.context.span_id
+    ]
+    assert len(child_chats) == 1
