@@ -293,6 +293,7 @@ def _forget_texts() -> None:
         normalize.normalize,
         normalize.normalize_light,
         normalize.identifiers,
+        normalize.mask_volatile,
         normalize.digest,
     ):
         cached.cache_clear()

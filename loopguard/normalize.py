@@ -122,6 +122,7 @@ LONG_RESULT_WORDS = 30
 """Results with at least this many words have their durations, percentages and counters masked."""
 
 
+@_cached  # a result is masked for its hash (`same_call_result`) and for its terms
 def mask_volatile(text: str) -> str:
     """`normalize_light`, then relative times masked; durations, percentages and counters too in
     results of `LONG_RESULT_WORDS` words or more."""
