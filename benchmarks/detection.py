@@ -39,21 +39,13 @@ from _scenarios import Scenario, all_scenarios, long_run
 
 from loopguard import Guard, Policy, PolicySet
 from loopguard.calibrate import LIMITS, calibrate, measure, runs_needed
+from loopguard.detectors import RUNAWAY
 from loopguard.events import Event, ModelEnd, ModelStart, Token, ToolEnd, ToolStart, Usage
 from loopguard.pricing import default_pricer
 from loopguard.replay import Replayer, RunResult, replay_events
 from loopguard.tokens import CHARS_PER_TOKEN
 
-RUNAWAY_DETECTORS = (
-    "similarity",
-    "tool_repeat",
-    "cycle",
-    "errors",
-    "velocity",
-    "growth",
-    "stream",
-    "progress",
-)
+RUNAWAY_DETECTORS = RUNAWAY
 _PRICER = default_pricer()
 _POLICY = Policy()
 

@@ -113,25 +113,9 @@ class Tombstone:
     )
 
     def __init__(self, state: RunState) -> None:
-        self.started = state.started
-        self.model_calls = state.model_calls
-        self.tool_calls = state.tool_calls
-        self.tool_counts = state.tool_counts
-        self.usage = state.usage
-        self.cost_usd = state.cost_usd
-        self.aborted = state.aborted
-        self.meta = state.meta  # budget keys are made from the run's labels
-        self.name = state.name
-        self.parent, self.depth = state.parent, state.depth  # its enclosing runs' caps hold
+        for name in Tombstone.__slots__:  # the run's own objects: nothing is copied
+            setattr(self, name, getattr(state, name))
 
     def restore(self, state: RunState) -> None:
-        state.started = self.started
-        state.model_calls = self.model_calls
-        state.tool_calls = self.tool_calls
-        state.tool_counts = self.tool_counts
-        state.usage = self.usage
-        state.cost_usd = self.cost_usd
-        state.aborted = self.aborted
-        state.meta = self.meta
-        state.name = self.name
-        state.parent, state.depth = self.parent, self.depth
+        for name in Tombstone.__slots__:
+            setattr(state, name, getattr(self, name))

@@ -43,6 +43,13 @@ REGISTRY: tuple[Registered, ...] = (
     Registered(BudgetCheck, build=BudgetCheck.from_policy, last=True),
 )
 
+# The sections of the runaway detectors: those a policy switches on and off by `enabled`.
+RUNAWAY: tuple[str, ...] = tuple(
+    e.section
+    for e in REGISTRY
+    if e.section is not None and e.config is not None and "enabled" in e.config.model_fields
+)
+
 
 def build_detectors(
     policy: Policy, extra: Sequence[Detector[Any]] = (), context: Context | None = None
@@ -64,6 +71,7 @@ def build_detectors(
 
 __all__ = [
     "REGISTRY",
+    "RUNAWAY",
     "BudgetCheck",
     "Context",
     "Cycle",

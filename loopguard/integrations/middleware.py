@@ -30,7 +30,7 @@ from langchain.agents.middleware.types import (
 )
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from loopguard.detectors import REGISTRY
+from loopguard.detectors import RUNAWAY
 from loopguard.errors import ConfigError
 from loopguard.events import (
     Event,
@@ -452,9 +452,8 @@ class LoopGuardMiddleware(AgentMiddleware):
         state = self.guard.get_run(run)
         calls, tools = (state.model_calls, state.tool_calls) if state is not None else (0, 0)
         limits: dict[str, Any] = {"max_model_calls": calls + 1, "max_tool_calls": tools}
-        for entry in REGISTRY:
-            if entry.section and entry.config and "enabled" in entry.config.model_fields:
-                limits[entry.section] = {"enabled": False}
+        for section in RUNAWAY:
+            limits[section] = {"enabled": False}
         return limits
 
     def _hold(self, run: str, key: str, value: Any) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from loopguard import Guard, LoopGuardAbort, Policy
+from loopguard.detectors import RUNAWAY
 from loopguard.events import Event
 from loopguard.verdict import Verdict
 
@@ -36,16 +37,6 @@ def feed(
 
 def only(name: str, **section: object) -> Policy:
     """A policy in which only the runaway detector `name` runs (plus plain limits, off)."""
-    names = (
-        "similarity",
-        "tool_repeat",
-        "cycle",
-        "errors",
-        "velocity",
-        "growth",
-        "stream",
-        "progress",
-    )
-    data: dict[str, object] = {n: {"enabled": n == name} for n in names}
+    data: dict[str, object] = {n: {"enabled": n == name} for n in RUNAWAY}
     data[name] = {"enabled": True, **section}
     return Policy(max_model_calls=None, max_tool_calls=None, **data)  # type: ignore[arg-type]

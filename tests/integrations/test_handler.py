@@ -392,10 +392,10 @@ def test_concurrent_runs_over_max_runs_keep_their_caps() -> None:
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
     from langchain_core.runnables import RunnableLambda
 
-    from loopguard.detectors import REGISTRY
+    from loopguard.detectors import RUNAWAY
 
     # Only the plain limits: the same answer again and again would be a loop to the others.
-    off = {e.section: {"enabled": False} for e in REGISTRY if e.section not in (None, "limits")}
+    off = {section: {"enabled": False} for section in RUNAWAY}
     policy = Policy.model_validate({**off, "max_model_calls": 5, "max_tool_calls": None})
     guard = Guard(policy, max_runs=10)
     handler = LoopGuardCallbackHandler(guard, telemetry=False)

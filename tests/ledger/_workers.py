@@ -9,25 +9,16 @@ import time
 from typing import Any
 
 from loopguard import Guard, LoopGuardAbort, Policy
+from loopguard.detectors import RUNAWAY
 from loopguard.events import Message, ModelEnd, ModelStart, Usage
 from loopguard.tokens import estimate_input_tokens
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
-_RUNAWAY = (
-    "similarity",
-    "tool_repeat",
-    "cycle",
-    "errors",
-    "velocity",
-    "growth",
-    "stream",
-    "progress",
-)
 
 
 def money_policy(**money: Any) -> Policy:
     """Only the money check: the runaway detectors are off, so refusals are the budget's."""
-    off = {name: {"enabled": False} for name in _RUNAWAY if name in Policy.model_fields}
+    off = {name: {"enabled": False} for name in RUNAWAY}
     return Policy.model_validate({**off, "max_model_calls": None, **money})
 
 
