@@ -29,12 +29,23 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from rapidfuzz.distance import Indel
 from rapidfuzz.process import extract, extractOne
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class CachedText(Protocol[T_co]):
+    """A function of a text with `functools.lru_cache`'s controls (`cache_clear`, `cache_info`)."""
+
+    cache_clear: Callable[[], None]
+    cache_info: Callable[[], functools._CacheInfo]
+
+    def __call__(self, text: str, /) -> T_co: ...
+
 
 # One pass for everything that changes on every call anyway. The text is already lower case.
 _NOISE = re.compile(
@@ -66,7 +77,7 @@ def _mask_noise(text: str) -> str:
 _CACHE_CHARS = 4096
 
 
-def _cached(func: Callable[[str], T]) -> Callable[[str], T]:
+def _cached(func: Callable[[str], T]) -> CachedText[T]:
     """Cache `func` for texts up to 4 KiB. The same tool output is looked at by several
     detectors (and again in the next prompt), and Python caches str hashes, so a hit costs one
     dict lookup; longer texts are not kept, so each cache holds at most 512 x 4 KiB."""
@@ -76,9 +87,12 @@ def _cached(func: Callable[[str], T]) -> Callable[[str], T]:
     def call(text: str) -> T:
         return cached(text) if len(text) <= _CACHE_CHARS else func(text)
 
-    call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
-    call.cache_info = cached.cache_info  # type: ignore[attr-defined]
-    return call
+    # The wrapper is the plain function (no call through a class on the hot path), given the
+    # cache's controls once, here.
+    wrapper = cast("CachedText[T]", call)
+    wrapper.cache_clear = cached.cache_clear
+    wrapper.cache_info = cached.cache_info
+    return wrapper
 
 
 @_cached
