@@ -468,9 +468,9 @@ class Guard:
         money check's hold."""
         if kind is ModelStart:
             state.model_calls -= 1
-        elif kind is ToolStart:
+        elif kind is ToolStart and isinstance(event, ToolStart):  # kind: the event's type
             state.tool_calls -= 1
-            tool = event.tool  # type: ignore[attr-defined]
+            tool = event.tool
             state.tool_counts[tool] = state.tool_counts.get(tool, 1) - 1
         if type(event) is ModelStart:
             release = ModelFailed(
