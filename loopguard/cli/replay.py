@@ -146,7 +146,8 @@ def _print_table(results: list[RunResult], replayer: Replayer, errors: list[Line
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
     counts = {a: sum(1 for r in results if r.action == a) for a in ("abort", "warn", "ok")}
     print(
-        f"\n{len(results)} runs, {replayer.events:,} events: {counts['abort']} stopped, "
+        f"\n{len(results):,} run{'' if len(results) == 1 else 's'}, {replayer.events:,} events: "
+        f"{counts['abort']} stopped, "
         f"{counts['warn']} warned, {counts['ok']} ok"
         + (
             f"; {replayer.skipped:,} events after a stop skipped (they would not have happened)"

@@ -116,6 +116,7 @@ def test_the_summary_counts_the_events_skipped_after_a_stop(
     path = _write(tmp_path / "a.jsonl", scenario)
     assert main(["replay", str(path)]) == 0
     out = capsys.readouterr().out
+    assert "\n1 run, " in out  # one run, not "1 runs"
     fed = int(out.split(" events:")[0].split()[-1])
     assert fed < len(scenario.events)
     assert f"{len(scenario.events) - fed:,} events after a stop skipped" in out
