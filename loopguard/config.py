@@ -223,7 +223,7 @@ def _validate(
                         for d in dropped
                     ):
                         continue  # it names a key dropped above for its own error
-                    loc = _named_key(message, own, loc)
+                    loc, message = _named_key(message, own, loc)
                 elif err["type"] == "missing" and loc in dropped:
                     continue  # dropped above for its own error
                 _drop(data, flat[1:] if flat[:1] == ("limits",) else flat)
@@ -282,13 +282,16 @@ def _loc(err: Any) -> Path_:
     return tuple(str(p) for p in err["loc"] if not re.search(r"[\[\]]|^constrained-", str(p)))
 
 
-def _named_key(message: str, own: Mapping[str, Any], loc: Path_) -> Path_:
-    """`loc` and the key a cross-key check names first ("warn_polls (20) must not be above
-    max_polls (5)"), when the section sets that key."""
+def _named_key(message: str, own: Mapping[str, Any], loc: Path_) -> tuple[Path_, str]:
+    """`loc` and the key a cross-key check names first, when the section sets it: "warn_polls
+    (20) must not be above max_polls (5)", or "budgets.0: ..." (then said once, not twice)."""
     m = re.match(r"(\w+) \(", message)
     if m and _sets(own, (*loc, m.group(1))):
-        return (*loc, m.group(1))
-    return loc
+        return (*loc, m.group(1)), message
+    m = re.match(r"([\w-]+(?:\.[\w-]+)*): (.+)", message, re.S)
+    if m and _sets(own, (*loc, *m.group(1).split("."))):
+        return (*loc, *m.group(1).split(".")), m.group(2)
+    return loc, message
 
 
 def _sets(own: Mapping[str, Any], loc: Path_) -> bool:

@@ -387,7 +387,7 @@ def test_a_check_across_keys_that_names_no_key_is_reported_once(tmp_path: Path) 
     with pytest.raises(ConfigError) as info:
         PolicySet.load(str(path))
     assert [(e.line, e.key) for e in info.value.errors] == [
-        (1, "(top level)"),
         (2, "max_model_calls"),
+        (3, "budgets.0"),  # the check names the budget: its [[budgets]] line
     ]
-    assert "sharded by 'tenant'" in str(info.value)
+    assert info.value.errors[1].reason.startswith("a ledger sharded by 'tenant'")
