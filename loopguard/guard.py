@@ -198,10 +198,21 @@ class Guard:
         `ConfigError`. The run keeps its counts, spend and detector state, so the next event
         is judged against the new limits. Returns the verdict lifted, or None when the run is
         not live or was not stopped.
+
+        A sub-agent stopped by an enclosing run's cap is resumed with that run: the `limits`
+        are that run's (the cap was its), and its abort is lifted too.
         """
         state = self._runs.get(run)
         if state is None:
             return None
+        owner = enclosing_owner(state)
+        if owner is not None:
+            self._lift(owner, limits)  # its lock, then the sub-agent's: never both at once
+            limits = None
+        return self._lift(state, limits)
+
+    def _lift(self, state: RunState, limits: Mapping[str, Any] | None) -> Verdict | None:
+        run = state.run
         with state.lock:
             if limits:
                 policy = state.policy.merged(limits)  # raises before anything changes
@@ -287,7 +298,7 @@ class Guard:
                 if tomb is not None:
                     tomb.restore(state)
                 elif type(event) is RunStart and event.parent is not None:
-                    _link(state, event.parent)
+                    _link(state, event.parent, self)
                 state.detectors = self._table(policy)
         # Outside the guard-wide lock: an evicted run's end may release budget in a ledger.
         for old in evicted:
@@ -596,16 +607,26 @@ def _last_seen(state: RunState) -> float:
     return state.last_seen
 
 
-def _link(state: RunState, parent: str) -> None:
-    """Nest `state` in its parent run, if a guard of this process knows it (a parent that
-    ended, or lives in another process, leaves the run top-level)."""
+def _link(state: RunState, parent: str, guard: Guard) -> None:
+    """Nest `state` in its parent run, if `guard` or another guard of this process knows it
+    (a parent that ended, or lives in another process, leaves the run top-level)."""
     with _GUARDS_LOCK:
-        guards = list(_GUARDS)
+        guards = [guard, *(g for g in _GUARDS if g is not guard)]
     for guard in guards:
         found = guard._runs.get(parent)
         if found is not None:
             state.parent, state.depth = found, found.depth + 1
             return
+
+
+def enclosing_owner(state: RunState) -> RunState | None:
+    """The enclosing run whose cap stopped `state`, if one did."""
+    stopped = state.aborted
+    owner_run = stopped.evidence.get("enclosing_run") if stopped is not None else None
+    owner = state.parent if owner_run is not None else None
+    while owner is not None and owner.run != owner_run:
+        owner = owner.parent
+    return owner
 
 
 def _too_deep(state: RunState) -> _Refuse | None:

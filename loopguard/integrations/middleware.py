@@ -43,7 +43,7 @@ from loopguard.events import (
     ToolFailed,
     ToolStart,
 )
-from loopguard.guard import Guard
+from loopguard.guard import Guard, enclosing_owner
 from loopguard.integrations._convert import (
     labels_of,
     messages_of,
@@ -450,6 +450,8 @@ class LoopGuardMiddleware(AgentMiddleware):
     def _finish_limits(self, run: str) -> dict[str, Any]:
         """One more model call and no more tool calls, loop detectors off, money caps kept."""
         state = self.guard.get_run(run)
+        if state is not None:  # a sub-agent stopped by an enclosing run's cap: that run's counts
+            state = enclosing_owner(state) or state
         calls, tools = (state.model_calls, state.tool_calls) if state is not None else (0, 0)
         limits: dict[str, Any] = {"max_model_calls": calls + 1, "max_tool_calls": tools}
         for section in RUNAWAY:

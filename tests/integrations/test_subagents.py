@@ -123,6 +123,29 @@ def test_middleware_dollar_cap_counts_the_sub_agent_spend_streaming() -> None:
     assert verdict.evidence["spent_usd"] == 2.0  # the parent's spend includes the child's $1
 
 
+def test_middleware_end_stops_the_child_then_the_parent_whose_cap_it_hit() -> None:
+    # exit_behavior="end": the child ends with a stop message instead of raising; the parent's
+    # cap is spent, so its next model call is refused and it ends too.
+    guard = Guard(policies({"max_model_calls": 3}, child={"max_model_calls": 50}))
+    parent_model, child_model = asks_child_forever(), one_answer()
+    child = create_agent(
+        child_model,
+        [],
+        name="child",
+        middleware=[LoopGuardMiddleware(guard, exit_behavior="end", telemetry=False)],
+    )
+    parent = create_agent(
+        parent_model,
+        [child_tool(child)],
+        name="parent",
+        middleware=[LoopGuardMiddleware(guard, exit_behavior="end", telemetry=False)],
+    )
+    out = parent.invoke(USER)
+    assert parent_model.call_count + child_model.call_count == 3
+    assert "max_model_calls=3" in str(out["messages"][-1].content)
+    assert guard.active_runs == 0
+
+
 def test_middleware_sub_agent_is_judged_by_its_own_policy() -> None:
     rules = policies({"max_tool_calls": 50}, child={"max_tool_calls": 1})
     parent_model, child_model, searches = asks_child_forever(), endless_model(), ToolCounter()
