@@ -40,13 +40,13 @@ from loopguard import Guard, LoopGuardAbort, Policy
 from loopguard.events import Message, ModelEnd, ModelStart, Usage
 from loopguard.ledger import open_ledger, usd_to_nano
 from loopguard.ledger.spec import PREFIX
+from loopguard.testing.policies import money_policy
 
 ctx = mp.get_context("fork")
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 CALL_SECONDS = 0.005  # the model call between reserve and settle
 TIMEOUT = 0.2  # the ledger's socket timeout
 NANO = 1_000_000_000
-_RUNAWAY = ("similarity", "tool_repeat", "cycle", "errors", "velocity", "growth", "stream")
 
 
 class Server:
@@ -142,15 +142,10 @@ def chaos(server: Server, seconds: float, done: threading.Event) -> None:
 
 
 def _policy(uri: str, mode: str) -> Policy:
-    off = {name: {"enabled": False} for name in _RUNAWAY if name in Policy.model_fields}
-    return Policy.model_validate(
-        {
-            **off,
-            "max_model_calls": None,
-            "ledger": uri,
-            "on_ledger_error": mode,
-            "budgets": [{"scope": "tenant", "key": "tenant", "max_usd": 1000}],
-        }
+    return money_policy(
+        ledger=uri,
+        on_ledger_error=mode,
+        budgets=[{"scope": "tenant", "key": "tenant", "max_usd": 1000}],
     )
 
 

@@ -9,17 +9,11 @@ import time
 from typing import Any
 
 from loopguard import Guard, LoopGuardAbort, Policy
-from loopguard.detectors import RUNAWAY
 from loopguard.events import Message, ModelEnd, ModelStart, Usage
+from loopguard.testing.policies import money_policy
 from loopguard.tokens import estimate_input_tokens
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
-
-
-def money_policy(**money: Any) -> Policy:
-    """Only the money check: the runaway detectors are off, so refusals are the budget's."""
-    off = {name: {"enabled": False} for name in RUNAWAY}
-    return Policy.model_validate({**off, "max_model_calls": None, **money})
 
 
 def budget_policy(
