@@ -15,7 +15,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
@@ -26,7 +25,7 @@ from pydantic import (
 from loopguard.detectors import REGISTRY
 from loopguard.detectors.limits import LimitsConfig
 from loopguard.ledger.spec import BudgetSpec
-from loopguard.pricing.spec import PriceSpec
+from loopguard.pricing.spec import PriceSpec, Usd
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 # The run limits' keys, accepted at the top level of a policy too (how they were first written).
@@ -70,9 +69,9 @@ class Policy(BaseModel):
 
     # --- money: max_cost_usd, budgets, prices, ledger ---
     # (models in loopguard/pricing/spec.py and loopguard/ledger/spec.py; docs/money.md)
-    max_cost_usd: NonNegativeFloat | None = None
+    max_cost_usd: Usd | None = None
     """Dollars per run, checked before each model call against its projected cost."""
-    warn_cost_usd: NonNegativeFloat | None = None
+    warn_cost_usd: Usd | None = None
     unknown_model: Literal["warn", "block"] | None = None
     """A model without a price: `block` (refused before the call) or `warn` (warned once; its
     calls are not costed, so dollar caps cannot count them). Unset: `block` under any dollar
@@ -93,7 +92,7 @@ class Policy(BaseModel):
     redis+cluster://host:port (docs/money.md)."""
     on_ledger_error: Literal["closed", "open"] = "closed"
     """Ledger unreachable: `closed` refuses paid calls; `open` counts locally and warns."""
-    reservation_ttl: float = Field(600.0, gt=0)
+    reservation_ttl: float = Field(600.0, gt=0, allow_inf_nan=False)
     """Seconds a reservation is held; longer than your slowest model call."""
 
     @property

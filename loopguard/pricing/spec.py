@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+# Dollars, or dollars per million tokens: `inf` or `nan` would make every cap pass or fail.
+Usd = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class LongContextSpec(BaseModel):
@@ -13,11 +18,11 @@ class LongContextSpec(BaseModel):
     model_config = _STRICT
 
     above_input_tokens: PositiveInt
-    input: NonNegativeFloat
-    output: NonNegativeFloat
-    cache_read: NonNegativeFloat | None = None
-    cache_write: NonNegativeFloat | None = None
-    cache_write_1h: NonNegativeFloat | None = None
+    input: Usd
+    output: Usd
+    cache_read: Usd | None = None
+    cache_write: Usd | None = None
+    cache_write_1h: Usd | None = None
 
 
 class PriceSpec(BaseModel):
@@ -26,13 +31,13 @@ class PriceSpec(BaseModel):
 
     model_config = _STRICT
 
-    input: NonNegativeFloat
-    output: NonNegativeFloat
-    cache_read: NonNegativeFloat | None = None
-    cache_write: NonNegativeFloat | None = None
-    cache_write_1h: NonNegativeFloat | None = None
+    input: Usd
+    output: Usd
+    cache_read: Usd | None = None
+    cache_write: Usd | None = None
+    cache_write_1h: Usd | None = None
     long_context: LongContextSpec | None = None
-    regional_multiplier: float | None = Field(default=None, ge=1)
+    regional_multiplier: float | None = Field(default=None, ge=1, allow_inf_nan=False)
     """Bedrock only: factor for geographic and in-region ids (global. ids pay the listed price)."""
 
 

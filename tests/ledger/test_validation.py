@@ -3,12 +3,13 @@ time a budget that cannot be checked follows on_ledger_error (closed refuses), n
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
 import pytest
 
-from loopguard import Guard, LoopGuardAbort
+from loopguard import ConfigError, Guard, LoopGuardAbort, Policy
 from loopguard.cli import main
 from loopguard.events import Message, ModelEnd, ModelStart, Usage
 from tests.ledger._workers import MODEL, money_policy
@@ -28,14 +29,19 @@ BAD_LEDGERS = [
 IDS = ["no-file", "host", "port-range", "port-text", "db-text", "option"]
 
 
+def _check_fails(path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`loopguard policy check` on `text` written to `path`: exit 1, and its error output."""
+    path.write_text(text)
+    assert main(["policy", "check", str(path)]) == 1
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("uri", "why"), BAD_LEDGERS, ids=IDS)
 def test_policy_check_rejects_a_ledger_that_cannot_open(
     uri: str, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "loopguard.toml"
-    path.write_text(f'ledger = "{uri}"\n[[budgets]]\nmax_usd = 1\n')
-    assert main(["policy", "check", str(path)]) == 1
-    err = capsys.readouterr().err
+    err = _check_fails(path, f'ledger = "{uri}"\n[[budgets]]\nmax_usd = 1\n', capsys)
     assert f"{path}:1: ledger:" in err and why in err and "write " in err
 
 
@@ -52,10 +58,8 @@ def test_policy_check_rejects_a_ledger_that_cannot_open(
 def test_policy_check_rejects_a_limit_no_ledger_can_hold(
     value: str, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "loopguard.toml"
-    path.write_text(f'ledger = "memory://"\n[[budgets]]\nscope = "global"\n{value}\n')
-    assert main(["policy", "check", str(path)]) == 1
-    err = capsys.readouterr().err
+    text = f'ledger = "memory://"\n[[budgets]]\nscope = "global"\n{value}\n'
+    err = _check_fails(tmp_path / "loopguard.toml", text, capsys)
     key = value.split(" ")[0]
     assert f"budgets.0.{key}" in err and why in err
 
@@ -63,10 +67,53 @@ def test_policy_check_rejects_a_limit_no_ledger_can_hold(
 def test_huge_integers_from_yaml_are_rejected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "loopguard.yaml"
-    path.write_text("budgets:\n  - max_usd: 1\n    max_tokens: " + "9" * 40 + "\n")
-    assert main(["policy", "check", str(path)]) == 1
-    assert "budgets.0.max_tokens" in capsys.readouterr().err
+    text = "budgets:\n  - max_usd: 1\n    max_tokens: " + "9" * 40 + "\n"
+    assert "budgets.0.max_tokens" in _check_fails(tmp_path / "loopguard.yaml", text, capsys)
+
+
+# The policy's own money numbers, as TOML (which has inf and nan): (text, line, key path).
+NON_FINITE = [
+    ("max_cost_usd = inf\n", 1, "max_cost_usd"),
+    ("max_cost_usd = 2\nwarn_cost_usd = nan\n", 2, "warn_cost_usd"),
+    ("reservation_ttl = inf\n", 1, "reservation_ttl"),
+    ('[prices."my-model"]\ninput = 1.0\noutput = inf\n', 3, "prices.my-model.output"),
+    ("[fallback_price]\ninput = nan\noutput = 1.0\n", 2, "fallback_price.input"),
+    (
+        "[fallback_price]\ninput = 1.0\noutput = 1.0\nregional_multiplier = inf\n",
+        4,
+        "fallback_price.regional_multiplier",
+    ),
+    (
+        "[fallback_price]\ninput = 1.0\noutput = 1.0\n"
+        "[fallback_price.long_context]\nabove_input_tokens = 200000\ninput = 2.0\noutput = -inf\n",
+        7,
+        "fallback_price.long_context.output",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "key"), NON_FINITE, ids=[k for _, _, k in NON_FINITE])
+def test_policy_check_rejects_a_money_number_that_is_not_finite(
+    text: str, line: int, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "loopguard.toml"
+    err = _check_fails(path, text, capsys)
+    assert f"{path}:{line}: {key}: input should be a finite number" in err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"max_cost_usd": float("inf")}, "max_cost_usd"),
+        ({"warn_cost_usd": float("nan")}, "warn_cost_usd"),
+        ({"reservation_ttl": float("inf")}, "reservation_ttl"),
+        ({"prices": {"m": {"input": float("inf"), "output": 1.0}}}, "prices.m.input"),
+        ({"fallback_price": {"input": 1.0, "output": float("nan")}}, "fallback_price.output"),
+    ],
+)
+def test_policy_rejects_a_money_number_that_is_not_finite(kwargs: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"Policy\(\.\.\.\): {re.escape(key)}: .*finite"):
+        Policy(**kwargs)
 
 
 def _calls_through(guard: Guard, n: int, refused_by: str) -> int:
