@@ -8,6 +8,7 @@ guard's own sentences (verdict reasons, status descriptions), which quote such n
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from loopguard.normalize import digest
@@ -62,6 +63,15 @@ def _clean(value: str, limit: int) -> str:
     if len(value) > limit:
         shown += f"...[{len(value):,} chars, {digest(value)}]"
     return shown
+
+
+_URI_PASSWORD = re.compile(r"(\w[\w+.-]*://[^/@:\s]*:)[^@\s]*@")
+
+
+def uri(value: str) -> str:
+    """A ledger URI (or a message quoting one) with its password masked:
+    `redis://user:secret@host` -> `redis://user:***@host`."""
+    return _URI_PASSWORD.sub(r"\1***@", value) if "@" in value else value
 
 
 def sig(value: float) -> float:

@@ -53,6 +53,11 @@ class EventFormatError(LoopGuardError, ValueError):
 class LedgerUnavailable(LoopGuardError, RuntimeError):
     """The ledger's storage cannot be reached; the policy's on_ledger_error decides."""
 
+    def __init__(self, message: str) -> None:
+        from loopguard import _safe  # here: this module imports nothing of loopguard's at load
+
+        super().__init__(_safe.uri(message))  # a URI's password never reaches logs or spans
+
 
 class UnknownModel(LoopGuardError, LookupError):
     """No price for a model id; the message says how to add one."""

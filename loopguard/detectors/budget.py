@@ -245,7 +245,7 @@ class BudgetCheck:
                     f"budget ledger unreachable ({exc}); paid calls are "
                     f"refused (on_ledger_error = 'closed')",
                     limit="ledger",
-                    ledger=policy.ledger,
+                    ledger=_safe.uri(policy.ledger),
                     **projection,
                 )
             self._degraded(state, policy, exc)
@@ -421,13 +421,13 @@ class BudgetCheck:
         return None
 
     def _degraded(self, state: RunState, policy: Policy, exc: Exception) -> None:
-        state.attributes["loopguard.ledger_degraded"] = policy.ledger
+        state.attributes["loopguard.ledger_degraded"] = _safe.uri(policy.ledger)
         if self.ledgers.should_log(policy.ledger, time.time()):
             logger.error(
                 "loopguard: budget ledger %s unreachable (%s); counting budgets in "
                 "this process only (on_ledger_error = 'open'). Spend is kept and "
                 "written to the ledger when it is back.",
-                policy.ledger,
+                _safe.uri(policy.ledger),
                 exc,
             )
 

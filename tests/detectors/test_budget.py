@@ -224,6 +224,22 @@ def test_ledger_unreachable_fails_closed() -> None:
         guard.process(start("r", 0))
 
 
+def test_a_ledger_password_never_leaves_the_process(caplog: pytest.LogCaptureFixture) -> None:
+    uri = f"redis://app:s3cr3t-pw@127.0.0.1:{free_port()}/0"  # nothing listens there
+    guard = Guard(policy(ledger=uri, budgets=[{"max_usd": 1}]))
+    with caplog.at_level(logging.DEBUG, logger="loopguard"):
+        with pytest.raises(LoopGuardAbort) as info:
+            guard.process(start("r", 0))
+    shown = [str(info.value), repr(info.value.verdict.to_dict()), caplog.text]
+    assert all("s3cr3t-pw" not in text for text in shown)
+    assert "redis://app:***@127.0.0.1" in str(info.value)  # still says which ledger
+    open_guard = Guard(policy(ledger=uri, on_ledger_error="open", budgets=[{"max_usd": 1}]))
+    with caplog.at_level(logging.DEBUG, logger="loopguard"):
+        open_guard.process(start("r", 0))
+    attributes = repr(open_guard.get_run("r").attributes)
+    assert "s3cr3t-pw" not in caplog.text + attributes and "app:***@" in attributes
+
+
 class Flaky(MemoryLedger):
     """A ledger whose storage can be switched off."""
 
