@@ -121,7 +121,7 @@ _LONG_ONLY = re.compile(
 # A generated id: 6+ letters and digits with at least two of each ("7hq2k9x4", "zfa04y"), the
 # kind a service makes up for each call (a deployment, a ticket, a request). Tokens with two
 # digits are found by the pattern; the letters are counted only for those.
-_LETTER_DIGIT = re.compile(r"[a-z][0-9]|[0-9][a-z]")
+_SHAPE = bytes(48 if 48 <= c <= 57 else 97 if 97 <= c <= 122 else 32 for c in range(256))
 _TWO_DIGITS = re.compile(r"(?<![a-z0-9])[a-z]*\d[a-z]*\d[a-z0-9]*(?![a-z0-9])")
 
 
@@ -157,8 +157,12 @@ def same_call_result(text: str) -> str:
     cached: each result is compared once (`detectors/_calls.py` shares it), and the masks it
     builds on are."""
     masked = mask_volatile(text)
-    # A generated id has a letter next to a digit somewhere: most results have none.
-    return _TWO_DIGITS.sub(_generated_id, masked) if _LETTER_DIGIT.search(masked) else masked
+    # A generated id has a letter next to a digit somewhere: most results have none. Found by
+    # mapping digits to "0" and letters to "a" (bytes.translate, several times a regex's speed).
+    shape = masked.encode("utf-8", "surrogatepass").translate(_SHAPE)
+    if b"a0" in shape or b"0a" in shape:
+        return _TWO_DIGITS.sub(_generated_id, masked)
+    return masked
 
 
 @_cached
