@@ -203,3 +203,29 @@ def test_a_recording_replays_the_nesting() -> None:
     stopped = {r.run: r for r in results}["c"]
     assert stopped.verdict is not None
     assert stopped.verdict.evidence["enclosing_run"] == "p"
+
+
+def test_a_sub_agent_spends_from_the_enclosing_run_budget_in_sqlite(tmp_path: Any) -> None:
+    # The supervisor's agent budget ($2.50 a day in a SQLite ledger) pays for its sub-agent's
+    # calls too: at $1 a call, two go out, and the ledger holds exactly $2 spent.
+    from loopguard.ledger import open_ledger
+
+    uri = f"sqlite:///{tmp_path}/ledger.db"
+    budget = {"scope": "agent", "period": "day", "max_usd": 2.5}
+    guard = Guard(
+        rules(child={"max_model_calls": 50}, supervisor={"ledger": uri, "budgets": [budget]}),
+        pricer=lambda *_: 1.0,
+    )
+    guard.process(RunStart(run="sup", agent="supervisor"))
+    guard.process(RunStart(run="sub", agent="child", parent="sup"))
+    call(guard, "sub", 1, "child")
+    call(guard, "sub", 2, "child")
+    with pytest.raises(LoopGuardAbort) as info:
+        call(guard, "sub", 3, "child")
+    assert info.value.verdict.evidence["limit"] == "budget.max_usd"
+    assert info.value.verdict.evidence["enclosing_agent"] == "supervisor"
+    guard.end_run("sub", "aborted")
+    guard.end_run("sup", "aborted")  # stopped too: its budget is spent
+    usage = open_ledger(uri).usage()
+    assert [round(u.spent_usd, 6) for u in usage] == [2.0]
+    assert [u.reserved_usd for u in usage] == [0.0]  # the refused call's hold given back

@@ -146,6 +146,40 @@ def test_middleware_end_stops_the_child_then_the_parent_whose_cap_it_hit() -> No
     assert guard.active_runs == 0
 
 
+def test_middleware_outer_agent_pauses_for_its_sub_agents_spend() -> None:
+    # The outer agent pauses (exit_behavior="interrupt"), its sub-agent ends ("end"): the
+    # sub-agent's call refused by the outer cap ends it, the outer agent pauses at its next
+    # call, and a person raises the outer cap for this run: the tree goes on to the new cap.
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    guard = Guard(policies({"max_model_calls": 3}, child={"max_model_calls": 50}))
+    parent_model, child_model = asks_child_forever(), one_answer()
+    child = create_agent(
+        child_model,
+        [],
+        name="child",
+        middleware=[LoopGuardMiddleware(guard, exit_behavior="end", telemetry=False)],
+    )
+    parent = create_agent(
+        parent_model,
+        [child_tool(child)],
+        name="parent",
+        middleware=[LoopGuardMiddleware(guard, exit_behavior="interrupt", telemetry=False)],
+        checkpointer=InMemorySaver(),
+    )
+    thread = {"configurable": {"thread_id": "t-1"}}
+    out = parent.invoke(USER, thread)
+    assert out["__interrupt__"][0].value["evidence"]["max"] == 3
+    assert parent_model.call_count + child_model.call_count == 3
+    out = parent.invoke(Command(resume={"limits": {"max_model_calls": 5}}), thread)
+    assert out["__interrupt__"][0].value["evidence"]["max"] == 5
+    assert parent_model.call_count + child_model.call_count == 5
+    parent.invoke(Command(resume="stop"), thread)
+    assert parent_model.call_count + child_model.call_count == 5
+    assert guard.active_runs == 0
+
+
 def test_middleware_sub_agent_is_judged_by_its_own_policy() -> None:
     rules = policies({"max_tool_calls": 50}, child={"max_tool_calls": 1})
     parent_model, child_model, searches = asks_child_forever(), endless_model(), ToolCounter()
@@ -213,6 +247,21 @@ def test_handler_sub_agent_tool_rolls_up_and_has_its_own_policy() -> None:
         "child",
         "max_tool_calls",
     )
+
+
+def test_handler_sub_agent_streamed_with_its_model_streaming() -> None:
+    # stream_mode="messages" makes every model stream token by token, the child's included.
+    rules = policies({"max_model_calls": 3}, child={"max_model_calls": 50})
+    parent_model, child_model = asks_child_forever(), one_answer()
+    child = create_agent(child_model, [], name="child")
+    parent = create_agent(parent_model, [child_tool(child)], name="parent")
+    with pytest.raises(LoopGuardAbort) as info:
+        for _ in parent.stream(
+            USER, config={"callbacks": [handler(rules)]}, stream_mode="messages"
+        ):
+            pass
+    assert parent_model.call_count + child_model.call_count == 3
+    assert info.value.verdict.evidence["enclosing_agent"] == "parent"
 
 
 async def test_handler_sub_agent_async_dollar_cap() -> None:
