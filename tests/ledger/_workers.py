@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import random
 import signal
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from loopguard import Guard, LoopGuardAbort, Policy
@@ -65,6 +67,41 @@ def spend(uri: str, cap_usd: float, tenant: str, calls: int, seed: int, out: Any
             guard.end_run(run)
             run_no += 1
     out.put((went, refused, spent))
+
+
+def spend_in_processes(
+    uri: str, cap_usd: float, tenants: Sequence[str], calls: int
+) -> list[tuple[int, int, float]]:
+    """`spend` in one forked process per entry of `tenants` (its index the seed), at once;
+    their reports, once every process has exited cleanly."""
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=spend, args=(uri, cap_usd, tenant, calls, seed, out))
+        for seed, tenant in enumerate(tenants)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    return results
+
+
+def call(guard: Guard, run: str, meta: dict[str, Any], max_tokens: int = 50) -> None:
+    """One model call through `guard` (run and call id `run`), settled at 5 + 50 tokens."""
+    guard.process(
+        ModelStart(
+            run=run,
+            model=MODEL,
+            messages=[Message("user", "hi")],
+            max_tokens=max_tokens,
+            id=run,
+            meta=meta,
+        )
+    )
+    guard.process(ModelEnd(run=run, model=MODEL, usage=Usage(5, 50), id=run))
 
 
 def hold_and_wait(uri: str, cap_usd: float, tenant: str, ttl: float, ready: Any) -> None:

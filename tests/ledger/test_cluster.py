@@ -4,7 +4,6 @@ processes."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import uuid
 from pathlib import Path
 
@@ -12,12 +11,10 @@ import pytest
 
 from loopguard import Guard, LoopGuardAbort
 from loopguard.cli import main
-from loopguard.events import Message, ModelEnd, ModelStart, Usage
 from loopguard.ledger import open_ledger
 from loopguard.ledger.spec import PREFIX
 from tests.ledger import _workers
 
-ctx = mp.get_context("fork")
 WORKERS = 6
 CALLS = 25
 CAP = 0.02  # about 25 of each tenant's 75 attempted calls fit
@@ -43,17 +40,8 @@ def _spread_tenants(uri: str) -> list[str]:
 def test_tenants_spread_and_no_budget_is_overshot(cluster_url: str) -> None:
     uri = _sharded(cluster_url)
     tenants = _spread_tenants(uri)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_workers.spend, args=(uri, CAP, tenants[seed % 2], CALLS, seed, out))
-        for seed in range(WORKERS)
-    ]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+    spread = [tenants[seed % 2] for seed in range(WORKERS)]
+    results = _workers.spend_in_processes(uri, CAP, spread, CALLS)
     assert sum(r[1] for r in results) > 0, "the caps were never reached"
     assert sum(r[0] + r[1] for r in results) == WORKERS * CALLS
     ledger = open_ledger(uri)
@@ -76,20 +64,6 @@ def test_tenants_spread_and_no_budget_is_overshot(cluster_url: str) -> None:
         ledger.close()
 
 
-def _call(guard: Guard, run: str, meta: dict, max_tokens: int = 50) -> None:
-    guard.process(
-        ModelStart(
-            run=run,
-            model=_workers.MODEL,
-            messages=[Message("user", "hi")],
-            max_tokens=max_tokens,
-            id=run,
-            meta=meta,
-        )
-    )
-    guard.process(ModelEnd(run=run, model=_workers.MODEL, usage=Usage(5, 50), id=run))
-
-
 def test_one_reservation_spans_tenant_conversation_and_trip_keys(cluster_url: str) -> None:
     uri = _sharded(cluster_url)
     tenant = f"t-{uuid.uuid4().hex[:6]}"
@@ -99,9 +73,12 @@ def test_one_reservation_spans_tenant_conversation_and_trip_keys(cluster_url: st
     ]
     guard = Guard(_workers.money_policy(ledger=uri, budgets=budgets))
     meta = {"tenant": tenant, "thread_id": f"th-{tenant}"}
-    _call(guard, "a", meta)  # tenant, conversation and their trip keys: one slot, one script
+    _workers.call(
+        guard, "a", meta
+    )  # tenant, conversation and their trip keys: one slot, one script
     with pytest.raises(LoopGuardAbort) as over:
-        _call(guard, "b", meta, max_tokens=4000)  # the conversation's $0.001 cannot take it
+        # the conversation's $0.001 cannot take it
+        _workers.call(guard, "b", meta, max_tokens=4000)
     assert over.value.verdict.evidence["key"].startswith(f"{PREFIX}conversation:")
     ledger = open_ledger(uri)
     try:
@@ -114,9 +91,9 @@ def test_one_reservation_spans_tenant_conversation_and_trip_keys(cluster_url: st
     args = ["budget", "trip", "--ledger", uri, "--tenant", tenant, "--label", "tenant"]
     assert main([*args, "--reason", "fraud"]) == 0
     with pytest.raises(LoopGuardAbort, match="fraud"):
-        _call(guard, "c", {"tenant": tenant})
+        _workers.call(guard, "c", {"tenant": tenant})
     assert main(["budget", "untrip", "--ledger", uri, "--tenant", tenant, "--label", "tenant"]) == 0
-    _call(guard, "d", {"tenant": tenant})
+    _workers.call(guard, "d", {"tenant": tenant})
 
 
 def test_a_sharded_cluster_refuses_what_it_cannot_keep(
@@ -136,7 +113,7 @@ def test_a_sharded_cluster_refuses_what_it_cannot_keep(
 def test_an_unsharded_cluster_keeps_every_budget_in_one_slot(cluster_url: str) -> None:
     budgets = [{"scope": "global", "max_usd": 1}, {"scope": "agent", "max_usd": 1}]
     guard = Guard(_workers.money_policy(ledger=cluster_url, budgets=budgets))
-    _call(guard, "r", {})
+    _workers.call(guard, "r", {})
     assert main(["budget", "trip", "--ledger", cluster_url, "--agent", "x", "--reason", "r"]) == 0
     assert main(["budget", "untrip", "--ledger", cluster_url, "--agent", "x"]) == 0
 
@@ -148,7 +125,7 @@ def test_a_cluster_that_cannot_be_reached_follows_on_ledger_error() -> None:
     budgets = [{"scope": "global", "max_usd": 1}]
     closed = Guard(_workers.money_policy(ledger=uri, budgets=budgets))
     with pytest.raises(LoopGuardAbort) as info:
-        _call(closed, "r", {})
+        _workers.call(closed, "r", {})
     assert info.value.verdict.evidence["limit"] == "ledger"
     opened = Guard(_workers.money_policy(ledger=uri, on_ledger_error="open", budgets=budgets))
-    _call(opened, "r", {})  # counted in this process; the spend is kept to replay
+    _workers.call(opened, "r", {})  # counted in this process; the spend is kept to replay

@@ -43,17 +43,7 @@ def _tenant_usage(uri: str, tenant: str):
 @pytest.mark.parametrize("round_", range(3))
 def test_many_workers_never_overshoot_a_shared_budget(shared_uri: str, round_: int) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_workers.spend, args=(shared_uri, CAP, tenant, CALLS, seed, out))
-        for seed in range(WORKERS)
-    ]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+    results = _workers.spend_in_processes(shared_uri, CAP, [tenant] * WORKERS, CALLS)
     went = sum(r[0] for r in results)
     refused = sum(r[1] for r in results)
     charged = sum(r[2] for r in results)

@@ -13,7 +13,6 @@ import pytest
 
 from loopguard import Guard, LoopGuardAbort
 from loopguard.cli import main
-from loopguard.events import Message, ModelEnd, ModelStart, Usage
 from loopguard.ledger import open_ledger
 from tests.ledger import _workers
 
@@ -60,34 +59,23 @@ def test_a_trip_stops_every_worker_and_untrip_lets_them_go_on(shared_uri: str) -
     assert all(p.exitcode == 0 for p in procs)
 
 
-def _call(guard: Guard, run: str, tenant: str, max_tokens: int) -> None:
-    guard.process(
-        ModelStart(
-            run=run,
-            model=_workers.MODEL,
-            messages=[Message("user", "hi")],
-            max_tokens=max_tokens,
-            id=run,
-            meta={"tenant": tenant},
-        )
-    )
-    guard.process(ModelEnd(run=run, model=_workers.MODEL, usage=Usage(5, 50), id=run))
-
-
 def test_an_exhausted_budget_stays_shut_for_its_window(shared_uri: str) -> None:
     tenant = f"t-{uuid.uuid4().hex[:6]}"
     budget = {"scope": "tenant", "key": "tenant", "period": "day", "max_usd": 0.001, "trip": True}
     workers = [Guard(_workers.money_policy(ledger=shared_uri, budgets=[budget])) for _ in "ab"]
-    _call(workers[0], "a1", tenant, 50)  # about $0.0002
+    _workers.call(workers[0], "a1", {"tenant": tenant})  # about $0.0002
     with pytest.raises(LoopGuardAbort) as big:
-        _call(workers[0], "a2", tenant, 4000)  # $0.016 would not fit: refused, and trips
+        _workers.call(
+            workers[0], "a2", {"tenant": tenant}, max_tokens=4000
+        )  # $0.016 would not fit: refused, and trips
     assert big.value.verdict.evidence["limit"] == "budget.max_usd"
     with pytest.raises(LoopGuardAbort) as small:
-        _call(workers[1], "b1", tenant, 50)  # would fit, but the budget is tripped
+        # would fit, but the budget is tripped
+        _workers.call(workers[1], "b1", {"tenant": tenant})
     v = small.value.verdict
     assert v.evidence["limit"] == "trip" and "budget exhausted" in v.reason
     trips = [t for t in open_ledger(shared_uri).trips() if tenant in t.key]
     assert len(trips) == 1 and trips[0].auto and trips[0].until > time.time()
     # resettable: untrip (or reset the budget) and a call that fits goes out again
     assert main(["budget", "untrip", "--ledger", shared_uri, "--key", trips[0].key]) == 0
-    _call(workers[1], "b2", tenant, 50)
+    _workers.call(workers[1], "b2", {"tenant": tenant})
