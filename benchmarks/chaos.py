@@ -25,7 +25,6 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from loopguard.events import Message, ModelEnd, ModelStart, Usage
 from loopguard.ledger import open_ledger, usd_to_nano
 from loopguard.ledger.spec import PREFIX
 from loopguard.testing.policies import money_policy
+from loopguard.testing.redis_server import free_port
 
 ctx = mp.get_context("fork")
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -54,9 +54,7 @@ class Server:
 
     def __init__(self, workdir: str) -> None:
         self.dir = workdir
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
         self.events: list[str] = []

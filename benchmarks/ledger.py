@@ -19,7 +19,6 @@ import argparse
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from loopguard.ledger import Claim, open_ledger
+from loopguard.testing import redis_server
 
 ctx = mp.get_context("fork")
 NANO = 1_000_000_000
@@ -188,110 +188,24 @@ def overshoot(backend: str, uri: str, workers: int, attempts: int) -> tuple[floa
 
 
 def start_redis() -> tuple[subprocess.Popen | None, str | None]:
+    """A private redis-server, or (None, None) without one."""
     if shutil.which("redis-server") is None:
         return None, None
     try:
-        import redis
-    except ImportError:
+        return redis_server.start_redis()
+    except (ImportError, RuntimeError):
         return None, None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(200):
-        try:
-            client.ping()
-            return proc, url
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    return None, None
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def start_cluster(workdir: str) -> tuple[list[subprocess.Popen], str | None]:
     """A 3-master Redis Cluster on loopback (redis+cluster:// URI), or ([], None)."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         return [], None
-    import redis
-
-    ports: list[int] = []
-    while len(ports) < 3:  # each node also listens on port + 10000 (the cluster bus)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 55_000 and port not in ports and _free(port + 10_000):
-            ports.append(port)
-    procs = [
-        subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(p),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                f"nodes-{p}.conf",
-                "--dir",
-                workdir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for p in ports
-    ]
-    deadline = time.monotonic() + 60
-    for p in ports:
-        while True:
-            try:
-                redis.Redis(port=p).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    return procs, None
-                time.sleep(0.05)
-    nodes = [f"127.0.0.1:{p}" for p in ports]
-    subprocess.run(
-        ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-        capture_output=True,
-        timeout=30,
-    )
-    for p in ports:
-        while redis.Redis(port=p).cluster("info").get("cluster_state") != "ok":
-            if time.monotonic() > deadline:
-                return procs, None
-            time.sleep(0.05)
-    return procs, f"redis+cluster://127.0.0.1:{ports[0]}/0"
+    try:
+        procs, url = redis_server.start_cluster(workdir, timeout=60)
+    except (ImportError, RuntimeError):
+        return [], None
+    return list(procs), url
 
 
 def main() -> int:
