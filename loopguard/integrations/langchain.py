@@ -474,15 +474,16 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         if node is None:
             return
         try:
-            self._send(
-                ToolFailed(
-                    run=node.root,
-                    agent=node.agent,
-                    id=node.id,
-                    tool=node.label or "tool",
-                    error=f"{type(error).__name__}: {error}",
+            if not _pauses(error):  # a pause (LangGraph's interrupt()) is not a failure
+                self._send(
+                    ToolFailed(
+                        run=node.root,
+                        agent=node.agent,
+                        id=node.id,
+                        tool=node.label or "tool",
+                        error=f"{type(error).__name__}: {error}",
+                    )
                 )
-            )
         except LoopGuardAbort:
             raise
         except Exception:  # noqa: BLE001
@@ -525,6 +526,12 @@ def _starts_agent(metadata: Mapping[str, Any] | None, kwargs: Mapping[str, Any])
         return False
     agent = metadata.get("lc_agent_name")
     return agent is not None and kwargs.get("name") == agent and "langgraph_node" in metadata
+
+
+def _pauses(error: BaseException) -> bool:
+    """Whether `error` is LangGraph's way of pausing or handing control up (`interrupt()`,
+    `Command(graph=PARENT)`): its GraphBubbleUp, known by name so LangGraph stays optional."""
+    return any(cls.__name__ == "GraphBubbleUp" for cls in type(error).__mro__)
 
 
 def _failed(error: BaseException) -> str:

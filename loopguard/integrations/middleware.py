@@ -29,6 +29,7 @@ from langchain.agents.middleware.types import (
     PrivateStateAttr,
 )
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.errors import GraphBubbleUp
 
 from loopguard.detectors import RUNAWAY
 from loopguard.errors import ConfigError
@@ -310,7 +311,8 @@ class LoopGuardMiddleware(AgentMiddleware):
             self._unwind(call.run, exc)
             raise
         except Exception as exc:
-            self._tool_failed(call, exc)
+            if not isinstance(exc, GraphBubbleUp):  # a pause (interrupt) is not a failure
+                self._tool_failed(call, exc)
             raise
         finally:
             _ENCLOSING_RUN.reset(enclosing)
@@ -327,7 +329,8 @@ class LoopGuardMiddleware(AgentMiddleware):
             self._unwind(call.run, exc)
             raise
         except Exception as exc:
-            self._tool_failed(call, exc)
+            if not isinstance(exc, GraphBubbleUp):  # a pause (interrupt) is not a failure
+                self._tool_failed(call, exc)
             raise
         finally:
             _ENCLOSING_RUN.reset(enclosing)

@@ -305,3 +305,45 @@ def test_handler_subgraph_nodes_roll_up_into_the_graph_run() -> None:
         )
     assert b_model.call_count == 1
     assert "enclosing_run" not in info.value.verdict.evidence
+
+
+@pytest.mark.parametrize("adapter", ["middleware", "handler"])
+def test_a_pause_inside_a_tool_is_not_a_tool_failure(adapter: str) -> None:
+    # A tool that asks a person (LangGraph's interrupt()) pauses the agent: the guard must not
+    # count it as a failed tool call (the repeated-errors and tool-repeat detectors would).
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command, interrupt
+
+    from loopguard.events import Event, ToolFailed
+    from loopguard.state import RunState
+
+    class Events:
+        def __init__(self) -> None:
+            self.seen: list[Event] = []
+
+        def on_event(self, state: RunState, event: Event) -> None:
+            self.seen.append(event)
+
+        def on_verdict(self, state: RunState, event: Event, verdict: Any) -> None:
+            pass
+
+        def on_run_end(self, state: RunState, event: Any) -> None:
+            pass
+
+    @tool
+    def ask_person(q: str) -> str:
+        """Ask a person."""
+        return str(interrupt(q))
+
+    events = Events()
+    guard = Guard(policies(), sinks=[events])
+    model = ScriptedChatModel(replies=[tool_call("ask_person", q="ok?"), AIMessage("done")])
+    on_agent = [middleware(guard)] if adapter == "middleware" else []
+    agent = create_agent(model, [ask_person], middleware=on_agent, checkpointer=InMemorySaver())
+    thread: dict[str, Any] = {"configurable": {"thread_id": "t-2"}}
+    if adapter == "handler":
+        thread["callbacks"] = [LoopGuardCallbackHandler(guard)]
+    assert "__interrupt__" in agent.invoke(USER, thread)
+    out = agent.invoke(Command(resume="yes"), thread)
+    assert out["messages"][-1].content == "done"
+    assert not [e for e in events.seen if isinstance(e, ToolFailed)]
