@@ -52,6 +52,22 @@ def _ping_pong(request: Request) -> Reply:
     return Reply.calling("fetch_page", "Let me open the top result.", url=_URL)
 
 
+_REWORDED = (
+    "ACME X100 widget price today",
+    "current price of the ACME X100",
+    "how much does an ACME X100 widget cost",
+    "ACME X100 cost today",
+    "price ACME X100 widget now",
+)
+
+
+def _reworded_search(request: Request) -> Reply:
+    # The loop real agents run: the query reworded every time, the same results back. No two
+    # calls are alike enough for the repeat detectors; nothing new comes back either.
+    query = _REWORDED[request.turn % len(_REWORDED)]
+    return Reply.calling("web_search", "Let me search once more, worded differently.", query=query)
+
+
 def _snowball(request: Request) -> Reply:
     # Never the same call twice, but every page read stays in the context: each call costs
     # more than the one before.
@@ -96,6 +112,13 @@ SCENARIOS: dict[str, Scenario] = {
             f"What does the {_QUERY.removesuffix(' today')} cost today?",
             ("web_search", "fetch_page"),
             _ping_pong,
+        ),
+        Scenario(
+            "reworded-search",
+            "rewords the same web search; the same results come back every time",
+            f"What does the {_QUERY.removesuffix(' today')} cost today?",
+            ("web_search",),
+            _reworded_search,
         ),
         Scenario(
             "snowball",

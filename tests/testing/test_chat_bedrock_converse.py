@@ -227,3 +227,24 @@ def test_concurrent_agents_share_one_server():
     assert len(fake.calls) == 12 and all(c.outcome == "complete" for c in fake.calls)
     runs = {e.run for e in recorder.of(ModelEnd)}
     assert len(runs) == 4
+
+
+def test_a_reworded_search_is_stopped_by_progress_in_a_create_agent_run():
+    """The query changes every call; the results do not: the stall detector stops it."""
+    from langchain.agents import create_agent
+
+    from loopguard.demo.tools import tools_for
+    from loopguard.testing import SCENARIOS
+
+    scenario = SCENARIOS["reworded-search"]
+    handler, _ = guarded()
+    with FakeBedrock(scenario.name) as fake:
+        agent = create_agent(fake.chat_model(), tools_for(scenario.tools))
+        with pytest.raises(LoopGuardAbort) as info:
+            agent.invoke(
+                {"messages": [("user", scenario.task)]},
+                config={"callbacks": [handler], "recursion_limit": 100},
+            )
+    verdict = info.value.verdict
+    assert verdict.detector == "progress" and verdict.step <= 6
+    assert len(fake.calls) <= 5
