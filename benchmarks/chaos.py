@@ -31,6 +31,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -147,15 +149,20 @@ def _policy(uri: str, mode: str) -> Policy:
     )
 
 
+def _in_threads(calls: Callable[[int], tuple[int, int, int]], threads: int) -> tuple[int, ...]:
+    """`calls(0)` ... `calls(threads - 1)` at once, one thread each; the sums of their
+    (went, refused, nano-dollars)."""
+    with ThreadPoolExecutor(threads) as pool:
+        return tuple(map(sum, zip(*pool.map(calls, range(threads)), strict=True)))
+
+
 def guarded_worker(uri: str, mode: str, tenant: str, threads: int, until: float, out) -> None:
     """`threads` threads make guarded calls until `until`; report (went, refused, true nano)."""
     from loopguard.detectors.budget import LEDGERS
 
     guard = Guard(_policy(uri, mode))
-    totals = [0, 0, 0]
-    lock = threading.Lock()
 
-    def calls(t: int) -> None:
+    def calls(t: int) -> tuple[int, int, int]:
         went = refused = nano = 0
         i = 0
         while time.time() < until:
@@ -181,16 +188,9 @@ def guarded_worker(uri: str, mode: str, tenant: str, threads: int, until: float,
             nano += usd_to_nano(guard.get_run(run).last_call_cost or 0.0)
             went += 1
             guard.end_run(run)
-        with lock:
-            totals[0] += went
-            totals[1] += refused
-            totals[2] += nano
+        return went, refused, nano
 
-    ts = [threading.Thread(target=calls, args=(t,)) for t in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    totals = _in_threads(calls, threads)
     # What the outage kept is written once the server answers (bounded wait).
     ledger = LEDGERS.remote(uri)
     deadline = time.time() + 30
@@ -204,10 +204,8 @@ def naive_worker(url: str, key: str, threads: int, until: float, out) -> None:
     import redis
 
     client = redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
-    totals = [0, 0, 0]
-    lock = threading.Lock()
 
-    def calls(t: int) -> None:
+    def calls(t: int) -> tuple[int, int, int]:
         went = nano = 0
         i = 0
         while time.time() < until:
@@ -222,16 +220,9 @@ def naive_worker(url: str, key: str, threads: int, until: float, out) -> None:
                     time.sleep(0.05)
             went += 1
             nano += cost
-        with lock:
-            totals[0] += went
-            totals[2] += nano
+        return went, 0, nano
 
-    ts = [threading.Thread(target=calls, args=(t,)) for t in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    out.put((*totals, 0))
+    out.put((*_in_threads(calls, threads), 0))
 
 
 def phase(server: Server, name: str, args: argparse.Namespace) -> dict[str, Any]:
