@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -151,6 +151,13 @@ def print_json(data: Any, *, indent: int | None = 2) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
 
 
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """`rows` under `headers` as plain text on stdout, each column as wide as its widest cell."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for row in (headers, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
 __all__ = [
     "EXIT_FINDINGS",
     "EXIT_OK",
@@ -164,6 +171,7 @@ __all__ = [
     "load_policies",
     "open_input",
     "print_json",
+    "print_table",
     "read_policies",
     "write_output",
 ]

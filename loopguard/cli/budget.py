@@ -18,6 +18,7 @@ from loopguard.cli._common import (
     add_policy_option,
     load_policies,
     print_json,
+    print_table,
 )
 from loopguard.ledger.base import TRIP_PREFIX
 from loopguard.ledger.spec import PREFIX, agent_trip_key, tenant_trip_key
@@ -183,7 +184,7 @@ def _show(ledger: Any, uri: str, args: argparse.Namespace) -> int:
     if not rows:
         print(f"no budget keys matching {prefix!r} in {uri}")
     else:
-        _table(
+        print_table(
             ["key", "spent $", "reserved $", "spent tokens", "reserved tokens", "held"],
             [
                 [
@@ -201,7 +202,7 @@ def _show(ledger: Any, uri: str, args: argparse.Namespace) -> int:
         import time
 
         print()
-        _table(
+        print_table(
             ["tripped", "since", "until", "reason"],
             [
                 [
@@ -216,10 +217,3 @@ def _show(ledger: Any, uri: str, args: argparse.Namespace) -> int:
             ],
         )
     return EXIT_OK
-
-
-def _table(headers: list[str], data: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(d[i]) for d in data)) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
-    for d in data:
-        print("  ".join(c.ljust(w) for c, w in zip(d, widths, strict=False)).rstrip())

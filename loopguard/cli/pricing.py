@@ -18,6 +18,7 @@ from loopguard.cli._common import (
     add_policy_option,
     load_policies,
     print_json,
+    print_table,
 )
 
 if TYPE_CHECKING:
@@ -131,8 +132,5 @@ def _print_rows(rows: list[tuple[str, Price]]) -> None:
         Console().print(table)
         return
     data = [[model, *_cells(price)] for model, price in rows]
-    widths = [max(len(h), *(len(r[i]) for r in data)) for i, h in enumerate(HEADERS)]
-    print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip())
-    for r in data:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print_table(HEADERS, data)
     print("(USD per million tokens; '-' = no such price)")
