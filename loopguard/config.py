@@ -416,6 +416,12 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 key = (*path, str(k.value))
+                if k.tag not in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"):
+                    raise ConfigError(
+                        source,
+                        f"{'.'.join(key)}: a key must be a string (quote it)",
+                        line=k.start_mark.line + 1,
+                    )
                 lines.setdefault(key, k.start_mark.line + 1)
                 walk(v, key)
         elif isinstance(n, yaml.SequenceNode):

@@ -1,8 +1,8 @@
 """Plain events: what adapters report and the guard consumes.
 
-These mirror the JSON Lines contract in docs/events.md (version 1). Adapters build them on the hot
+These mirror the JSON Lines contract in docs/events.md (version 2). Adapters build them on the hot
 path, so they are slotted dataclasses rather than pydantic models; validation happens once, when a
-recording is read (`from_dict`).
+recording is read (`from_dict`, or `Decoder` for a recording's lines in order).
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from typing import Any, ClassVar, final
 
 from loopguard.errors import EventFormatError as EventFormatError  # also importable here
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Every version ever written, all still read. 2: a model_start may carry only the messages after
+# the first `prefix` ones of its run's previous model_start (recordings grow linearly).
+VERSIONS = (1, 2)
 
 ROLES = ("system", "user", "assistant", "tool")
 RUN_STATUSES = ("ok", "error", "aborted")
@@ -379,13 +382,69 @@ def _usage(raw: Any) -> Usage:
     return Usage(**values)
 
 
+def _seconds(value: int | float) -> float:
+    try:
+        ts = float(value)
+    except OverflowError:  # an integer too large for a float
+        ts = math.inf
+    if not math.isfinite(ts):
+        raise EventFormatError("field 'ts' must be a finite number of seconds since the epoch")
+    return ts
+
+
 def from_dict(d: Any) -> Event:
-    """Build an event from one decoded JSON line; raises EventFormatError naming the field."""
+    """Build an event from one decoded JSON line; raises EventFormatError naming the field.
+    A model_start that keeps messages of an earlier line (`prefix`) needs a `Decoder`."""
+    return _event(d, None)
+
+
+class Decoder:
+    """Builds the events of one recording from its lines, in order: a version-2 model_start
+    that keeps the first `prefix` messages of its run's previous model_start gets them back.
+    Holds the last message list of each run until the run's run_end."""
+
+    def __init__(self) -> None:
+        self._messages: dict[str, list[Message]] = {}
+
+    def decode(self, d: Any) -> Event:
+        """Like `from_dict`, for the recording's next line."""
+        event = _event(d, self._messages)
+        if type(event) is ModelStart:
+            self._messages[event.run] = event.messages
+        elif type(event) is RunEnd:
+            self._messages.pop(event.run, None)
+        return event
+
+
+def _kept(d: dict[str, Any], run: str, earlier: dict[str, list[Message]] | None) -> list[Message]:
+    """The messages a model_start keeps from its run's previous one (`prefix`)."""
+    prefix = _opt(d, "prefix", int, "a count of messages", 0)
+    if prefix == 0:
+        return []
+    if d["v"] < 2 or prefix < 0:
+        raise EventFormatError(f"field 'prefix' must be a count of messages, got {prefix!r}")
+    previous = earlier.get(run) if earlier is not None else None
+    if previous is None:
+        raise EventFormatError(
+            f"field 'prefix' keeps {prefix} messages of this run's previous model_start, "
+            "which is not in the lines read before"
+        )
+    if prefix > len(previous):
+        raise EventFormatError(
+            f"field 'prefix' keeps {prefix} messages; this run's previous model_start has "
+            f"{len(previous)}"
+        )
+    return previous[:prefix]
+
+
+def _event(d: Any, earlier: dict[str, list[Message]] | None) -> Event:
     if not isinstance(d, dict):
         raise EventFormatError(f"an event must be a JSON object, got {type(d).__name__}")
     v = d.get("v")
-    if v != FORMAT_VERSION:
-        raise EventFormatError(f"field 'v' must be {FORMAT_VERSION}, got {v!r}")
+    if type(v) is not int or v not in VERSIONS:
+        raise EventFormatError(
+            f"field 'v' must be one of {', '.join(map(str, VERSIONS))}, got {v!r}"
+        )
     kind = d.get("type")
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -395,7 +454,7 @@ def from_dict(d: Any) -> Event:
     common = {
         "run": _need(d, "run", str, "a string"),
         "agent": _opt(d, "agent", str, "a string or null"),
-        "ts": float(_need(d, "ts", (int, float), "seconds since the epoch")),
+        "ts": _seconds(_need(d, "ts", (int, float), "seconds since the epoch")),
         "id": _opt(d, "id", str, "a string"),
         "parent": _opt(d, "parent", str, "a string"),
         "meta": _opt(d, "meta", dict, "an object"),
@@ -404,10 +463,11 @@ def from_dict(d: Any) -> Event:
         return RunStart(**common, name=_opt(d, "name", str, "a string"))
     if cls is ModelStart:
         mt = _opt(d, "max_tokens", int, "an integer or null")
+        kept = _kept(d, common["run"], earlier)
         return ModelStart(
             **common,
             model=_need(d, "model", str, "a string"),
-            messages=_messages(d.get("messages", [])),
+            messages=kept + _messages(d.get("messages", [])),
             max_tokens=mt,
         )
     if cls is ModelEnd:

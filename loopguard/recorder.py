@@ -1,4 +1,4 @@
-"""The flight recorder: every event the guard sees, as JSON Lines (format v1, docs/events.md).
+"""The flight recorder: every event the guard sees, as JSON Lines (format v2, docs/events.md).
 
 A `Sink`: `Guard(sinks=[FlightRecorder("runs.jsonl")])`, or `record_to=PATH` on the handler.
 `loopguard replay` reads the file back, so a production run can be replayed offline under
@@ -15,13 +15,14 @@ one streamed answer are detected only on recordings with content.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 from pathlib import Path
 from typing import IO, Any
 
-from loopguard.events import Event, RunEnd
+from loopguard.events import Event, Message, ModelStart, RunEnd
 from loopguard.normalize import digest, normalize_light
 from loopguard.state import RunState
 from loopguard.verdict import Verdict
@@ -38,6 +39,10 @@ class FlightRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(self.path, "a", encoding="utf-8", buffering=_BUFFER)
         self._lock = threading.Lock()
+        # Each live run's last model_start messages: the next one writes only what follows
+        # the messages it shares with them (`prefix`), so a run's recording grows with its
+        # length, not with the square of it.
+        self._messages: dict[str, list[Message]] = {}
 
     # --- Sink -----------------------------------------------------------------------------
 
@@ -55,13 +60,35 @@ class FlightRecorder:
     # --- file -----------------------------------------------------------------------------
 
     def _write(self, event: Event) -> None:
-        data = event.to_dict()
-        if not self.record_content:
-            data = redact(data)
-        line = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        # Under the lock: a model_start's prefix refers to the line written before it.
         with self._lock:
-            if self._file is not None:
-                self._file.write(line)
+            if self._file is None:
+                return
+            data = self._encode(event)
+            if not self.record_content:
+                data = redact(data)
+            self._file.write(
+                json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+            )
+
+    def _encode(self, event: Event) -> dict[str, Any]:
+        if type(event) is RunEnd:
+            self._messages.pop(event.run, None)
+        if type(event) is not ModelStart:
+            return event.to_dict()
+        messages = event.messages
+        previous = self._messages.get(event.run, ())
+        self._messages[event.run] = list(messages)  # the adapter's list may change later
+        shared = 0
+        for before, now in zip(previous, messages, strict=False):
+            if before != now:
+                break
+            shared += 1
+        if not shared:
+            return event.to_dict()
+        data = dataclasses.replace(event, messages=messages[shared:]).to_dict()
+        data["prefix"] = shared
+        return data
 
     def flush(self) -> None:
         with self._lock:

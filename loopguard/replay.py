@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from loopguard.errors import EventFormatError
-from loopguard.events import Event, ModelStart, RunEnd, from_dict
+from loopguard.events import Decoder, Event, ModelStart, RunEnd
 from loopguard.guard import Guard
 from loopguard.verdict import Action, LoopGuardAbort, Verdict
 
@@ -136,8 +136,9 @@ def read_events(
     on_error: Callable[[LineError], None],
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[Event]:
-    """Events of a JSONL recording (a path, or a binary file such as stdin's buffer); a bad
-    line is reported to `on_error` and skipped."""
+    """Events of a JSONL recording (a path, or a binary file such as stdin's buffer), any
+    format version; a bad line is reported to `on_error` and skipped."""
+    decoder = Decoder()
     with ExitStack() as stack:
         f: BinaryIO
         if isinstance(path, (str, os.PathLike)):
@@ -151,16 +152,20 @@ def read_events(
                 continue
             try:
                 data = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                reason = (
-                    f"invalid JSON: {exc.msg} (column {exc.colno})"
-                    if isinstance(exc, json.JSONDecodeError)
-                    else f"not UTF-8: {exc.reason}"
-                )
-                on_error(LineError(name, number, reason))
+            except json.JSONDecodeError as exc:
+                on_error(LineError(name, number, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+                continue
+            except UnicodeDecodeError as exc:
+                on_error(LineError(name, number, f"not UTF-8: {exc.reason}"))
+                continue
+            except ValueError as exc:  # an integer of more digits than Python converts
+                on_error(LineError(name, number, f"invalid JSON: {exc}"))
+                continue
+            except RecursionError:
+                on_error(LineError(name, number, "invalid JSON: nested too deeply"))
                 continue
             try:
-                yield from_dict(data)
+                yield decoder.decode(data)
             except EventFormatError as exc:
                 on_error(LineError(name, number, str(exc)))
 

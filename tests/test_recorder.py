@@ -11,6 +11,7 @@ import pytest
 
 from loopguard import Guard, LoopGuardAbort, Policy
 from loopguard.events import (
+    FORMAT_VERSION,
     Message,
     ModelEnd,
     ModelStart,
@@ -24,7 +25,7 @@ from loopguard.events import (
     from_dict,
 )
 from loopguard.recorder import FlightRecorder, redact
-from loopguard.replay import replay_events
+from loopguard.replay import read_events, replay_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -63,7 +64,7 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_records_every_event_in_the_v1_format(tmp_path: Path) -> None:
+def test_records_every_event_in_the_current_format(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "runs.jsonl"
     recorder = FlightRecorder(path)
     guard = Guard(Policy(), sinks=[recorder])
@@ -79,7 +80,8 @@ def test_records_every_event_in_the_v1_format(tmp_path: Path) -> None:
         "tool_error",
         "run_end",
     ]
-    assert all(d["v"] == 1 and d["run"] == "r1" and d["agent"] == "a" for d in lines)
+    assert all(d["v"] == FORMAT_VERSION == 2 and d["run"] == "r1" for d in lines)
+    assert all(d["agent"] == "a" for d in lines)
     assert next(type(from_dict(d)).__name__ for d in lines) == "ModelStart"
     assert lines[0]["messages"][0]["content"] == "secret system prompt"
     recorder.close()
@@ -100,7 +102,7 @@ def test_without_content_every_text_is_a_stable_hash(tmp_path: Path) -> None:
     assert lines[3]["args"]["n"].startswith("sha256:")
     assert lines[0]["messages"][0]["content"] == lines[7]["messages"][0]["content"]  # stable
     for d in lines:
-        from_dict(d)  # still the v1 format
+        from_dict(d)  # still the format (each run has one model call: no prefix)
 
 
 def test_redacted_recordings_still_catch_exact_repeats(tmp_path: Path) -> None:
@@ -114,7 +116,7 @@ def test_redacted_recordings_still_catch_exact_repeats(tmp_path: Path) -> None:
                 guard.process(event)
         except LoopGuardAbort as stop:
             live = stop.verdict
-    replayed = replay_events(from_dict(d) for d in _lines(path))
+    replayed = replay_events(read_events(path, on_error=pytest.fail))
     assert replayed[0].action == "abort" and replayed[0].detector == live.detector
     assert replayed[0].step == live.step
 
