@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "replay",
         help="run recorded events (JSONL) through the guard offline",
-        description="Replay flight-recorder files (JSON Lines, format v1) through the guard "
+        description="Replay flight-recorder files (JSON Lines, format v1 or v2) through the guard "
         "under a policy and report what it would do to each run.",
     )
     parser.add_argument(
