@@ -101,6 +101,16 @@ def test_policy_check_rejects_a_money_number_that_is_not_finite(
     assert f"{path}:{line}: {key}: input should be a finite number" in err
 
 
+def test_yaml_infinities_are_rejected_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "loopguard.yaml"
+    text = "max_cost_usd: .inf\nreservation_ttl: 1.0e+999\n"  # the second overflows to inf
+    err = _check_fails(path, text, capsys)
+    assert f"{path}:1: max_cost_usd: input should be a finite number" in err
+    assert f"{path}:2: reservation_ttl: input should be a finite number" in err
+
+
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
