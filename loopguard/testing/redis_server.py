@@ -61,14 +61,15 @@ def start_redis(
         stderr=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    # A bounded read: whatever else may hold the port must not hang the wait.
+    client = redis.Redis.from_url(url, socket_timeout=1)
     deadline = time.monotonic() + timeout
     try:
         while True:
             try:
                 client.ping()
                 return proc, url
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.TimeoutError):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     stop(proc)
                     raise RuntimeError(f"redis-server did not start on port {port}") from None
