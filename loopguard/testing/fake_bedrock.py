@@ -38,6 +38,9 @@ from loopguard.testing.script import (
 )
 
 DEFAULT_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+# The largest request body read; a larger declared Content-Length is refused unread. Far above
+# any conversation a test sends, and bounded so a bad header cannot make the server allocate GBs.
+MAX_BODY_BYTES = 32 * 1024 * 1024
 _PATH = re.compile(r"^/model/(?P<model>[^/?]+)/(?P<op>converse|converse-stream)/?(?:\?.*)?$")
 
 
@@ -258,6 +261,61 @@ class FakeBedrock:
         return 0, tokens
 
 
+def shape_problem(body: Any) -> str | None:
+    """What is wrongly shaped in a request body, in the fields the server reads (real Bedrock
+    checks them all against its model and answers a ValidationException); None if nothing."""
+    if not isinstance(body, dict):
+        return "The request body must be a JSON object."
+    messages = body.get("messages", [])
+    if not isinstance(messages, list):
+        return "messages: must be a list of messages"
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role", ""), str):
+            return f"messages.{i}: must be an object with a string role"
+        if (problem := _blocks(m.get("content", []), f"messages.{i}.content")) is not None:
+            return problem
+    if (problem := _blocks(body.get("system", []), "system")) is not None:
+        return problem
+    tool_config = body.get("toolConfig", {})
+    tools = tool_config.get("tools", []) if isinstance(tool_config, dict) else None
+    if not isinstance(tools, list) or not all(
+        isinstance(t, dict) and ("toolSpec" not in t or _named(t["toolSpec"], "name"))
+        for t in tools
+    ):
+        return "toolConfig.tools: must be a list of {toolSpec: {name, ...}} objects"
+    inference = body.get("inferenceConfig", {})
+    limit = inference.get("maxTokens") if isinstance(inference, dict) else "?"
+    if limit is not None and (type(limit) is not int or limit < 1):
+        return "inferenceConfig.maxTokens: must be a positive integer"
+    return None
+
+
+def _blocks(blocks: Any, where: str) -> str | None:
+    if not isinstance(blocks, list):
+        return f"{where}: must be a list of content blocks"
+    for j, block in enumerate(blocks):
+        at = f"{where}.{j}"
+        if not isinstance(block, dict):
+            return f"{at}: must be a content block object"
+        if "text" in block and not isinstance(block["text"], str):
+            return f"{at}.text: must be a string"
+        if "toolUse" in block and not _named(block["toolUse"], "toolUseId", "name"):
+            return f"{at}.toolUse: must have a string toolUseId and name"
+        if "toolResult" in block:
+            result = block["toolResult"]
+            if not _named(result, "toolUseId"):
+                return f"{at}.toolResult: must have a string toolUseId"
+            if (
+                problem := _blocks(result.get("content", []), f"{at}.toolResult.content")
+            ) is not None:
+                return problem
+    return None
+
+
+def _named(value: Any, *keys: str) -> bool:
+    return isinstance(value, dict) and all(isinstance(value.get(k), str) for k in keys)
+
+
 def validate(request: Request) -> str | None:
     """What real Bedrock would reject in this request (a ValidationException message)."""
     messages = request.messages
@@ -319,8 +377,21 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isascii() or not declared.isdigit():
+            self._refuse(f"The Content-Length header {declared[:40]!r} is not a byte count.")
+            return
+        length = int(declared)
+        if length > MAX_BODY_BYTES:
+            self._refuse(
+                f"The request body of {length:,} bytes is larger than the {MAX_BODY_BYTES:,} "
+                "bytes accepted."
+            )
+            return
         raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:  # the client sent less than it declared and hung up
+            self.close_connection = True
+            return
         match = _PATH.match(self.path)
         if match is None:
             self._error(
@@ -333,8 +404,11 @@ class _Handler(BaseHTTPRequestHandler):
         operation = "ConverseStream" if match["op"] == "converse-stream" else "Converse"
         try:
             body = json.loads(raw or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # also: not UTF-8, integers too long to convert
             self._error(400, "ValidationException", "The request body is not valid JSON.")
+            return
+        if (problem := shape_problem(body)) is not None:
+            self._error(400, "ValidationException", problem)
             return
         fake = self.fake
         call = fake._new_call(operation, unquote(match["model"]), body, dict(self.headers))
@@ -494,11 +568,19 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _refuse(self, message: str) -> None:
+        """A ValidationException for a request whose body is left unread: the connection
+        cannot carry another request, so it is closed."""
+        self.close_connection = True
+        self._error(400, "ValidationException", message)
+
     def _error(self, status: int, error_type: str, message: str) -> None:
         payload = json.dumps({"message": message}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header(
             "x-amzn-ErrorType", f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"
         )
@@ -578,4 +660,4 @@ def _split_words(text: str, per_chunk: int) -> list[str]:
     return ["".join(words[i : i + n]) for i in range(0, len(words), n)]
 
 
-__all__ = ["DEFAULT_MODEL", "Call", "FakeBedrock", "ScriptError", "validate"]
+__all__ = ["DEFAULT_MODEL", "MAX_BODY_BYTES", "Call", "FakeBedrock", "ScriptError", "validate"]
