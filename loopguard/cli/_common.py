@@ -152,8 +152,10 @@ def print_json(data: Any, *, indent: int | None = 2) -> None:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """`rows` under `headers` as plain text on stdout, each column as wide as its widest cell."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    """`rows` under `headers` as plain text on stdout, each column as wide as its widest cell
+    (the last one is not padded: it may hold a long sentence)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    widths[-1] = 0
     for row in (headers, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 

@@ -20,7 +20,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from loopguard.cli._common import EXIT_FINDINGS, EXIT_OK, add_json_option, add_policy_option
+from loopguard.cli._common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    add_json_option,
+    add_policy_option,
+    print_table,
+)
 from loopguard.cli._recordings import LineErrors, events_of, line_errors, load_policies
 from loopguard.replay import LineError, Replayer, RunResult, total_bytes
 
@@ -98,13 +104,13 @@ def _replay(
                 replayer.feed(event)
         except _Strict:
             print("loopguard replay: stopped at the first corrupt line (--strict)", file=sys.stderr)
-            return 1
+            return EXIT_FINDINGS
     results = replayer.finish()
     if args.json:
         for result in results:
             print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
-        _print_table(results, replayer, errors)
+        _print_results(results, replayer, errors)
     errors.report_repeats()
     if guard.internal_errors and not args.verbose:
         print(
@@ -124,7 +130,7 @@ def _replay(
     return EXIT_FINDINGS if errors or failed else EXIT_OK
 
 
-def _print_table(results: list[RunResult], replayer: Replayer, errors: list[LineError]) -> None:
+def _print_results(results: list[RunResult], replayer: Replayer, errors: list[LineError]) -> None:
     rows = [
         (
             r.run,
@@ -137,13 +143,7 @@ def _print_table(results: list[RunResult], replayer: Replayer, errors: list[Line
         )
         for r in results
     ]
-    head = ("run", "agent", "action", "detector", "step", "cost_usd", "reason")
-    widths = [
-        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)
-    ]
-    widths[-1] = 0
-    for row in (head, *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
+    print_table(("run", "agent", "action", "detector", "step", "cost_usd", "reason"), rows)
     counts = {a: sum(1 for r in results if r.action == a) for a in ("abort", "warn", "ok")}
     print(
         f"\n{len(results):,} run{'' if len(results) == 1 else 's'}, {replayer.events:,} events: "

@@ -64,6 +64,14 @@ def test_table_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "abort" in out and "tool_repeat" in out and "2 runs" in out and "1 stopped" in out
 
 
+def test_table_of_no_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "empty.jsonl")
+    assert main(["replay", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "run  agent  action  detector  step  cost_usd  reason"
+    assert lines[-1] == "0 runs, 0 events: 0 stopped, 0 warned, 0 ok"
+
+
 def test_policy_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "loopguard.toml"
     policy.write_text(
