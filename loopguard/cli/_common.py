@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -146,6 +147,24 @@ def write_output(path: str, text: str) -> None:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+@contextmanager
+def quiet_logs(levels: dict[str, int] | None = None, *, verbose: bool = False) -> Iterator[None]:
+    """Raise these loggers' levels meanwhile, unless `verbose` (default: silence the guard's
+    log of every verdict, for commands whose output already says what it decided)."""
+    if verbose:
+        levels = {}
+    elif levels is None:
+        levels = {"loopguard": logging.CRITICAL}
+    saved = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def print_json(data: Any, *, indent: int | None = 2) -> None:
     """`data` as JSON on stdout (one line with indent=None: JSON Lines output)."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
@@ -174,6 +193,7 @@ __all__ = [
     "open_input",
     "print_json",
     "print_table",
+    "quiet_logs",
     "read_policies",
     "write_output",
 ]

@@ -13,11 +13,9 @@ import importlib.util
 import io
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from loopguard.cli._common import add_json_option
+from loopguard.cli._common import add_json_option, quiet_logs
 
 DEFAULT_SCENARIO = "search-loop"
 
@@ -120,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FINDINGS
     # The live view needs a terminal; the plain lines tell it all elsewhere.
     live = out.isatty() and not args.no_live
-    with _quiet_logs():
+    # The guard logs every verdict and LangChain logs every exception a callback raises (the
+    # deliberate abort included); the demo shows both itself.
+    with quiet_logs(
+        {"loopguard": logging.CRITICAL, "langchain_core.callbacks.manager": logging.ERROR}
+    ):
         result = demo_run.run(
             scenario,
             out=out,
@@ -150,18 +152,3 @@ def _check_traces_path(path: Path) -> None:
     ):
         return  # no file is written
     check_output(str(path), "--traces")
-
-
-@contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """The guard logs every verdict and LangChain logs every exception a callback raises (the
-    deliberate abort included); the demo shows both itself."""
-    levels = {"loopguard": logging.CRITICAL, "langchain_core.callbacks.manager": logging.ERROR}
-    saved = {name: logging.getLogger(name).level for name in levels}
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-    try:
-        yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)

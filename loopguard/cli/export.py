@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from loopguard.cli._common import (
     STDIO,
     add_policy_option,
     check_output,
+    quiet_logs,
     write_output,
 )
 from loopguard.events import Event, RunEnd
@@ -100,14 +100,8 @@ def run(args: argparse.Namespace) -> int:
     errors, on_error = line_errors()
     service = args.service_name or os.environ.get("OTEL_SERVICE_NAME") or "loopguard"
     # The traces are the output; the guard's own log of its verdicts would bury the summary.
-    log = logging.getLogger("loopguard")
-    level = log.level
-    if not args.verbose:
-        log.setLevel(logging.CRITICAL)
-    try:
+    with quiet_logs(verbose=args.verbose):
         doc = export_jaeger(events_of(args.files, on_error), policies, service)
-    finally:
-        log.setLevel(level)
     errors.report_repeats()
     write_output(args.output, json.dumps(doc, ensure_ascii=False) + "\n")
     if args.output != STDIO:

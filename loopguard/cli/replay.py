@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from loopguard.cli._common import (
     add_json_option,
     add_policy_option,
     print_table,
+    quiet_logs,
 )
 from loopguard.cli._recordings import LineErrors, events_of, line_errors, load_policies
 from loopguard.replay import LineError, Replayer, RunResult, total_bytes
@@ -78,14 +78,8 @@ def run(args: argparse.Namespace) -> int:
     errors, on_error = line_errors(_stop if args.strict else None)
 
     # The verdicts are the output; the guard's own log of them would bury it (and the bar).
-    log = logging.getLogger("loopguard")
-    level = log.level
-    if not args.verbose:
-        log.setLevel(logging.CRITICAL)
-    try:
+    with quiet_logs(verbose=args.verbose):
         return _replay(args, policies, errors, on_error)
-    finally:
-        log.setLevel(level)
 
 
 def _replay(

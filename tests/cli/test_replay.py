@@ -173,3 +173,16 @@ def test_config_is_an_alias_of_policy(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["replay", "--json", "--config", str(policy), str(path)]) == 0
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["action"] == "ok"
+
+
+def test_the_guard_log_is_silenced_unless_verbose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path / "a.jsonl", exact_repeat())
+    policy = tmp_path / "loopguard.toml"
+    policy.write_text("mode = 'enforce'\n")
+    with caplog.at_level("WARNING", logger="loopguard"):
+        assert main(["replay", "--json", "--policy", str(policy), str(path)]) == 0
+        assert not [r for r in caplog.records if r.name.startswith("loopguard")]
+        assert main(["replay", "--json", "--verbose", "--policy", str(policy), str(path)]) == 0
+        assert any("stopping run" in r.getMessage() for r in caplog.records)
