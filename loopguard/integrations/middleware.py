@@ -19,7 +19,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Annotated, Any, Literal, NoReturn, NotRequired, Unpack
+from typing import Annotated, Any, Literal, NoReturn, NotRequired, Unpack, get_args
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -60,7 +60,7 @@ from loopguard.verdict import LoopGuardAbort, Verdict
 logger = logging.getLogger("loopguard")
 
 ExitBehavior = Literal["error", "end", "interrupt"]
-_EXITS = ("error", "end", "interrupt")
+_EXITS: tuple[str, ...] = get_args(ExitBehavior)
 _MAX_PAUSED = 1024  # runs with a held answer or a decision kept (oldest forgotten first)
 _FINISH_NOTE = (
     "[loopguard] A person lets this run finish: give your final answer now, without tools."
@@ -509,6 +509,7 @@ Decision = Literal["continue", "finish", "stop"]
 """What a person answers a pause with, as `Command(resume=...)`: the word alone, or
 `{"action": "continue", "limits": {"max_cost_usd": 1.0}}` to raise limits for this run only
 (keys as in a policy file)."""
+_DECISIONS: tuple[str, ...] = get_args(Decision)
 
 
 def pause_payload(verdict: Verdict) -> dict[str, Any]:
@@ -525,7 +526,7 @@ def pause_payload(verdict: Verdict) -> dict[str, Any]:
         "run": verdict.run,
         "agent": verdict.agent,
         "step": verdict.step,
-        "choices": ["continue", "finish", "stop"],
+        "choices": list(_DECISIONS),
     }
 
 
@@ -537,7 +538,7 @@ def _decision(value: Any) -> tuple[str, Mapping[str, Any] | None]:
         action, limits = value.get("action", "continue"), value.get("limits")
         if extra or not (limits is None or isinstance(limits, Mapping)):
             action = None
-    if action not in ("continue", "finish", "stop"):
+    if action not in _DECISIONS:
         raise ConfigError(
             "Command(resume=...)",
             f"{value!r}: expected 'continue', 'finish', 'stop' or "
