@@ -41,6 +41,7 @@ from loopguard import Guard, LoopGuardAbort, Policy
 from loopguard.events import Message, ModelEnd, ModelStart, Usage
 from loopguard.ledger import open_ledger, usd_to_nano
 from loopguard.ledger.spec import PREFIX
+from loopguard.testing import redis_server
 from loopguard.testing.policies import money_policy
 from loopguard.testing.redis_server import free_port
 
@@ -62,36 +63,9 @@ class Server:
         self.events: list[str] = []
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                self.dir,
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.proc, _ = redis_server.start_redis(
+            "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "always", port=self.port
         )
-        import redis
-
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        for _ in range(200):
-            try:
-                client.ping()
-                client.close()
-                return
-            except redis.RedisError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None
@@ -103,10 +77,8 @@ class Server:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.signal(signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            redis_server.stop(self.proc)
 
 
 def chaos(server: Server, seconds: float, done: threading.Event) -> None:
