@@ -493,8 +493,14 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 self._end_run(node, _failed(error))
 
     def _end_run(self, node: _Node, status: str) -> None:
-        self._prompts.forget(node.root)
-        self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status=status))
+        # Called from `finally` clauses, outside the callbacks' own fail-open handling.
+        try:
+            self._prompts.forget(node.root)
+            self._send(RunEnd(run=node.root, agent=node.agent, id=node.root, status=status))
+        except LoopGuardAbort:
+            raise
+        except Exception:  # noqa: BLE001
+            _internal_error()
 
     # --- retrievers only matter for the run tree ----------------------------------------------
 
