@@ -1,7 +1,7 @@
 """Prices as data, the cost of a call, and the guard's default pricer."""
 
 from loopguard.errors import UnknownModel
-from loopguard.pricing.cost import cost_usd, projected_cost_usd, worst_case_usage
+from loopguard.pricing.cost import cost_usd, worst_case_usage
 from loopguard.pricing.pricer import PolicyPricer, default_pricer
 from loopguard.pricing.spec import LongContextSpec, PriceSpec
 from loopguard.pricing.table import (
@@ -25,7 +25,6 @@ __all__ = [
     "default_pricer",
     "normalize",
     "packaged_table",
-    "projected_cost_usd",
     "usage_from_metadata",
     "worst_case_usage",
 ]

@@ -46,11 +46,6 @@ def worst_case_usage(input_tokens: int, output_tokens: int) -> Usage:
     return Usage(input_tokens, output_tokens, 0, input_tokens, input_tokens)
 
 
-def projected_cost_usd(price: Price, input_tokens: int, output_tokens: int) -> float:
-    """An upper bound for a call not yet made: the cost of its worst-case usage."""
-    return cost_usd(price, worst_case_usage(input_tokens, output_tokens))
-
-
 def _write_1h(p: Price) -> float:
     if p.cache_write_1h is not None:
         return p.cache_write_1h

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from loopguard.events import Usage
-from loopguard.pricing import cost_usd, packaged_table, projected_cost_usd
+from loopguard.pricing import cost_usd, packaged_table, worst_case_usage
 
 CACHED = Usage(
     input_tokens=10_000, output_tokens=1_000, cache_read_tokens=4_000, cache_write_tokens=2_000
@@ -138,9 +138,9 @@ def test_cache_tokens_never_billed_twice() -> None:
 def test_projection_bounds_the_real_cost() -> None:
     price = packaged_table().resolve("anthropic.claude-3-5-haiku-20241022-v1:0").price
     # every input token at the dearest input-side rate (cache write 1.00), output at 4.00
-    assert projected_cost_usd(price, 10_000, 1_000) == pytest.approx(0.014)
-    assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, CACHED)
-    assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, PLAIN)
+    assert cost_usd(price, worst_case_usage(10_000, 1_000)) == pytest.approx(0.014)
+    assert cost_usd(price, worst_case_usage(10_000, 1_000)) >= cost_usd(price, CACHED)
+    assert cost_usd(price, worst_case_usage(10_000, 1_000)) >= cost_usd(price, PLAIN)
 
 
 # Of the 2,000 cache writes, 1,500 with the 1-hour TTL (usage reports them apart).
@@ -182,8 +182,8 @@ def test_one_hour_writes_without_a_one_hour_price_cost_at_least_the_five_minute_
 def test_projection_prices_input_at_the_one_hour_write_rate() -> None:
     # Sonnet 4.6: 10,000 input at 6.00 (1-hour write, the dearest input-side rate) + 1,000 * 15
     price = packaged_table().resolve("claude-sonnet-4-6").price
-    assert projected_cost_usd(price, 10_000, 1_000) == pytest.approx(0.075)
-    assert projected_cost_usd(price, 10_000, 1_000) >= cost_usd(price, CACHED_1H)
+    assert cost_usd(price, worst_case_usage(10_000, 1_000)) == pytest.approx(0.075)
+    assert cost_usd(price, worst_case_usage(10_000, 1_000)) >= cost_usd(price, CACHED_1H)
 
 
 def test_haiku_5_5_bills_a_prompt_over_100k_at_the_long_prompt_tier() -> None:
