@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar
 
+from loopguard.detectors.budget import project_call
 from loopguard.errors import LoopGuardError
 from loopguard.events import Event, ModelEnd, ModelFailed, ModelStart, RunEnd, Token, ToolStart
 from loopguard.policy import Policy, PolicySet
-from loopguard.pricing import default_pricer, worst_case_usage
+from loopguard.pricing import default_pricer
 from loopguard.state import RunState
-from loopguard.tokens import estimate_input_tokens
 
 # A text the flight recorder replaced by its hash (record_content=False; loopguard.normalize).
 _HASH = re.compile(r"sha256:[0-9a-f]{16}")
@@ -99,15 +99,13 @@ class _Meter:
     def _model_start(self, state: RunState, event: ModelStart, m: RunMeasure) -> None:
         policy = state.policy
         m.max_model_calls = max(m.max_model_calls, state.model_calls + 1)
-        in_tokens = estimate_input_tokens(event.messages)
+        in_tokens, _, usd = project_call(self.pricer, policy, event)
         if not m.hashed and any(_HASH.fullmatch(x.content) for x in event.messages):
             m.hashed = True
         used = state.usage.input_tokens + state.usage.output_tokens
         m.max_tokens = max(m.max_tokens, used + in_tokens + (event.max_tokens or 0))
-        out_tokens = event.max_tokens or policy.output_estimate_tokens
-        usd = self.pricer(policy, event.model, worst_case_usage(in_tokens, out_tokens))
         held = self._held.setdefault(state.run, {})
-        if usd is None or not math.isfinite(usd) or usd < 0:
+        if usd is None:
             m.max_cost_usd = None
             usd = 0.0
         elif m.max_cost_usd is not None:

@@ -171,10 +171,8 @@ class BudgetCheck:
 
     def _start(self, state: RunState, slot: _Slot, event: ModelStart) -> Verdict | None:
         policy = state.policy
-        in_tokens = estimate_input_tokens(event.messages)
-        out_tokens = event.max_tokens or policy.output_estimate_tokens
-        usd = self.pricer(policy, event.model, worst_case_usage(in_tokens, out_tokens))
-        if usd is None or not math.isfinite(usd) or usd < 0:
+        in_tokens, out_tokens, priced = project_call(self.pricer, policy, event)
+        if priced is None:
             state.attributes["loopguard.unpriced_model"] = event.model
             if policy.unknown_model_action == "block":
                 return abort(
@@ -183,7 +181,7 @@ class BudgetCheck:
                     limit="unknown_model",
                     model=event.model,
                 )
-            usd = 0.0
+        usd = 0.0 if priced is None else priced
         tokens = in_tokens + out_tokens
         projection = {
             "projected_usd": round(usd, 6),
@@ -430,6 +428,20 @@ class BudgetCheck:
                 _safe.uri(policy.ledger),
                 exc,
             )
+
+
+def project_call(
+    pricer: Pricer, policy: Policy, event: ModelStart
+) -> tuple[int, int, float | None]:
+    """What the money check assumes of a call before it goes out: its input tokens (estimated
+    from the prompt), its output tokens (`max_tokens`, else the policy's
+    `output_estimate_tokens`) and the price of their worst case (None: no usable price)."""
+    in_tokens = estimate_input_tokens(event.messages)
+    out_tokens = event.max_tokens or policy.output_estimate_tokens
+    usd = pricer(policy, event.model, worst_case_usage(in_tokens, out_tokens))
+    if usd is None or not math.isfinite(usd) or usd < 0:
+        return in_tokens, out_tokens, None
+    return in_tokens, out_tokens, usd
 
 
 def _assumed(in_tokens: int, out_tokens: int, from_max_tokens: bool, usd: float) -> str:
