@@ -114,6 +114,8 @@ _EVERY = object()
 def forget(config: Escalation, emitted: dict[Any, Action], key: Any = _EVERY) -> None:
     """The loop `key` (by default every loop) broke: forget its warnings, so it is warned
     afresh if it comes back. A nudge is kept under `nudge_once`: the loop had its chance."""
+    if not emitted:  # nothing to forget: most calls, and detectors call this on every event
+        return
     keys = list(emitted) if key is _EVERY else [key] if key in emitted else []
     for k in keys:
         if not (config.nudge_once and emitted[k] is Action.NUDGE):

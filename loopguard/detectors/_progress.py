@@ -55,10 +55,11 @@ def novelty(state: RunState, event: ToolEnd) -> Novelty:
     if vocab.event is event:
         return vocab.result
     found = terms(clip(event.output, MAX_CHARS))
-    # Two binary differences: each walks the result's terms, not the vocabulary (a difference
-    # with several sets at once walks every one of them).
-    new = len((found - vocab.current) - vocab.previous) if found else 0
-    vocab.current.update(found)
+    # Binary differences walk the result's terms, not the vocabulary (a difference with several
+    # sets at once walks every one of them); only the few unseen terms are added.
+    unseen = found - vocab.current
+    new = len(unseen - vocab.previous) if unseen else 0
+    vocab.current.update(unseen)
     if len(vocab.current) >= VOCABULARY:
         vocab.previous, vocab.current = vocab.current, set()
     vocab.event, vocab.result = event, Novelty(new, len(found), found)

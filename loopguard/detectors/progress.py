@@ -128,17 +128,11 @@ class Progress:
         slot: _Slot = state.slot(self.name, self._new_slot)
         tool, args, step, _ = finished(state, event)
         found = novelty(state, event)
-        rich = found.total >= cfg.min_terms
-        call = _Call(
-            tool,
-            args,
-            step,
-            found.fraction,
-            found.terms if rich else None,
-        )
+        share = found.fraction
+        call = _Call(tool, args, step, share, found.terms if found.total >= cfg.min_terms else None)
         # Most results bring something new: then only a stall in the window makes the kind
         # of the call matter (a new action ends it).
-        quiet = found.fraction > cfg.max_new
+        quiet = share > cfg.max_new
         alike = self._alike(slot, call) if not quiet or any(slot.stale) else True
         stale = alike and not quiet
         if not alike:
@@ -164,7 +158,7 @@ class Progress:
             1,
             f"{repeated} of the last {len(slot.calls)} tool calls were alike and brought back "
             f"almost nothing new (at most {cfg.max_new:.0%} new words and ids; the latest "
-            f"{found.fraction:.0%})",
+            f"{share:.0%})",
             f"Your last {len(slot.calls)} tool calls brought back almost nothing you had not "
             f"already seen ({repeated} of them alike, with the same results). Change approach "
             "or finish.",

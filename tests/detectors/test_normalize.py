@@ -6,6 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopguard.normalize import (
+    _MASKS,
+    _NOISE,
     _STOPWORDS,
     _WORD,
     canonical_args,
@@ -148,3 +150,70 @@ def test_error_kind() -> None:
     assert error_kind("Error: flight not available") == "an error message"
     for fine in ("exit code: 0", "Error handling guide", "Found 3 results", "1 failed: test_a"):
         assert error_kind(fine) is None, fine
+
+
+_ERRORS = {
+    "a traceback": ["Traceback (most recent call last):"],
+    "an HTTP error": [
+        f"HTTP/1.1 {status}"
+        for status in (
+            "404 Not Found",
+            "400 Bad Request",
+            "401 Unauthorized",
+            "401 unauthorised",
+            "403 Forbidden",
+            "500 Internal Server Error",
+            "502 Bad Gateway",
+            "503 Service Unavailable",
+            "504 Gateway Timeout",
+            "504 Gateway Time-out",
+            "429 Too Many Requests",
+            "409 Conflict",
+            "405 Method Not Allowed",
+            "408 Request Timeout",
+        )
+    ]
+    + ["Status: 404 not found", "error 502 bad gateway", "<h1>503 Service Unavailable</h1>"],
+    "a shell error": [
+        "bash: jq: command not found",
+        "cat: x: No such file or directory",
+        "rm: Permission denied",
+    ],
+    "a non-zero exit code": [
+        "exit code 2",
+        "Exited with status: 1",
+        "exit status=127",
+        "Command returned non-zero exit status 1.",
+    ],
+    "an error message": ["Error: no flights", "FATAL! disk full", "Exception 500 raised"],
+}
+
+
+def test_error_kind_finds_every_pattern_at_the_head_and_the_tail() -> None:
+    # The words looked for before the regex must cover every one of its patterns.
+    for kind, texts in _ERRORS.items():
+        for text in texts:
+            assert error_kind(text) == kind, text
+            if kind != "an error message":  # that one is read at the start only
+                assert error_kind("ok\n" * 100 + text) == kind, text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789abcdefxyz:-.tTzZ+ \u0663\u0660", max_size=60))
+def test_noise_masks_as_the_regex_alone_does(text: str) -> None:
+    light = " ".join(text.lower().split())
+    assert normalize_light(text) == _NOISE.sub(lambda m: _MASKS[m.lastindex or 0] or "", light)
+
+
+def test_noise_masks_each_kind_alone() -> None:
+    # One mask per text: each must pass the shape test before the regex on its own.
+    for text, masked in (
+        ("req f47ac10b-58cc-4372-a567-0e02b2c3d479", "req <uuid>"),
+        ("at 2024-01-05T10:20:30Z", "at <ts>"),
+        ("on 2024-01-06", "on <ts>"),
+        ("at 12:01:07", "at <ts>"),
+        ("epoch 1767000000.5", "epoch <ts>"),
+        ("id ab12cd34", "id <id>"),
+        ("on \u0662\u0660\u0662\u0664-\u0660\u0661-\u0660\u0661", "on <ts>"),  # Arabic digits
+    ):
+        assert normalize_light(text) == masked, text
