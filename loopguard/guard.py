@@ -46,19 +46,31 @@ _MAX_ENDED_ABORTED = 4096
 # detectors that hold an enclosing run's caps (its own loop detectors judge only its own calls).
 _ROLLED_UP = frozenset((RunStart, ModelStart, ToolStart, Token, ModelEnd, ModelFailed))
 _CAPS = frozenset(("limits", "budget"))
+# The most streamed text an adapter may gather into one Token event (see Guard.token_piece):
+# an abort mid-stream comes at most this many characters late (~18 tokens).
+PIECE_CHARS = 64
 # Every guard of the process, so that a sub-agent guarded by another Guard finds its parent run.
 _GUARDS: weakref.WeakSet[Guard] = weakref.WeakSet()
 _GUARDS_LOCK = threading.Lock()
 
 
 class Sink(Protocol):
-    """Observes events and verdicts (telemetry, flight recorder). Never decides."""
+    """Observes events and verdicts (telemetry, flight recorder). Never decides.
+
+    A sink gets every streamed chunk, unless it sets `token_pieces = True` (see
+    `Guard.token_piece`)."""
 
     def on_event(self, state: RunState, event: Event) -> None: ...
 
     def on_verdict(self, state: RunState, event: Event, verdict: Verdict) -> None: ...
 
     def on_run_end(self, state: RunState, event: RunEnd) -> None: ...
+
+
+def _takes_pieces(part: object) -> bool:
+    """Whether a detector or sink declares `token_pieces = True`: it is as well served by a
+    call's streamed text in pieces of several chunks as chunk by chunk."""
+    return getattr(part, "token_pieces", False) is True
 
 
 class Guard:
@@ -164,6 +176,26 @@ class Guard:
                     run=run, agent=state.agent, status=status, ts=time.time() if ts is None else ts
                 )
             )
+
+    def token_piece(self, run: str) -> int:
+        """How many characters of a model call's streamed text an adapter may gather into one
+        `Token` event, asked as the call starts: `PIECE_CHARS` when the run's Token detectors
+        and every sink declare `token_pieces = True`, else 0 (each chunk as it comes).
+
+        An adapter that gathers sends the call's first chunk alone (time to first chunk, and an
+        aborted run refused at once), then a piece whenever a chunk ends a line or the piece
+        reaches the size; text after the last piece reaches the guard in the call's end. Line
+        ends are where the stream detector judges, so its aborts come at the same chunk; the
+        rest (max_output_tokens, a long line, max_seconds, an abort from another thread) come
+        at most `PIECE_CHARS` characters late. Streaming costs one `process` per piece."""
+        state = self._runs.get(run)
+        if state is None or state.aborted is not None:
+            return 0
+        if all(_takes_pieces(d) for d in state.detectors.get(Token, ())) and all(
+            _takes_pieces(s) for s in self.sinks
+        ):
+            return PIECE_CHARS
+        return 0
 
     def get_run(self, run: str) -> RunState | None:
         return self._runs.get(run)

@@ -31,6 +31,10 @@ class Detector(Protocol[EventT_contra]):
     It keeps what it needs in `state.slot(self.name, factory)`, bounded by a window. On start
     events (`ModelStart`, `ToolStart`) it is called *before* the call goes out and before the
     guard counts it, so an abort there means the call never happens.
+
+    A detector of `Token` events gets every streamed chunk, unless it sets the class attribute
+    `token_pieces = True`: then it may get a call's text in pieces of several chunks (see
+    `Guard.token_piece`), which makes streaming cheaper.
     """
 
     name: ClassVar[str]

@@ -61,6 +61,8 @@ class LimitsConfig(BaseModel):
 
 class RunLimits:
     name: ClassVar[str] = "limits"
+    # On streamed text it only reads the clock: a piece of a few chunks is as good a moment.
+    token_pieces: ClassVar[bool] = True
 
     def __init__(self, config: LimitsConfig | None = None, warn_ratio: float = 0.8) -> None:
         config = config if config is not None else LimitsConfig()

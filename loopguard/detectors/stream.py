@@ -97,6 +97,9 @@ class StreamRepeat:
     # call at its start, so during call k `state.model_calls` is k), which spares every model
     # call two detector calls.
     events: ClassVar[tuple[type[Event], ...]] = (Token,)
+    # It gathers text into lines anyway: pieces ending at a line end change nothing but the
+    # abort point of a long line or of max_output_tokens (see Guard.token_piece).
+    token_pieces: ClassVar[bool] = True
 
     def __init__(self, config: StreamConfig) -> None:
         self.config = config

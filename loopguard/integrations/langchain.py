@@ -62,9 +62,12 @@ class _Node:
         "_inner",
         "agent",
         "anchor",
+        "granted",
         "id",
         "is_root",
         "label",
+        "pending",
+        "piece",
         "root",
         "streamed",
     )
@@ -84,7 +87,12 @@ class _Node:
         self.agent = agent
         self.is_root = is_root
         self.label = label  # the model id of a model run, the tool name of a tool run
-        self.streamed = 0  # characters a model run has streamed so far
+        self.streamed = 0  # characters of a model run's stream handed to the guard
+        self.pending = ""  # streamed text not yet handed to the guard
+        # How much streamed text may be gathered: none before the first chunk went, then what
+        # the guard granted at the call's start (Guard.token_piece).
+        self.piece = 0
+        self.granted = 0
         self._inner: _Node | None = None
 
     def inner(self) -> _Node:
@@ -323,6 +331,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             ),
             refused=run_id,
         )
+        node.granted = self.guard.token_piece(node.root)
 
     def on_llm_new_token(
         self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any
@@ -335,9 +344,18 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 token = text_of(token)
                 if not token:
                     return
-            node.streamed += len(token)
-            self._send(Token(run=node.root, agent=node.agent, id=node.id, text=token))
+            # Chunks are gathered into pieces when the guard allows (see Guard.token_piece):
+            # the first chunk goes alone, a chunk that ends a line ends its piece.
+            text = node.pending + token
+            if len(text) < node.piece and "\n" not in token:
+                node.pending = text
+                return
+            node.pending = ""
+            node.streamed += len(text)
+            node.piece = node.granted
+            self._send(Token(run=node.root, agent=node.agent, id=node.id, text=text))
         except LoopGuardAbort:
+            node.piece = node.granted = 0  # any later chunk of this call is refused at once
             raise
         except Exception:  # noqa: BLE001
             _internal_error()
@@ -386,10 +404,11 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         # for what it streamed, though the provider never reported usage: estimate it.
         try:
             usage = None
-            if node.streamed:
+            streamed = node.streamed + len(node.pending)
+            if streamed:
                 # The run's latest prompt (the converter's; nodes keep no prompt text).
                 prompt = self._prompts.last(node.root)
-                usage = Usage(estimate_input_tokens(prompt), tokens_for_chars(node.streamed))
+                usage = Usage(estimate_input_tokens(prompt), tokens_for_chars(streamed))
             self._send(
                 ModelFailed(
                     run=node.root,

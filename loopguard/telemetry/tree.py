@@ -746,6 +746,9 @@ class SpanTree:
 class TreeSink:
     """A guard sink that shows every run to a span tree."""
 
+    # Of a stream it reads only the first chunk (time to first chunk), which comes alone.
+    token_pieces = True
+
     def __init__(self, tree: SpanTree) -> None:
         self.tree = tree
 
