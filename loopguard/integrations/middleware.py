@@ -514,18 +514,19 @@ _DECISIONS: tuple[str, ...] = get_args(Decision)
 
 def pause_payload(verdict: Verdict) -> dict[str, Any]:
     """The value of the interrupt a stop pauses on: what stopped the run and what it spent.
-    No prompt, answer or tool content (the verdict carries digests, lengths and counts)."""
-    evidence = verdict.evidence
+    It is kept in the checkpointer, so it is the verdict as it may leave the process
+    (`Verdict.to_dict`): no content, no metadata value (a budget's ledger key is digested)."""
+    shown = verdict.to_dict()
     return {
         "type": "loopguard.stop",
-        "detector": verdict.detector,
-        "reason": verdict.reason,
-        "evidence": evidence,
-        "limit": {"name": evidence.get("limit"), "value": evidence.get("max")},
-        "spend": verdict.usage,
-        "run": verdict.run,
-        "agent": verdict.agent,
-        "step": verdict.step,
+        "detector": shown["detector"],
+        "reason": shown["reason"],
+        "evidence": shown["evidence"],
+        "limit": {"name": verdict.evidence.get("limit"), "value": verdict.evidence.get("max")},
+        "spend": shown["usage"],
+        "run": shown["run"],
+        "agent": shown["agent"],
+        "step": shown["step"],
         "choices": list(_DECISIONS),
     }
 

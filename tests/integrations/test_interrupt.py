@@ -208,3 +208,24 @@ async def test_async_pause_and_resume_keep_spend_and_counts() -> None:
 def test_guard_resume_is_for_live_stopped_runs() -> None:
     guard = Guard(Policy(max_model_calls=5))
     assert guard.resume("nope") is None  # not live: nothing to lift
+
+
+def test_the_pause_carries_no_metadata_value() -> None:
+    # The interrupt's value is kept in the checkpointer: a tenant budget's refusal must not
+    # put the tenant id there (the verdict's ledger key holds it).
+    import json
+    import uuid
+
+    from loopguard.testing.policies import money_policy
+
+    tenant = "acme-private-tenant"
+    policy = money_policy(
+        ledger=f"memory://{uuid.uuid4().hex}",
+        budgets=[{"scope": "tenant", "key": "tenant_id", "max_usd": 0.0001}],
+    )
+    agent, _ = paused_agent(endless_model(), ToolCounter(), Guard(policy))
+    payload = the_pause(agent.invoke(USER, {**config(), "metadata": {"tenant_id": tenant}}))
+    assert payload["detector"] == "budget"
+    assert payload["limit"] == {"name": "budget.max_usd", "value": 0.0001}
+    assert payload["evidence"]["key"].startswith("<not captured: ")
+    assert tenant not in json.dumps(payload, default=str)
