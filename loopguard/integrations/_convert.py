@@ -206,6 +206,16 @@ def labels_of(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def agent_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """The agent a run's metadata names: `loopguard_agent`, else LangGraph's `lc_agent_name`."""
+    if metadata:
+        for key in ("loopguard_agent", "lc_agent_name"):
+            value = metadata.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
 def stop_message(verdict: Any) -> str:
     """What an agent stopped gracefully tells its caller."""
     return (

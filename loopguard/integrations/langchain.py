@@ -33,6 +33,7 @@ from loopguard.events import (
 from loopguard.guard import Guard
 from loopguard.integrations._convert import (
     PromptConverter,
+    agent_of,
     labels_of,
     max_tokens_of,
     model_id,
@@ -188,12 +189,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
     def _agent_name(self, metadata: Mapping[str, Any] | None, name: str | None) -> str | None:
         if self.agent is not None:
             return self.agent
-        if metadata:
-            for key in ("loopguard_agent", "lc_agent_name"):
-                value = metadata.get(key)
-                if isinstance(value, str) and value:
-                    return value
-        return name
+        return agent_of(metadata) or name
 
     def _send(self, event: Event, refused: UUID | None = None) -> None:
         """Hand `event` to the guard (which fails open on its own bugs)."""

@@ -46,6 +46,7 @@ from loopguard.events import (
 )
 from loopguard.guard import Guard, enclosing_owner
 from loopguard.integrations._convert import (
+    agent_of,
     labels_of,
     messages_of,
     response_info,
@@ -126,7 +127,7 @@ class LoopGuardMiddleware(AgentMiddleware):
     def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         run = str(uuid.uuid4())
         metadata = _config_metadata()
-        agent = self.agent or metadata.get("loopguard_agent") or metadata.get("lc_agent_name")
+        agent = self.agent or agent_of(metadata)
         start = RunStart(
             run=run,
             agent=agent,

@@ -98,6 +98,22 @@ def test_agent_name_resolution_order() -> None:
     assert sink.events[-1].agent == "LangGraph"  # the root run's name
 
 
+def test_the_middleware_reads_the_agent_from_metadata_as_the_handler_does() -> None:
+    from loopguard import LoopGuardMiddleware
+
+    for metadata, want in (
+        ({"loopguard_agent": "from-meta"}, "from-meta"),
+        ({"loopguard_agent": 7}, "graph-name"),  # not a name: LangGraph's agent name instead
+        ({"loopguard_agent": ""}, "graph-name"),
+    ):
+        sink = Collect()
+        middleware = LoopGuardMiddleware(Guard(Policy(), sinks=[sink]), telemetry=False)
+        model = ScriptedChatModel(replies=[AIMessage("ok")])
+        agent = create_agent(model, [], name="graph-name", middleware=[middleware])
+        agent.invoke(USER, config={"metadata": metadata})
+        assert sink.events[-1].agent == want, metadata
+
+
 def test_per_agent_policies_apply_by_agent_name() -> None:
     from loopguard import PolicySet
 
