@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
+from loopguard import _safe
 from loopguard.ledger.base import Claim, Ledger, LedgerUnavailable, Reservation
 
 logger = logging.getLogger("loopguard")
@@ -30,6 +31,7 @@ class Resilient:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
+        self._shown = _safe.uri(uri)  # as logs show it: without its password
         self._ledger: Ledger | None = None
         self._backlog: deque[tuple[str, str, tuple[Claim, ...]]] = deque()
         self._lock = threading.Lock()
@@ -92,7 +94,7 @@ class Resilient:
                 logger.warning(
                     "loopguard: ledger %s unreachable (%s); %s of %s kept to replay "
                     "(%d waiting; said again at most once a minute)",
-                    self.uri,
+                    self._shown,
                     exc,
                     op,
                     rid,
@@ -105,7 +107,7 @@ class Resilient:
                 dropped = self._backlog.popleft()
                 logger.error(
                     "loopguard: ledger %s backlog full; dropped a %s of %s",
-                    self.uri,
+                    self._shown,
                     dropped[0],
                     dropped[1],
                 )
@@ -129,4 +131,4 @@ class Resilient:
                 getattr(self.ledger, op)(rid, claims)  # raises LedgerUnavailable: stays queued
                 self._backlog.popleft()
             self._next_log = 0.0
-            logger.warning("loopguard: ledger %s reachable again; backlog replayed", self.uri)
+            logger.warning("loopguard: ledger %s reachable again; backlog replayed", self._shown)

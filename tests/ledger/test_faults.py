@@ -96,3 +96,18 @@ def test_an_outage_is_logged_once_not_once_per_call(caplog) -> None:
             ledger.settle(uuid.uuid4().hex, [Claim("fault:quiet", 1, 1)])
     assert ledger.backlog == 20
     assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
+
+
+def test_an_outage_is_logged_without_the_uri_password(caplog) -> None:
+    from loopguard.testing.redis_server import free_port
+    from tests.conftest import require
+
+    require("redis")
+    # Nothing listens on the port: every operation fails, and the outage is logged.
+    ledger = Resilient(f"redis://worker:s3cret-pw@127.0.0.1:{free_port()}/0?socket_timeout=0.2")
+    with caplog.at_level("WARNING", logger="loopguard"):
+        ledger.settle("r1", [Claim("loopguard:budget:global", usd_n=1)])
+    assert ledger.backlog == 1
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "unreachable" in logged and "worker:***@" in logged
+    assert "s3cret-pw" not in logged
