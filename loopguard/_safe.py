@@ -51,9 +51,7 @@ def name(value: object, limit: int = NAME_CHARS) -> str:
 def text(value: str, limit: int = TEXT_CHARS) -> str:
     """A sentence for a log line, a span attribute or an exception message: control
     characters escaped (newlines too), at most `limit` characters before escaping."""
-    if len(value) <= limit and value.isprintable():
-        return value
-    return _clean(value, limit)
+    return name(value, limit)
 
 
 def _clean(value: str, limit: int) -> str:
