@@ -107,6 +107,9 @@ class _Node:
         return inner
 
 
+_NOT_STREAMING: tuple[UUID | None, _Node | None] = (None, None)
+
+
 class LoopGuardCallbackHandler(BaseCallbackHandler):
     """Guards every run it sees. Pass it in `config={"callbacks": [handler]}` (sees the whole
     run tree: recommended) or to a model's constructor (sees that model's calls, grouped by
@@ -132,6 +135,9 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         self._new_roots = 0  # guarded runs first seen since the last purge
         self._prompts = PromptConverter(max_runs=self._max_roots)
         self._lock = threading.Lock()
+        # The call that streamed last, found by identity (LangChain passes the same run id
+        # object with each chunk; hashing a UUID is a Python call): forgotten when it ends.
+        self._streaming: tuple[UUID | None, _Node | None] = _NOT_STREAMING
 
     # --- the run tree ---------------------------------------------------------------------
 
@@ -174,6 +180,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         """Forget the LangChain runs of all but the `_max_roots` guarded runs seen most
         recently (a run is as recent as its newest node)."""
         with self._lock:
+            self._streaming = _NOT_STREAMING
             self._new_roots = 0
             nodes = self._nodes
             keep: set[str] = set()
@@ -330,10 +337,26 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
         node.granted = self.guard.token_piece(node.root)
 
     def on_llm_new_token(
-        self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        run_id: UUID,
+        # Named, so that each chunk does not build a dict of them (a tenth of a µs).
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        chunk: Any = None,
+        **kwargs: Any,
     ) -> None:
-        node = self._nodes.get(run_id)
-        if node is None or not token:
+        if not token:
+            return
+        streaming = self._streaming
+        if streaming[0] is run_id:
+            node = streaming[1]
+        else:
+            node = self._nodes.get(run_id)
+            if node is not None:  # not a run it does not know: it may start later
+                self._streaming = (run_id, node)
+        if node is None:
             return
         try:
             if type(token) is not str:  # ChatBedrockConverse streams content blocks
@@ -357,6 +380,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
             _internal_error()
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._streaming = _NOT_STREAMING
         node = self._nodes.pop(run_id, None)
         if node is None:
             return
@@ -393,6 +417,7 @@ class LoopGuardCallbackHandler(BaseCallbackHandler):
                 self._end_run(node, "ok")
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._streaming = _NOT_STREAMING
         node = self._nodes.pop(run_id, None)
         if node is None:
             return

@@ -4,10 +4,11 @@ same chunk on line ends, and at most PIECE_CHARS characters late otherwise."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 import pytest
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
 
 from loopguard import Guard, LoopGuardAbort, LoopGuardCallbackHandler, Policy
 from loopguard.events import Event, ModelStart, RunStart, Token, ToolStart
@@ -142,3 +143,26 @@ def test_a_stream_cut_by_the_caller_is_charged_for_what_it_gathered_too() -> Non
     assert seen.chars < _chars(received)  # some of it was still gathered
     assert failed.usage is not None
     assert failed.usage.output_tokens == tokens_for_chars(_chars(received))
+
+
+def test_a_chunk_after_its_call_ended_is_ignored() -> None:
+    # The handler finds the streaming call by its run id's identity; the call's end forgets it.
+    from langchain_core.outputs import ChatGeneration, LLMResult
+
+    from loopguard.events import ModelEnd
+
+    sink = Pieces()
+    handler = LoopGuardCallbackHandler(Guard(Policy(), sinks=[sink]))
+    run_id = uuid.uuid4()
+    handler.on_chat_model_start(
+        {"name": "m"}, [[HumanMessage("hi")]], run_id=run_id, invocation_params={"model": "m"}
+    )
+    for word in ("one", " two", " three"):
+        handler.on_llm_new_token(word, run_id=run_id)
+    result = LLMResult(generations=[[ChatGeneration(message=AIMessage("one two three"))]])
+    handler.on_llm_end(result, run_id=run_id)
+    handler.on_llm_new_token(" late\n", run_id=run_id)  # a line end: it would be sent
+    assert handler.guard.active_runs == 0
+    kinds = [type(e) for e in sink.events]
+    assert Token not in kinds[kinds.index(ModelEnd) :]
+    assert "late" not in "".join(e.text for e in sink.events if isinstance(e, Token))
