@@ -14,7 +14,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,23 +64,26 @@ def find_policy_file(start: str | os.PathLike[str] | None = None) -> Path | None
     holding `.git` (the repository root) or the filesystem root. In one folder the names are
     tried in that order."""
     here = Path.cwd() if start is None else Path(start)
-    here = here.resolve()
-    for folder in (here, *here.parents):
+    for folder in _searched(here):
         for name in CANDIDATES:
             candidate = folder / name
             if candidate.is_file() and (name != "pyproject.toml" or _has_tool_table(candidate)):
                 return candidate
-        if (folder / ".git").exists():
-            return None
     return None
 
 
-def _search_root(start: Path) -> Path:
+def _searched(start: Path) -> Iterator[Path]:
+    """`start` and the folders above it, up to the first holding `.git` or the root."""
     start = start.resolve()
     for folder in (start, *start.parents):
+        yield folder
         if (folder / ".git").exists():
-            return folder
-    return Path(start.anchor)
+            return
+
+
+def _search_root(start: Path) -> Path:
+    *_, last = _searched(start)
+    return last
 
 
 def _announce(level: int, message: str) -> None:
