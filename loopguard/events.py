@@ -163,6 +163,17 @@ class ModelStart(Event):
     model: str
     messages: list[Message] = field(default_factory=list)
     max_tokens: int | None = None
+    _input_tokens: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def input_tokens(self) -> int:
+        """Its input tokens as `loopguard.tokens` estimates them, worked out once: the run
+        limits and the money check both project the call from it."""
+        if self._input_tokens is None:
+            from loopguard.tokens import estimate_input_tokens  # tokens imports this module
+
+            self._input_tokens = estimate_input_tokens(self.messages)
+        return self._input_tokens
 
     def _payload(self) -> dict[str, Any]:
         return {

@@ -30,7 +30,7 @@ from loopguard.ledger.memory import MemoryLedger
 from loopguard.ledger.resilient import Resilient
 from loopguard.ledger.spec import trip_keys
 from loopguard.pricing import default_pricer, worst_case_usage
-from loopguard.tokens import estimate_input_tokens, estimate_text_tokens
+from loopguard.tokens import estimate_text_tokens
 from loopguard.verdict import Action, Verdict, abort, warn
 
 if TYPE_CHECKING:
@@ -436,7 +436,7 @@ def project_call(
     """What the money check assumes of a call before it goes out: its input tokens (estimated
     from the prompt), its output tokens (`max_tokens`, else the policy's
     `output_estimate_tokens`) and the price of their worst case (None: no usable price)."""
-    in_tokens = estimate_input_tokens(event.messages)
+    in_tokens = event.input_tokens
     out_tokens = event.max_tokens or policy.output_estimate_tokens
     usd = pricer(policy, event.model, worst_case_usage(in_tokens, out_tokens))
     if usd is None or not math.isfinite(usd) or usd < 0:

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegative
 
 from loopguard.events import Event, ModelStart, Token, ToolStart
 from loopguard.state import RunState
-from loopguard.tokens import estimate_input_tokens
 from loopguard.verdict import Verdict, abort, warn
 
 _NAMES = ("model_calls", "tool_calls", "seconds", "tokens")
@@ -124,7 +123,7 @@ class RunLimits:
             )
         used = state.usage.input_tokens + state.usage.output_tokens
         if self.max_tokens is not None:
-            projected = used + estimate_input_tokens(event.messages) + (event.max_tokens or 0)
+            projected = used + event.input_tokens + (event.max_tokens or 0)
             if projected > self.max_tokens:
                 return abort(
                     self.name,
