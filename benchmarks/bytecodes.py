@@ -40,7 +40,7 @@ from loopguard import LoopGuardCallbackHandler, Policy
 _PARTS = (
     ("loopguard/integrations/", "adapter", "the LangChain adapter"),
     ("loopguard/telemetry/", "telemetry", "loopguard's telemetry sink"),
-    ("loopguard/detectors/", "detectors", "the seven detectors"),
+    ("loopguard/detectors/", "detectors", "the detectors"),
     ("loopguard/", "engine", "the rest of loopguard: guard, state, pricing, normalize"),
     ("opentelemetry/", "OTel SDK", "the OpenTelemetry SDK and API"),
 )
