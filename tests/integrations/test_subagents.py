@@ -123,9 +123,9 @@ def test_middleware_dollar_cap_counts_the_sub_agent_spend_streaming() -> None:
     assert verdict.evidence["spent_usd"] == 2.0  # the parent's spend includes the child's $1
 
 
-def test_middleware_end_stops_the_child_then_the_parent_whose_cap_it_hit() -> None:
-    # exit_behavior="end": the child ends with a stop message instead of raising; the parent's
-    # cap is spent, so its next model call is refused and it ends too.
+def capped_tree(parent_exit: str, **agent: Any) -> tuple[Guard, Any, ScriptedChatModel, Any]:
+    """A parent agent (max_model_calls=3) that asks its child agent (its own cap far higher,
+    exit_behavior="end") again and again: the guard, the parent, and both models."""
     guard = Guard(policies({"max_model_calls": 3}, child={"max_model_calls": 50}))
     parent_model, child_model = asks_child_forever(), one_answer()
     child = create_agent(
@@ -138,8 +138,16 @@ def test_middleware_end_stops_the_child_then_the_parent_whose_cap_it_hit() -> No
         parent_model,
         [child_tool(child)],
         name="parent",
-        middleware=[LoopGuardMiddleware(guard, exit_behavior="end", telemetry=False)],
+        middleware=[LoopGuardMiddleware(guard, exit_behavior=parent_exit, telemetry=False)],
+        **agent,
     )
+    return guard, parent, parent_model, child_model
+
+
+def test_middleware_end_stops_the_child_then_the_parent_whose_cap_it_hit() -> None:
+    # exit_behavior="end": the child ends with a stop message instead of raising; the parent's
+    # cap is spent, so its next model call is refused and it ends too.
+    guard, parent, parent_model, child_model = capped_tree("end")
     out = parent.invoke(USER)
     assert parent_model.call_count + child_model.call_count == 3
     assert "max_model_calls=3" in str(out["messages"][-1].content)
@@ -153,20 +161,8 @@ def test_middleware_outer_agent_pauses_for_its_sub_agents_spend() -> None:
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.types import Command
 
-    guard = Guard(policies({"max_model_calls": 3}, child={"max_model_calls": 50}))
-    parent_model, child_model = asks_child_forever(), one_answer()
-    child = create_agent(
-        child_model,
-        [],
-        name="child",
-        middleware=[LoopGuardMiddleware(guard, exit_behavior="end", telemetry=False)],
-    )
-    parent = create_agent(
-        parent_model,
-        [child_tool(child)],
-        name="parent",
-        middleware=[LoopGuardMiddleware(guard, exit_behavior="interrupt", telemetry=False)],
-        checkpointer=InMemorySaver(),
+    guard, parent, parent_model, child_model = capped_tree(
+        "interrupt", checkpointer=InMemorySaver()
     )
     thread = {"configurable": {"thread_id": "t-1"}}
     out = parent.invoke(USER, thread)
