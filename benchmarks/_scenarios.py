@@ -57,9 +57,6 @@ class Scenario:
     events: list[Event]
     onset: int | None = None  # model call where the loop starts (runaway only)
     period: int = 1  # model calls per repetition of the loop
-    latest: int | None = None
-    """For a loop without repetitions to count (a context snowball): the latest model call a
-    stop may come at, instead of the usual deadline."""
 
     @property
     def second_repetition(self) -> int | None:
@@ -70,8 +67,6 @@ class Scenario:
     def deadline(self) -> int | None:
         """The latest model call at which a stop still meets "within 3 calls after the second
         repetition"."""
-        if self.latest is not None:
-            return self.latest
         rep = self.second_repetition
         return None if rep is None else rep + 3
 
@@ -165,11 +160,10 @@ class Sim:
         *,
         onset: int | None = None,
         period: int = 1,
-        latest: int | None = None,
     ) -> Scenario:
         self.ts += 0.1
         self._emit(RunEnd(run=self.run, agent=self.agent, ts=self.ts, status="ok"))
-        return Scenario(self.agent, kind, what, self.events, onset, period, latest)
+        return Scenario(self.agent, kind, what, self.events, onset, period)
 
 
 def _chunks(text: str, size: int = 14) -> list[str]:
@@ -878,20 +872,55 @@ _REPORT = (
 )
 
 
+def _report_part(rng: random.Random, part: int) -> str:
+    """One long page of a report (~3,400 tokens), new words on every page."""
+    return f"https://archive.example.com/report/part-{part}\n" + " ".join(
+        _prose(rng, 25) for _ in range(60)
+    )
+
+
+def _read_part(s: Sim, rng: random.Random, part: int) -> None:
+    s.step(
+        f"Reading part {part} of the report before I answer.",
+        [
+            (
+                "fetch_page",
+                {"url": f"https://archive.example.com/report/part-{part}"},
+                _report_part(rng, part),
+            )
+        ],
+    )
+
+
 def snowball_real_pace() -> Scenario:
     s = Sim("snowball-real-pace", "Summarise the annual report.", seconds=4.0)
     rng = random.Random(23)
     for part in range(1, LOOP + 1):  # onset: call 1; every page read stays in the context
-        page = f"https://archive.example.com/report/part-{part}\n" + " ".join(
-            _prose(rng, 25) for _ in range(60)
-        )
-        s.step(
-            f"Reading part {part} of the report before I answer.",
-            [("fetch_page", {"url": f"https://archive.example.com/report/part-{part}"}, page)],
-        )
-    # Every call is new work, so there are no repetitions to count: it passes when stopped
-    # before AgentExecutor's default 15 iterations would have stopped it.
-    return s.done("runaway", "reads one long page after another at 4 s a call", onset=1, latest=14)
+        _read_part(s, rng, part)
+    # Every call is new work, with no repetition to count: the loop is the read whose result
+    # every later call re-bills; its third occurrence is model call 3.
+    return s.done("runaway", "reads one long page after another at 4 s a call", onset=1)
+
+
+def five_long_reads() -> Scenario:
+    s = Sim("five-long-reads", "Summarise the annual report.", seconds=4.0)
+    rng = random.Random(25)
+    for part in range(1, 6):  # the snowball's first five calls, then an answer
+        _read_part(s, rng, part)
+    s.step("Summary: " + _prose(rng, 60))
+    return s.done("healthy", "reads five long pages in full, then answers")
+
+
+def large_prompt_reader() -> Scenario:
+    # An agent with many tools and a long system prompt (~35,000 tokens) reading twelve long
+    # pages in a row: the reading never comes to twice the prompt (2.2x at the end).
+    rng = random.Random(26)
+    handbook = " ".join(_prose(rng, 25) for _ in range(600))
+    s = Sim("large-prompt-reader", "Summarise the annual report.", system=SYSTEM + handbook)
+    for part in range(1, 13):
+        _read_part(s, rng, part)
+    s.step("Summary: " + _prose(rng, 60))
+    return s.done("healthy", "a 35k-token prompt, then twelve long pages in full")
 
 
 def summarising_reader() -> Scenario:
@@ -1229,6 +1258,8 @@ HEALTHY: list[Callable[[], Scenario]] = [
     streamed_long_list,
     streamed_code_table,
     *(twin for _, twin in ISSUE_15),
+    five_long_reads,
+    large_prompt_reader,
 ]
 
 

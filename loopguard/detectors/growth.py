@@ -9,10 +9,14 @@ The context snowball is the same on the input side: every call re-sends (and re-
 that the run has read so far, so when each step brings back a long result, the dollars per call
 rise step after step even at a real model's pace, where no per-minute rate is reached. A call
 *re-bills a growing context* when its input grew, beyond the previous call's own answer, by at
-least `input_tokens`; `input_steps` such calls in a row are stopped (a warning at half of them,
-a nudge one call before). Tool results are what grows it: an agent writing long sections grows
-its prompt by its own answers, which do not count, and one that summarises as it reads keeps
-its input flat.
+least `input_tokens`. After `input_steps` such calls in a row, a call that asks for yet more
+(its answer calls a tool) is stopped, once the input is at least `input_ratio` times what it
+was before the run of calls began (the reading, re-sent, is now most of every call's bill): a
+warning at half of them, a nudge one call before. Tool results are what grows it: an agent
+writing long sections grows its prompt by its own answers, which do not count; one that
+summarises as it reads keeps its input flat; one that reads and then answers is not stopped at
+its answer; one whose prompt is large already (many tools, a long system prompt) is stopped
+only when the reading has come to dominate it.
 """
 
 from __future__ import annotations
@@ -41,8 +45,12 @@ class GrowthConfig(Escalation):
     input_tokens: PositiveInt | None = 1000
     """A call re-bills a growing context when its input grew by at least this many tokens
     beyond the previous call's answer (None switches the input rule off)."""
-    input_steps: int = Field(8, ge=2, le=1000)
-    """Abort at this many such calls in a row; warn at half of them, nudge one call before."""
+    input_steps: int = Field(5, ge=2, le=1000)
+    """Abort at this many such calls in a row when the last asks for more (calls a tool); warn
+    at half of them, nudge one call before."""
+    input_ratio: float = Field(3.0, ge=1, le=1000)
+    """...and only once the input is at least this many times the input before the run of
+    calls began: the re-sent reading is most of every call's bill."""
 
 
 class _Slot:
@@ -52,7 +60,9 @@ class _Slot:
         "fed_since",
         "first",
         "last",
+        "last_cost",
         "last_input",
+        "nudged",
         "since",
         "sizes",
         "streak",
@@ -65,9 +75,11 @@ class _Slot:
         self.sizes: list[int] = []  # the streak's sizes, at most a few
         self.emitted: dict[object, Action] = {}
         self.last_input = 0  # the previous call's input tokens
+        self.last_cost: float | None = None  # and its dollars
         self.fed = 0  # calls in a row whose input grew by at least input_tokens
         self.fed_since = 0  # the model call where that run began
-        self.first: tuple[int, float | None] = (0, None)  # its first call's input and cost
+        self.first: tuple[int, float | None] = (0, None)  # the input and cost before it
+        self.nudged = False  # this run of calls has had its one nudge
 
 
 class Growth:
@@ -81,7 +93,7 @@ class Growth:
         cfg = self.config
         slot: _Slot = state.slot(self.name, _Slot)
         size = event.usage.output_tokens or estimate_text_tokens(event.text)
-        fed = self._input(state, slot, event.usage.input_tokens)
+        fed = self._input(state, slot, event)
         if slot.last and size >= slot.last * cfg.ratio:
             if slot.streak == 0:
                 slot.since, slot.sizes = max(1, state.model_calls - 1), [slot.last]
@@ -110,20 +122,40 @@ class Growth:
             sizes=list(slot.sizes),
         )
 
-    def _input(self, state: RunState, slot: _Slot, tokens: int) -> Verdict | None:
+    def _input(self, state: RunState, slot: _Slot, event: ModelEnd) -> Verdict | None:
         """The input rule: calls in a row re-billing a context that grew by a long result."""
         cfg = self.config
+        tokens = event.usage.input_tokens
         before, slot.last_input = slot.last_input, tokens
+        before_cost, slot.last_cost = slot.last_cost, state.last_call_cost
         if cfg.input_tokens is None or not before or tokens - before - slot.last < cfg.input_tokens:
-            slot.fed = 0
+            slot.fed, slot.nudged = 0, False
             return None
         if slot.fed == 0:
-            slot.fed_since, slot.first = state.model_calls, (tokens, state.last_call_cost)
+            slot.fed_since, slot.first = state.model_calls, (before, before_cost)
         slot.fed += 1
-        warn_at = (cfg.input_steps + 1) // 2
-        if slot.fed not in (warn_at, cfg.input_steps - 1) and slot.fed < cfg.input_steps:
+        # Stopping saves money only when the run asks for more: a call that answers (no tool
+        # call) is where a reader ends, not where a snowball goes on.
+        due = (
+            slot.fed >= cfg.input_steps - 1
+            and bool(event.tool_calls)
+            and tokens >= slot.first[0] * cfg.input_ratio
+        )
+        if due and slot.nudged:
+            if slot.fed < cfg.input_steps:
+                return None  # nudged one call early; the stop waits for input_steps
+            level = Action.ABORT
+        elif due:
+            level = Action.NUDGE  # the one chance, always before the stop
+        elif slot.fed == (cfg.input_steps + 1) // 2:
+            level = Action.WARN
+        else:
             return None
-        first_tokens, first_cost = slot.first
+        return self._input_verdict(state, slot, level, tokens)
+
+    def _input_verdict(self, state: RunState, slot: _Slot, level: Action, tokens: int) -> Verdict:
+        cfg = self.config
+        before, first_cost = slot.first
         cost = state.last_call_cost
         per_call = (
             f"; ${first_cost:.3f} -> ${cost:.3f} per call"
@@ -132,19 +164,20 @@ class Growth:
         )
         reason = (
             f"the input grew by at least {cfg.input_tokens:,} tokens on each of the last "
-            f"{slot.fed} calls ({first_tokens:,} -> {tokens:,} tokens{per_call}): every call "
-            "re-bills all that was read"
+            f"{slot.fed} calls ({before:,} -> {tokens:,} tokens, {tokens / before:.1f}x"
+            f"{per_call}): every call re-bills all that was read"
         )
         evidence = {
             "rule": "input",
             "start_step": slot.fed_since,
             "repeats": slot.fed,
-            "input_tokens": [first_tokens, tokens],
+            "input_tokens": [before, tokens],
             "usd_per_call": [first_cost, cost],
         }
-        if slot.fed >= cfg.input_steps:
+        if level is Action.ABORT:
             return abort(self.name, reason, **evidence)
-        if slot.fed == cfg.input_steps - 1:
+        if level is Action.NUDGE:
+            slot.nudged = True
             message = (
                 f"Each of your last {slot.fed} steps added a long result that every later "
                 "call re-sends and re-bills. Do not read more in full: answer from what you "

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,9 @@ def test_each_runaway_scenario_is_stopped(capsys, tmp_path, scenario):
     steps = re.findall(r"^step +(\d+) ", out, re.M)
     assert all(int(step) <= int(m.group(1)) for step in steps)
     assert "evidence:" in flat
+    documented = _documented_stop(scenario)
+    if documented is not None:  # docs/demo.md's table says who stops it, and when
+        assert (m.group(2), m.group(1)) == documented, f"docs/demo.md says {documented}"
     assert re.search(
         r"spent: \d+ model calls?, \d+ tool calls?, [\d,]+ tokens \(input [\d,]+, "
         r"of which cache read [\d,]+ and cache write [\d,]+; output [\d,]+; [\d,]+ tokens per "
@@ -63,6 +67,13 @@ def test_each_runaway_scenario_is_stopped(capsys, tmp_path, scenario):
     names = [s["operationName"] for s in run["spans"]]
     assert names.count(f"invoke_agent {scenario}-agent") == 1
     assert any(n.startswith("chat us.anthropic.claude-sonnet-4") for n in names)
+
+
+def _documented_stop(scenario: str) -> tuple[str, str] | None:
+    """The detector and model call docs/demo.md's scenario table gives for `scenario`."""
+    docs = (Path(__file__).parents[2] / "docs" / "demo.md").read_text()
+    row = re.search(rf"^\| `{re.escape(scenario)}` \|[^|]*\| `(\w+)`.*model call (\d+)", docs, re.M)
+    return None if row is None else (row.group(1), row.group(2))
 
 
 def _check_projections(out: str) -> None:

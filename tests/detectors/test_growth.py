@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loopguard.events import ModelEnd, ModelStart, Usage
+from loopguard.events import ModelEnd, ModelStart, ToolCall, Usage
 from loopguard.verdict import Action
 from tests.detectors.conftest import feed, only
 
@@ -47,25 +47,72 @@ def test_outputs_of_bounded_size_never_abort(sizes: list[int]) -> None:
     assert stop is None
 
 
-def _reads(pages: int, page_tokens: int, *, own: bool = False, keep: bool = True) -> list:
+def _reads(
+    pages: int,
+    page_tokens: int,
+    *,
+    own: bool = False,
+    keep: bool = True,
+    prompt: int = 3000,
+    answer: bool = False,
+) -> list:
     """Calls whose input grows by `page_tokens` a step: from tool results, or (own=True) from
-    the model's own answers; keep=False: the context is summarised, the input stays flat."""
-    events, tokens = [], 3000
-    for i in range(pages):
+    the model's own answers; keep=False: the context is summarised, the input stays flat. Each
+    call asks for the next page (a tool call); answer=True adds a last call that answers."""
+    events, tokens = [], prompt
+    for i in range(pages + answer):
         output = page_tokens if own else 50
+        reads = [] if i == pages else [ToolCall("fetch_page", {"page": i + 1})]
         events.append(ModelStart(run="r", model="m", ts=4.0 * i))
-        events.append(ModelEnd(run="r", model="m", ts=4.0 * i + 3, usage=Usage(tokens, output)))
+        events.append(
+            ModelEnd(
+                run="r", model="m", ts=4.0 * i + 3, usage=Usage(tokens, output), tool_calls=reads
+            )
+        )
         if keep:
             tokens += output + (50 if own else page_tokens)
     return events
 
 
 def test_a_context_snowballing_with_long_results_is_stopped() -> None:
+    # Calls 2, 3, ... each re-bill one more page: warned at the 3rd, nudged at the 4th, and the
+    # 5th that asks for more is stopped (model call 6: within 3 calls of the third page read).
     verdicts, stop = feed(_reads(12, 2000), only("growth"))
     assert [v.action for v in verdicts] == [Action.WARN, Action.NUDGE]
-    assert [v.step for v in verdicts] == [5, 8]
-    assert stop is not None and stop.step == 9 and stop.evidence["rule"] == "input"
-    assert stop.evidence["start_step"] == 2 and stop.evidence["repeats"] == 8
+    assert [v.step for v in verdicts] == [4, 5]
+    assert stop is not None and stop.step == 6 and stop.evidence["rule"] == "input"
+    assert stop.evidence["start_step"] == 2 and stop.evidence["repeats"] == 5
+    # The evidence compares the call before the reading began with the one stopped.
+    assert stop.evidence["input_tokens"] == [3000, 3000 + 5 * 2050]
+    assert "3,000 -> 13,250 tokens, 4.4x" in stop.reason
+
+
+def test_a_reader_that_answers_after_five_long_results_is_not_stopped() -> None:
+    verdicts, stop = feed(_reads(5, 2000, answer=True), only("growth"))
+    assert stop is None
+    # It was nudged once, when it asked for the fifth page; the answer ends the reading.
+    assert [v.action for v in verdicts] == [Action.WARN, Action.NUDGE]
+
+
+def test_a_large_prompt_is_stopped_only_once_the_reading_dominates_it() -> None:
+    # 20,000 tokens of system prompt and tools: tripled after 20 pages of 2,000 (+50 answered),
+    # at model call 21.
+    verdicts, stop = feed(_reads(30, 2000, prompt=20_000), only("growth"))
+    assert stop is not None
+    before, after = stop.evidence["input_tokens"]
+    assert before == 20_000 and after >= 60_000
+    assert stop.step == 22  # the first call at 3x is nudged, the next that asks for more stopped
+    assert [v.action for v in verdicts] == [Action.WARN, Action.NUDGE]
+    assert verdicts[1].step == 21
+
+
+def test_the_input_rule_follows_its_knobs() -> None:
+    _, stop = feed(_reads(12, 2000), only("growth", input_steps=8))
+    assert stop is not None and stop.step == 9
+    _, stop = feed(_reads(30, 2000, prompt=20_000), only("growth", input_ratio=1.0))
+    assert stop is not None and stop.step == 6
+    verdicts, stop = feed(_reads(12, 2000), only("growth", input_tokens=None))
+    assert verdicts == [] and stop is None
 
 
 def test_input_grown_by_the_models_own_answers_or_kept_flat_is_fine() -> None:
