@@ -12,8 +12,13 @@ calls after its loop's second repetition; a healthy run passes when it is not st
 Then the real runs (`--real-only`: only them; `--data DIR`: where the data sets are, default
 ../shared/data beside the repository): tau-bench's 200 airline runs (84 healthy) and Who&When's
 29 Magentic-One runs (19 loops by the orchestrator's own, hidden, judgement), under the default
-policy, under limits calibrated leave-one-out from the good runs (loopguard.calibrate), and
-under the baselines: loops and healthy runs stopped, at which call, by which rule, at what cost.
+policy, under hard limits calibrated from the good runs (loopguard.calibrate, at the lowest false
+stop rate the runs support), and under the baselines: loops and healthy runs stopped, at which
+call, by which rule, at what cost. The limits are calibrated two ways: once from all the good
+runs ("calibrated (all N good runs)", which cannot stop any of them: each limit is at or above
+its own value), and for each run from the other good runs ("calibrated, leave-one-out": what a
+new good run should expect, its false stops beside the stated bound). A second table calibrates
+fewer limits (each alone, calls and seconds), whose bound is tighter from the same runs.
 
 Then it measures what the runaway detectors cost per event, on a 20-step and a 2,000-step run,
 against the same guard with those detectors switched off, in the same process.
@@ -28,7 +33,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,7 +43,14 @@ from _realdata import RealRun
 from _scenarios import Scenario, all_scenarios, long_run
 
 from loopguard import Guard, Policy, PolicySet
-from loopguard.calibrate import LIMITS, calibrate, measure, runs_needed
+from loopguard.calibrate import (
+    LIMITS,
+    Calibration,
+    RunMeasure,
+    calibrate,
+    measure,
+    runs_needed,
+)
 from loopguard.detectors import RUNAWAY
 from loopguard.events import Event, ModelEnd, ModelStart, Token, ToolEnd, ToolStart, Usage
 from loopguard.pricing import default_pricer
@@ -152,6 +164,15 @@ def detection_table(scenarios: list[Scenario]) -> tuple[list[str], bool]:
 
 # --- real runs (../shared/data): the two public data sets -----------------------------------
 
+# run -> (the call it was stopped at, or None; the rule that stopped it; dollars spent)
+Cells = dict[str, tuple[int | None, str | None, float]]
+# run -> (its result under calibrated limits, the calibration it was judged by)
+Judged = dict[str, tuple[RunResult, Calibration]]
+
+LEAVE_ONE_OUT = "calibrated, leave-one-out"
+# The limit sets the fewer-limits table compares: all five, each alone, calls and seconds.
+LIMIT_SETS = (LIMITS, *((name,) for name in LIMITS), ("max_model_calls", "max_seconds"))
+
 
 def guard_stop(events: Sequence[Event], policy: Policy | PolicySet | None = None) -> RunResult:
     """One run through a guard under `policy` (default: the built-in one): its result, with the
@@ -159,26 +180,83 @@ def guard_stop(events: Sequence[Event], policy: Policy | PolicySet | None = None
     return replay_events(events, Guard(policy if policy is not None else Policy()))[0]
 
 
-def _limits_only(agent: str, limits: dict[str, int | float]) -> PolicySet:
-    """Calibrated limits and nothing else: every detector with an `enabled` switch is off."""
+def _limits_only(agent: str | None, limits: dict[str, int | float]) -> PolicySet:
+    """Calibrated limits and nothing else: every detector with an `enabled` switch is off, and
+    a hard limit not calibrated is unset (not left at its default)."""
     off = {k: {"enabled": False} for k, v in Policy().model_dump().items() if _switch(v)}
-    return PolicySet.from_dict({"agents": {agent: {**off, **limits}}})
+    unset = dict.fromkeys(LIMITS)
+    return PolicySet.from_dict({"agents": {agent: {**off, **unset, **limits}}})
 
 
 def _switch(value: object) -> bool:
     return isinstance(value, dict) and "enabled" in value
 
 
-def _loo(runs: list[RealRun], train_label: str, limits: Sequence[str], rate: float) -> dict:
-    """Each run under limits calibrated from the runs labelled `train_label`, leaving the run
-    itself out: {run: (RunResult, Calibration)}."""
-    measures = {m.run: m for m in measure(e for r in runs for e in r.events)}
+def lowest_rate(runs: int, limits: int = len(LIMITS)) -> float:
+    """The lowest false stop rate `runs` good runs support over `limits` limits, m/(n+1),
+    rounded up to a thousandth (calibrate reads a rate as a decimal). At that rate each limit
+    is the largest of the runs' values."""
+    return math.ceil(limits / (runs + 1) * 1000) / 1000
+
+
+def calibrated(
+    runs: Sequence[RealRun],
+    train_label: str,
+    limits: Sequence[str],
+    rate: float,
+    *,
+    leave_one_out: bool,
+    measures: dict[str, RunMeasure] | None = None,
+) -> Judged:
+    """Each run under limits calibrated from the runs labelled `train_label`: from all of them,
+    or (`leave_one_out`) from all of them but the run itself. `measures`: the runs' measures
+    by run, when they are at hand (measuring replays every run)."""
+    measures = measures or _measures(runs)
+    train = [measures[r.run] for r in runs if r.label == train_label]
     out = {}
     for r in runs:
-        train = [measures[x.run] for x in runs if x.label == train_label and x.run != r.run]
-        c = calibrate(train, rate, agent=r.events[0].agent, limits=limits)
-        out[r.run] = (guard_stop(r.events, _limits_only(r.events[0].agent, c.limits)), c)
+        agent = r.events[0].agent
+        pool = [m for m in train if not (leave_one_out and m.run == r.run)]
+        c = calibrate(pool, rate, agent=agent, limits=limits)
+        out[r.run] = (guard_stop(r.events, _limits_only(agent, c.limits)), c)
     return out
+
+
+def _measures(runs: Sequence[RealRun]) -> dict[str, RunMeasure]:
+    return {m.run: m for m in measure(e for r in runs for e in r.events)}
+
+
+def stopped(judged: Judged, runs: Sequence[RealRun], label: str) -> int:
+    """How many runs labelled `label` the calibrated limits stopped."""
+    return sum(judged[r.run][0].action == "abort" for r in runs if r.label == label)
+
+
+def _bounds(judged: Judged) -> str:
+    return "-".join(f"{b:.3g}" for b in sorted({c.bound for _, c in judged.values()}))
+
+
+def _sizes(judged: Judged) -> str:
+    return "-".join(str(n) for n in sorted({c.runs for _, c in judged.values()}))
+
+
+def _guard_cells(runs: Sequence[RealRun], results: dict[str, RunResult]) -> Cells:
+    cells: Cells = {}
+    for r in runs:
+        res = results[r.run]
+        stop = res.action == "abort"
+        spent = res.cost_usd if stop else dollars(r.events, None)
+        cells[r.run] = (res.step if stop else None, _rule(res), spent)
+    return cells
+
+
+def _baseline_cells(
+    runs: Sequence[RealRun], judge: Callable[[Sequence[Event]], Stop | None]
+) -> Cells:
+    cells: Cells = {}
+    for r in runs:
+        stop = judge(r.events)
+        cells[r.run] = (None if stop is None else stop.step, None, dollars(r.events, stop))
+    return cells
 
 
 def _stop_cell(stop_step: int | None, rule: str | None = None) -> str:
@@ -193,86 +271,175 @@ def _rule(result: RunResult) -> str | None:
 
 
 def real_run_table(data: Path | None = None) -> list[str]:
-    """Both data sets under the default policy, limits calibrated from good runs (leave one
-    out), and the baselines: who was stopped, at which call, by which rule, at what cost."""
+    """Both data sets under the default policy, limits calibrated from the good runs (from all
+    of them, and leaving each run out), and the baselines: who was stopped, at which call, by
+    which rule, at what cost; then what calibrating fewer limits does."""
     from tau_bench import load as load_tau
     from who_and_when import load as load_ww
 
     tau = load_tau(data / "tau-bench" if data else None)
     ww = load_ww(data / "who-and-when" if data else None)
-    lines = []
-    for title, runs, bad, good, rate in (
-        ("tau-bench airline", tau, "failed", "healthy", 0.1),
-        ("Who&When Magentic-One", ww, "loop", "no-loop", 0.5),
-    ):
-        calibrated = _loo(runs, good, LIMITS, rate)
-        methods: dict[str, dict[str, tuple[int | None, str | None, float]]] = {}
-        for name in ("loopguard", "calibrated", *BASELINES):
-            methods[name] = {}
-            for r in runs:
-                if name in ("loopguard", "calibrated"):
-                    res = guard_stop(r.events) if name == "loopguard" else calibrated[r.run][0]
-                    stopped = res.action == "abort"
-                    spent = res.cost_usd if stopped else dollars(r.events, None)
-                    methods[name][r.run] = (res.step if stopped else None, _rule(res), spent)
-                else:
-                    stop = BASELINES[name](r.events)
-                    step = None if stop is None else stop.step
-                    methods[name][r.run] = (step, None, dollars(r.events, stop))
-        full = {r.run: dollars(r.events, None) for r in runs}
-        n_bad = sum(r.label == bad for r in runs)
-        n_good = len(runs) - n_bad
-        sizes = sorted({c.runs for _, c in calibrated.values()})
-        bounds = sorted({c.bound for _, c in calibrated.values()})
-        lines += [
-            "",
-            f"{title}: {len(runs)} runs, {n_good} {good}, {n_bad} {bad}; model calls "
-            f"{min(r.model_calls for r in runs)}-{max(r.model_calls for r in runs)}.",
-            f"calibrated = the 5 limits ({', '.join(LIMITS)}) from the other {good} runs "
-            f"(leave one out: {'-'.join(map(str, sizes))} runs), false stop rate <= "
-            f"{'-'.join(f'{b:.3g}' for b in bounds)} (the lowest those runs support; a rate of "
-            f"0.05 over 5 limits needs {runs_needed(0.05)} runs)",
-            "",
-            f"{'method':14} | {f'{bad} stopped':>14} | {'median call':>11} | "
-            f"{f'{good} stopped':>15} | {f'$ on {bad} runs':>16} | {'saved':>7} | "
-            f"{f'$ on {good} runs':>16} | {'lost':>6}",
-        ]
-        lines.append("-" * len(lines[-1]))
-        for name, cells in methods.items():
-            bad_steps = [cells[r.run][0] for r in runs if r.label == bad]
-            stopped = [s for s in bad_steps if s is not None]
-            good_stops = sum(cells[r.run][0] is not None for r in runs if r.label == good)
-            spent_bad = sum(cells[r.run][2] for r in runs if r.label == bad)
-            spent_good = sum(cells[r.run][2] for r in runs if r.label == good)
-            full_bad = sum(full[r.run] for r in runs if r.label == bad)
-            full_good = sum(full[r.run] for r in runs if r.label == good)
-            median = f"{statistics.median(stopped):g}" if stopped else "-"
-            lines.append(
-                f"{name:14} | {f'{len(stopped)} of {n_bad}':>14} | {median:>11} | "
-                f"{f'{good_stops} of {n_good}':>15} | {f'${spent_bad:.2f}':>16} | "
-                f"{f'${full_bad - spent_bad:.2f}':>7} | {f'${spent_good:.2f}':>16} | "
-                f"{f'${full_good - spent_good:.2f}':>6}"
-            )
+    return [
+        *_real_set("tau-bench airline", tau, "failed", "healthy"),
+        *_real_set("Who&When Magentic-One", ww, "loop", "no-loop", every_run=True),
+    ]
+
+
+def _real_set(
+    title: str, runs: list[RealRun], bad: str, good: str, every_run: bool = False
+) -> list[str]:
+    """One data set's tables: the summary per method, the fewer-limits table, and per run
+    which rule stopped it (every run, or the runs any method stopped)."""
+    n_good = sum(r.label == good for r in runs)
+    measures = _measures(runs)
+    everyone = calibrated(
+        runs, good, LIMITS, lowest_rate(n_good), leave_one_out=False, measures=measures
+    )
+    loo = calibrated(
+        runs, good, LIMITS, lowest_rate(n_good - 1), leave_one_out=True, measures=measures
+    )
+    methods = {
+        "loopguard": _guard_cells(runs, {r.run: guard_stop(r.events) for r in runs}),
+        f"calibrated (all {n_good} good runs)": _guard_cells(runs, _results(everyone)),
+        LEAVE_ONE_OUT: _guard_cells(runs, _results(loo)),
+        **{name: _baseline_cells(runs, judge) for name, judge in BASELINES.items()},
+    }
+    calls = [r.model_calls for r in runs]
+    return [
+        "",
+        f"{title}: {len(runs)} runs, {n_good} {good}, {len(runs) - n_good} {bad}; model calls "
+        f"{min(calls)}-{max(calls)}.",
+        *_calibration_notes(runs, good, everyone, loo),
+        "",
+        *_summary_table(runs, bad, good, methods),
+        "",
+        *_limit_sets_table(runs, bad, good, measures),
+        "",
+        *_per_run_table(runs, methods, every_run),
+    ]
+
+
+def _results(judged: Judged) -> dict[str, RunResult]:
+    return {run: result for run, (result, _) in judged.items()}
+
+
+def _calibration_notes(runs: list[RealRun], good: str, everyone: Judged, loo: Judged) -> list[str]:
+    """What the two calibrated rows are, how many good runs each used, its bound, and how many
+    runs a small rate would need."""
+    n_good = sum(r.label == good for r in runs)
+    false_stops = stopped(loo, runs, good)
+    m = len(LIMITS)
+    return [
+        f"calibrated = the {m} limits ({', '.join(LIMITS)}) and no detector, at the lowest "
+        f"false stop rate the {good} runs support (m/(n+1): each limit the largest of their "
+        "values)",
+        f"  all {n_good} good runs: calibrated once from all {n_good} {good} runs, bound "
+        f"{_bounds(everyone)} ({m}/{n_good + 1}). None of these {n_good} runs can be stopped, by "
+        "construction (each limit is at or above its own value);",
+        f"    the leave-one-out row is what a new {good} run should expect.",
+        f"  leave-one-out: each run under limits from the other {good} runs ({_sizes(loo)} runs), "
+        f"bound {_bounds(loo)}; observed: {false_stops} of {n_good} {good} runs stopped "
+        f"({false_stops / n_good:.2g}).",
+        f"runs needed: a false stop rate of 0.05 needs {runs_needed(0.05)} good runs over {m} "
+        f"limits, {runs_needed(0.05, 1)} over 1; of 0.1, {runs_needed(0.1)} over {m}, "
+        f"{runs_needed(0.1, 1)} over 1. The default policy (loopguard) needs none.",
+    ]
+
+
+def _summary_table(
+    runs: list[RealRun], bad: str, good: str, methods: dict[str, Cells]
+) -> list[str]:
+    """Per method: runs of each label stopped, the median call of the loops' stops, the dollars
+    spent on each label and what stopping saved (or lost)."""
+    width = max(map(len, methods))
+    full = {r.run: dollars(r.events, None) for r in runs}
+    n_bad = sum(r.label == bad for r in runs)
+    n_good = len(runs) - n_bad
+    full_bad = sum(full[r.run] for r in runs if r.label == bad)
+    full_good = sum(full[r.run] for r in runs if r.label == good)
+    head = (
+        f"{'method':{width}} | {f'{bad} stopped':>14} | {'median call':>11} | "
+        f"{f'{good} stopped':>15} | {f'$ on {bad} runs':>16} | {'saved':>7} | "
+        f"{f'$ on {good} runs':>16} | {'lost':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for name, cells in methods.items():
+        bad_stops = [cells[r.run][0] for r in runs if r.label == bad]
+        stops = [s for s in bad_stops if s is not None]
+        good_stops = sum(cells[r.run][0] is not None for r in runs if r.label == good)
+        spent_bad = sum(cells[r.run][2] for r in runs if r.label == bad)
+        spent_good = sum(cells[r.run][2] for r in runs if r.label == good)
+        median = f"{statistics.median(stops):g}" if stops else "-"
         lines.append(
-            f"{'no guard':14} | {'':>14} | {'':>11} | {'':>15} | "
-            f"{f'${sum(full[r.run] for r in runs if r.label == bad):.2f}':>16} | {'':>7} | "
-            f"{f'${sum(full[r.run] for r in runs if r.label == good):.2f}':>16} |"
+            f"{name:{width}} | {f'{len(stops)} of {n_bad}':>14} | {median:>11} | "
+            f"{f'{good_stops} of {n_good}':>15} | {f'${spent_bad:.2f}':>16} | "
+            f"{f'${full_bad - spent_bad:.2f}':>7} | {f'${spent_good:.2f}':>16} | "
+            f"{f'${full_good - spent_good:.2f}':>6}"
         )
-        # Which rule stopped each run: every run any method stopped (all of them for Who&When).
-        shown = [r for r in runs if any(cells[r.run][0] is not None for cells in methods.values())]
-        if title.startswith("Who"):
-            shown = runs
-        lines += [
-            "",
-            f"Per run ({'every run' if shown is runs else 'runs any method stopped'}; "
-            "@call and the rule that stopped it):",
-            f"{'run':18} {'label':8} {'calls':>5} " + " ".join(f"{m:>24}" for m in methods),
-        ]
-        for r in shown:
-            lines.append(
-                f"{r.name:18} {r.label:8} {r.model_calls:>5} "
-                + " ".join(f"{_stop_cell(*methods[m][r.run][:2]):>24}" for m in methods)
+    lines.append(
+        f"{'no guard':{width}} | {'':>14} | {'':>11} | {'':>15} | "
+        f"{f'${full_bad:.2f}':>16} | {'':>7} | {f'${full_good:.2f}':>16} |"
+    )
+    return lines
+
+
+def _limit_sets_table(
+    runs: list[RealRun], bad: str, good: str, measures: dict[str, RunMeasure]
+) -> list[str]:
+    """Fewer limits, a tighter bound from the same runs: what each set of calibrated limits
+    stops, calibrated from all the good runs and leaving each run out."""
+    n_good = sum(r.label == good for r in runs)
+    n_bad = len(runs) - n_good
+    head = (
+        f"{'limits calibrated':28} | {f'bound, all {n_good}':>13} | {f'{bad} stopped':>14} | "
+        f"{f'{good} stopped':>15} | {'bound, left out':>15} | {f'{bad} stopped':>14} | "
+        f"{f'{good} stopped':>15}"
+    )
+    lines = [
+        "Fewer limits (each set at the lowest rate the good runs support; the bound is m/(n+1) "
+        "for m limits):",
+        head,
+        "-" * len(head),
+    ]
+    for names in LIMIT_SETS:
+        m = len(names)
+        label = f"all {m}" if names == LIMITS else ", ".join(names)
+        cells = []
+        for leave_one_out in (False, True):
+            rate = lowest_rate(n_good - leave_one_out, m)
+            judged = calibrated(
+                runs, good, names, rate, leave_one_out=leave_one_out, measures=measures
             )
+            cells += [
+                _bounds(judged),
+                f"{stopped(judged, runs, bad)} of {n_bad}",
+                f"{stopped(judged, runs, good)} of {n_good}",
+            ]
+        lines.append(
+            f"{label:28} | {cells[0]:>13} | {cells[1]:>14} | {cells[2]:>15} | "
+            f"{cells[3]:>15} | {cells[4]:>14} | {cells[5]:>15}"
+        )
+    return lines
+
+
+def _per_run_table(runs: list[RealRun], methods: dict[str, Cells], every_run: bool) -> list[str]:
+    """Per run, the call each method stopped it at and the rule that did."""
+    shown = runs
+    if not every_run:
+        shown = [r for r in runs if any(c[r.run][0] is not None for c in methods.values())]
+    rows = [[_stop_cell(*cells[r.run][:2]) for cells in methods.values()] for r in shown]
+    widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(methods)]
+    lines = [
+        f"Per run ({'every run' if every_run else 'runs any method stopped'}; "
+        "@call and the rule that stopped it):",
+        f"{'run':18} {'label':8} {'calls':>5} "
+        + " ".join(f"{name:>{w}}" for name, w in zip(methods, widths, strict=True)),
+    ]
+    for r, row in zip(shown, rows, strict=True):
+        lines.append(
+            f"{r.name:18} {r.label:8} {r.model_calls:>5} "
+            + " ".join(f"{cell:>{w}}" for cell, w in zip(row, widths, strict=True))
+        )
     return lines
 
 

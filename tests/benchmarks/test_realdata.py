@@ -58,7 +58,9 @@ def test_default_policy_stops_no_healthy_tau_bench_run(tau_runs: list[RealRun]) 
 def test_calibrated_rows_never_train_on_the_run_they_test(ww_runs: list[RealRun]) -> None:
     logging.disable(logging.CRITICAL)
     try:
-        judged = detection._loo(ww_runs, "no-loop", ["max_model_calls"], 0.1)
+        judged = detection.calibrated(
+            ww_runs, "no-loop", ["max_model_calls"], 0.1, leave_one_out=True
+        )
     finally:
         logging.disable(logging.NOTSET)
     for run in ww_runs:
@@ -141,10 +143,28 @@ def test_real_run_table(tau_runs: list[RealRun]) -> None:
     text = "\n".join(lines)
     assert "tau-bench airline: 200 runs, 84 healthy, 116 failed" in text
     assert "Who&When Magentic-One: 29 runs, 10 no-loop, 19 loop" in text
-    for method in ("loopguard", "calibrated", *detection.BASELINES, "no guard"):
+    methods = [
+        "loopguard",
+        "calibrated (all 84 good runs)",
+        "calibrated (all 10 good runs)",
+        detection.LEAVE_ONE_OUT,
+        *detection.BASELINES,
+        "no guard",
+    ]
+    for method in methods:
         assert method in rows
     loopguard_rows = [line for line in lines if line.startswith("loopguard ")]
     assert "0 of 84" in loopguard_rows[0]  # tau-bench: no healthy run stopped
+    # Who&When: most loops stopped and no other run, by the defaults and by the limits from all
+    # 10 no-loop runs; how many runs each calibration used, and how many a small rate needs.
+    for method in ("loopguard", "calibrated (all 10 good runs)"):
+        cells = [cell.strip() for cell in rows[method].split("|")]
+        assert int(cells[1].split(" of ")[0]) > 19 / 2 and cells[3] == "0 of 10"
+    assert "calibrated once from all 10 no-loop runs, bound 0.455 (5/11)" in text
+    assert "from the other no-loop runs (9-10 runs), bound 0.455-0.5" in text
+    assert "a false stop rate of 0.05 needs 99 good runs over 5 limits, 19 over 1" in text
+    for limits in ("all 5", "max_model_calls", "max_model_calls, max_seconds"):
+        assert limits in rows
     assert sum(line.startswith("who-and-when/") for line in lines) == 29
 
 
