@@ -12,6 +12,7 @@ import pytest
 import who_and_when
 from _realdata import RealRun, write_jsonl
 
+from loopguard.calibrate import LIMITS
 from loopguard.events import ModelEnd, ModelStart, RunEnd, RunStart, ToolEnd, ToolStart
 from loopguard.replay import read_events
 
@@ -71,6 +72,62 @@ def test_calibrated_rows_never_train_on_the_run_they_test(ww_runs: list[RealRun]
         assert calibration.bound == pytest.approx(1 / (calibration.runs + 1))
         if result.action == "abort":
             assert result.detector == "limits" and run.model_calls > result.step - 1
+
+
+def test_default_policy_stops_most_who_and_when_loops_and_no_other_run(
+    ww_runs: list[RealRun],
+) -> None:
+    """The issue's criterion for the defaults, as detection.py's real-run table measures it."""
+    logging.disable(logging.CRITICAL)
+    try:
+        aborted = {r.run: detection.guard_stop(r.events).action == "abort" for r in ww_runs}
+    finally:
+        logging.disable(logging.NOTSET)
+    loops = [r.run for r in ww_runs if r.label == "loop"]
+    others = [r.run for r in ww_runs if r.label == "no-loop"]
+    assert (len(loops), len(others)) == (19, 10)
+    assert sum(aborted[run] for run in loops) > len(loops) / 2
+    assert [run for run in others if aborted[run]] == []
+
+
+def test_limits_calibrated_from_all_no_loop_runs_stop_most_loops_and_none_of_them(
+    ww_runs: list[RealRun],
+) -> None:
+    """The issue's criterion for calibrated limits: the five limits from all 10 no-loop runs,
+    at the lowest rate 10 runs support (bound 5/11), as the table's first calibrated row."""
+    rate = detection.lowest_rate(10)
+    logging.disable(logging.CRITICAL)
+    try:
+        judged = detection.calibrated(ww_runs, "no-loop", LIMITS, rate, leave_one_out=False)
+    finally:
+        logging.disable(logging.NOTSET)
+    for _, calibration in judged.values():
+        assert calibration.runs == 10 and calibration.rank == 10
+        assert calibration.bound == pytest.approx(5 / 11)
+        assert sorted(calibration.limits) == sorted(LIMITS)
+    assert detection.stopped(judged, ww_runs, "loop") > 19 / 2
+    assert detection.stopped(judged, ww_runs, "no-loop") == 0
+    # Every stop is a calibrated limit's: no detector is on.
+    for result, _ in judged.values():
+        if result.action == "abort":
+            assert result.detector == "limits" and result.verdict is not None
+            assert result.verdict.evidence["limit"] in LIMITS
+
+
+def test_leave_one_out_stops_the_longest_no_loop_run(ww_runs: list[RealRun]) -> None:
+    """What a new good run should expect: limits from the other 9 stop the longest of the 10,
+    which is above all of them (1 of 10, under a bound of 0.5)."""
+    logging.disable(logging.CRITICAL)
+    try:
+        judged = detection.calibrated(
+            ww_runs, "no-loop", LIMITS, detection.lowest_rate(9), leave_one_out=True
+        )
+    finally:
+        logging.disable(logging.NOTSET)
+    others = [r for r in ww_runs if r.label == "no-loop"]
+    longest = max(others, key=lambda r: r.model_calls)
+    assert [r.run for r in others if judged[r.run][0].action == "abort"] == [longest.run]
+    assert judged[longest.run][1].bound == pytest.approx(0.5)
 
 
 def test_who_and_when_labels(ww_runs: list[RealRun]) -> None:
