@@ -11,8 +11,10 @@ import subprocess
 import time
 import uuid
 
+import pytest
+
 from loopguard.ledger import Claim, open_ledger
-from loopguard.ledger.base import KeyUsage
+from loopguard.ledger.base import KeyUsage, LedgerUnavailable
 from loopguard.ledger.resilient import Resilient
 
 TIMEOUT = 0.3  # the client's socket timeout, seconds
@@ -111,3 +113,43 @@ def test_an_outage_is_logged_without_the_uri_password(caplog) -> None:
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "unreachable" in logged and "worker:***@" in logged
     assert "s3cret-pw" not in logged
+
+
+def test_a_stalled_server_costs_one_attempt_per_operation_backlog_included() -> None:
+    """What bounds an agent's wait (docs/money.md, benchmarks/loop_block.py) at one timeout per
+    operation: the backlog replay stops at its first failure, the reserve behind it is not
+    tried, and redis-py does not retry. Counted as connections to a listener that never
+    answers (the kernel completes them; each timed-out try closes its own)."""
+    import socket
+
+    from tests.conftest import require
+
+    require("redis")
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    listener.setblocking(False)
+    accepted: list[socket.socket] = []
+
+    def connections() -> int:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except BlockingIOError:
+                return len(accepted)
+
+    port = listener.getsockname()[1]
+    ledger = Resilient(f"redis://127.0.0.1:{port}/0?socket_timeout=0.1")
+    claims = [Claim("loopguard:budget:stall", 1, 1)]
+    try:
+        for i in range(3):
+            ledger.release_later(f"kept{i}", claims)  # a backlog waits to be replayed
+        with pytest.raises(LedgerUnavailable):
+            ledger.reserve("r", claims, 60)
+        assert connections() == 1
+        assert ledger.backlog == 4  # nothing replayed; the reserve's release kept as well
+        ledger.settle("s", claims)
+        assert connections() == 2  # the next operation: one more try, no more
+        assert ledger.backlog == 5
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
