@@ -103,12 +103,21 @@ class RedisLedger(Ledger):
     def _connect(self) -> None:
         import redis
 
-        self._client: Any = redis.Redis.from_url(
-            self.uri,
-            socket_timeout=self._socket_timeout,
-            socket_connect_timeout=self._socket_timeout,
-        )
+        self._client: Any = redis.Redis.from_url(self.uri, **self._timeouts(self.uri))
         self._register()
+
+    def _timeouts(self, uri: str) -> dict[str, float]:
+        """The socket and connect timeouts: the URI's, else the ledger's. A URI that sets only
+        `socket_timeout` sets the connect timeout too, so a host that drops packets is given up
+        on as soon as a stalled one (redis-py would keep its own connect timeout)."""
+        from redis.connection import parse_url
+
+        options = parse_url(uri)
+        timeout = options.get("socket_timeout", self._socket_timeout)
+        return {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": options.get("socket_connect_timeout", timeout),
+        }
 
     def _register(self) -> None:
         # register_script sends EVALSHA and reloads the script after a NOSCRIPT reply.
@@ -374,11 +383,7 @@ class RedisClusterLedger(RedisLedger):
         from redis.cluster import RedisCluster
 
         try:  # RedisCluster reaches a node at once, to learn the slots
-            self._client = RedisCluster.from_url(
-                self._base,
-                socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._socket_timeout,
-            )
+            self._client = RedisCluster.from_url(self._base, **self._timeouts(self._base))
         except self._errors as exc:
             raise LedgerUnavailable(f"{self.uri}: {exc}") from exc
         self._register()

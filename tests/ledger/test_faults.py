@@ -153,3 +153,28 @@ def test_a_stalled_server_costs_one_attempt_per_operation_backlog_included() -> 
         listener.close()
         for conn in accepted:
             conn.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "timeouts"),
+    [
+        ("", (2.0, 2.0)),
+        ("?socket_timeout=0.2", (0.2, 0.2)),  # the connect timeout follows a stalled read's
+        ("?socket_timeout=0.2&socket_connect_timeout=1.5", (0.2, 1.5)),
+        ("?socket_connect_timeout=0.5", (2.0, 0.5)),
+    ],
+)
+def test_a_uri_socket_timeout_bounds_connecting_too(
+    query: str, timeouts: tuple[float, float]
+) -> None:
+    """A host that drops packets is given up on as soon as a stalled one: the URI's
+    socket_timeout is also the connect timeout unless the URI sets that itself."""
+    from tests.conftest import require
+
+    require("redis")
+    from loopguard.ledger.redis import RedisLedger
+    from tests.ledger.conftest import free_port
+
+    ledger = RedisLedger(f"redis://127.0.0.1:{free_port()}/0{query}")  # connects lazily
+    kwargs = ledger._client.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == timeouts
