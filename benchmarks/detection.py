@@ -48,6 +48,7 @@ from loopguard.calibrate import (
     Calibration,
     RunMeasure,
     calibrate,
+    lowest_rate,
     measure,
     runs_needed,
 )
@@ -192,34 +193,34 @@ def _switch(value: object) -> bool:
     return isinstance(value, dict) and "enabled" in value
 
 
-def lowest_rate(runs: int, limits: int = len(LIMITS)) -> float:
-    """The lowest false stop rate `runs` good runs support over `limits` limits, m/(n+1),
-    rounded up to a thousandth (calibrate reads a rate as a decimal). At that rate each limit
-    is the largest of the runs' values."""
-    return math.ceil(limits / (runs + 1) * 1000) / 1000
-
-
 def calibrated(
     runs: Sequence[RealRun],
     train_label: str,
     limits: Sequence[str],
-    rate: float,
+    rate: float | None,
     *,
     leave_one_out: bool,
     measures: dict[str, RunMeasure] | None = None,
 ) -> Judged:
     """Each run under limits calibrated from the runs labelled `train_label`: from all of them,
-    or (`leave_one_out`) from all of them but the run itself. `measures`: the runs' measures
-    by run, when they are at hand (measuring replays every run)."""
+    or (`leave_one_out`) from all of them but the run itself; `rate` None: at the lowest rate
+    those runs support. `measures`: the runs' measures by run, when they are at hand
+    (measuring replays every run)."""
     measures = measures or _measures(runs)
     train = [measures[r.run] for r in runs if r.label == train_label]
     out = {}
     for r in runs:
         agent = r.events[0].agent
         pool = [m for m in train if not (leave_one_out and m.run == r.run)]
-        c = calibrate(pool, rate, agent=agent, limits=limits)
+        c = calibrate(pool, rate or _lowest(pool, agent, limits), agent=agent, limits=limits)
         out[r.run] = (guard_stop(r.events, _limits_only(agent, c.limits)), c)
     return out
+
+
+def _lowest(pool: Sequence[RunMeasure], agent: str | None, limits: Sequence[str]) -> float:
+    """The lowest rate `pool` supports over `limits`, rounded up to a thousandth (calibrate
+    reads a rate as a decimal): each limit is then the largest of the pool's values."""
+    return math.ceil(lowest_rate(pool, agent=agent, limits=limits) * 1000) / 1000
 
 
 def _measures(runs: Sequence[RealRun]) -> dict[str, RunMeasure]:
@@ -232,7 +233,9 @@ def stopped(judged: Judged, runs: Sequence[RealRun], label: str) -> int:
 
 
 def _bounds(judged: Judged) -> str:
-    return "-".join(f"{b:.3g}" for b in sorted({c.bound for _, c in judged.values()}))
+    """The bound, or the range of bounds over the calibrations (leave-one-out)."""
+    bounds = sorted({c.bound for _, c in judged.values()})
+    return "-".join(dict.fromkeys(f"{b:.3g}" for b in (bounds[0], bounds[-1])))
 
 
 def _sizes(judged: Judged) -> str:
@@ -292,12 +295,8 @@ def _real_set(
     which rule stopped it (every run, or the runs any method stopped)."""
     n_good = sum(r.label == good for r in runs)
     measures = _measures(runs)
-    everyone = calibrated(
-        runs, good, LIMITS, lowest_rate(n_good), leave_one_out=False, measures=measures
-    )
-    loo = calibrated(
-        runs, good, LIMITS, lowest_rate(n_good - 1), leave_one_out=True, measures=measures
-    )
+    everyone = calibrated(runs, good, LIMITS, None, leave_one_out=False, measures=measures)
+    loo = calibrated(runs, good, LIMITS, None, leave_one_out=True, measures=measures)
     methods = {
         "loopguard": _guard_cells(runs, {r.run: guard_stop(r.events) for r in runs}),
         f"calibrated (all {n_good} good runs)": _guard_cells(runs, _results(everyone)),
@@ -331,19 +330,25 @@ def _calibration_notes(runs: list[RealRun], good: str, everyone: Judged, loo: Ju
     m = len(LIMITS)
     return [
         f"calibrated = the {m} limits ({', '.join(LIMITS)}) and no detector, at the lowest "
-        f"false stop rate the {good} runs support (m/(n+1): each limit the largest of their "
-        "values)",
+        f"false stop rate the {good} runs support (each limit the largest of their values; the "
+        "limits counted jointly, see docs/calibrate.md)",
         f"  all {n_good} good runs: calibrated once from all {n_good} {good} runs, bound "
-        f"{_bounds(everyone)} ({m}/{n_good + 1}). None of these {n_good} runs can be stopped, by "
-        "construction (each limit is at or above its own value);",
+        f"{_bounds(everyone)}. None of these {n_good} runs can be stopped, by construction "
+        "(each limit is at or above its own value);",
         f"    the leave-one-out row is what a new {good} run should expect.",
         f"  leave-one-out: each run under limits from the other {good} runs ({_sizes(loo)} runs), "
         f"bound {_bounds(loo)}; observed: {false_stops} of {n_good} {good} runs stopped "
         f"({false_stops / n_good:.2g}).",
-        f"runs needed: a false stop rate of 0.05 needs {runs_needed(0.05)} good runs over {m} "
-        f"limits, {runs_needed(0.05, 1)} over 1; of 0.1, {runs_needed(0.1)} over {m}, "
-        f"{runs_needed(0.1, 1)} over 1. The default policy (loopguard) needs none.",
+        f"runs needed: a false stop rate of 0.05 needs at least {runs_needed(0.05)} good runs "
+        f"over {m} limits (when one run holds every largest value; {_always(0.05, m)} always "
+        f"suffice), {runs_needed(0.05, 1)} over 1; of 0.1, {runs_needed(0.1)} "
+        f"({_always(0.1, m)}) over {m}, {runs_needed(0.1, 1)} over 1. The default policy "
+        "(loopguard) needs none.",
     ]
+
+
+def _always(rate: float, limits: int) -> int:
+    return runs_needed(rate, limits, always=True)
 
 
 def _summary_table(
@@ -396,8 +401,7 @@ def _limit_sets_table(
         f"{f'{good} stopped':>15}"
     )
     lines = [
-        "Fewer limits (each set at the lowest rate the good runs support; the bound is m/(n+1) "
-        "for m limits):",
+        "Fewer limits (each set at the lowest rate the good runs support):",
         head,
         "-" * len(head),
     ]
@@ -406,9 +410,8 @@ def _limit_sets_table(
         label = f"all {m}" if names == LIMITS else ", ".join(names)
         cells = []
         for leave_one_out in (False, True):
-            rate = lowest_rate(n_good - leave_one_out, m)
             judged = calibrated(
-                runs, good, names, rate, leave_one_out=leave_one_out, measures=measures
+                runs, good, names, None, leave_one_out=leave_one_out, measures=measures
             )
             cells += [
                 _bounds(judged),

@@ -6,20 +6,35 @@ tool calls, the token projection `max_tokens` is checked against, the dollar pro
 `max_cost_usd` is checked against, and the seconds `max_seconds` is checked against. `calibrate`
 then sets each limit so that it stops a run only above the k-th smallest of those values.
 
-Why that bounds false stops (split-conformal): if the n recorded good runs and a new good run
-are exchangeable (drawn alike, in any order), the new run's rank among all n+1 is uniform, so
-it is above the k-th smallest recorded value with probability at most (n+1-k)/(n+1). The
-requested rate covers the whole policy, so it is split evenly over the m limits set (a union
-bound, which holds however the limits correlate): each limit allows j = floor((n+1)*rate/m)
-runs above it, k = n+1-j, and the stated bound is m*j/(n+1) <= rate. A limit needs j >= 1,
-so n >= m/rate - 1 runs; with fewer, `calibrate` refuses rather than promise what the data
-cannot support.
+Why that bounds false stops (conformal): if the n recorded good runs and a new good run are
+exchangeable (drawn alike, in any order), each of the n+1 is equally likely to be the new one,
+so the new run is stopped with probability E[N]/(n+1), where N counts the runs among all n+1
+that a limit set this way would stop. With one limit N = n+1-k, the split-conformal bound. With
+several, a union bound (each limit's share, summed) would charge every limit for its own top
+runs even though the limits of a run rise and fall together (more calls, more tokens, more
+seconds, more dollars); instead the count is taken jointly: a run counts if it ranks above k in
+*any* limit. That count includes the new run, whose values are not known, so `calibrate` takes
+the most it could be, over every value the new run could have, from the n recorded runs alone:
+the runs ranked k or higher in some limit, plus one unless every limit has a run ranked exactly
+k there and in no other limit (a new run above the k-th in one limit cannot then also lift a run
+over k in that limit). It picks the lowest k (the tightest limits) whose worst case is at most
+rate*(n+1). (Ranks count from below, tied values sharing the lowest.) Why that is enough: let
+k* be the lowest k at which the count over all n+1 runs is at most rate*(n+1); k* does not
+depend on which run is the new one, so by exchangeability the new run is counted at k* with
+probability E[N(k*)]/(n+1) <= rate. The worst case is at least N, so the k chosen is at least
+k*, and a run the limits at k stop is counted at k*. That holds however the limits correlate.
+At k = n the worst case is the number of runs that hold some limit's largest value,
+plus one unless each holds its own: 2 when one run holds every largest value, at most m. So a
+rate needs at least 2/rate - 1 runs over several limits (1/rate - 1 over one) and m/rate - 1
+always suffice; with fewer, `calibrate` refuses rather than promise what the data cannot
+support, and says the lowest rate the runs do support.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -177,12 +192,15 @@ class Calibration:
     false_stop_rate: float
     """The requested bound on the whole policy's false stop rate."""
     bound: float
-    """The bound these limits guarantee: m*(n+1-k)/(n+1) <= false_stop_rate."""
+    """The false stop rate these limits guarantee not to exceed: the requested rate."""
     rank: int
     """k: each limit is the k-th smallest of the n runs' values."""
     limits: dict[str, int | float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     """Limits not set, and why."""
+    supported: float = 1.0
+    """The lowest false stop rate these runs support over these limits (each limit the largest
+    of the runs' values)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,17 +208,19 @@ class Calibration:
             "runs": self.runs,
             "false_stop_rate": self.false_stop_rate,
             "bound": round(self.bound, 6),
+            "supported": round(self.supported, 6),
             "rank": self.rank,
             "limits": dict(self.limits),
             "skipped": dict(self.skipped),
         }
 
 
-def runs_needed(false_stop_rate: float, limits: int = len(LIMITS)) -> int:
-    """The fewest good runs that support `false_stop_rate` over `limits` limits:
-    n >= m/rate - 1."""
+def runs_needed(false_stop_rate: float, limits: int = len(LIMITS), *, always: bool = False) -> int:
+    """The fewest good runs that can support `false_stop_rate` over `limits` limits: 1/rate - 1
+    for one limit; 2/rate - 1 for several, when one run holds every limit's largest value.
+    `always`: the runs that support it whatever their values, limits/rate - 1."""
     rate = _rate(false_stop_rate)
-    return max(1, math.ceil(limits / rate) - 1)
+    return max(1, math.ceil((limits if always else min(limits, 2)) / rate) - 1)
 
 
 def calibrate(
@@ -212,17 +232,57 @@ def calibrate(
 ) -> Calibration:
     """Limits for `agent` from the measures of its good runs (those that ended ok).
 
-    Raises CalibrationError when there are too few runs for the rate over the limits asked
-    for, naming how many are needed."""
+    Raises CalibrationError when the runs cannot support the rate over the limits asked for,
+    naming the lowest rate they do support and how many runs the rate needs."""
+    rate = _rate(false_stop_rate)
+    good, chosen, skipped = _select(measures, agent, limits)
+    who = "runs without an agent" if agent is None else f"agent {agent!r}"
+    n, m = len(good), len(chosen)
+    values = {name: [getattr(r, name) for r in good] for name in chosen}
+    ranks = _ranks(values, n)
+    supported = Fraction(_worst_count(ranks, n), n + 1)
+    k = _lowest_rank(ranks, n, rate * (n + 1))
+    if k is None:
+        raise CalibrationError(
+            f"{n} good runs of {who} cannot support a false stop rate of {float(rate):g} over "
+            f"{m} limit{'s' if m > 1 else ''}: the lowest rate they support is "
+            f"{float(supported):.3g}. A rate of {float(rate):g} needs at least "
+            f"{runs_needed(float(rate), m)} runs"
+            + (
+                " (when one run holds every limit's largest value; "
+                f"{runs_needed(float(rate), m, always=True)} always suffice)"
+                if m > 1
+                else ""
+            )
+            + ". Record more runs, ask for a higher rate, or set fewer limits"
+        )
+    out = {name: _limit(name, sorted(v)[k - 1]) for name, v in values.items()}
+    return Calibration(agent, n, float(rate), float(rate), k, out, skipped, float(supported))
+
+
+def lowest_rate(
+    measures: Sequence[RunMeasure], *, agent: str | None = None, limits: Sequence[str] = LIMITS
+) -> float:
+    """The lowest false stop rate `agent`'s good runs support over `limits` (`calibrate` at
+    it, rounded up to what a rate is written as, sets each limit at the largest value)."""
+    good, chosen, _ = _select(measures, agent, limits)
+    values = {name: [getattr(r, name) for r in good] for name in chosen}
+    return _worst_count(_ranks(values, len(good)), len(good)) / (len(good) + 1)
+
+
+def _select(
+    measures: Sequence[RunMeasure], agent: str | None, limits: Sequence[str]
+) -> tuple[list[RunMeasure], list[str], dict[str, str]]:
+    """The agent's good runs, the limits that can be set from them, and those that cannot
+    (and why)."""
     unknown = [name for name in limits if name not in LIMITS]
     if unknown or not limits:
         raise CalibrationError(
             f"unknown limit {', '.join(unknown) or '(none given)'}; accepted: {', '.join(LIMITS)}"
         )
-    rate = _rate(false_stop_rate)
     good = [m for m in measures if m.agent == agent and m.status == "ok"]
-    who = "runs without an agent" if agent is None else f"agent {agent!r}"
     if not good:
+        who = "runs without an agent" if agent is None else f"agent {agent!r}"
         raise CalibrationError(f"no recorded run of {who} ended ok; nothing to calibrate from")
     skipped: dict[str, str] = {}
     chosen = list(dict.fromkeys(limits))
@@ -237,20 +297,54 @@ def calibrate(
                     "recorded without content (record_content=False): the prompt estimate "
                     "this check makes before each call needs the prompt's text"
                 )
-    n, m = len(good), len(chosen)
-    j = math.floor((n + 1) * rate / m)  # runs each limit may leave above it
-    if j < 1:
-        need = runs_needed(float(rate), m)
-        raise CalibrationError(
-            f"{n} good runs of {who} cannot support a false stop rate of {float(rate):g} over "
-            f"{m} limit{'s' if m > 1 else ''}: that needs at least {need} runs (n >= "
-            f"limits/rate - 1); with {n} the lowest supported rate is {m / (n + 1):.3g}. "
-            "Record more runs, ask for a higher rate, or set fewer limits"
-        )
-    k = n + 1 - j
-    values = {name: sorted(getattr(r, name) for r in good) for name in chosen}
-    out: dict[str, int | float] = {name: _limit(name, v[k - 1]) for name, v in values.items()}
-    return Calibration(agent, n, float(rate), m * j / (n + 1), k, out, skipped)
+    if not chosen:
+        why = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise CalibrationError(f"none of the limits asked for can be set from these runs ({why})")
+    return good, chosen, skipped
+
+
+def _ranks(values: dict[str, list[Any]], n: int) -> list[tuple[int, ...]]:
+    """Each run's rank in each limit, from below, ties sharing the lowest: 1 + how many runs
+    have a smaller value."""
+    columns = []
+    for column in values.values():
+        ordered = sorted(column)
+        columns.append([bisect_left(ordered, v) + 1 for v in column])
+    return list(zip(*columns, strict=True)) if columns else [() for _ in range(n)]
+
+
+def _worst_count(ranks: Sequence[tuple[int, ...]], k: int) -> int:
+    """The most runs, among the n recorded and a new one with any values, that limits at the
+    k-th smallest values would stop (a run ranked above k in some limit, among n+1): the runs
+    ranked k or higher in some limit, plus one unless every limit has a run ranked exactly k
+    in it and in no other limit."""
+    reached = 0
+    own: set[int] = set()  # limits where a run ranked k is ranked k in that limit alone
+    for run in ranks:
+        top = max(run)
+        if top >= k:
+            reached += 1
+        if top == k:
+            at = [j for j, r in enumerate(run) if r == k]
+            if len(at) == 1:
+                own.add(at[0])
+    width = len(ranks[0]) if ranks else 0
+    return reached + (0 if len(own) == width else 1)
+
+
+def _lowest_rank(ranks: Sequence[tuple[int, ...]], n: int, allowed: Fraction) -> int | None:
+    """The lowest k in 1..n whose worst count is at most `allowed` (None: not even k = n). The
+    worst count never grows with k, so a binary search finds it."""
+    if _worst_count(ranks, n) > allowed:
+        return None
+    low, high = 1, n  # high is always allowed
+    while low < high:
+        mid = (low + high) // 2
+        if _worst_count(ranks, mid) <= allowed:
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
 def _rate(value: float) -> Fraction:
@@ -295,8 +389,8 @@ def policy_toml(calibrations: Sequence[Calibration], sources: Sequence[str] = ()
         who = "runs without an agent" if c.agent is None else f"agent {c.agent!r}"
         lines.append(
             f"{who}: {c.runs} runs; a new good run is stopped by these limits with probability "
-            f"at most {c.bound:.3g} (asked: {c.false_stop_rate:g}); each limit is the "
-            f"{_ordinal(c.rank)} smallest of the {c.runs} runs' values."
+            f"at most {c.bound:.3g} (the lowest these runs support: {c.supported:.3g}); each "
+            f"limit is the {_ordinal(c.rank)} smallest of the {c.runs} runs' values."
         )
         lines += [f"{name} not set: {why}." for name, why in c.skipped.items()]
     top = next((c for c in calibrations if c.agent is None), None)
@@ -326,6 +420,7 @@ __all__ = [
     "RunMeasure",
     "agents",
     "calibrate",
+    "lowest_rate",
     "measure",
     "policy_toml",
     "runs_needed",

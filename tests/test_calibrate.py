@@ -125,6 +125,86 @@ def test_false_stop_rate_on_fresh_runs_stays_within_the_bound(
         assert abs(mean - c.bound) <= noise, (mean, c.bound, noise)
 
 
+def _independent(rng: random.Random) -> RunMeasure:
+    """A good run whose limits vary independently of one another, with many ties (the worst
+    case for counting limits jointly: each limit's top runs are other runs)."""
+    return RunMeasure(
+        "x",
+        "a",
+        max_model_calls=rng.randint(1, 12),
+        max_tool_calls=rng.randint(0, 12),
+        max_tokens=rng.randint(1, 40) * 100,
+        status="ok",
+    )
+
+
+def test_independent_limits_with_ties_stay_within_the_bound() -> None:
+    rng = random.Random(7)
+    names = ("max_model_calls", "max_tool_calls", "max_tokens")
+    rates = []
+    for _ in range(300):
+        c = calibrate([_independent(rng) for _ in range(59)], 0.15, agent="a", limits=names)
+        fresh = [_independent(rng) for _ in range(300)]
+        rates.append(sum(_stopped(c.limits, m) for m in fresh) / len(fresh))
+    mean = statistics.fmean(rates)
+    assert mean <= 0.15 + 4 * statistics.stdev(rates) / math.sqrt(len(rates)), mean
+
+
+def _brute_worst_count(rows: list[tuple[int, ...]], k: int) -> int:
+    """The most runs, among `rows` and one more run placed anywhere, ranked above k (from
+    below, ties sharing the lowest rank) in some column: by trying every placement."""
+    import itertools
+
+    columns = list(zip(*rows, strict=True))
+    spots = [sorted({v + d for v in col for d in (-0.5, 0, 0.5)}) for col in columns]
+    most = 0
+    for new in itertools.product(*spots):
+        everyone = [*rows, new]
+        count = sum(
+            any(1 + sum(o[j] < p[j] for o in everyone) > k for j in range(len(columns)))
+            for p in everyone
+        )
+        most = max(most, count)
+    return most
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_worst_case_count_is_the_most_any_new_run_makes(seed: int) -> None:
+    from loopguard.calibrate import _ranks, _worst_count
+
+    rng = random.Random(seed)
+    n, m = rng.randint(1, 6), rng.randint(1, 3)
+    rows = [tuple(rng.randint(0, 3) for _ in range(m)) for _ in range(n)]
+    ranks = _ranks({str(j): [r[j] for r in rows] for j in range(m)}, n)
+    for k in range(1, n + 1):
+        assert _worst_count(ranks, k) == _brute_worst_count(rows, k), (rows, k)
+
+
+def test_limits_that_rise_together_are_counted_once() -> None:
+    # 39 runs, every limit largest in the same run: the lowest supported rate is 2/40, where a
+    # union bound over the five limits could promise no better than 5/40.
+    good = [_lockstep(i) for i in range(1, 40)]
+    c = calibrate(good, 0.05, agent="a")
+    assert (c.rank, c.supported, c.bound) == (39, 0.05, 0.05)
+    assert c.limits["max_model_calls"] == 39
+    # One limit is exact split-conformal: k = n + 1 - floor(rate * (n + 1)).
+    c = calibrate(good, 0.1, agent="a", limits=["max_tokens"])
+    assert (c.rank, c.supported) == (36, 1 / 40)
+
+
+def _lockstep(i: int) -> RunMeasure:
+    return RunMeasure(
+        f"r{i}",
+        "a",
+        max_model_calls=i,
+        max_tool_calls=i - 1,
+        max_tokens=1000 * i,
+        max_cost_usd=0.01 * i,
+        max_seconds=3.0 * i,
+        status="ok",
+    )
+
+
 def test_rank_and_bound_follow_split_conformal() -> None:
     good = [RunMeasure(f"r{i}", "a", max_model_calls=i + 1, status="ok") for i in range(19)]
     c = calibrate(good, 0.05, agent="a", limits=["max_model_calls"])
@@ -136,16 +216,24 @@ def test_rank_and_bound_follow_split_conformal() -> None:
 
 
 def test_too_few_runs_is_refused_with_what_is_needed() -> None:
-    assert runs_needed(0.05, 1) == 19 and runs_needed(0.05, 5) == 99 and runs_needed(0.1) == 49
+    assert runs_needed(0.05, 1) == 19 and runs_needed(0.05, 5) == 39 and runs_needed(0.1) == 19
     good = [RunMeasure(f"r{i}", "a", max_model_calls=3, status="ok") for i in range(18)]
-    with pytest.raises(CalibrationError, match=r"18 good runs .* needs at least 19 runs"):
+    with pytest.raises(CalibrationError, match=r"18 good runs .* needs at least 19 runs\."):
         calibrate(good, 0.05, agent="a", limits=["max_model_calls"])
-    with pytest.raises(CalibrationError, match=r"needs at least 99 runs.*lowest supported rate"):
+    with pytest.raises(
+        CalibrationError,
+        # 18 identical runs: only a new run can be above them, 1 of 19.
+        match=r"lowest rate they support is 0.0526\. A rate of 0.05 needs at least 39 runs "
+        r"\(when one run holds every limit's largest value; 99 always suffice\)",
+    ):
         calibrate(good, 0.05, agent="a")
     with pytest.raises(CalibrationError, match="no recorded run of agent 'b'"):
         calibrate(good, 0.05, agent="b")
     with pytest.raises(CalibrationError, match="between 0 and 1"):
         calibrate(good, 1.5, agent="a")
+    unpriced = [replace(m, max_cost_usd=None) for m in good]
+    with pytest.raises(CalibrationError, match=r"none of the limits .* a model without a price"):
+        calibrate(unpriced, 0.5, agent="a", limits=["max_cost_usd"])
     with pytest.raises(CalibrationError, match="unknown limit max_steps"):
         calibrate(good, 0.5, agent="a", limits=["max_steps"])
 

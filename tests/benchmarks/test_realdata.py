@@ -67,9 +67,11 @@ def test_calibrated_rows_never_train_on_the_run_they_test(ww_runs: list[RealRun]
     for run in ww_runs:
         result, calibration = judged[run.run]
         assert calibration.runs == (9 if run.label == "no-loop" else 10)
-        # One limit from 9 or 10 runs at 0.1: the largest of them (k = n), bound 1/(n+1).
+        # One limit from 9 or 10 runs at 0.1: the largest of them (k = n), which 9 or 10 runs
+        # support down to 1/(n+1).
         assert calibration.rank == calibration.runs
-        assert calibration.bound == pytest.approx(1 / (calibration.runs + 1))
+        assert calibration.bound == 0.1
+        assert calibration.supported == pytest.approx(1 / (calibration.runs + 1))
         if result.action == "abort":
             assert result.detector == "limits" and run.model_calls > result.step - 1
 
@@ -94,16 +96,17 @@ def test_limits_calibrated_from_all_no_loop_runs_stop_most_loops_and_none_of_the
     ww_runs: list[RealRun],
 ) -> None:
     """The issue's criterion for calibrated limits: the five limits from all 10 no-loop runs,
-    at the lowest rate 10 runs support (bound 5/11), as the table's first calibrated row."""
-    rate = detection.lowest_rate(10)
+    at the lowest rate those 10 runs support, as the table's first calibrated row: 2/11, as
+    one run holds every limit's largest value."""
     logging.disable(logging.CRITICAL)
     try:
-        judged = detection.calibrated(ww_runs, "no-loop", LIMITS, rate, leave_one_out=False)
+        judged = detection.calibrated(ww_runs, "no-loop", LIMITS, None, leave_one_out=False)
     finally:
         logging.disable(logging.NOTSET)
     for _, calibration in judged.values():
         assert calibration.runs == 10 and calibration.rank == 10
-        assert calibration.bound == pytest.approx(5 / 11)
+        assert calibration.supported == pytest.approx(2 / 11)
+        assert calibration.bound == 0.182  # 2/11 rounded up to a thousandth
         assert sorted(calibration.limits) == sorted(LIMITS)
     assert detection.stopped(judged, ww_runs, "loop") > 19 / 2
     assert detection.stopped(judged, ww_runs, "no-loop") == 0
@@ -116,18 +119,16 @@ def test_limits_calibrated_from_all_no_loop_runs_stop_most_loops_and_none_of_the
 
 def test_leave_one_out_stops_the_longest_no_loop_run(ww_runs: list[RealRun]) -> None:
     """What a new good run should expect: limits from the other 9 stop the longest of the 10,
-    which is above all of them (1 of 10, under a bound of 0.5)."""
+    which is above all of them (1 of 10, under a bound of 0.2)."""
     logging.disable(logging.CRITICAL)
     try:
-        judged = detection.calibrated(
-            ww_runs, "no-loop", LIMITS, detection.lowest_rate(9), leave_one_out=True
-        )
+        judged = detection.calibrated(ww_runs, "no-loop", LIMITS, None, leave_one_out=True)
     finally:
         logging.disable(logging.NOTSET)
     others = [r for r in ww_runs if r.label == "no-loop"]
     longest = max(others, key=lambda r: r.model_calls)
     assert [r.run for r in others if judged[r.run][0].action == "abort"] == [longest.run]
-    assert judged[longest.run][1].bound == pytest.approx(0.5)
+    assert judged[longest.run][1].bound == pytest.approx(0.2)  # 2/10: the other 9 runs
 
 
 def test_who_and_when_labels(ww_runs: list[RealRun]) -> None:
@@ -217,9 +218,10 @@ def test_real_run_table(tau_runs: list[RealRun]) -> None:
     for method in ("loopguard", "calibrated (all 10 good runs)"):
         cells = [cell.strip() for cell in rows[method].split("|")]
         assert int(cells[1].split(" of ")[0]) > 19 / 2 and cells[3] == "0 of 10"
-    assert "calibrated once from all 10 no-loop runs, bound 0.455 (5/11)" in text
-    assert "from the other no-loop runs (9-10 runs), bound 0.455-0.5" in text
-    assert "a false stop rate of 0.05 needs 99 good runs over 5 limits, 19 over 1" in text
+    assert "calibrated once from all 10 no-loop runs, bound 0.182." in text
+    assert "from the other no-loop runs (9-10 runs), bound 0.182-0.2;" in text
+    assert "a false stop rate of 0.05 needs at least 39 good runs over 5 limits" in text
+    assert "99 always suffice), 19 over 1" in text
     for limits in ("all 5", "max_model_calls", "max_model_calls, max_seconds"):
         assert limits in rows
     assert sum(line.startswith("who-and-when/") for line in lines) == 29
