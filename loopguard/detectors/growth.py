@@ -90,10 +90,21 @@ class Growth:
         self.config = config
 
     def __call__(self, state: RunState, event: ModelEnd) -> Verdict | None:
-        cfg = self.config
         slot: _Slot = state.slot(self.name, _Slot)
-        size = event.usage.output_tokens or estimate_text_tokens(event.text)
         fed = self._input(state, slot, event)
+        out = self._output(state, slot, event)
+        # The stronger verdict of the two rules (the output rule's on a tie, so that each rule's
+        # record of what it said is what was said); the input rule's nudge counts once given.
+        if fed is None or (out is not None and out.action >= fed.action):
+            return out
+        if fed.action is Action.NUDGE:
+            slot.nudged = True
+        return fed
+
+    def _output(self, state: RunState, slot: _Slot, event: ModelEnd) -> Verdict | None:
+        """The output rule: answers growing by `ratio` step after step."""
+        cfg = self.config
+        size = event.usage.output_tokens or estimate_text_tokens(event.text)
         if slot.last and size >= slot.last * cfg.ratio:
             if slot.streak == 0:
                 slot.since, slot.sizes = max(1, state.model_calls - 1), [slot.last]
@@ -104,9 +115,9 @@ class Growth:
         slot.last = size
         if not slot.streak:
             forget(cfg, slot.emitted)
-            return fed
+            return None
         if size < cfg.min_tokens or cfg.level(slot.streak) is Action.OK:
-            return fed
+            return None
         sizes = " -> ".join(f"{s:,}" for s in slot.sizes)
         return escalate(
             cfg,
@@ -141,12 +152,10 @@ class Growth:
             and bool(event.tool_calls)
             and tokens >= slot.first[0] * cfg.input_ratio
         )
-        if due and slot.nudged:
-            if slot.fed < cfg.input_steps:
-                return None  # nudged one call early; the stop waits for input_steps
+        if due and slot.nudged:  # nudged on an earlier call, so fed >= input_steps now
             level = Action.ABORT
         elif due:
-            level = Action.NUDGE  # the one chance, always before the stop
+            level = Action.NUDGE  # the one chance, always given before the stop
         elif slot.fed == (cfg.input_steps + 1) // 2:
             level = Action.WARN
         else:
@@ -177,7 +186,6 @@ class Growth:
         if level is Action.ABORT:
             return abort(self.name, reason, **evidence)
         if level is Action.NUDGE:
-            slot.nudged = True
             message = (
                 f"Each of your last {slot.fed} steps added a long result that every later "
                 "call re-sends and re-bills. Do not read more in full: answer from what you "

@@ -119,3 +119,32 @@ def test_input_grown_by_the_models_own_answers_or_kept_flat_is_fine() -> None:
     for events in (_reads(20, 1500, own=True), _reads(20, 2000, keep=False)):
         verdicts, stop = feed(events, only("growth", min_tokens=100_000))
         assert verdicts == [] and stop is None
+
+
+def _reads_with_outputs(outputs: list[int], answers_at: int | None = None) -> list:
+    """Long reads (2,000 tokens a call) whose answers have the given sizes; the call at
+    `answers_at` (1-based) answers instead of reading on."""
+    events, tokens = [], 3000
+    for i, out in enumerate(outputs):
+        reads = [] if answers_at == i + 1 else [ToolCall("fetch_page", {"page": i + 1})]
+        events.append(ModelStart(run="r", model="m", ts=4.0 * i))
+        events.append(
+            ModelEnd(run="r", model="m", ts=4.0 * i + 3, usage=Usage(tokens, out), tool_calls=reads)
+        )
+        tokens += out + 2000
+    return events
+
+
+def test_a_growing_answer_does_not_hide_the_input_rule() -> None:
+    # The answers grow at calls 4-5 (an output warning) while the input rule nudges at call 5
+    # and stops at call 6: the nudge is what the run hears, then the stop.
+    verdicts, stop = feed(_reads_with_outputs([50, 50, 50, 1000, 1300, 50, 50, 50]), only("growth"))
+    assert [(v.step, v.action, v.evidence.get("rule")) for v in verdicts] == [
+        (4, Action.WARN, "input"),
+        (5, Action.NUDGE, "input"),
+    ]
+    assert stop is not None and stop.step == 6 and stop.evidence["rule"] == "input"
+    # An output warning on the call the input rule stops is not what the run gets.
+    outputs = [50, 50, 50, 50, 1000, 1300, 50]
+    _, stop = feed(_reads_with_outputs(outputs, answers_at=7), only("growth"))
+    assert stop is not None and stop.step == 6 and stop.evidence["rule"] == "input"
