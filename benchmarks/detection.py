@@ -172,7 +172,10 @@ Judged = dict[str, tuple[RunResult, Calibration]]
 
 LEAVE_ONE_OUT = "calibrated, leave-one-out"
 # The limit sets the fewer-limits table compares: all five, each alone, calls and seconds.
-LIMIT_SETS = (LIMITS, *((name,) for name in LIMITS), ("max_model_calls", "max_seconds"))
+# The main calibrated rows: model calls and wall time, the two limits every agent has, which 10
+# good runs support at 2/11 (all five only at 5/11).
+MAIN_LIMITS = ("max_model_calls", "max_seconds")
+LIMIT_SETS = (LIMITS, *((name,) for name in LIMITS), MAIN_LIMITS)
 
 
 def guard_stop(events: Sequence[Event], policy: Policy | PolicySet | None = None) -> RunResult:
@@ -218,9 +221,8 @@ def calibrated(
 
 
 def _lowest(pool: Sequence[RunMeasure], agent: str | None, limits: Sequence[str]) -> float:
-    """The lowest rate `pool` supports over `limits`, rounded up to a thousandth (calibrate
-    reads a rate as a decimal): each limit is then the largest of the pool's values."""
-    return math.ceil(lowest_rate(pool, agent=agent, limits=limits) * 1000) / 1000
+    """The lowest rate `pool` supports over `limits`, m/(n+1) (rounded up to a millionth)."""
+    return lowest_rate(pool, agent=agent, limits=limits)
 
 
 def _measures(runs: Sequence[RealRun]) -> dict[str, RunMeasure]:
@@ -295,8 +297,8 @@ def _real_set(
     which rule stopped it (every run, or the runs any method stopped)."""
     n_good = sum(r.label == good for r in runs)
     measures = _measures(runs)
-    everyone = calibrated(runs, good, LIMITS, None, leave_one_out=False, measures=measures)
-    loo = calibrated(runs, good, LIMITS, None, leave_one_out=True, measures=measures)
+    everyone = calibrated(runs, good, MAIN_LIMITS, None, leave_one_out=False, measures=measures)
+    loo = calibrated(runs, good, MAIN_LIMITS, None, leave_one_out=True, measures=measures)
     methods = {
         "loopguard": _guard_cells(runs, {r.run: guard_stop(r.events) for r in runs}),
         f"calibrated (all {n_good} good runs)": _guard_cells(runs, _results(everyone)),
@@ -314,6 +316,8 @@ def _real_set(
         "",
         *_limit_sets_table(runs, bad, good, measures),
         "",
+        *_joint_table(runs, bad, good, measures),
+        "",
         *_per_run_table(runs, methods, every_run),
     ]
 
@@ -327,28 +331,35 @@ def _calibration_notes(runs: list[RealRun], good: str, everyone: Judged, loo: Ju
     runs a small rate would need."""
     n_good = sum(r.label == good for r in runs)
     false_stops = stopped(loo, runs, good)
-    m = len(LIMITS)
+    in_sample = stopped(everyone, runs, good)
+    m = len(MAIN_LIMITS)
     return [
-        f"calibrated = the {m} limits ({', '.join(LIMITS)}) and no detector, at the lowest "
-        f"false stop rate the {good} runs support (each limit the largest of their values; the "
-        "limits counted jointly, see docs/calibrate.md)",
+        f"calibrated = {' and '.join(MAIN_LIMITS)} (calls and wall time, the limits every agent "
+        f"has) and no detector, at the lowest false stop rate the {good} runs support over "
+        f"{m} limits, m/(n+1); all five limits are in the second table",
         f"  all {n_good} good runs: calibrated once from all {n_good} {good} runs, bound "
-        f"{_bounds(everyone)}. None of these {n_good} runs can be stopped, by construction "
-        "(each limit is at or above its own value);",
+        f"{_bounds(everyone)}, each limit the {_ranks_text(everyone)} of {n_good} values; "
+        f"{in_sample} of these runs stopped (a run it was calibrated from is stopped only below "
+        "the largest value);",
         f"    the leave-one-out row is what a new {good} run should expect.",
         f"  leave-one-out: each run under limits from the other {good} runs ({_sizes(loo)} runs), "
         f"bound {_bounds(loo)}; observed: {false_stops} of {n_good} {good} runs stopped "
         f"({false_stops / n_good:.2g}).",
-        f"runs needed: a false stop rate of 0.05 needs at least {runs_needed(0.05)} good runs "
-        f"over {m} limits (when one run holds every largest value; {_always(0.05, m)} always "
-        f"suffice), {runs_needed(0.05, 1)} over 1; of 0.1, {runs_needed(0.1)} "
-        f"({_always(0.1, m)}) over {m}, {runs_needed(0.1, 1)} over 1. The default policy "
-        "(loopguard) needs none.",
+        f"runs needed (n >= m/rate - 1): a false stop rate of 0.05 needs {runs_needed(0.05, 1)} "
+        f"good runs over 1 limit, {runs_needed(0.05, 2)} over 2, {runs_needed(0.05)} over 5; "
+        f"0.1 needs {runs_needed(0.1, 1)}, {runs_needed(0.1, 2)}, {runs_needed(0.1)}. The "
+        "default policy (loopguard) needs none.",
     ]
 
 
-def _always(rate: float, limits: int) -> int:
-    return runs_needed(rate, limits, always=True)
+def _ranks_text(judged: Judged) -> str:
+    """Which of the sorted values the limits were set at (k-th smallest), over the runs."""
+    ks = sorted({c.rank for _, c in judged.values()})
+    return "-".join(dict.fromkeys(_ordinal(k) for k in (ks[0], ks[-1]))) + " smallest"
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _summary_table(
@@ -391,17 +402,18 @@ def _summary_table(
 def _limit_sets_table(
     runs: list[RealRun], bad: str, good: str, measures: dict[str, RunMeasure]
 ) -> list[str]:
-    """Fewer limits, a tighter bound from the same runs: what each set of calibrated limits
+    """Each set of calibrated limits (fewer limits, a lower rate from the same runs): what it
     stops, calibrated from all the good runs and leaving each run out."""
     n_good = sum(r.label == good for r in runs)
     n_bad = len(runs) - n_good
     head = (
-        f"{'limits calibrated':28} | {f'bound, all {n_good}':>13} | {f'{bad} stopped':>14} | "
-        f"{f'{good} stopped':>15} | {'bound, left out':>15} | {f'{bad} stopped':>14} | "
+        f"{'limits calibrated':28} | {f'bound, k (all {n_good})':>18} | {f'{bad} stopped':>14} | "
+        f"{f'{good} stopped':>15} | {'bound, k (left out)':>22} | {f'{bad} stopped':>14} | "
         f"{f'{good} stopped':>15}"
     )
     lines = [
-        "Fewer limits (each set at the lowest rate the good runs support):",
+        "Limit sets (each at the lowest rate the good runs support over its m limits, m/(n+1); "
+        "k: each limit the k-th smallest value):",
         head,
         "-" * len(head),
     ]
@@ -413,14 +425,59 @@ def _limit_sets_table(
             judged = calibrated(
                 runs, good, names, None, leave_one_out=leave_one_out, measures=measures
             )
+            ks = sorted({c.rank for _, c in judged.values()})
             cells += [
-                _bounds(judged),
+                f"{_bounds(judged)}, {'-'.join(dict.fromkeys(map(str, (ks[0], ks[-1]))))}",
                 f"{stopped(judged, runs, bad)} of {n_bad}",
                 f"{stopped(judged, runs, good)} of {n_good}",
             ]
         lines.append(
-            f"{label:28} | {cells[0]:>13} | {cells[1]:>14} | {cells[2]:>15} | "
-            f"{cells[3]:>15} | {cells[4]:>14} | {cells[5]:>15}"
+            f"{label:28} | {cells[0]:>18} | {cells[1]:>14} | {cells[2]:>15} | "
+            f"{cells[3]:>22} | {cells[4]:>14} | {cells[5]:>15}"
+        )
+    return lines
+
+
+def _joint_table(
+    runs: list[RealRun], bad: str, good: str, measures: dict[str, RunMeasure]
+) -> list[str]:
+    """The five limits from all the good runs at the same rates, counted jointly (what
+    calibrate does) and by a union bound (k = n+1 - floor((n+1) rate / m)): where each sets
+    them and what each stops."""
+    from loopguard.calibrate import _limit
+
+    pool = [measures[r.run] for r in runs if r.label == good]
+    n, m, agent = len(pool), len(LIMITS), runs[0].events[0].agent
+    n_bad = len(runs) - n
+    head = (
+        f"{'rate':>6} | {'joint k':>7} | {f'{bad} stopped':>14} | {f'{good} stopped':>15} | "
+        f"{'union k':>7} | {f'{bad} stopped':>14} | {f'{good} stopped':>15}"
+    )
+    lines = [
+        f"The {m} limits from all {n} {good} runs at the same rate, counted jointly (calibrate) "
+        "and by a union bound:",
+        head,
+        "-" * len(head),
+    ]
+    for rate in (0.1, 0.2, 0.5):
+        if rate < m / (n + 1):
+            continue
+        joint = calibrate(pool, rate, agent=agent, limits=LIMITS)
+        k = n + 1 - math.floor((n + 1) * rate / m)
+        union = {
+            name: _limit(name, sorted(getattr(x, name) for x in pool)[k - 1]) for name in LIMITS
+        }
+        cells = []
+        for limits in (joint.limits, union):
+            policy = _limits_only(agent, limits)
+            results = [(r.label, guard_stop(r.events, policy).action == "abort") for r in runs]
+            cells += [
+                f"{sum(s for label, s in results if label == bad)} of {n_bad}",
+                f"{sum(s for label, s in results if label == good)} of {n}",
+            ]
+        lines.append(
+            f"{rate:>6g} | {joint.rank:>7} | {cells[0]:>14} | {cells[1]:>15} | {k:>7} | "
+            f"{cells[2]:>14} | {cells[3]:>15}"
         )
     return lines
 

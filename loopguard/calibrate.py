@@ -23,11 +23,14 @@ k* be the lowest k at which the count over all n+1 runs is at most rate*(n+1); k
 depend on which run is the new one, so by exchangeability the new run is counted at k* with
 probability E[N(k*)]/(n+1) <= rate. The worst case is at least N, so the k chosen is at least
 k*, and a run the limits at k stop is counted at k*. That holds however the limits correlate.
-At k = n the worst case is the number of runs that hold some limit's largest value,
-plus one unless each holds its own: 2 when one run holds every largest value, at most m. So a
-rate needs at least 2/rate - 1 runs over several limits (1/rate - 1 over one) and m/rate - 1
-always suffice; with fewer, `calibrate` refuses rather than promise what the data cannot
-support, and says the lowest rate the runs do support.
+The worst case at k = n (each limit at the largest value) is never above m, so n >= m/rate - 1
+runs always support the rate, and `calibrate` asks for no fewer and no more: whether it sets
+limits depends only on n, m and the rate, never on the values, so the guarantee also holds for
+the limits it does set. (Refusing whenever these particular values fall short would bias the
+limits it sets: with limits that vary independently, runs where one run holds every largest
+value would be accepted and too tight.) With fewer runs `calibrate` refuses rather than promise
+what the data cannot support. What counting jointly buys is tighter limits for the same rate:
+the lowest k whose worst case fits, where the union bound takes k = n+1 - floor((n+1)rate/m).
 """
 
 from __future__ import annotations
@@ -199,8 +202,12 @@ class Calibration:
     skipped: dict[str, str] = field(default_factory=dict)
     """Limits not set, and why."""
     supported: float = 1.0
-    """The lowest false stop rate these runs support over these limits (each limit the largest
-    of the runs' values)."""
+    """The lowest false stop rate this many runs support over this many limits, m/(n+1)."""
+
+    @property
+    def supported_text(self) -> str:
+        """`supported` to three significant digits, rounded up: a rate that may be asked for."""
+        return _up(Fraction(len(self.limits), self.runs + 1))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -215,12 +222,11 @@ class Calibration:
         }
 
 
-def runs_needed(false_stop_rate: float, limits: int = len(LIMITS), *, always: bool = False) -> int:
-    """The fewest good runs that can support `false_stop_rate` over `limits` limits: 1/rate - 1
-    for one limit; 2/rate - 1 for several, when one run holds every limit's largest value.
-    `always`: the runs that support it whatever their values, limits/rate - 1."""
+def runs_needed(false_stop_rate: float, limits: int = len(LIMITS)) -> int:
+    """The fewest good runs that support `false_stop_rate` over `limits` limits:
+    n >= limits/rate - 1."""
     rate = _rate(false_stop_rate)
-    return max(1, math.ceil((limits if always else min(limits, 2)) / rate) - 1)
+    return max(1, math.ceil(limits / rate) - 1)
 
 
 def calibrate(
@@ -240,22 +246,16 @@ def calibrate(
     n, m = len(good), len(chosen)
     values = {name: [getattr(r, name) for r in good] for name in chosen}
     ranks = _ranks(values, n)
-    supported = Fraction(_worst_count(ranks, n), n + 1)
-    k = _lowest_rank(ranks, n, rate * (n + 1))
-    if k is None:
+    supported = Fraction(m, n + 1)
+    if rate < supported:
         raise CalibrationError(
             f"{n} good runs of {who} cannot support a false stop rate of {float(rate):g} over "
-            f"{m} limit{'s' if m > 1 else ''}: the lowest rate they support is "
-            f"{float(supported):.3g}. A rate of {float(rate):g} needs at least "
-            f"{runs_needed(float(rate), m)} runs"
-            + (
-                " (when one run holds every limit's largest value; "
-                f"{runs_needed(float(rate), m, always=True)} always suffice)"
-                if m > 1
-                else ""
-            )
-            + ". Record more runs, ask for a higher rate, or set fewer limits"
+            f"{m} limit{'s' if m > 1 else ''}: that needs at least "
+            f"{runs_needed(float(rate), m)} runs (n >= limits/rate - 1); with {n} the lowest "
+            f"supported rate is {_up(supported)}. Record more runs, ask for a higher rate, or "
+            "set fewer limits"
         )
+    k = _lowest_rank(ranks, n, rate * (n + 1))
     out = {name: _limit(name, sorted(v)[k - 1]) for name, v in values.items()}
     return Calibration(agent, n, float(rate), float(rate), k, out, skipped, float(supported))
 
@@ -263,11 +263,16 @@ def calibrate(
 def lowest_rate(
     measures: Sequence[RunMeasure], *, agent: str | None = None, limits: Sequence[str] = LIMITS
 ) -> float:
-    """The lowest false stop rate `agent`'s good runs support over `limits` (`calibrate` at
-    it, rounded up to what a rate is written as, sets each limit at the largest value)."""
+    """The lowest false stop rate `agent`'s good runs support over `limits`, m/(n+1), rounded
+    up to a millionth so that `calibrate` takes it as it is."""
     good, chosen, _ = _select(measures, agent, limits)
-    values = {name: [getattr(r, name) for r in good] for name in chosen}
-    return _worst_count(_ranks(values, len(good)), len(good)) / (len(good) + 1)
+    return math.ceil(Fraction(len(chosen), len(good) + 1) * 1_000_000) / 1_000_000
+
+
+def _up(rate: Fraction) -> str:
+    """A rate to three significant digits, rounded up (so that it may be asked for as shown)."""
+    scale = 10 ** (2 - math.floor(math.log10(rate)))
+    return f"{math.ceil(rate * scale) / scale:g}"
 
 
 def _select(
@@ -332,12 +337,11 @@ def _worst_count(ranks: Sequence[tuple[int, ...]], k: int) -> int:
     return reached + (0 if len(own) == width else 1)
 
 
-def _lowest_rank(ranks: Sequence[tuple[int, ...]], n: int, allowed: Fraction) -> int | None:
-    """The lowest k in 1..n whose worst count is at most `allowed` (None: not even k = n). The
-    worst count never grows with k, so a binary search finds it."""
-    if _worst_count(ranks, n) > allowed:
-        return None
-    low, high = 1, n  # high is always allowed
+def _lowest_rank(ranks: Sequence[tuple[int, ...]], n: int, allowed: Fraction) -> int:
+    """The lowest k in 1..n whose worst count is at most `allowed`, which k = n always meets
+    here (its worst count is at most m <= allowed). The worst count never grows with k, so a
+    binary search finds it."""
+    low, high = 1, n
     while low < high:
         mid = (low + high) // 2
         if _worst_count(ranks, mid) <= allowed:
@@ -389,8 +393,8 @@ def policy_toml(calibrations: Sequence[Calibration], sources: Sequence[str] = ()
         who = "runs without an agent" if c.agent is None else f"agent {c.agent!r}"
         lines.append(
             f"{who}: {c.runs} runs; a new good run is stopped by these limits with probability "
-            f"at most {c.bound:.3g} (the lowest these runs support: {c.supported:.3g}); each "
-            f"limit is the {_ordinal(c.rank)} smallest of the {c.runs} runs' values."
+            f"at most {c.bound:.3g} (the lowest {c.runs} runs support: {c.supported_text}); "
+            f"each limit is the {_ordinal(c.rank)} smallest of the {c.runs} runs' values."
         )
         lines += [f"{name} not set: {why}." for name, why in c.skipped.items()]
     top = next((c for c in calibrations if c.agent is None), None)

@@ -181,14 +181,15 @@ def test_the_worst_case_count_is_the_most_any_new_run_makes(seed: int) -> None:
 
 
 def test_limits_that_rise_together_are_counted_once() -> None:
-    # 39 runs, every limit largest in the same run: the lowest supported rate is 2/40, where a
-    # union bound over the five limits could promise no better than 5/40.
-    good = [_lockstep(i) for i in range(1, 40)]
+    # 99 runs whose five limits rise together, rate 0.05: counted jointly, a run above the k-th
+    # value in every limit counts once, so k = 96 fits (at most 99-96+1 runs ranked 96 or more,
+    # plus the new run: 5 <= 0.05 * 100), where a union bound would take k = 99.
+    good = [_lockstep(i) for i in range(1, 100)]
     c = calibrate(good, 0.05, agent="a")
-    assert (c.rank, c.supported, c.bound) == (39, 0.05, 0.05)
-    assert c.limits["max_model_calls"] == 39
+    assert (c.rank, c.bound, c.supported) == (96, 0.05, 0.05)
+    assert c.limits["max_model_calls"] == 96
     # One limit is exact split-conformal: k = n + 1 - floor(rate * (n + 1)).
-    c = calibrate(good, 0.1, agent="a", limits=["max_tokens"])
+    c = calibrate(good[:39], 0.1, agent="a", limits=["max_tokens"])
     assert (c.rank, c.supported) == (36, 1 / 40)
 
 
@@ -216,17 +217,17 @@ def test_rank_and_bound_follow_split_conformal() -> None:
 
 
 def test_too_few_runs_is_refused_with_what_is_needed() -> None:
-    assert runs_needed(0.05, 1) == 19 and runs_needed(0.05, 5) == 39 and runs_needed(0.1) == 19
+    assert runs_needed(0.05, 1) == 19 and runs_needed(0.05, 5) == 99 and runs_needed(0.1) == 49
     good = [RunMeasure(f"r{i}", "a", max_model_calls=3, status="ok") for i in range(18)]
-    with pytest.raises(CalibrationError, match=r"18 good runs .* needs at least 19 runs\."):
+    with pytest.raises(CalibrationError, match=r"18 good runs .* needs at least 19 runs"):
         calibrate(good, 0.05, agent="a", limits=["max_model_calls"])
     with pytest.raises(
         CalibrationError,
-        # 18 identical runs: only a new run can be above them, 1 of 19.
-        match=r"lowest rate they support is 0.0526\. A rate of 0.05 needs at least 39 runs "
-        r"\(when one run holds every limit's largest value; 99 always suffice\)",
+        # 5/19 = 0.26316, shown rounded up so that it can be asked for as shown
+        match=r"needs at least 99 runs .*; with 18 the lowest supported rate is 0\.264\.",
     ):
         calibrate(good, 0.05, agent="a")
+    assert calibrate(good, 0.264, agent="a").rank >= 1
     with pytest.raises(CalibrationError, match="no recorded run of agent 'b'"):
         calibrate(good, 0.05, agent="b")
     with pytest.raises(CalibrationError, match="between 0 and 1"):

@@ -33,8 +33,8 @@ def register(subparsers: Any) -> None:
         help="propose hard limits from recordings of good runs",
         description="Propose per-agent hard limits (model calls, tool calls, tokens, dollars, "
         "seconds) from flight recordings of good runs, with a bound on the rate at which they "
-        "would stop a new good run (conformal, the limits counted jointly; a rate needs at least "
-        "1/rate - 1 runs for one limit, 2/rate - 1 for several).",
+        "would stop a new good run (conformal, the limits counted jointly; needs at least "
+        "limits/rate - 1 runs).",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL recordings ('-': stdin)")
     parser.add_argument("--agent", help="calibrate only this agent (default: every agent)")
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             who = "(no agent)" if result.agent is None else result.agent
             print(
                 f"{who}: {result.runs} runs, false stop rate <= {result.bound:.3g} (these runs "
-                f"support down to {result.supported:.3g}): "
+                f"support down to {result.supported_text}): "
                 + ", ".join(f"{k} = {v!r}" for k, v in result.limits.items())
             )
         print(f"wrote {args.output}")

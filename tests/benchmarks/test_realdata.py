@@ -95,34 +95,52 @@ def test_default_policy_stops_most_who_and_when_loops_and_no_other_run(
 def test_limits_calibrated_from_all_no_loop_runs_stop_most_loops_and_none_of_them(
     ww_runs: list[RealRun],
 ) -> None:
-    """The issue's criterion for calibrated limits: the five limits from all 10 no-loop runs,
-    at the lowest rate those 10 runs support, as the table's first calibrated row: 2/11, as
-    one run holds every limit's largest value."""
+    """The issue's criterion for calibrated limits, as the table's first calibrated row: model
+    calls and wall time from all 10 no-loop runs, at the lowest rate 10 runs support over two
+    limits (2/11), where each limit is the largest of the 10 values."""
     logging.disable(logging.CRITICAL)
     try:
-        judged = detection.calibrated(ww_runs, "no-loop", LIMITS, None, leave_one_out=False)
+        judged = detection.calibrated(
+            ww_runs, "no-loop", detection.MAIN_LIMITS, None, leave_one_out=False
+        )
     finally:
         logging.disable(logging.NOTSET)
     for _, calibration in judged.values():
         assert calibration.runs == 10 and calibration.rank == 10
-        assert calibration.supported == pytest.approx(2 / 11)
-        assert calibration.bound == 0.182  # 2/11 rounded up to a thousandth
-        assert sorted(calibration.limits) == sorted(LIMITS)
+        assert calibration.bound == pytest.approx(2 / 11, abs=1e-6)
+        assert sorted(calibration.limits) == sorted(detection.MAIN_LIMITS)
     assert detection.stopped(judged, ww_runs, "loop") > 19 / 2
     assert detection.stopped(judged, ww_runs, "no-loop") == 0
     # Every stop is a calibrated limit's: no detector is on.
     for result, _ in judged.values():
         if result.action == "abort":
             assert result.detector == "limits" and result.verdict is not None
-            assert result.verdict.evidence["limit"] in LIMITS
+            assert result.verdict.evidence["limit"] in detection.MAIN_LIMITS
+
+
+def test_five_limits_from_ten_runs_are_set_lower_at_the_only_rate_ten_runs_allow(
+    ww_runs: list[RealRun],
+) -> None:
+    """Ten runs support five limits only at 5/11; counted jointly, that rate sets them at the
+    7th of the 10 values, and they stop 3 of the 10 runs they came from, as 5/11 allows."""
+    logging.disable(logging.CRITICAL)
+    try:
+        judged = detection.calibrated(ww_runs, "no-loop", LIMITS, None, leave_one_out=False)
+    finally:
+        logging.disable(logging.NOTSET)
+    assert {(c.rank, round(c.bound, 6)) for _, c in judged.values()} == {(7, 0.454546)}
+    assert detection.stopped(judged, ww_runs, "no-loop") == 3
+    assert detection.stopped(judged, ww_runs, "loop") == 19
 
 
 def test_leave_one_out_stops_the_longest_no_loop_run(ww_runs: list[RealRun]) -> None:
-    """What a new good run should expect: limits from the other 9 stop the longest of the 10,
-    which is above all of them (1 of 10, under a bound of 0.2)."""
+    """What a new good run should expect: calls and seconds from the other 9 stop the longest
+    of the 10, which is above all of them (1 of 10, under a bound of 0.2)."""
     logging.disable(logging.CRITICAL)
     try:
-        judged = detection.calibrated(ww_runs, "no-loop", LIMITS, None, leave_one_out=True)
+        judged = detection.calibrated(
+            ww_runs, "no-loop", detection.MAIN_LIMITS, None, leave_one_out=True
+        )
     finally:
         logging.disable(logging.NOTSET)
     others = [r for r in ww_runs if r.label == "no-loop"]
@@ -218,10 +236,9 @@ def test_real_run_table(tau_runs: list[RealRun]) -> None:
     for method in ("loopguard", "calibrated (all 10 good runs)"):
         cells = [cell.strip() for cell in rows[method].split("|")]
         assert int(cells[1].split(" of ")[0]) > 19 / 2 and cells[3] == "0 of 10"
-    assert "calibrated once from all 10 no-loop runs, bound 0.182." in text
+    assert "calibrated once from all 10 no-loop runs, bound 0.182, each limit the 10th" in text
     assert "from the other no-loop runs (9-10 runs), bound 0.182-0.2;" in text
-    assert "a false stop rate of 0.05 needs at least 39 good runs over 5 limits" in text
-    assert "99 always suffice), 19 over 1" in text
+    assert "0.05 needs 19 good runs over 1 limit, 39 over 2, 99 over 5" in text
     for limits in ("all 5", "max_model_calls", "max_model_calls, max_seconds"):
         assert limits in rows
     assert sum(line.startswith("who-and-when/") for line in lines) == 29
