@@ -354,12 +354,10 @@ def _calibration_notes(runs: list[RealRun], good: str, everyone: Judged, loo: Ju
 
 def _ranks_text(judged: Judged) -> str:
     """Which of the sorted values the limits were set at (k-th smallest), over the runs."""
+    from loopguard.calibrate import _ordinal
+
     ks = sorted({c.rank for _, c in judged.values()})
     return "-".join(dict.fromkeys(_ordinal(k) for k in (ks[0], ks[-1]))) + " smallest"
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _summary_table(
