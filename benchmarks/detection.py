@@ -14,11 +14,13 @@ Then the real runs (`--real-only`: only them; `--data DIR`: where the data sets 
 29 Magentic-One runs (19 loops by the orchestrator's own, hidden, judgement), under the default
 policy, under hard limits calibrated from the good runs (loopguard.calibrate, at the lowest false
 stop rate the runs support), and under the baselines: loops and healthy runs stopped, at which
-call, by which rule, at what cost. The limits are calibrated two ways: once from all the good
-runs ("calibrated (all N good runs)", which cannot stop any of them: each limit is at or above
-its own value), and for each run from the other good runs ("calibrated, leave-one-out": what a
-new good run should expect, its false stops beside the stated bound). A second table calibrates
-fewer limits (each alone, calls and seconds), whose bound is tighter from the same runs.
+call, by which rule, at what cost. The main calibrated rows set model calls and wall time, two
+ways: once from all the good runs ("calibrated (all N good runs)", each limit the largest of
+their values, so it stops none of them), and for each run from the other good runs
+("calibrated, leave-one-out": what a new good run should expect, its false stops beside the
+stated bound). A second table calibrates limit sets (all five, each alone, calls and seconds)
+at their own lowest rates; a third sets the five at the same rates counted jointly (as
+calibrate does) and by a union bound.
 
 Then it measures what the runaway detectors cost per event, on a 20-step and a 2,000-step run,
 against the same guard with those detectors switched off, in the same process.
@@ -35,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -215,14 +218,10 @@ def calibrated(
     for r in runs:
         agent = r.events[0].agent
         pool = [m for m in train if not (leave_one_out and m.run == r.run)]
-        c = calibrate(pool, rate or _lowest(pool, agent, limits), agent=agent, limits=limits)
+        at = rate if rate is not None else lowest_rate(pool, agent=agent, limits=limits)
+        c = calibrate(pool, at, agent=agent, limits=limits)
         out[r.run] = (guard_stop(r.events, _limits_only(agent, c.limits)), c)
     return out
-
-
-def _lowest(pool: Sequence[RunMeasure], agent: str | None, limits: Sequence[str]) -> float:
-    """The lowest rate `pool` supports over `limits`, m/(n+1) (rounded up to a millionth)."""
-    return lowest_rate(pool, agent=agent, limits=limits)
 
 
 def _measures(runs: Sequence[RealRun]) -> dict[str, RunMeasure]:
@@ -236,8 +235,12 @@ def stopped(judged: Judged, runs: Sequence[RealRun], label: str) -> int:
 
 def _bounds(judged: Judged) -> str:
     """The bound, or the range of bounds over the calibrations (leave-one-out)."""
-    bounds = sorted({c.bound for _, c in judged.values()})
-    return "-".join(dict.fromkeys(f"{b:.3g}" for b in (bounds[0], bounds[-1])))
+    return _span([c.bound for _, c in judged.values()], lambda b: f"{b:.3g}")
+
+
+def _span(values: Sequence[Any], show: Callable[[Any], str] = str) -> str:
+    """The value, or the smallest and largest of them ("0.18-0.2"), each shown by `show`."""
+    return "-".join(dict.fromkeys(show(v) for v in (min(values), max(values))))
 
 
 def _sizes(judged: Judged) -> str:
@@ -356,8 +359,7 @@ def _ranks_text(judged: Judged) -> str:
     """Which of the sorted values the limits were set at (k-th smallest), over the runs."""
     from loopguard.calibrate import _ordinal
 
-    ks = sorted({c.rank for _, c in judged.values()})
-    return "-".join(dict.fromkeys(_ordinal(k) for k in (ks[0], ks[-1]))) + " smallest"
+    return _span([c.rank for _, c in judged.values()], _ordinal) + " smallest"
 
 
 def _summary_table(
@@ -423,9 +425,8 @@ def _limit_sets_table(
             judged = calibrated(
                 runs, good, names, None, leave_one_out=leave_one_out, measures=measures
             )
-            ks = sorted({c.rank for _, c in judged.values()})
             cells += [
-                f"{_bounds(judged)}, {'-'.join(dict.fromkeys(map(str, (ks[0], ks[-1]))))}",
+                f"{_bounds(judged)}, {_span([c.rank for _, c in judged.values()])}",
                 f"{stopped(judged, runs, bad)} of {n_bad}",
                 f"{stopped(judged, runs, good)} of {n_good}",
             ]

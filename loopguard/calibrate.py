@@ -201,13 +201,16 @@ class Calibration:
     limits: dict[str, int | float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     """Limits not set, and why."""
-    supported: float = 1.0
-    """The lowest false stop rate this many runs support over this many limits, m/(n+1)."""
+
+    @property
+    def supported(self) -> float:
+        """The lowest false stop rate this many runs support over this many limits, m/(n+1)."""
+        return float(_supported(len(self.limits), self.runs))
 
     @property
     def supported_text(self) -> str:
         """`supported` to three significant digits, rounded up: a rate that may be asked for."""
-        return _up(Fraction(len(self.limits), self.runs + 1))
+        return _up(_supported(len(self.limits), self.runs))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -242,22 +245,20 @@ def calibrate(
     naming the lowest rate they do support and how many runs the rate needs."""
     rate = _rate(false_stop_rate)
     good, chosen, skipped = _select(measures, agent, limits)
-    who = "runs without an agent" if agent is None else f"agent {agent!r}"
     n, m = len(good), len(chosen)
-    values = {name: [getattr(r, name) for r in good] for name in chosen}
-    ranks = _ranks(values, n)
-    supported = Fraction(m, n + 1)
+    supported = _supported(m, n)
     if rate < supported:
         raise CalibrationError(
-            f"{n} good runs of {who} cannot support a false stop rate of {float(rate):g} over "
-            f"{m} limit{'s' if m > 1 else ''}: that needs at least "
+            f"{n} good runs of {_who(agent)} cannot support a false stop rate of "
+            f"{float(rate):g} over {m} limit{'s' if m > 1 else ''}: that needs at least "
             f"{runs_needed(float(rate), m)} runs (n >= limits/rate - 1); with {n} the lowest "
             f"supported rate is {_up(supported)}. Record more runs, ask for a higher rate, or "
             "set fewer limits"
         )
-    k = _lowest_rank(ranks, n, rate * (n + 1))
+    values = {name: [getattr(r, name) for r in good] for name in chosen}
+    k = _lowest_rank(_ranks(values), n, rate * (n + 1))
     out = {name: _limit(name, sorted(v)[k - 1]) for name, v in values.items()}
-    return Calibration(agent, n, float(rate), float(rate), k, out, skipped, float(supported))
+    return Calibration(agent, n, float(rate), float(rate), k, out, skipped)
 
 
 def lowest_rate(
@@ -266,7 +267,16 @@ def lowest_rate(
     """The lowest false stop rate `agent`'s good runs support over `limits`, m/(n+1), rounded
     up to a millionth so that `calibrate` takes it as it is."""
     good, chosen, _ = _select(measures, agent, limits)
-    return math.ceil(Fraction(len(chosen), len(good) + 1) * 1_000_000) / 1_000_000
+    return math.ceil(_supported(len(chosen), len(good)) * 1_000_000) / 1_000_000
+
+
+def _supported(limits: int, runs: int) -> Fraction:
+    """The lowest rate `runs` good runs support over `limits` limits: m/(n+1)."""
+    return Fraction(limits, runs + 1)
+
+
+def _who(agent: str | None) -> str:
+    return "runs without an agent" if agent is None else f"agent {agent!r}"
 
 
 def _up(rate: Fraction) -> str:
@@ -287,8 +297,9 @@ def _select(
         )
     good = [m for m in measures if m.agent == agent and m.status == "ok"]
     if not good:
-        who = "runs without an agent" if agent is None else f"agent {agent!r}"
-        raise CalibrationError(f"no recorded run of {who} ended ok; nothing to calibrate from")
+        raise CalibrationError(
+            f"no recorded run of {_who(agent)} ended ok; nothing to calibrate from"
+        )
     skipped: dict[str, str] = {}
     chosen = list(dict.fromkeys(limits))
     if "max_cost_usd" in chosen and any(m.max_cost_usd is None for m in good):
@@ -308,14 +319,14 @@ def _select(
     return good, chosen, skipped
 
 
-def _ranks(values: dict[str, list[Any]], n: int) -> list[tuple[int, ...]]:
+def _ranks(values: dict[str, list[Any]]) -> list[tuple[int, ...]]:
     """Each run's rank in each limit, from below, ties sharing the lowest: 1 + how many runs
     have a smaller value."""
     columns = []
     for column in values.values():
         ordered = sorted(column)
         columns.append([bisect_left(ordered, v) + 1 for v in column])
-    return list(zip(*columns, strict=True)) if columns else [() for _ in range(n)]
+    return list(zip(*columns, strict=True))
 
 
 def _worst_count(ranks: Sequence[tuple[int, ...]], k: int) -> int:
@@ -333,8 +344,7 @@ def _worst_count(ranks: Sequence[tuple[int, ...]], k: int) -> int:
             at = [j for j, r in enumerate(run) if r == k]
             if len(at) == 1:
                 own.add(at[0])
-    width = len(ranks[0]) if ranks else 0
-    return reached + (0 if len(own) == width else 1)
+    return reached + (0 if len(own) == len(ranks[0]) else 1)
 
 
 def _lowest_rank(ranks: Sequence[tuple[int, ...]], n: int, allowed: Fraction) -> int:
@@ -390,7 +400,7 @@ def policy_toml(calibrations: Sequence[Calibration], sources: Sequence[str] = ()
     head = "Hard limits calibrated by `loopguard calibrate` from recorded good runs"
     lines = [head + (f" ({', '.join(sources)})." if sources else ".")]
     for c in calibrations:
-        who = "runs without an agent" if c.agent is None else f"agent {c.agent!r}"
+        who = _who(c.agent)
         lines.append(
             f"{who}: {c.runs} runs; a new good run is stopped by these limits with probability "
             f"at most {c.bound:.3g} (the lowest {c.runs} runs support: {c.supported_text}); "

@@ -175,7 +175,7 @@ def test_the_worst_case_count_is_the_most_any_new_run_makes(seed: int) -> None:
     rng = random.Random(seed)
     n, m = rng.randint(1, 6), rng.randint(1, 3)
     rows = [tuple(rng.randint(0, 3) for _ in range(m)) for _ in range(n)]
-    ranks = _ranks({str(j): [r[j] for r in rows] for j in range(m)}, n)
+    ranks = _ranks({str(j): [r[j] for r in rows] for j in range(m)})
     for k in range(1, n + 1):
         assert _worst_count(ranks, k) == _brute_worst_count(rows, k), (rows, k)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import detection
@@ -56,14 +57,24 @@ def test_default_policy_stops_no_healthy_tau_bench_run(tau_runs: list[RealRun]) 
     assert stopped == []
 
 
-def test_calibrated_rows_never_train_on_the_run_they_test(ww_runs: list[RealRun]) -> None:
+def _from_no_loop_runs(
+    ww_runs: list[RealRun],
+    limits: Sequence[str],
+    rate: float | None = None,
+    *,
+    leave_one_out: bool,
+) -> detection.Judged:
+    """Every Who&When run under limits calibrated from the no-loop runs, as detection.py's
+    table calibrates them (`rate` None: the lowest those runs support)."""
     logging.disable(logging.CRITICAL)
     try:
-        judged = detection.calibrated(
-            ww_runs, "no-loop", ["max_model_calls"], 0.1, leave_one_out=True
-        )
+        return detection.calibrated(ww_runs, "no-loop", limits, rate, leave_one_out=leave_one_out)
     finally:
         logging.disable(logging.NOTSET)
+
+
+def test_calibrated_rows_never_train_on_the_run_they_test(ww_runs: list[RealRun]) -> None:
+    judged = _from_no_loop_runs(ww_runs, ["max_model_calls"], 0.1, leave_one_out=True)
     for run in ww_runs:
         result, calibration = judged[run.run]
         assert calibration.runs == (9 if run.label == "no-loop" else 10)
@@ -98,13 +109,7 @@ def test_limits_calibrated_from_all_no_loop_runs_stop_most_loops_and_none_of_the
     """The issue's criterion for calibrated limits, as the table's first calibrated row: model
     calls and wall time from all 10 no-loop runs, at the lowest rate 10 runs support over two
     limits (2/11), where each limit is the largest of the 10 values."""
-    logging.disable(logging.CRITICAL)
-    try:
-        judged = detection.calibrated(
-            ww_runs, "no-loop", detection.MAIN_LIMITS, None, leave_one_out=False
-        )
-    finally:
-        logging.disable(logging.NOTSET)
+    judged = _from_no_loop_runs(ww_runs, detection.MAIN_LIMITS, leave_one_out=False)
     for _, calibration in judged.values():
         assert calibration.runs == 10 and calibration.rank == 10
         assert calibration.bound == pytest.approx(2 / 11, abs=1e-6)
@@ -123,11 +128,7 @@ def test_five_limits_from_ten_runs_are_set_lower_at_the_only_rate_ten_runs_allow
 ) -> None:
     """Ten runs support five limits only at 5/11; counted jointly, that rate sets them at the
     7th of the 10 values, and they stop 3 of the 10 runs they came from, as 5/11 allows."""
-    logging.disable(logging.CRITICAL)
-    try:
-        judged = detection.calibrated(ww_runs, "no-loop", LIMITS, None, leave_one_out=False)
-    finally:
-        logging.disable(logging.NOTSET)
+    judged = _from_no_loop_runs(ww_runs, LIMITS, leave_one_out=False)
     assert {(c.rank, round(c.bound, 6)) for _, c in judged.values()} == {(7, 0.454546)}
     assert detection.stopped(judged, ww_runs, "no-loop") == 3
     assert detection.stopped(judged, ww_runs, "loop") == 19
@@ -136,13 +137,7 @@ def test_five_limits_from_ten_runs_are_set_lower_at_the_only_rate_ten_runs_allow
 def test_leave_one_out_stops_the_longest_no_loop_run(ww_runs: list[RealRun]) -> None:
     """What a new good run should expect: calls and seconds from the other 9 stop the longest
     of the 10, which is above all of them (1 of 10, under a bound of 0.2)."""
-    logging.disable(logging.CRITICAL)
-    try:
-        judged = detection.calibrated(
-            ww_runs, "no-loop", detection.MAIN_LIMITS, None, leave_one_out=True
-        )
-    finally:
-        logging.disable(logging.NOTSET)
+    judged = _from_no_loop_runs(ww_runs, detection.MAIN_LIMITS, leave_one_out=True)
     others = [r for r in ww_runs if r.label == "no-loop"]
     longest = max(others, key=lambda r: r.model_calls)
     assert [r.run for r in others if judged[r.run][0].action == "abort"] == [longest.run]

@@ -55,13 +55,15 @@ def _reads(
     keep: bool = True,
     prompt: int = 3000,
     answer: bool = False,
+    outputs: list[int] | None = None,
 ) -> list:
     """Calls whose input grows by `page_tokens` a step: from tool results, or (own=True) from
     the model's own answers; keep=False: the context is summarised, the input stays flat. Each
-    call asks for the next page (a tool call); answer=True adds a last call that answers."""
+    call asks for the next page (a tool call); answer=True adds a last call that answers.
+    `outputs`: each call's answer size (else 50 tokens, or page_tokens when own)."""
     events, tokens = [], prompt
     for i in range(pages + answer):
-        output = page_tokens if own else 50
+        output = outputs[i] if outputs else page_tokens if own else 50
         reads = [] if i == pages else [ToolCall("fetch_page", {"page": i + 1})]
         events.append(ModelStart(run="r", model="m", ts=4.0 * i))
         events.append(
@@ -121,30 +123,18 @@ def test_input_grown_by_the_models_own_answers_or_kept_flat_is_fine() -> None:
         assert verdicts == [] and stop is None
 
 
-def _reads_with_outputs(outputs: list[int], answers_at: int | None = None) -> list:
-    """Long reads (2,000 tokens a call) whose answers have the given sizes; the call at
-    `answers_at` (1-based) answers instead of reading on."""
-    events, tokens = [], 3000
-    for i, out in enumerate(outputs):
-        reads = [] if answers_at == i + 1 else [ToolCall("fetch_page", {"page": i + 1})]
-        events.append(ModelStart(run="r", model="m", ts=4.0 * i))
-        events.append(
-            ModelEnd(run="r", model="m", ts=4.0 * i + 3, usage=Usage(tokens, out), tool_calls=reads)
-        )
-        tokens += out + 2000
-    return events
-
-
 def test_a_growing_answer_does_not_hide_the_input_rule() -> None:
     # The answers grow at calls 4-5 (an output warning) while the input rule nudges at call 5
     # and stops at call 6: the nudge is what the run hears, then the stop.
-    verdicts, stop = feed(_reads_with_outputs([50, 50, 50, 1000, 1300, 50, 50, 50]), only("growth"))
+    outputs = [50, 50, 50, 1000, 1300, 50, 50, 50]
+    verdicts, stop = feed(_reads(8, 2000, outputs=outputs), only("growth"))
     assert [(v.step, v.action, v.evidence.get("rule")) for v in verdicts] == [
         (4, Action.WARN, "input"),
         (5, Action.NUDGE, "input"),
     ]
     assert stop is not None and stop.step == 6 and stop.evidence["rule"] == "input"
     # An output warning on the call the input rule stops is not what the run gets.
+    # (The 7th call answers instead of reading on.)
     outputs = [50, 50, 50, 50, 1000, 1300, 50]
-    _, stop = feed(_reads_with_outputs(outputs, answers_at=7), only("growth"))
+    _, stop = feed(_reads(6, 2000, outputs=outputs, answer=True), only("growth"))
     assert stop is not None and stop.step == 6 and stop.evidence["rule"] == "input"
